@@ -1,0 +1,1 @@
+"""The Teams bot: settings, the aiohttp app, the activity handler, proactive messages, the CLI."""

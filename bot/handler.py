@@ -1,0 +1,302 @@
+"""The activity handler: who is talking, what they asked for, and which dialog answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from botbuilder.core import ActivityHandler, ConversationState, TurnContext
+from botbuilder.dialogs import DialogContext, DialogSet
+from botbuilder.schema import Activity, ChannelAccount, ResourceResponse
+
+from bot.commands import Command, parse_command
+from cards.help_cards import help_card, my_audits_card
+from cards.submissions import OpenAudit, RunCommand, SubmissionError, parse_submission
+from dialogs.audit_dialog import AuditDialog
+from dialogs.audit_views import list_entry
+from dialogs.turn import ANSWER_KEY, STAFF_KEY, card_message
+from practice.framework import Framework
+from storage import audits as audit_store
+from storage import outbox, roster
+from storage.database import Database
+from storage.models import AuditRequest, AuditStatus, OutboxMessage, OutboxStatus, Staff
+
+log = logging.getLogger(__name__)
+
+# Submitted audits stay on someone's list this long.
+RECENTLY_SUBMITTED = timedelta(days=45)
+# Queued messages sent one by one when someone installs the app; more are listed instead.
+MAX_WAITING_SENT_AS_THEY_ARE = 3
+
+
+class AuditBot(ActivityHandler):  # type: ignore[misc]
+    """Routes Teams activities from the audit roster to commands and the audit dialog."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        framework: Framework,
+        conversation_state: ConversationState,
+        zone: ZoneInfo,
+        support_contact: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__()
+        self._database = database
+        self._framework = framework
+        self._conversation_state = conversation_state
+        self._zone = zone
+        self._support_contact = support_contact
+        self._clock = clock
+        self._dialogs = DialogSet(conversation_state.create_property("DialogState"))
+        self._audit_dialog = AuditDialog(
+            database=database, framework=framework, zone=zone, clock=clock
+        )
+        self._dialogs.add(self._audit_dialog)
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Handle the turn, then save the dialog state."""
+        await super().on_turn(turn_context)
+        await self._conversation_state.save_changes(turn_context)
+
+    # -- installation -------------------------------------------------------------------
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        """Remember how to reach the person, and greet them."""
+        if turn_context.activity.conversation.conversation_type not in (None, "personal"):
+            await turn_context.send_activity(
+                "I work in a personal chat only. Open me from the Apps list to do your audits."
+            )
+            return
+        staff = await self._remember_and_identify(turn_context)
+        if staff is None:
+            await self._refuse(turn_context)
+            return
+        outstanding = await self._outstanding(staff)
+        await turn_context.send_activity(
+            card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
+        )
+        await self._deliver_waiting(turn_context, staff)
+
+    async def _deliver_waiting(self, turn_context: TurnContext, staff: Staff) -> None:
+        """Send the messages queued before the person installed the app.
+
+        A few go out as they are; more would trip Teams' per-chat rate limit in one turn, so
+        they are summed up by the audit list instead.
+        """
+        assert staff.id is not None
+        async with self._database.session() as session:
+            waiting = await outbox.pending_for(session=session, recipient_id=staff.id)
+        if not waiting:
+            return
+        if len(waiting) <= MAX_WAITING_SENT_AS_THEY_ARE:
+            sent = [
+                await turn_context.send_activity(Activity().deserialize(json.loads(m.activity)))
+                for m in waiting
+            ]
+        else:
+            listed = await self._send_audit_list(turn_context, staff)
+            sent = [listed] * len(waiting)
+        async with self._database.session() as session:
+            for message, response in zip(waiting, sent, strict=True):
+                fresh = await session.get(OutboxMessage, message.id)
+                if fresh is not None and fresh.status == OutboxStatus.PENDING:
+                    await outbox.mark_sent(
+                        session=session,
+                        message=fresh,
+                        activity_id=response.id if response else None,
+                    )
+
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        """Stop messaging someone who removed the app."""
+        aad_id = turn_context.activity.from_property.aad_object_id
+        if aad_id:
+            async with self._database.session() as session:
+                await roster.forget_installation(session=session, aad_object_id=aad_id)
+            log.info("app removed by a user; proactive messages to them stop")
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        """Store the conversation reference when the bot joins a personal chat."""
+        if turn_context.activity.conversation.conversation_type not in (None, "personal"):
+            return
+        bot_id = turn_context.activity.recipient.id
+        if any(member.id == bot_id for member in members_added):
+            await self._remember_and_identify(turn_context)
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        """Answer a typed command or a card submit from someone on the roster."""
+        staff = await self._identify(turn_context)
+        if staff is None:
+            await self._refuse(turn_context)
+            return
+        turn_context.turn_state[STAFF_KEY] = staff
+        await self._remember_if_new(turn_context, staff)
+        dialog_context = await self._dialogs.create_context(turn_context)
+        value = turn_context.activity.value
+        if value is not None:
+            await self._on_card_submit(dialog_context, value)
+            return
+        await self._run(dialog_context, staff, parse_command(turn_context.activity.text))
+
+    async def _on_card_submit(self, dialog_context: DialogContext, value: object) -> None:
+        context = dialog_context.context
+        try:
+            submission = parse_submission(value)
+        except SubmissionError as error:
+            log.info("refused a card submit that could not be read")
+            await context.send_activity(str(error))
+            return
+        staff: Staff = context.turn_state[STAFF_KEY]
+        if isinstance(submission, RunCommand):
+            await self._run(dialog_context, staff, Command(submission.command))
+        elif isinstance(submission, OpenAudit):
+            await dialog_context.cancel_all_dialogs()
+            await dialog_context.begin_dialog(
+                self._audit_dialog.id, {"audit_id": submission.audit_id}
+            )
+        else:
+            context.turn_state[ANSWER_KEY] = submission
+            if self._in_audit(dialog_context):
+                await dialog_context.continue_dialog()
+            else:
+                await dialog_context.begin_dialog(
+                    self._audit_dialog.id,
+                    {"audit_id": submission.audit_id, "answer": submission},
+                )
+
+    async def _run(self, dialog_context: DialogContext, staff: Staff, command: Command) -> None:
+        context = dialog_context.context
+        if command is Command.MY_AUDITS:
+            await self._send_audit_list(context, staff)
+        elif command is Command.RESUME:
+            await self._resume(dialog_context, staff)
+        elif command is Command.CANCEL:
+            if self._in_audit(dialog_context):
+                await dialog_context.cancel_all_dialogs()
+                await context.send_activity(
+                    "Stopped. Your answers so far are saved: type **resume** to carry on."
+                )
+            else:
+                await context.send_activity(
+                    "There is nothing to cancel. Type **my audits** to see your audits."
+                )
+        else:
+            if command is Command.UNKNOWN:
+                note = "Sorry, I didn't understand that."
+                if self._in_audit(dialog_context):
+                    note += " You are in the middle of an audit: answer on the latest card."
+                await context.send_activity(note)
+            outstanding = await self._outstanding(staff)
+            await context.send_activity(
+                card_message(
+                    help_card(name=staff.name, greeting=False, outstanding=len(outstanding))
+                )
+            )
+
+    async def _resume(self, dialog_context: DialogContext, staff: Staff) -> None:
+        audit_id: int | None = None
+        if self._in_audit(dialog_context):
+            audit_id = dialog_context.active_dialog.state.get("audit_id")
+        if audit_id is None:
+            outstanding = await self._outstanding(staff)
+            started = [a for a in outstanding if a.status == AuditStatus.IN_PROGRESS]
+            pick = max(started, key=lambda a: a.updated_at) if started else None
+            pick = pick or (outstanding[0] if outstanding else None)
+            audit_id = pick.id if pick else None
+        if audit_id is None:
+            await dialog_context.context.send_activity(
+                "You have no audits to carry on with. Type **my audits** to see your audits."
+            )
+            return
+        await dialog_context.cancel_all_dialogs()
+        await dialog_context.begin_dialog(self._audit_dialog.id, {"audit_id": audit_id})
+
+    async def _send_audit_list(self, context: TurnContext, staff: Staff) -> ResourceResponse | None:
+        assert staff.id is not None
+        since = self._clock() - RECENTLY_SUBMITTED
+        entries = []
+        async with self._database.session() as session:
+            for audit in await audit_store.audits_of_auditor(
+                session=session, auditor_id=staff.id, submitted_since=since
+            ):
+                standard = self._framework.standard(audit.standard)
+                assert audit.id is not None
+                detail = await audit_store.audit_detail(session=session, audit_id=audit.id)
+                if standard is None or detail is None:
+                    continue
+                entries.append(list_entry(detail, standard, self._framework, self._zone))
+        return await context.send_activity(card_message(my_audits_card(entries)))
+
+    # -- identity ------------------------------------------------------------------------
+
+    def _in_audit(self, dialog_context: DialogContext) -> bool:
+        active = dialog_context.active_dialog
+        return active is not None and active.id == self._audit_dialog.id
+
+    async def _outstanding(self, staff: Staff) -> list[AuditRequest]:
+        assert staff.id is not None
+        async with self._database.session() as session:
+            return await audit_store.audits_of_auditor(session=session, auditor_id=staff.id)
+
+    async def _identify(self, turn_context: TurnContext) -> Staff | None:
+        aad_id = (
+            turn_context.activity.from_property.aad_object_id
+            if (turn_context.activity.from_property)
+            else None
+        )
+        if not aad_id:
+            return None
+        async with self._database.session() as session:
+            staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
+        if staff is None or not staff.active:
+            log.info("refused a user who is not an active member of the roster")
+            return None
+        return staff
+
+    async def _remember_and_identify(self, turn_context: TurnContext) -> Staff | None:
+        aad_id = turn_context.activity.from_property.aad_object_id
+        if not aad_id:
+            return None
+        reference = TurnContext.get_conversation_reference(turn_context.activity)
+        async with self._database.session() as session:
+            await roster.remember_conversation(
+                session=session, aad_object_id=aad_id, reference=reference
+            )
+            staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
+        return staff if staff is not None and staff.active else None
+
+    async def _remember_if_new(self, turn_context: TurnContext, staff: Staff) -> None:
+        assert staff.aad_object_id is not None
+        activity = turn_context.activity
+        async with self._database.session() as session:
+            stored = await roster.conversation_of(
+                session=session, aad_object_id=staff.aad_object_id
+            )
+            if (
+                stored is not None
+                and stored.conversation_id == activity.conversation.id
+                and stored.service_url == activity.service_url
+            ):
+                return
+            if activity.conversation.conversation_type not in (None, "personal"):
+                return
+            await roster.remember_conversation(
+                session=session,
+                aad_object_id=staff.aad_object_id,
+                reference=TurnContext.get_conversation_reference(activity),
+            )
+
+    async def _refuse(self, turn_context: TurnContext) -> None:
+        await turn_context.send_activity(
+            "I can't find you on the Adult Social Care audit roster, so I can't give you audits "
+            f"or show you any. If you think you should be on it, please contact "
+            f"{self._support_contact}."
+        )

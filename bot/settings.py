@@ -1,0 +1,132 @@
+"""The bot's settings, read once from the environment (and an optional .env file) and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The settings cannot be used; the message names each variable at fault."""
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment. See the README for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        default="development", validation_alias="PQF_ENVIRONMENT"
+    )
+    database_url: str = Field(
+        default="sqlite:///data/pqf-bot.db", validation_alias="DATABASE_URL", min_length=1
+    )
+    app_id: str = Field(
+        default="", validation_alias=AliasChoices("MICROSOFT_APP_ID", "MicrosoftAppId")
+    )
+    app_password: str = Field(
+        default="",
+        validation_alias=AliasChoices("MICROSOFT_APP_PASSWORD", "MicrosoftAppPassword"),
+        repr=False,
+    )
+    app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
+        default="SingleTenant",
+        validation_alias=AliasChoices("MICROSOFT_APP_TYPE", "MicrosoftAppType"),
+    )
+    app_tenant_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("MICROSOFT_APP_TENANT_ID", "MicrosoftAppTenantId"),
+    )
+    timezone: str = Field(default="Europe/London", validation_alias="PQF_TIMEZONE")
+    host: str = Field(default="127.0.0.1", validation_alias="PQF_HOST")
+    port: int = Field(default=3978, ge=1, le=65535, validation_alias="PQF_PORT")
+    framework_file: Path | None = Field(default=None, validation_alias="PQF_FRAMEWORK_FILE")
+    support_contact: str = Field(
+        default="the Practice Quality team",
+        validation_alias="PQF_SUPPORT_CONTACT",
+        min_length=3,
+        max_length=200,
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="PQF_LOG_LEVEL"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_credentials(self) -> Settings:
+        if self.environment != "production":
+            return self
+        missing = []
+        if not self.app_id:
+            missing.append("MICROSOFT_APP_ID")
+        if not self.app_password and self.app_type != "UserAssignedMSI":
+            missing.append("MICROSOFT_APP_PASSWORD")
+        if not self.app_tenant_id and self.app_type != "MultiTenant":
+            missing.append("MICROSOFT_APP_TENANT_ID")
+        if missing:
+            raise ValueError(
+                "production needs the bot's Azure credentials; missing: " + ", ".join(missing)
+            )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        """Return whether unauthenticated local use (the Agents Playground) is allowed."""
+        return self.environment == "development"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the council's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings; raise SettingsError with one line per problem."""
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as error:
+        lines = []
+        for detail in error.errors():
+            names = [str(part) for part in detail["loc"]]
+            variable = _VARIABLES.get(names[0], names[0]) if names else ""
+            message = detail["msg"].removeprefix("Value error, ")
+            lines.append(f"{variable}: {message}" if variable else message)
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from error
+
+
+_VARIABLES = {
+    "PQF_ENVIRONMENT": "PQF_ENVIRONMENT",
+    "environment": "PQF_ENVIRONMENT",
+    "database_url": "DATABASE_URL",
+    "timezone": "PQF_TIMEZONE",
+    "port": "PQF_PORT",
+    "log_level": "PQF_LOG_LEVEL",
+    "support_contact": "PQF_SUPPORT_CONTACT",
+}

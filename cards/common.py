@@ -1,0 +1,109 @@
+"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+CARD_VERSION = "1.5"
+
+Element = dict[str, Any]
+
+
+def adaptive_card(body: list[Element], actions: list[Element] | None = None) -> Element:
+    """Return a full-width Adaptive Card."""
+    card: Element = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": CARD_VERSION,
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def heading(text: str, *, size: str = "Large") -> Element:
+    """Return a bold heading (announced as a heading by screen readers)."""
+    return {
+        "type": "TextBlock",
+        "text": text,
+        "size": size,
+        "weight": "Bolder",
+        "wrap": True,
+        "style": "heading",
+    }
+
+
+def text(
+    value: str,
+    *,
+    subtle: bool = False,
+    weight: str | None = None,
+    size: str | None = None,
+    color: str | None = None,
+    spacing: str | None = None,
+) -> Element:
+    """Return a wrapped text block of the bot's own words (Teams renders its markdown)."""
+    block: Element = {"type": "TextBlock", "text": value, "wrap": True}
+    if subtle:
+        block["isSubtle"] = True
+    if weight:
+        block["weight"] = weight
+    if size:
+        block["size"] = size
+    if color:
+        block["color"] = color
+    if spacing:
+        block["spacing"] = spacing
+    return block
+
+
+def users_text(value: str, *, italic: bool = False) -> Element:
+    """Return text someone typed, shown exactly as typed (no markdown, no links)."""
+    run: Element = {"type": "TextRun", "text": value}
+    if italic:
+        run["italic"] = True
+    return {"type": "RichTextBlock", "inlines": [run]}
+
+
+def facts(pairs: list[tuple[str, str]]) -> Element:
+    """Return a fact set (label: value lines)."""
+    return {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in pairs]}
+
+
+def problems_block(problems: list[str]) -> list[Element]:
+    """Return the 'please fix' messages shown above the inputs, or nothing."""
+    if not problems:
+        return []
+    return [
+        {
+            "type": "Container",
+            "style": "attention",
+            "items": [text("Please check your answer:", weight="Bolder")]
+            + [text(f"- {p}") for p in problems],
+        }
+    ]
+
+
+def submit(
+    title: str, data: Element, *, style: str | None = None, send_inputs: bool = True
+) -> Element:
+    """Return an Action.Submit button."""
+    action: Element = {"type": "Action.Submit", "title": title, "data": data}
+    if style:
+        action["style"] = style
+    if not send_inputs:
+        action["associatedInputs"] = "none"
+    return action
+
+
+def long_date(day: date) -> str:
+    """Return 'Friday 28 November 2025'."""
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def short_date(day: date) -> str:
+    """Return '28 November 2025'."""
+    return f"{day.day} {day:%B %Y}"

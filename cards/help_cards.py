@@ -1,0 +1,89 @@
+"""Cards for finding one's way: the welcome and help card, and the list of one's audits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from cards.common import Element, adaptive_card, heading, long_date, short_date, submit, text
+
+COMMANDS = (
+    ("my audits", "List the audits you have to do and the ones you have done."),
+    ("resume", "Carry on with the audit you were doing, at the first unanswered question."),
+    ("cancel", "Stop the audit you are doing. Your answers so far are kept."),
+    ("help", "Show this help."),
+)
+
+
+@dataclass(frozen=True)
+class AuditListEntry:
+    """One line of the 'my audits' list."""
+
+    audit_id: int
+    title: str
+    kind: str
+    about: str
+    due_on: date
+    status: str
+    steps_done: int
+    steps_total: int
+    submitted_on: date | None
+
+
+def help_card(*, name: str, greeting: bool, outstanding: int) -> Element:
+    """Return the welcome (on installation) or help card."""
+    first = name.split()[0] if name.strip() else "there"
+    body: list[Element] = [
+        heading(f"Hello {first}" if greeting else "How to use the audit bot"),
+        text(
+            "I run Adult Social Care's monthly practice quality audits under the Practice "
+            "Quality Framework. Each month I send you the audits your role asks for, guide you "
+            "through every criterion of that month's practice standard, and save your answers "
+            "as you go."
+        ),
+    ]
+    if outstanding:
+        plural = "audit" if outstanding == 1 else "audits"
+        body.append(text(f"You have {outstanding} {plural} to do.", weight="Bolder"))
+    body.append(text("Type one of these, or use the buttons:", spacing="Medium"))
+    body.append(
+        {
+            "type": "FactSet",
+            "facts": [{"title": command, "value": meaning} for command, meaning in COMMANDS],
+        }
+    )
+    actions = [
+        submit("My audits", {"pqf": "command", "command": "my audits"}, style="positive"),
+        submit("Resume", {"pqf": "command", "command": "resume"}),
+    ]
+    return adaptive_card(body, actions)
+
+
+def my_audits_card(entries: list[AuditListEntry]) -> Element:
+    """Return the auditor's list of audits with a button for each unfinished one."""
+    body: list[Element] = [heading("Your audits")]
+    if not entries:
+        body.append(text("You have no audits to do at the moment."))
+        return adaptive_card(body)
+    for entry in entries:
+        if entry.submitted_on is not None:
+            state = f"Submitted on {short_date(entry.submitted_on)}"
+        elif entry.steps_done == 0:
+            state = "Not started"
+        else:
+            state = f"In progress: {entry.steps_done} of {entry.steps_total} steps done"
+        items: list[Element] = [
+            text(entry.title, weight="Bolder"),
+            text(f"{entry.kind.capitalize()} of {entry.about}", spacing="None"),
+            text(f"Due by {long_date(entry.due_on)} · {state}", subtle=True, spacing="None"),
+        ]
+        if entry.submitted_on is None:
+            label = "Start" if entry.steps_done == 0 else "Continue"
+            items.append(
+                {
+                    "type": "ActionSet",
+                    "actions": [submit(label, {"pqf": "audit.open", "audit_id": entry.audit_id})],
+                }
+            )
+        body.append({"type": "Container", "separator": True, "items": items})
+    return adaptive_card(body)

@@ -1,0 +1,146 @@
+"""The answers our cards submit, validated on the server.
+
+Teams renders the cards, but whatever comes back is untrusted: a tampered client can send
+anything. Every submit is parsed here into one of these models (or refused with a message
+the user can understand) before a dialog looks at it. Whether the answer is *complete* is
+the audit's rule and is checked later (see `practice.answers`); here we check shape, types
+and hard size limits only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+# Far above any real answer; refuses absurd payloads before any other work.
+HARD_TEXT_LIMIT = 20_000
+STEP_PATTERN = r"^(case|feedback|involvement|summary|criterion:\d{1,2}\.\d{1,2})$"
+
+
+class SubmissionError(ValueError):
+    """The card payload could not be read; the message says so in plain words."""
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OpenAudit(_Payload):
+    """Start or carry on an audit (from a request card or the audit list)."""
+
+    pqf: Literal["audit.open"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class RunCommand(_Payload):
+    """A button that does what typing a command would."""
+
+    pqf: Literal["command"]
+    command: Literal["help", "my audits", "resume"]
+
+
+class _StepAnswer(_Payload):
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+    seq: int = Field(ge=0, le=2**31 - 1)
+    step: str = Field(pattern=STEP_PATTERN)
+
+
+_Text = Annotated[str, Field(max_length=HARD_TEXT_LIMIT)]
+
+
+class CaseAnswer(_StepAnswer):
+    """The auditor's confirmation (or choice) of the case to audit."""
+
+    pqf: Literal["audit.case"]
+    nav: Literal["next", "save_exit"]
+    case_choice: str = Field(default="", max_length=40)
+    case_reference: str = Field(default="", max_length=200)
+
+
+class CriterionAnswer(_StepAnswer):
+    """A rating and its evidence for one criterion."""
+
+    pqf: Literal["audit.criterion"]
+    nav: Literal["next", "back", "save_exit"]
+    rating: str = Field(default="", max_length=20)
+    evidence: _Text = ""
+
+
+class FeedbackAnswer(_StepAnswer):
+    """The feedback call: who was contacted and what they said, or why nobody was."""
+
+    pqf: Literal["audit.feedback"]
+    nav: Literal["next", "back", "save_exit"]
+    contacted: tuple[str, ...] = ()
+    what_they_said: _Text = ""
+    no_contact_reason: _Text = ""
+    suitable_for_report: bool = False
+
+    @field_validator("contacted", mode="before")
+    @classmethod
+    def _split_choices(cls, value: Any) -> Any:
+        # A multi-select ChoiceSet submits "person,carer".
+        if isinstance(value, str):
+            return tuple(part for part in (p.strip() for p in value.split(",")) if part)
+        return value
+
+    @field_validator("contacted")
+    @classmethod
+    def _few_choices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 5 or any(len(v) > 20 for v in value):
+            raise ValueError("too many or too long choices")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("suitable_for_report", mode="before")
+    @classmethod
+    def _toggle(cls, value: Any) -> Any:
+        # Input.Toggle submits the strings "true" and "false".
+        if isinstance(value, str) and value.lower() in ("true", "false", ""):
+            return value.lower() == "true"
+        return value
+
+
+class InvolvementAnswer(_StepAnswer):
+    """How the allocated worker was involved."""
+
+    pqf: Literal["audit.involvement"]
+    nav: Literal["next", "back", "save_exit"]
+    how: str = Field(default="", max_length=40)
+    feedback_on: str = Field(default="", max_length=40)
+    reason: _Text = ""
+
+
+class SummaryAction(_StepAnswer):
+    """Submit the audit, change an answer, or leave it for later."""
+
+    pqf: Literal["audit.summary"]
+    nav: Literal["submit", "edit", "save_exit"]
+    edit_step: str = Field(default="", max_length=40)
+
+
+StepAnswer = CaseAnswer | CriterionAnswer | FeedbackAnswer | InvolvementAnswer | SummaryAction
+Submission = Annotated[
+    OpenAudit | RunCommand | StepAnswer,
+    Field(discriminator="pqf"),
+]
+_ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)
+
+
+def parse_submission(value: Any) -> OpenAudit | RunCommand | StepAnswer:
+    """Return the submission a card sent, or raise SubmissionError."""
+    if not isinstance(value, dict):
+        raise SubmissionError("That card sent something I can't read.")
+    if "pqf" not in value:
+        raise SubmissionError("That card isn't one of mine, so I can't act on it.")
+    try:
+        return _ADAPTER.validate_python(value)
+    except ValidationError as error:
+        kinds = {e["type"] for e in error.errors()}
+        if "union_tag_invalid" in kinds:
+            raise SubmissionError("That card isn't one of mine, so I can't act on it.") from None
+        if kinds & {"string_too_long", "too_long"}:
+            raise SubmissionError(
+                "Part of that answer is far too long for me to accept. Nothing was saved."
+            ) from None
+        raise SubmissionError("That card sent something I can't read. Nothing was saved.") from None

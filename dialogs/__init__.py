@@ -1,0 +1,1 @@
+"""Dialogs: one per file; each opens with its states and transitions."""

@@ -1,0 +1,166 @@
+"""Turn stored audits into the typed arguments the audit cards take."""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from cards.audit_cards import AuditHeading, RatingChoice, SummaryItem
+from cards.help_cards import AuditListEntry
+from practice.answers import INVOLVEMENT_OPTIONS, contact_options
+from practice.audit_steps import (
+    CASE,
+    FEEDBACK,
+    INVOLVEMENT,
+    AuditKind,
+    criterion_step,
+    steps,
+)
+from practice.framework import MONTH_NAMES, Framework, Standard
+from storage.audits import AuditDetail
+from storage.models import AuditStatus
+
+
+def month_label(month: str) -> str:
+    """Return 'November 2026' for '2026-11'."""
+    year, number = month.split("-")
+    return f"{MONTH_NAMES[int(number) - 1]} {year}"
+
+
+def audit_heading(detail: AuditDetail, standard: Standard) -> AuditHeading:
+    """Return the heading every card of this audit shows."""
+    audit = detail.audit
+    assert audit.id is not None
+    return AuditHeading(
+        audit_id=audit.id,
+        standard_number=standard.number,
+        standard_title=standard.title,
+        kind=detail.kind,
+        month_label=month_label(audit.month),
+        due_on=audit.due_on,
+        case_reference=detail.case.reference if detail.case else None,
+        subject_name=detail.subject.name if detail.subject else None,
+        supervision=standard.subject == "supervision",
+    )
+
+
+def rating_choices(framework: Framework) -> list[RatingChoice]:
+    """Return the rating scale as card choices."""
+    return [RatingChoice(r.code, r.label, r.description) for r in framework.rating_scale]
+
+
+def involved_worker_label(detail: AuditDetail, standard: Standard) -> str:
+    """Return who the auditor should involve, in words."""
+    if standard.subject == "supervision":
+        return "the supervisor"
+    worker = detail.allocated_worker or detail.subject
+    if worker is not None:
+        return f"the allocated worker, {worker.name}"
+    return "the allocated worker (or the person most recently involved)"
+
+
+def summary_items(
+    detail: AuditDetail, standard: Standard, framework: Framework
+) -> list[SummaryItem]:
+    """Return every step's answer for the summary card."""
+    progress = detail.progress(framework)
+    items: list[SummaryItem] = []
+    case_lines: list[tuple[str, str]] = []
+    if standard.subject == "supervision":
+        case_lines.append(
+            ("Supervision records of", detail.subject.name if detail.subject else "—")
+        )
+    else:
+        case_lines.append(("Case reference", detail.case.reference if detail.case else "—"))
+    items.append(
+        SummaryItem(
+            step=CASE,
+            title="The case" if standard.subject == "case" else "Whose supervision",
+            lines=tuple(case_lines),
+            users_words=(),
+            complete=progress.case_confirmed,
+            changeable=detail.kind is not AuditKind.SAMPLED,
+        )
+    )
+    for criterion in standard.criteria:
+        row = detail.ratings.get(criterion.id)
+        rating = framework.rating(row.rating) if row and row.rating else None
+        items.append(
+            SummaryItem(
+                step=criterion_step(criterion.id),
+                title=f"{criterion.id} {criterion.text}",
+                lines=(("Rating", rating.label if rating else "—"),),
+                users_words=(("Evidence", row.evidence),) if row and row.evidence else (),
+                complete=criterion.id in progress.answered_criteria,
+            )
+        )
+    feedback = detail.feedback
+    contacts = contact_options(standard)
+    who = (
+        ", ".join(contacts.get(c, c) for c in feedback.contacted.split(",") if c)
+        if feedback
+        else ""
+    )
+    feedback_words: list[tuple[str, str]] = []
+    if feedback and feedback.what_they_said:
+        feedback_words.append(("What they said", feedback.what_they_said))
+    if feedback and feedback.no_contact_reason and not who:
+        feedback_words.append(("Why nobody was contacted", feedback.no_contact_reason))
+    items.append(
+        SummaryItem(
+            step=FEEDBACK,
+            title="Feedback call",
+            lines=(
+                ("Gave feedback", who or "nobody"),
+                (
+                    "May be quoted in reports",
+                    "yes" if feedback and feedback.suitable_for_report else "no",
+                ),
+            ),
+            users_words=tuple(feedback_words),
+            complete=progress.feedback_complete,
+        )
+    )
+    if INVOLVEMENT in steps(standard, detail.kind):
+        involvement = detail.involvement
+        lines = [("How", INVOLVEMENT_OPTIONS.get(involvement.how, "—") if involvement else "—")]
+        if involvement and involvement.how == "feedback_arranged" and involvement.feedback_on:
+            lines.append(("Feedback date", f"{involvement.feedback_on:%d %B %Y}"))
+        words = (
+            (("Why", involvement.reason),)
+            if involvement and involvement.how == "not_involved" and involvement.reason
+            else ()
+        )
+        items.append(
+            SummaryItem(
+                step=INVOLVEMENT,
+                title="Involving the worker",
+                lines=tuple(lines),
+                users_words=words,
+                complete=progress.involvement_complete,
+            )
+        )
+    return items
+
+
+def list_entry(
+    detail: AuditDetail, standard: Standard, framework: Framework, zone: ZoneInfo
+) -> AuditListEntry:
+    """Return an audit as a line of the auditor's list."""
+    order = steps(standard, detail.kind)[:-1]  # the summary is not a step to answer
+    progress = detail.progress(framework)
+    submitted_on: date | None = None
+    if detail.audit.status == AuditStatus.SUBMITTED and detail.audit.submitted_at:
+        submitted_on = detail.audit.submitted_at.astimezone(zone).date()
+    heading = audit_heading(detail, standard)
+    return AuditListEntry(
+        audit_id=heading.audit_id,
+        title=heading.title,
+        kind=detail.kind.description,
+        about=heading.about,
+        due_on=detail.audit.due_on,
+        status=detail.audit.status,
+        steps_done=sum(1 for s in order if progress.is_answered(s)),
+        steps_total=len(order),
+        submitted_on=submitted_on,
+    )

@@ -1,0 +1,94 @@
+"""Choosing what an auditor audits: a case at random, or a colleague for a peer audit."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CaseCandidate:
+    """A case as far as sampling needs to know it."""
+
+    id: int
+    team: str
+    allocated_worker_id: int | None
+    open: bool
+    closed_on: date | None
+
+
+@dataclass(frozen=True)
+class StaffCandidate:
+    """A member of staff as far as choosing a peer or supervisee needs to know them."""
+
+    id: int
+    role_code: str
+    team: str
+    supervisor_id: int | None
+    active: bool
+
+
+def is_recent_enough(case: CaseCandidate, today: date, recently_closed_days: int) -> bool:
+    """Return whether a case is open, or closed within the last `recently_closed_days`."""
+    if case.open:
+        return True
+    return case.closed_on is not None and case.closed_on >= today - timedelta(
+        days=recently_closed_days
+    )
+
+
+def eligible_cases(
+    cases: Iterable[CaseCandidate],
+    *,
+    auditor_id: int,
+    today: date,
+    recently_closed_days: int,
+    audited_recently: Collection[int],
+) -> list[CaseCandidate]:
+    """Return the cases an auditor may be given: recent, not their own, not audited lately."""
+    return [
+        case
+        for case in cases
+        if is_recent_enough(case, today, recently_closed_days)
+        and case.allocated_worker_id != auditor_id
+        and case.id not in audited_recently
+    ]
+
+
+def eligible_peers(
+    staff: Iterable[StaffCandidate], auditor: StaffCandidate
+) -> list[StaffCandidate]:
+    """Return the colleagues an auditor may peer-audit: same role, another team, active."""
+    return [
+        person
+        for person in staff
+        if person.active
+        and person.id != auditor.id
+        and person.role_code == auditor.role_code
+        and person.team != auditor.team
+    ]
+
+
+def eligible_supervisees(
+    staff: Iterable[StaffCandidate], auditor: StaffCandidate, audited_recently: Collection[int]
+) -> list[StaffCandidate]:
+    """Return whose supervision records a manager may audit: not their own supervisees."""
+    return [
+        person
+        for person in staff
+        if person.active
+        and person.id != auditor.id
+        and person.supervisor_id is not None
+        and person.supervisor_id != auditor.id
+        and person.id not in audited_recently
+    ]
+
+
+def choose(candidates: Sequence[T], rng: random.Random) -> T | None:
+    """Return one candidate at random, or None if there are none."""
+    return rng.choice(candidates) if candidates else None

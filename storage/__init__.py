@@ -1,0 +1,1 @@
+"""Durable storage: sqlmodel tables, repositories, the botbuilder state store, migrations."""

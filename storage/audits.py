@@ -1,0 +1,320 @@
+"""Audit requests and their answers: create, read, save as answered, submit."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from practice.answers import check_criterion_answer
+from practice.audit_steps import AuditKind, AuditProgress
+from practice.framework import Framework, Standard
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    AuditStatusChange,
+    CaseRecord,
+    CriterionRating,
+    FeedbackCall,
+    Staff,
+    WorkerInvolvement,
+    utc_now,
+)
+
+
+@dataclass(frozen=True)
+class AuditDetail:
+    """An audit with the people, case and answers it refers to."""
+
+    audit: AuditRequest
+    auditor: Staff
+    case: CaseRecord | None
+    subject: Staff | None
+    allocated_worker: Staff | None
+    ratings: dict[str, CriterionRating]
+    feedback: FeedbackCall | None
+    involvement: WorkerInvolvement | None
+
+    @property
+    def kind(self) -> AuditKind:
+        """Return the kind of audit."""
+        return AuditKind(self.audit.kind)
+
+    def progress(self, framework: Framework) -> AuditProgress:
+        """Return which steps have a complete saved answer."""
+        answered = frozenset(
+            criterion_id
+            for criterion_id, row in self.ratings.items()
+            if not check_criterion_answer(framework, row.rating, row.evidence)
+        )
+        return AuditProgress(
+            case_confirmed=self.audit.case_confirmed_at is not None,
+            answered_criteria=answered,
+            feedback_complete=self.feedback is not None and self.feedback.complete,
+            involvement_complete=self.involvement is not None and self.involvement.complete,
+        )
+
+
+async def _record_status(
+    session: AsyncSession, audit: AuditRequest, status: AuditStatus, actor_id: int | None, note: str
+) -> None:
+    audit.status = status
+    audit.updated_at = utc_now()
+    session.add(audit)
+    await session.flush()
+    assert audit.id is not None
+    session.add(
+        AuditStatusChange(audit_id=audit.id, status=status, changed_by_id=actor_id, note=note)
+    )
+
+
+async def create_audit_request(
+    *,
+    session: AsyncSession,
+    auditor: Staff,
+    standard: Standard,
+    kind: AuditKind,
+    month: str,
+    due_on: date,
+    framework_version: str,
+    case: CaseRecord | None = None,
+    subject: Staff | None = None,
+    note: str = "",
+) -> AuditRequest:
+    """Create an audit request in the `requested` state, with its first history entry."""
+    assert auditor.id is not None
+    audit = AuditRequest(
+        month=month,
+        standard=standard.number,
+        kind=kind,
+        framework_version=framework_version,
+        auditor_id=auditor.id,
+        case_id=case.id if case else None,
+        subject_worker_id=subject.id if subject else None,
+        status=AuditStatus.REQUESTED,
+        due_on=due_on,
+    )
+    session.add(audit)
+    await session.flush()
+    assert audit.id is not None
+    session.add(AuditStatusChange(audit_id=audit.id, status=AuditStatus.REQUESTED, note=note))
+    return audit
+
+
+async def audit_detail(*, session: AsyncSession, audit_id: int) -> AuditDetail | None:
+    """Return an audit with its people, case and answers, or None if there is no such audit."""
+    audit = await session.get(AuditRequest, audit_id)
+    if audit is None:
+        return None
+    auditor = await session.get(Staff, audit.auditor_id)
+    if auditor is None:  # pragma: no cover - the foreign key forbids it
+        return None
+    case = await session.get(CaseRecord, audit.case_id) if audit.case_id else None
+    subject = await session.get(Staff, audit.subject_worker_id) if audit.subject_worker_id else None
+    allocated = None
+    if case is not None and case.allocated_worker_id is not None:
+        allocated = await session.get(Staff, case.allocated_worker_id)
+    ratings = {
+        r.criterion_id: r
+        for r in await session.exec(
+            select(CriterionRating).where(CriterionRating.audit_id == audit_id)
+        )
+    }
+    feedback = await session.get(FeedbackCall, audit_id)
+    involvement = await session.get(WorkerInvolvement, audit_id)
+    return AuditDetail(
+        audit=audit,
+        auditor=auditor,
+        case=case,
+        subject=subject,
+        allocated_worker=allocated,
+        ratings=ratings,
+        feedback=feedback,
+        involvement=involvement,
+    )
+
+
+async def audits_of_auditor(
+    *, session: AsyncSession, auditor_id: int, submitted_since: datetime | None = None
+) -> list[AuditRequest]:
+    """Return an auditor's unfinished audits, and those submitted since a time, oldest due first."""
+    rows = await session.exec(
+        select(AuditRequest)
+        .where(AuditRequest.auditor_id == auditor_id)
+        .order_by(col(AuditRequest.due_on), col(AuditRequest.id))
+    )
+    return [
+        a
+        for a in rows
+        if a.status != AuditStatus.SUBMITTED
+        or (submitted_since is not None and a.submitted_at and a.submitted_at >= submitted_since)
+    ]
+
+
+async def take_card(*, session: AsyncSession, audit_id: int, seq: int) -> int | None:
+    """Consume the live card numbered `seq`; return the next number, or None if it was stale.
+
+    The compare-and-set makes a double click, a replayed submit or two devices answering
+    at once count once.
+    """
+    result = await session.exec(
+        update(AuditRequest)
+        .where(col(AuditRequest.id) == audit_id, col(AuditRequest.card_seq) == seq)
+        .values(card_seq=seq + 1, updated_at=utc_now())
+    )
+    if not result.rowcount:
+        return None
+    return seq + 1
+
+
+async def next_card(*, session: AsyncSession, audit: AuditRequest, step: str) -> int:
+    """Move the audit to `step` and return the number for the card about to be sent."""
+    result = await session.exec(
+        update(AuditRequest)
+        .where(col(AuditRequest.id) == audit.id)
+        .values(card_seq=AuditRequest.card_seq + 1, current_step=step, updated_at=utc_now())
+        .returning(col(AuditRequest.card_seq))
+    )
+    seq = int(result.scalar_one())
+    await session.refresh(audit)
+    return seq
+
+
+async def move_to_step(*, session: AsyncSession, audit: AuditRequest, step: str) -> None:
+    """Record the step whose card is now live."""
+    audit.current_step = step
+    audit.updated_at = utc_now()
+    session.add(audit)
+
+
+async def set_live_card(*, session: AsyncSession, audit_id: int, activity_id: str | None) -> None:
+    """Record the Teams activity id of the audit's live card (so it can be replaced later)."""
+    await session.exec(
+        update(AuditRequest)
+        .where(col(AuditRequest.id) == audit_id)
+        .values(live_card_activity_id=activity_id)
+    )
+
+
+async def start(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
+    """Mark a requested audit as in progress."""
+    if audit.status == AuditStatus.REQUESTED:
+        audit.started_at = utc_now()
+        await _record_status(session, audit, AuditStatus.IN_PROGRESS, actor_id, "")
+
+
+async def confirm_case(
+    *, session: AsyncSession, audit: AuditRequest, case: CaseRecord | None, subject: Staff | None
+) -> None:
+    """Record the case (or supervision record's worker) the auditor confirmed."""
+    if case is not None:
+        audit.case_id = case.id
+    if subject is not None:
+        audit.subject_worker_id = subject.id
+    audit.case_confirmed_at = utc_now()
+    audit.updated_at = utc_now()
+    session.add(audit)
+
+
+async def save_rating(
+    *, session: AsyncSession, audit_id: int, criterion_id: str, rating: str | None, evidence: str
+) -> None:
+    """Save (or replace) the rating and evidence for one criterion; a draft may lack a rating."""
+    row = (
+        await session.exec(
+            select(CriterionRating).where(
+                CriterionRating.audit_id == audit_id, CriterionRating.criterion_id == criterion_id
+            )
+        )
+    ).first()
+    if row is None:
+        row = CriterionRating(audit_id=audit_id, criterion_id=criterion_id)
+    row.rating = rating
+    row.evidence = evidence
+    row.updated_at = utc_now()
+    session.add(row)
+
+
+async def save_feedback_call(
+    *,
+    session: AsyncSession,
+    audit_id: int,
+    contacted: Collection[str],
+    what_they_said: str,
+    no_contact_reason: str,
+    suitable_for_report: bool,
+    complete: bool,
+) -> None:
+    """Save (or replace) the feedback call."""
+    row = await session.get(FeedbackCall, audit_id) or FeedbackCall(audit_id=audit_id)
+    row.contacted = ",".join(contacted)
+    row.what_they_said = what_they_said
+    row.no_contact_reason = no_contact_reason
+    row.suitable_for_report = suitable_for_report
+    row.complete = complete
+    row.updated_at = utc_now()
+    session.add(row)
+
+
+async def save_involvement(
+    *,
+    session: AsyncSession,
+    audit_id: int,
+    how: str,
+    feedback_on: date | None,
+    reason: str,
+    complete: bool,
+) -> None:
+    """Save (or replace) how the allocated worker was involved."""
+    row = await session.get(WorkerInvolvement, audit_id) or WorkerInvolvement(audit_id=audit_id)
+    row.how = how
+    row.feedback_on = feedback_on
+    row.reason = reason
+    row.complete = complete
+    row.updated_at = utc_now()
+    session.add(row)
+
+
+async def submit(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
+    """Mark the audit submitted; its answers can no longer change."""
+    audit.submitted_at = utc_now()
+    audit.live_card_activity_id = None
+    await _record_status(session, audit, AuditStatus.SUBMITTED, actor_id, "")
+
+
+async def status_history(*, session: AsyncSession, audit_id: int) -> list[AuditStatusChange]:
+    """Return an audit's status changes, oldest first."""
+    rows = await session.exec(
+        select(AuditStatusChange)
+        .where(AuditStatusChange.audit_id == audit_id)
+        .order_by(col(AuditStatusChange.changed_at), col(AuditStatusChange.id))
+    )
+    return list(rows)
+
+
+async def recently_audited_case_ids(*, session: AsyncSession, since_month: str) -> set[int]:
+    """Return the ids of cases with an audit requested in or after `since_month` (YYYY-MM)."""
+    rows = await session.exec(
+        select(AuditRequest.case_id).where(
+            col(AuditRequest.month) >= since_month, col(AuditRequest.case_id).is_not(None)
+        )
+    )
+    return {case_id for case_id in rows if case_id is not None}
+
+
+async def recently_audited_worker_ids(
+    *, session: AsyncSession, since_month: str, standard: int
+) -> set[int]:
+    """Return the ids of workers audited against a standard in or after `since_month`."""
+    rows = await session.exec(
+        select(AuditRequest.subject_worker_id).where(
+            col(AuditRequest.month) >= since_month,
+            AuditRequest.standard == standard,
+            col(AuditRequest.subject_worker_id).is_not(None),
+        )
+    )
+    return {worker_id for worker_id in rows if worker_id is not None}

@@ -1,0 +1,335 @@
+"""Import the staff roster and the case list from CSV files.
+
+Every row is checked before anything is written. A file with any bad row imports nothing,
+and the result lists every bad row with its line number. Importing the same file again
+updates the existing people and cases (matched by email address and case reference); it
+never creates duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from practice.answers import is_case_reference
+from practice.framework import Framework
+from storage.models import CaseRecord, CaseStatus, Staff, utc_now
+
+STAFF_COLUMNS = ("email", "name", "role", "team", "supervisor_email", "aad_object_id", "active")
+STAFF_REQUIRED = ("email", "name", "role", "team")
+CASE_COLUMNS = ("case_reference", "team", "allocated_worker_email", "status", "closed_on")
+CASE_REQUIRED = ("case_reference", "team", "status")
+
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+GUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12,13}$"
+)
+YES = {"yes", "y", "true", "1"}
+NO = {"no", "n", "false", "0"}
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class ImportResult:
+    """What an import did, or why it did nothing."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the file was imported."""
+        return not self.errors
+
+    def sort_errors(self) -> ImportResult:
+        """Put the problems in line order."""
+        self.errors.sort(key=_line_number)
+        return self
+
+
+def _line_number(error: str) -> int:
+    match = re.match(r"line (\d+):", error)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    values: dict[str, str]
+
+
+def _read_rows(
+    text: str, columns: tuple[str, ...], required: tuple[str, ...], errors: list[str]
+) -> list[_Row]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        errors.append("the file is empty: expected a header line naming the columns")
+        return []
+    except csv.Error as error:
+        errors.append(f"line 1: not readable as CSV ({error})")
+        return []
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in required if c not in names]
+    unknown = [h for h in names if h not in columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if missing:
+        errors.append(f"line 1: missing required columns: {', '.join(missing)}")
+    if unknown:
+        errors.append(
+            f"line 1: unknown columns: {', '.join(unknown)} (expected: {', '.join(columns)})"
+        )
+    if duplicated:
+        errors.append(f"line 1: columns named twice: {', '.join(duplicated)}")
+    if errors:
+        return []
+    rows: list[_Row] = []
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(names):
+                errors.append(f"line {line}: expected {len(names)} values, found {len(record)}")
+                continue
+            rows.append(_Row(line, {n: v.strip() for n, v in zip(names, record, strict=True)}))
+    except csv.Error as error:
+        errors.append(f"line {reader.line_num}: not readable as CSV ({error})")
+    if not rows and not errors:
+        errors.append("the file has a header but no rows")
+    return rows
+
+
+def read_csv_file(path: Path) -> tuple[str | None, str | None]:
+    """Return (text, None), or (None, problem) if the file cannot be read as UTF-8 text."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None, f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"
+        data = path.read_bytes()
+    except OSError as error:
+        return None, f"{path}: cannot read the file ({error.strerror})"
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        return None, f"{path}: not UTF-8 text (save it from Excel as 'CSV UTF-8')"
+
+
+def _duplicates(rows: Iterable[_Row], column: str) -> Iterator[str]:
+    first_seen: dict[str, int] = {}
+    for row in rows:
+        key = row.values.get(column, "").lower()
+        if not key:
+            continue
+        if key in first_seen:
+            yield f"line {row.line}: {column} {row.values[column]!r} repeats line {first_seen[key]}"
+        else:
+            first_seen[key] = row.line
+
+
+def _parse_active(value: str) -> bool | None:
+    lowered = value.lower()
+    if lowered == "" or lowered in YES:
+        return True
+    if lowered in NO:
+        return False
+    return None
+
+
+async def import_staff(*, session: AsyncSession, framework: Framework, text: str) -> ImportResult:
+    """Create or update members of staff from roster CSV text; all rows or none."""
+    result = ImportResult()
+    rows = _read_rows(text, STAFF_COLUMNS, STAFF_REQUIRED, result.errors)
+    if not rows:
+        return result
+    result.errors.extend(_duplicates(rows, "email"))
+    result.errors.extend(_duplicates(rows, "aad_object_id"))
+
+    existing = {s.email: s for s in await session.exec(select(Staff))}
+    emails_in_file = {r.values["email"].lower() for r in rows}
+    role_codes = [r.code for r in framework.roles]
+    for row in rows:
+        v = row.values
+        where = f"line {row.line}"
+        if not EMAIL.match(v["email"]):
+            result.errors.append(f"{where}: email {v['email']!r} is not an email address")
+        if not v["name"]:
+            result.errors.append(f"{where}: name is empty")
+        elif len(v["name"]) > 200:
+            result.errors.append(f"{where}: name is longer than 200 characters")
+        if v["role"].upper() not in role_codes:
+            result.errors.append(
+                f"{where}: role {v['role']!r} is not one of {', '.join(role_codes)}"
+            )
+        if not v["team"]:
+            result.errors.append(f"{where}: team is empty")
+        elif len(v["team"]) > 120:
+            result.errors.append(f"{where}: team is longer than 120 characters")
+        supervisor = v.get("supervisor_email", "").lower()
+        if supervisor:
+            if supervisor == v["email"].lower():
+                result.errors.append(f"{where}: a person cannot be their own supervisor")
+            elif supervisor not in emails_in_file and supervisor not in existing:
+                result.errors.append(
+                    f"{where}: supervisor_email {supervisor!r} is not in this file or the roster"
+                )
+        aad = v.get("aad_object_id", "")
+        if aad and not GUID.match(aad):
+            result.errors.append(f"{where}: aad_object_id {aad!r} is not an object id (a GUID)")
+        if _parse_active(v.get("active", "")) is None:
+            result.errors.append(f"{where}: active {v['active']!r} must be yes or no")
+
+    # An object id may already belong to someone else on the roster who is not in the file.
+    aad_owner = {s.aad_object_id: s.email for s in existing.values() if s.aad_object_id}
+    for row in rows:
+        aad = row.values.get("aad_object_id", "").lower()
+        owner = aad_owner.get(aad)
+        if aad and owner and owner != row.values["email"].lower() and owner not in emails_in_file:
+            result.errors.append(
+                f"line {row.line}: aad_object_id {aad!r} already belongs to {owner} on the roster"
+            )
+    if result.errors:
+        return result.sort_errors()
+
+    now = utc_now()
+    by_email: dict[str, Staff] = dict(existing)
+    # Let go of object ids that move to someone else in this file before giving them out,
+    # so the unique index never sees one id on two people mid-import.
+    released = False
+    for row in rows:
+        person = by_email.get(row.values["email"].lower())
+        new_aad = row.values.get("aad_object_id", "").lower() or None
+        if person is not None and person.aad_object_id and person.aad_object_id != new_aad:
+            person.aad_object_id = None
+            session.add(person)
+            released = True
+    if released:
+        await session.flush()
+    for row in rows:
+        v = row.values
+        email = v["email"].lower()
+        fields: dict[str, object] = {
+            "name": v["name"],
+            "role_code": v["role"].upper(),
+            "team": v["team"],
+            "aad_object_id": v.get("aad_object_id", "").lower() or None,
+            "active": bool(_parse_active(v.get("active", ""))),
+        }
+        person = by_email.get(email)
+        if person is None:
+            person = Staff.model_validate({"email": email, **fields})
+            by_email[email] = person
+            result.created += 1
+        elif any(getattr(person, k) != val for k, val in fields.items()):
+            for key, value in fields.items():
+                setattr(person, key, value)
+            person.updated_at = now
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        session.add(person)
+    await session.flush()
+
+    for row in rows:
+        person = by_email[row.values["email"].lower()]
+        supervisor_email = row.values.get("supervisor_email", "").lower()
+        supervisor_id = by_email[supervisor_email].id if supervisor_email else None
+        if person.supervisor_id != supervisor_id:
+            person.supervisor_id = supervisor_id
+            person.updated_at = now
+            session.add(person)
+    await session.flush()
+    return result
+
+
+async def import_cases(*, session: AsyncSession, text: str) -> ImportResult:
+    """Create or update cases from case-list CSV text; all rows or none."""
+    result = ImportResult()
+    rows = _read_rows(text, CASE_COLUMNS, CASE_REQUIRED, result.errors)
+    if not rows:
+        return result
+    result.errors.extend(_duplicates(rows, "case_reference"))
+
+    staff_by_email = {s.email: s for s in await session.exec(select(Staff))}
+    parsed: list[tuple[_Row, date | None]] = []
+    for row in rows:
+        v = row.values
+        where = f"line {row.line}"
+        if not is_case_reference(v["case_reference"]):
+            result.errors.append(
+                f"{where}: case_reference {v['case_reference']!r} must be 1-40 letters, digits, "
+                "'-', '/' or '_' (a reference only, never a name)"
+            )
+        if not v["team"]:
+            result.errors.append(f"{where}: team is empty")
+        elif len(v["team"]) > 120:
+            result.errors.append(f"{where}: team is longer than 120 characters")
+        worker = v.get("allocated_worker_email", "").lower()
+        if worker and worker not in staff_by_email:
+            result.errors.append(
+                f"{where}: allocated_worker_email {worker!r} is not on the roster "
+                "(import the staff file first)"
+            )
+        status = v["status"].lower()
+        closed_on: date | None = None
+        if status not in (CaseStatus.OPEN, CaseStatus.CLOSED):
+            result.errors.append(f"{where}: status {v['status']!r} must be open or closed")
+        closed_text = v.get("closed_on", "")
+        if closed_text:
+            try:
+                closed_on = date.fromisoformat(closed_text)
+            except ValueError:
+                result.errors.append(
+                    f"{where}: closed_on {closed_text!r} is not a date like 2024-03-31"
+                )
+        if status == CaseStatus.CLOSED and not closed_text:
+            result.errors.append(f"{where}: a closed case needs its closed_on date")
+        if status == CaseStatus.OPEN and closed_text:
+            result.errors.append(f"{where}: an open case cannot have a closed_on date")
+        parsed.append((row, closed_on))
+    if result.errors:
+        return result.sort_errors()
+
+    references = [r.values["case_reference"].upper() for r in rows]
+    existing = {
+        c.reference: c
+        for c in await session.exec(
+            select(CaseRecord).where(col(CaseRecord.reference).in_(references))
+        )
+    }
+    now = utc_now()
+    for row, closed_on in parsed:
+        v = row.values
+        reference = v["case_reference"].upper()
+        worker_email = v.get("allocated_worker_email", "").lower()
+        fields: dict[str, object] = {
+            "team": v["team"],
+            "allocated_worker_id": staff_by_email[worker_email].id if worker_email else None,
+            "status": v["status"].lower(),
+            "closed_on": closed_on,
+        }
+        case = existing.get(reference)
+        if case is None:
+            session.add(CaseRecord.model_validate({"reference": reference, **fields}))
+            result.created += 1
+        elif any(getattr(case, k) != val for k, val in fields.items()):
+            for key, value in fields.items():
+                setattr(case, key, value)
+            case.added_by_auditor = False
+            case.updated_at = now
+            session.add(case)
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    await session.flush()
+    return result

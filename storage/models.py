@@ -1,0 +1,233 @@
+"""Database tables: the roster, cases, audits and their answers, bot state and the outbox.
+
+Records fall under UK GDPR and the Caldicott principles, so we keep the minimum: a case
+reference, never case content; staff identity only as far as routing and reporting need.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware datetimes as UTC and always read them back aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _created() -> Any:
+    return Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+def _when(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class AuditStatus(StrEnum):
+    REQUESTED = "requested"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Staff(SQLModel, table=True):
+    """A member of Adult Social Care staff on the audit roster."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_column=Column(String(254), unique=True, nullable=False))
+    aad_object_id: str | None = Field(
+        default=None, sa_column=Column(String(64), unique=True, nullable=True)
+    )
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    role_code: str = Field(sa_column=Column(String(8), nullable=False))
+    team: str = Field(sa_column=Column(String(120), nullable=False, index=True))
+    supervisor_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    active: bool = Field(default=True, nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class TeamsConversation(SQLModel, table=True):
+    """What the bot needs to message a person proactively: their personal-chat reference."""
+
+    __tablename__ = "teams_conversation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    aad_object_id: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    teams_user_id: str = Field(sa_column=Column(String(256), nullable=False))
+    conversation_id: str = Field(sa_column=Column(String(512), nullable=False))
+    service_url: str = Field(sa_column=Column(String(512), nullable=False))
+    tenant_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    channel_id: str = Field(sa_column=Column(String(32), nullable=False))
+    bot_id: str = Field(sa_column=Column(String(256), nullable=False))
+    installed: bool = Field(default=True, nullable=False)
+    updated_at: datetime = _created()
+
+
+class CaseRecord(SQLModel, table=True):
+    """A case on the council's case system, known only by its reference."""
+
+    __tablename__ = "case_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column=Column(String(40), unique=True, nullable=False))
+    team: str = Field(sa_column=Column(String(120), nullable=False, index=True))
+    allocated_worker_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    status: str = Field(sa_column=Column(String(10), nullable=False))
+    closed_on: date | None = None
+    added_by_auditor: bool = Field(default=False, nullable=False)
+    updated_at: datetime = _created()
+
+
+class AuditRequest(SQLModel, table=True):
+    """One audit asked of one auditor for one month and standard, and its progress."""
+
+    __tablename__ = "audit_request"
+    __table_args__ = (Index("ix_audit_request_auditor_status", "auditor_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(sa_column=Column(String(7), nullable=False, index=True))
+    standard: int = Field(nullable=False)
+    kind: str = Field(sa_column=Column(String(10), nullable=False))
+    framework_version: str = Field(sa_column=Column(String(40), nullable=False))
+    auditor_id: int = Field(foreign_key="staff.id", nullable=False)
+    case_id: int | None = Field(default=None, foreign_key="case_record.id", index=True)
+    subject_worker_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    due_on: date = Field(nullable=False)
+    requested_at: datetime = _created()
+    started_at: datetime | None = _when()
+    submitted_at: datetime | None = _when()
+    case_confirmed_at: datetime | None = _when()
+    # The step whose card is live, and a counter bumped for every card sent, so that an
+    # old or replayed card is recognised as stale and changes nothing.
+    current_step: str = Field(default="case", sa_column=Column(String(40), nullable=False))
+    card_seq: int = Field(default=0, nullable=False)
+    live_card_activity_id: str | None = Field(
+        default=None, sa_column=Column(String(256), nullable=True)
+    )
+    updated_at: datetime = _created()
+
+
+class CriterionRating(SQLModel, table=True):
+    """The auditor's rating of one criterion, with the evidence for it."""
+
+    __tablename__ = "criterion_rating"
+    __table_args__ = (UniqueConstraint("audit_id", "criterion_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int = Field(foreign_key="audit_request.id", nullable=False, index=True)
+    criterion_id: str = Field(sa_column=Column(String(8), nullable=False))
+    # None while only a draft (evidence typed, no rating chosen yet) has been saved.
+    rating: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _created()
+
+
+class FeedbackCall(SQLModel, table=True):
+    """Whether the person, carer or representative gave feedback, and what they said."""
+
+    __tablename__ = "feedback_call"
+
+    audit_id: int = Field(foreign_key="audit_request.id", primary_key=True)
+    # Comma-separated: person, carer, representative. Empty when nobody was contacted.
+    contacted: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    what_they_said: str = Field(default="", sa_column=Column(Text, nullable=False))
+    no_contact_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    suitable_for_report: bool = Field(default=False, nullable=False)
+    complete: bool = Field(default=False, nullable=False)
+    updated_at: datetime = _created()
+
+
+class WorkerInvolvement(SQLModel, table=True):
+    """How the allocated (or most recent) worker was involved in the audit."""
+
+    __tablename__ = "worker_involvement"
+
+    audit_id: int = Field(foreign_key="audit_request.id", primary_key=True)
+    # joint_in_person, joint_teams, feedback_arranged or not_involved; empty in a draft.
+    how: str = Field(default="", sa_column=Column(String(20), nullable=False))
+    feedback_on: date | None = None
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    complete: bool = Field(default=False, nullable=False)
+    updated_at: datetime = _created()
+
+
+class AuditStatusChange(SQLModel, table=True):
+    """One entry of an audit's status history."""
+
+    __tablename__ = "audit_status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int = Field(foreign_key="audit_request.id", nullable=False, index=True)
+    status: str = Field(sa_column=Column(String(12), nullable=False))
+    changed_at: datetime = _created()
+    changed_by_id: int | None = Field(default=None, foreign_key="staff.id")
+    note: str = Field(default="", sa_column=Column(String(200), nullable=False))
+
+
+class BotStateItem(SQLModel, table=True):
+    """One botbuilder state document (conversation or user state) with its e-tag version."""
+
+    __tablename__ = "bot_state"
+
+    key: str = Field(sa_column=Column(String(1024), primary_key=True))
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    version: int = Field(default=1, nullable=False)
+    updated_at: datetime = _created()
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    UNDELIVERABLE = "undeliverable"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A proactive message waiting to be sent, or sent; the key makes each send happen once."""
+
+    __tablename__ = "outbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    recipient_id: int = Field(foreign_key="staff.id", nullable=False, index=True)
+    purpose: str = Field(sa_column=Column(String(40), nullable=False))
+    period: str = Field(sa_column=Column(String(7), nullable=False, index=True))
+    audit_id: int | None = Field(default=None, foreign_key="audit_request.id")
+    activity: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    attempts: int = Field(default=0, nullable=False)
+    last_error: str = Field(default="", sa_column=Column(String(300), nullable=False))
+    sent_activity_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    created_at: datetime = _created()
+    sent_at: datetime | None = _when()

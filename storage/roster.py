@@ -1,0 +1,119 @@
+"""Read the staff roster, the case list and people's Teams conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from botbuilder.schema import ConversationReference
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import CaseRecord, CaseStatus, Staff, TeamsConversation, utc_now
+
+
+async def staff_by_aad_id(*, session: AsyncSession, aad_object_id: str) -> Staff | None:
+    """Return the member of staff with this Entra ID (Azure AD) object id, or None."""
+    return (
+        await session.exec(select(Staff).where(Staff.aad_object_id == aad_object_id.lower()))
+    ).first()
+
+
+async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:
+    """Return the member of staff with this email address (any case), or None."""
+    return (await session.exec(select(Staff).where(Staff.email == email.strip().lower()))).first()
+
+
+async def staff_by_ids(*, session: AsyncSession, ids: Sequence[int]) -> dict[int, Staff]:
+    """Return the members of staff with these ids, by id."""
+    if not ids:
+        return {}
+    rows = await session.exec(select(Staff).where(col(Staff.id).in_(set(ids))))
+    return {s.id: s for s in rows if s.id is not None}
+
+
+async def case_by_reference(*, session: AsyncSession, reference: str) -> CaseRecord | None:
+    """Return the case with this reference (any case of letters), or None."""
+    return (
+        await session.exec(
+            select(CaseRecord).where(CaseRecord.reference == reference.strip().upper())
+        )
+    ).first()
+
+
+async def auditable_cases_of(
+    *, session: AsyncSession, worker_id: int, today: date, recently_closed_days: int, limit: int
+) -> list[CaseRecord]:
+    """Return a worker's open and recently closed cases, most recently closed last."""
+    closed_since = today - timedelta(days=recently_closed_days)
+    rows = await session.exec(
+        select(CaseRecord)
+        .where(
+            CaseRecord.allocated_worker_id == worker_id,
+            or_(
+                CaseRecord.status == CaseStatus.OPEN,
+                col(CaseRecord.closed_on) >= closed_since,
+            ),
+        )
+        .order_by(col(CaseRecord.status).desc(), col(CaseRecord.reference))
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def remember_conversation(
+    *, session: AsyncSession, aad_object_id: str, reference: ConversationReference
+) -> None:
+    """Store (or refresh) the personal-chat reference used to message this person later."""
+    row = (
+        await session.exec(
+            select(TeamsConversation).where(
+                TeamsConversation.aad_object_id == aad_object_id.lower()
+            )
+        )
+    ).first()
+    if row is None:
+        row = TeamsConversation(
+            aad_object_id=aad_object_id.lower(),
+            teams_user_id="",
+            conversation_id="",
+            service_url="",
+            channel_id="",
+            bot_id="",
+        )
+    row.teams_user_id = reference.user.id
+    row.conversation_id = reference.conversation.id
+    row.service_url = reference.service_url
+    row.tenant_id = getattr(reference.conversation, "tenant_id", None)
+    row.channel_id = reference.channel_id
+    row.bot_id = reference.bot.id
+    row.installed = True
+    row.updated_at = utc_now()
+    session.add(row)
+
+
+async def forget_installation(*, session: AsyncSession, aad_object_id: str) -> None:
+    """Mark that this person removed the app, so proactive messages stop."""
+    row = (
+        await session.exec(
+            select(TeamsConversation).where(
+                TeamsConversation.aad_object_id == aad_object_id.lower()
+            )
+        )
+    ).first()
+    if row is not None:
+        row.installed = False
+        row.updated_at = utc_now()
+        session.add(row)
+
+
+async def conversation_of(*, session: AsyncSession, aad_object_id: str) -> TeamsConversation | None:
+    """Return the stored personal-chat reference of a person who has the app, or None."""
+    return (
+        await session.exec(
+            select(TeamsConversation).where(
+                TeamsConversation.aad_object_id == aad_object_id.lower(),
+                col(TeamsConversation.installed).is_(True),
+            )
+        )
+    ).first()

@@ -1,0 +1,216 @@
+"""Every card: valid Adaptive Card 1.5 (checked by Microsoft's adaptivecards package),
+labelled inputs for screen readers, and well under the Teams message size limit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import date
+from typing import Any
+
+import pytest
+
+from cards.audit_cards import (
+    AuditHeading,
+    CaseChoice,
+    RatingChoice,
+    SummaryItem,
+    case_card,
+    criterion_card,
+    feedback_card,
+    involvement_card,
+    replaced_card,
+    request_card,
+    step_done_card,
+    submitted_card,
+    summary_card,
+)
+from cards.help_cards import AuditListEntry, help_card, my_audits_card
+from practice.answers import CASE_CONTACTS, INVOLVEMENT_OPTIONS, SUPERVISION_CONTACTS
+from practice.audit_steps import AuditKind
+from tests.conftest import ROOT, skip_or_fail
+
+MAX_CARD_BYTES = 80 * 1024
+LONG = "Evidence that goes on. " * 200  # 4,600 characters, past the 4,000 limit
+
+HEADING = AuditHeading(
+    audit_id=7,
+    standard_number=3,
+    standard_title="Strengths-based assessments",
+    kind=AuditKind.SELF,
+    month_label="November 2026",
+    due_on=date(2026, 11, 30),
+    case_reference="4100107",
+    subject_name="Alex Wilber",
+    supervision=False,
+)
+SCALE = [
+    RatingChoice("below", "Below", "Practice is below the standard"),
+    RatingChoice("meets", "Meets", "Practice meets the standard"),
+    RatingChoice("exceeds", "Exceeds", "Practice exceeds the standard"),
+    RatingChoice("not_applicable", "N/A", "The criterion does not apply to this case"),
+]
+ITEMS = [
+    SummaryItem("case", "The case", (("Case reference", "4100107"),), (), True, True),
+    *(
+        SummaryItem(f"criterion:3.{i}", f"3.{i} Criterion text " * 5, (("Rating", "Meets"),),
+                    (("Evidence", LONG),), i != 4)
+        for i in range(1, 9)
+    ),
+    SummaryItem("feedback", "Feedback call", (("Gave feedback", "Their carer"),),
+                (("What they said", LONG),), True),
+]  # fmt: skip
+
+
+def all_cards() -> dict[str, dict[str, Any]]:
+    """Return one of every card the bot sends, in its fullest form."""
+    peer = AuditHeading(**{**HEADING.__dict__, "kind": AuditKind.PEER, "case_reference": None})
+    supervision = AuditHeading(
+        **{
+            **HEADING.__dict__,
+            "kind": AuditKind.SAMPLED,
+            "supervision": True,
+            "standard_number": 10,
+        }
+    )
+    choices = [CaseChoice(f"41001{i:02d}", "open") for i in range(40)]
+    return {
+        "request_self": request_card(HEADING, what_people_can_expect="I am supported..."),
+        "request_peer": request_card(peer, what_people_can_expect=""),
+        "request_supervision": request_card(supervision, what_people_can_expect="Regular"),
+        "case_confirm": case_card(
+            HEADING, seq=1, mode="confirm_case", allocated_worker="Sam Green", team="Sedgemoor",
+            choices=[],
+        ),
+        "case_choose": case_card(
+            HEADING, seq=1, mode="choose_own", allocated_worker=None, team=None,
+            choices=choices, chosen="4100105", typed_reference="", problems=["Choose a case"],
+        ),
+        "case_choose_empty": case_card(
+            peer, seq=1, mode="choose_peer", allocated_worker=None, team=None, choices=[],
+        ),
+        "case_supervision": case_card(
+            supervision, seq=1, mode="confirm_supervision", allocated_worker=None, team=None,
+            choices=[],
+        ),
+        "criterion": criterion_card(
+            HEADING, seq=2, step="criterion:3.1", criterion_id="3.1", criterion_text="x" * 600,
+            position=1, total=8, scale=SCALE, rating="meets", evidence=LONG, max_length=4000,
+            problems=["Add the evidence", "Another problem"],
+        ),
+        "criterion_empty": criterion_card(
+            HEADING, seq=2, step="criterion:3.1", criterion_id="3.1", criterion_text="Text here",
+            position=1, total=8, scale=SCALE, max_length=4000,
+        ),
+        "feedback": feedback_card(
+            HEADING, seq=3, options=CASE_CONTACTS, contacted=("person", "carer"),
+            what_they_said=LONG, no_contact_reason="", suitable_for_report=True, max_length=4000,
+            problems=["x"],
+        ),
+        "feedback_supervision": feedback_card(
+            supervision, seq=3, options=SUPERVISION_CONTACTS, max_length=4000,
+        ),
+        "involvement": involvement_card(
+            HEADING, seq=4, worker_label="the allocated worker, Sam Green",
+            options=INVOLVEMENT_OPTIONS, how="feedback_arranged", feedback_on="2026-12-01",
+            reason=LONG, max_length=4000, problems=["x"],
+        ),
+        "summary": summary_card(HEADING, seq=5, items=ITEMS, problems=["Some answers are missing"]),
+        "submitted": submitted_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24)),
+        "step_done": step_done_card(HEADING, label="Criterion 1 of 8", outcome="Meets — saved"),
+        "replaced": replaced_card(HEADING),
+        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2),
+        "help": help_card(name="", greeting=False, outstanding=0),
+        "my_audits": my_audits_card(
+            [
+                AuditListEntry(7, "Standard 3: Strengths-based assessments", "self-audit",
+                               "case 4100107", date(2026, 11, 30), "in_progress", 4, 10, None),
+                AuditListEntry(8, "Standard 3: Strengths-based assessments", "case audit",
+                               "case 4100999", date(2026, 11, 30), "requested", 0, 11, None),
+                AuditListEntry(5, "Standard 2: Case recording", "peer audit", "case 4100001",
+                               date(2026, 10, 30), "submitted", 10, 10, date(2026, 10, 20)),
+            ]
+        ),
+        "my_audits_empty": my_audits_card([]),
+    }  # fmt: skip
+
+
+def _walk(value: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(value, dict):
+        found.append(value)
+        for item in value.values():
+            found.extend(_walk(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_walk(item))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(all_cards()))
+def test_card_shape(name: str) -> None:
+    card = all_cards()[name]
+    assert card["type"] == "AdaptiveCard"
+    assert card["version"] == "1.5"
+    size = len(json.dumps(card).encode("utf-8"))
+    assert size < MAX_CARD_BYTES, f"{name} is {size} bytes"
+    ids = []
+    for element in _walk(card):
+        if str(element.get("type", "")).startswith("Input."):
+            assert element.get("label"), f"{name}: input {element.get('id')} has no label"
+            ids.append(element["id"])
+        if element.get("type") == "Action.Submit":
+            assert isinstance(element.get("data"), dict)
+            assert element["data"].get("pqf")
+    assert len(ids) == len(set(ids))
+
+
+def test_cards_validate_with_the_adaptivecards_package() -> None:
+    node = shutil.which("node")
+    script = ROOT / "tests" / "js" / "validate_cards.js"
+    if node is None or not (ROOT / "node_modules" / "adaptivecards").exists():
+        skip_or_fail("PQF_REQUIRE_NODE", "Node.js and `npm ci` are needed to validate cards")
+    payload = [{"name": name, "card": card} for name, card in all_cards().items()]
+    completed = subprocess.run(
+        [node, str(script)], input=json.dumps(payload), capture_output=True, text=True,
+        cwd=ROOT, timeout=60, check=True,
+    )  # fmt: skip
+    problems = {name: issues for name, issues in json.loads(completed.stdout).items() if issues}
+    assert problems == {}
+    assert len(json.loads(completed.stdout)) == len(payload)
+
+
+def test_validator_catches_a_broken_card() -> None:
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "adaptivecards").exists():
+        skip_or_fail("PQF_REQUIRE_NODE", "Node.js and `npm ci` are needed to validate cards")
+    broken = {"type": "AdaptiveCard", "version": "1.5",
+              "body": [{"type": "TextBlock", "text": "x", "size": "Huge"},
+                       {"type": "Input.ChoiceSet", "id": "a", "choices": []}]}  # fmt: skip
+    completed = subprocess.run(
+        [node, str(ROOT / "tests" / "js" / "validate_cards.js")],
+        input=json.dumps([{"name": "broken", "card": broken}]),
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+    )  # fmt: skip
+    assert len(json.loads(completed.stdout)["broken"]) == 2
+
+
+def test_users_words_are_never_rendered_as_markdown() -> None:
+    card = submitted_card(
+        HEADING,
+        items=[SummaryItem("feedback", "Feedback call", (), (("What they said", "[click](http://evil)"),), True)],
+        submitted_on=date(2026, 11, 24),
+    )  # fmt: skip
+    runs = [e for e in _walk(card) if e.get("type") == "TextRun"]
+    assert runs
+    assert runs[0]["text"] == "[click](http://evil)"
+    blocks = [e for e in _walk(card) if e.get("type") == "TextBlock"]
+    assert all("evil" not in b["text"] for b in blocks)
+
+
+def test_summary_shortens_long_answers_but_says_so() -> None:
+    card = summary_card(HEADING, seq=5, items=ITEMS)
+    runs = [e["text"] for e in _walk(card) if e.get("type") == "TextRun"]
+    assert all(len(r) < 700 for r in runs)
+    assert any("the full text is saved" in r for r in runs)

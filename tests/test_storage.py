@@ -1,0 +1,173 @@
+"""Repositories and migrations on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
+from sqlalchemy import create_engine, pool
+from sqlmodel import SQLModel, select
+
+from bot.audit_requests import request_audit
+from bot.demo_data import cases_csv, staff_csv
+from practice.audit_steps import AuditKind
+from practice.framework import Framework
+from storage import audits, outbox, roster
+from storage.csv_import import import_cases, import_staff
+from storage.database import Database, sync_url
+from storage.migrate import current_revision, head_revision, is_current
+from storage.models import AuditStatus, OutboxStatus, Staff
+from tests.conftest import TODAY
+
+
+async def _seed(database: Database, framework: Framework) -> None:
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=staff_csv())).ok
+        assert (await import_cases(session=session, text=cases_csv(TODAY))).ok
+
+
+def test_migrations_are_current_and_match_the_models(database_url: str) -> None:
+    assert current_revision(database_url) == head_revision(database_url)
+    assert is_current(database_url)
+    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(
+                MigrationContext.configure(connection, opts={"compare_type": True}),
+                SQLModel.metadata,
+            )
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+async def test_roster_lookups_ignore_case(database: Database, framework: Framework) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        alex = await roster.staff_by_email(session=session, email=" AlexW@Example.com ")
+        assert alex is not None
+        same = await roster.staff_by_aad_id(
+            session=session, aad_object_id="00000000-0000-0000-0000-0000000000020".upper()
+        )
+        assert same is not None
+        assert same.id == alex.id
+        assert alex.id is not None
+        cases = await roster.auditable_cases_of(
+            session=session, worker_id=alex.id, today=TODAY, recently_closed_days=90, limit=40
+        )
+        # three open cases and one closed 20 days ago; the one closed 400 days ago is left out
+        assert len(cases) == 4
+        case = await roster.case_by_reference(session=session, reference=cases[0].reference.lower())
+        assert case is not None
+
+
+async def test_conversation_reference_is_stored_and_refreshed(database: Database) -> None:
+    def reference(conversation: str) -> ConversationReference:
+        return ConversationReference(
+            channel_id="msteams",
+            service_url="https://smba.example/uk/",
+            conversation=ConversationAccount(id=conversation, tenant_id="t1"),
+            user=ChannelAccount(id="29:user"),
+            bot=ChannelAccount(id="28:bot"),
+        )
+
+    async with database.session() as session:
+        await roster.remember_conversation(
+            session=session, aad_object_id="AAD-1", reference=reference("a")
+        )
+    async with database.session() as session:
+        await roster.remember_conversation(
+            session=session, aad_object_id="aad-1", reference=reference("b")
+        )
+    async with database.session() as session:
+        stored = await roster.conversation_of(session=session, aad_object_id="aad-1")
+        assert stored is not None
+        assert stored.conversation_id == "b"
+        assert stored.tenant_id == "t1"
+        await roster.forget_installation(session=session, aad_object_id="aad-1")
+    async with database.session() as session:
+        assert await roster.conversation_of(session=session, aad_object_id="aad-1") is None
+
+
+async def test_audit_lifecycle_and_history(database: Database, framework: Framework) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        requested = await request_audit(
+            session=session, framework=framework, auditor_email="meganb@example.com",
+            standard_number=3, month="2026-11", today=TODAY,
+        )  # fmt: skip
+        audit_id = requested.audit.id
+        assert audit_id is not None
+    async with database.session() as session:
+        detail = await audits.audit_detail(session=session, audit_id=audit_id)
+        assert detail is not None
+        assert detail.kind is AuditKind.SAMPLED
+        assert detail.case is not None
+        assert detail.case.allocated_worker_id != detail.auditor.id
+        assert detail.subject is not None
+        assert detail.subject.id == detail.case.allocated_worker_id
+        await audits.start(session=session, audit=detail.audit, actor_id=detail.auditor.id or 0)
+        await audits.save_rating(session=session, audit_id=audit_id, criterion_id="3.1",
+                                 rating="meets", evidence="Clear notes")  # fmt: skip
+        await audits.save_rating(session=session, audit_id=audit_id, criterion_id="3.1",
+                                 rating="exceeds", evidence="Better notes")  # fmt: skip
+    async with database.session() as session:
+        detail = await audits.audit_detail(session=session, audit_id=audit_id)
+        assert detail is not None
+        assert detail.ratings["3.1"].rating == "exceeds"
+        assert len(detail.ratings) == 1
+        await audits.submit(session=session, audit=detail.audit, actor_id=detail.auditor.id or 0)
+    async with database.session() as session:
+        history = await audits.status_history(session=session, audit_id=audit_id)
+    assert [h.status for h in history] == [
+        AuditStatus.REQUESTED, AuditStatus.IN_PROGRESS, AuditStatus.SUBMITTED
+    ]  # fmt: skip
+    assert all(h.changed_at.tzinfo is not None for h in history)
+
+
+async def test_a_card_can_be_taken_once_even_concurrently(
+    database: Database, framework: Framework
+) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        requested = await request_audit(
+            session=session, framework=framework, auditor_email="alexw@example.com",
+            standard_number=3, month="2026-11", today=TODAY,
+        )  # fmt: skip
+    audit_id = requested.audit.id
+    assert audit_id is not None
+
+    async def take() -> int | None:
+        async with database.session() as session:
+            return await audits.take_card(session=session, audit_id=audit_id, seq=0)
+
+    results = await asyncio.gather(*(take() for _ in range(6)))
+    assert sorted(results, key=lambda r: r or 0) == [None] * 5 + [1]
+
+
+async def test_outbox_keys_make_messages_unique(database: Database, framework: Framework) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        person = (await session.exec(select(Staff))).first()
+        assert person is not None
+        assert person.id is not None
+        first, created = await outbox.enqueue(
+            session=session, key="k1", recipient_id=person.id, purpose="test", period="2026-11",
+            activity={"type": "message", "text": "hello"},
+        )  # fmt: skip
+        again, created_again = await outbox.enqueue(
+            session=session, key="k1", recipient_id=person.id, purpose="test", period="2026-11",
+            activity={"type": "message", "text": "different"},
+        )  # fmt: skip
+        assert created
+        assert not created_again
+        assert again.id == first.id
+        waiting = await outbox.pending_for(session=session, recipient_id=person.id)
+        assert [m.id for m in waiting] == [first.id]
+        await outbox.mark_sent(session=session, message=first, activity_id="a1")
+    async with database.session() as session:
+        assert await outbox.pending_for(session=session, recipient_id=person.id) == []
+        stored = (await session.exec(select(outbox.OutboxMessage))).one()
+        assert stored.status == OutboxStatus.SENT
