@@ -11,6 +11,7 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 
+from bot.auth import use_async_key_refresh
 from bot.settings import Settings
 from storage.bot_state import StateConflictError
 
@@ -36,6 +37,7 @@ def create_adapter(settings: Settings) -> CloudAdapter:
         APP_TYPE=settings.app_type if settings.app_id else "MultiTenant",
         APP_TENANTID=settings.app_tenant_id,
     )
+    use_async_key_refresh()
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
     adapter.on_turn_error = on_turn_error
     return adapter

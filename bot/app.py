@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from json import JSONDecodeError
 
-import jwt
 from aiohttp import web
 from botbuilder.core import ConversationState, serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -17,6 +16,7 @@ from msrest.exceptions import DeserializationError
 from sqlmodel import select
 
 from bot.adapter import create_adapter
+from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
@@ -56,12 +56,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return _problem(400, "the body is not an activity")
     if not activity.type or not isinstance(activity.type, str):
         return _problem(400, "the activity has no type")
-    auth_header = request.headers.get("Authorization", "")
     adapter = request.app[ADAPTER]
     try:
-        response = await adapter.process_activity(auth_header, activity, request.app[BOT].on_turn)
-    except (PermissionError, jwt.PyJWTError):
+        authenticated = await authenticate(
+            adapter, activity, request.headers.get("Authorization", "")
+        )
+    except NotAuthenticatedError:
         return _problem(401, "not authorised")
+    except AuthenticationUnavailableError:
+        return _problem(503, "cannot check the token now; try again")
+    response = await adapter.process_activity(authenticated, activity, request.app[BOT].on_turn)
     if response is not None:
         return web.json_response(data=serializer_helper(response.body), status=response.status)
     return web.Response(status=201)

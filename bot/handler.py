@@ -80,10 +80,11 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         await turn_context.send_activity(
             card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
         )
-        await self._deliver_waiting(turn_context, staff)
+        if not await self._deliver_waiting(turn_context, staff) and outstanding:
+            await self._send_audit_list(turn_context, staff)
 
-    async def _deliver_waiting(self, turn_context: TurnContext, staff: Staff) -> None:
-        """Send the messages queued before the person installed the app.
+    async def _deliver_waiting(self, turn_context: TurnContext, staff: Staff) -> bool:
+        """Send the messages queued before the person installed the app; say if there were any.
 
         A few go out as they are; more would trip Teams' per-chat rate limit in one turn, so
         they are summed up by the audit list instead.
@@ -92,7 +93,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         async with self._database.session() as session:
             waiting = await outbox.pending_for(session=session, recipient_id=staff.id)
         if not waiting:
-            return
+            return False
         if len(waiting) <= MAX_WAITING_SENT_AS_THEY_ARE:
             sent = [
                 await turn_context.send_activity(Activity().deserialize(json.loads(m.activity)))
@@ -110,6 +111,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                         message=fresh,
                         activity_id=response.id if response else None,
                     )
+        return True
 
     async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
         """Stop messaging someone who removed the app."""

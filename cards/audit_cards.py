@@ -81,6 +81,7 @@ class SummaryItem:
     users_words: tuple[tuple[str, str], ...]
     complete: bool
     changeable: bool = True
+    change_label: str = "Change"
 
 
 def _input(element: Element, value: str) -> Element:
@@ -459,7 +460,23 @@ def _summary_body(
 ) -> list[Element]:
     body: list[Element] = []
     for item in items:
-        entry: list[Element] = [text(item.title, weight="Bolder")]
+        title: Element = text(item.title, weight="Bolder")
+        if seq is not None and item.changeable:
+            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
+            data["edit_step"] = item.step
+            change = submit(item.change_label, data, send_inputs=False)
+            title = {
+                "type": "ColumnSet",
+                "columns": [
+                    {"type": "Column", "width": "stretch", "items": [title]},
+                    {
+                        "type": "Column",
+                        "width": "auto",
+                        "items": [{"type": "ActionSet", "actions": [change]}],
+                    },
+                ],
+            }
+        entry: list[Element] = [title]
         if item.lines:
             entry.append(facts(list(item.lines)))
         for label, words in item.users_words:
@@ -467,15 +484,6 @@ def _summary_body(
             entry.append(users_text(_truncated(words)))
         if not item.complete:
             entry.append(text("Not answered yet", color="attention", weight="Bolder"))
-        if seq is not None and item.changeable:
-            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
-            data["edit_step"] = item.step
-            entry.append(
-                {
-                    "type": "ActionSet",
-                    "actions": [submit("Change", data, send_inputs=False)],
-                }
-            )
         body.append({"type": "Container", "separator": True, "spacing": "Medium", "items": entry})
     return body
 

@@ -11,13 +11,12 @@ Element = dict[str, Any]
 
 
 def adaptive_card(body: list[Element], actions: list[Element] | None = None) -> Element:
-    """Return a full-width Adaptive Card."""
+    """Return an Adaptive Card."""
     card: Element = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": CARD_VERSION,
         "body": body,
-        "msteams": {"width": "Full"},
     }
     if actions:
         card["actions"] = actions

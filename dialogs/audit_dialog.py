@@ -382,8 +382,12 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         )
         position, total = criterion_position(standard, criterion_id)
         label = f"Criterion {position} of {total} ({criterion_id})"
+        problems = check_criterion_answer(self._framework, rating, answer.evidence)
         option = self._framework.rating(rating) if rating else None
-        saved = f"{option.label} — saved" if option else "draft saved"
+        if problems:
+            saved = "saved as a draft, still to finish"
+        else:
+            saved = f"{option.label} — saved" if option else "saved"
         if answer.nav == "save_exit":
             return self._leave(_Outcome(done_label=label, done_outcome=saved))
         if answer.nav == "back":
@@ -392,9 +396,6 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 done_label=label,
                 done_outcome=saved,
             )
-        problems = check_criterion_answer(
-            self._framework, answer.rating.strip() or None, answer.evidence
-        )
         if problems:
             return _Outcome(show=answer.step, in_place=True, problems=problems)
         return _Outcome(

@@ -80,6 +80,7 @@ def summary_items(
             users_words=(),
             complete=progress.case_confirmed,
             changeable=detail.kind is not AuditKind.SAMPLED,
+            change_label="Change the case",
         )
     )
     for criterion in standard.criteria:
@@ -92,6 +93,7 @@ def summary_items(
                 lines=(("Rating", rating.label if rating else "—"),),
                 users_words=(("Evidence", row.evidence),) if row and row.evidence else (),
                 complete=criterion.id in progress.answered_criteria,
+                change_label=f"Change {criterion.id}",
             )
         )
     feedback = detail.feedback
@@ -119,6 +121,7 @@ def summary_items(
             ),
             users_words=tuple(feedback_words),
             complete=progress.feedback_complete,
+            change_label="Change the feedback call",
         )
     )
     if INVOLVEMENT in steps(standard, detail.kind):
@@ -138,6 +141,7 @@ def summary_items(
                 lines=tuple(lines),
                 users_words=words,
                 complete=progress.involvement_complete,
+                change_label="Change the involvement",
             )
         )
     return items

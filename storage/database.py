@@ -56,7 +56,8 @@ class Database:
         url = async_url(database_url)
         self.url = url
         self.dialect = url.get_backend_name()
-        options: dict[str, Any] = {"echo": echo}
+        # hide_parameters: SQL errors would otherwise quote evidence and names into logs.
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             _prepare_sqlite_file(url)
         else:

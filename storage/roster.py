@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from botbuilder.schema import ConversationReference
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,31 +67,28 @@ async def remember_conversation(
     *, session: AsyncSession, aad_object_id: str, reference: ConversationReference
 ) -> None:
     """Store (or refresh) the personal-chat reference used to message this person later."""
-    row = (
-        await session.exec(
-            select(TeamsConversation).where(
-                TeamsConversation.aad_object_id == aad_object_id.lower()
-            )
+    values = {
+        "aad_object_id": aad_object_id.lower(),
+        "teams_user_id": reference.user.id,
+        "conversation_id": reference.conversation.id,
+        "service_url": reference.service_url,
+        "tenant_id": getattr(reference.conversation, "tenant_id", None),
+        "channel_id": reference.channel_id,
+        "bot_id": reference.bot.id,
+        "installed": True,
+        "updated_at": utc_now(),
+    }
+    # Teams sends installationUpdate and conversationUpdate together: an upsert lets both
+    # turns store the reference without one failing on the unique key.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(TeamsConversation).values(**values)
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=[TeamsConversation.__table__.c.aad_object_id],  # type: ignore[attr-defined]
+            set_={k: v for k, v in values.items() if k != "aad_object_id"},
         )
-    ).first()
-    if row is None:
-        row = TeamsConversation(
-            aad_object_id=aad_object_id.lower(),
-            teams_user_id="",
-            conversation_id="",
-            service_url="",
-            channel_id="",
-            bot_id="",
-        )
-    row.teams_user_id = reference.user.id
-    row.conversation_id = reference.conversation.id
-    row.service_url = reference.service_url
-    row.tenant_id = getattr(reference.conversation, "tenant_id", None)
-    row.channel_id = reference.channel_id
-    row.bot_id = reference.bot.id
-    row.installed = True
-    row.updated_at = utc_now()
-    session.add(row)
+    )
 
 
 async def forget_installation(*, session: AsyncSession, aad_object_id: str) -> None:

@@ -88,7 +88,7 @@ def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
         for element in elements:
             if element.get("type") == "ActionSet":
                 found.extend(element["actions"])
-            for key in ("items", "body"):
+            for key in ("items", "body", "columns"):
                 if isinstance(element.get(key), list):
                     walk(element[key])
 
@@ -112,7 +112,7 @@ def inputs(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for element in elements:
             if str(element.get("type", "")).startswith("Input."):
                 found[element["id"]] = element
-            for key in ("items", "body"):
+            for key in ("items", "body", "columns"):
                 if isinstance(element.get(key), list):
                     walk(element[key])
 

@@ -171,3 +171,22 @@ async def test_outbox_keys_make_messages_unique(database: Database, framework: F
         assert await outbox.pending_for(session=session, recipient_id=person.id) == []
         stored = (await session.exec(select(outbox.OutboxMessage))).one()
         assert stored.status == OutboxStatus.SENT
+
+
+async def test_simultaneous_installation_events_store_one_reference(database: Database) -> None:
+    reference = ConversationReference(
+        channel_id="msteams", service_url="https://smba.example/uk/",
+        conversation=ConversationAccount(id="a:1"), user=ChannelAccount(id="29:u"),
+        bot=ChannelAccount(id="28:b"),
+    )  # fmt: skip
+
+    async def remember() -> None:
+        async with database.session() as session:
+            await roster.remember_conversation(
+                session=session, aad_object_id="aad-2", reference=reference
+            )
+
+    await asyncio.gather(*(remember() for _ in range(5)))
+    async with database.session() as session:
+        rows = (await session.exec(select(roster.TeamsConversation))).all()
+    assert len(rows) == 1

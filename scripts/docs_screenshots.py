@@ -1,0 +1,124 @@
+"""Take the README's screenshots (request, criterion and summary cards) in the Agents Playground.
+
+Run with `make screenshots`. It starts its own bot and playground on free ports, with a
+throw-away database, so it does not touch `make run`'s data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+from playwright.async_api import Locator, Page, async_playwright, expect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.demo_data import load_demo_data, playground_config_yaml  # noqa: E402
+from practice.framework import load_framework  # noqa: E402
+from storage.database import Database  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from tests.playground_client import PlaygroundChat  # noqa: E402
+from tests.processes import BotProcess, PlaygroundProcess  # noqa: E402
+
+DOCS = ROOT / "docs"
+DEMO_DAY = date(2026, 11, 23)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def card(page: Page, text: str) -> Locator:
+    return page.locator(".ac-adaptiveCard").filter(has_text=text).last
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        url = f"sqlite:///{work}/pqf.db"
+        upgrade(url)
+        database = Database(url)
+        async with database.session() as session:
+            await load_demo_data(session=session, framework=load_framework(), today=DEMO_DAY)
+        await database.dispose()
+        config = work / ".m365agentsplayground.yml"
+        config.write_text(playground_config_yaml("meganb@example.com"), encoding="utf-8")
+        bot = BotProcess(url, work / "bot.log").start()
+        playground = PlaygroundProcess(bot.url, config, work / "playground.log").start()
+        try:
+            await shoot(playground.url)
+        finally:
+            playground.stop()
+            bot.stop()
+
+
+async def shoot(playground_url: str) -> None:
+    DOCS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = await browser.new_page(
+            viewport={"width": 1280, "height": 1000}, device_scale_factor=1
+        )
+        await page.goto(playground_url)
+        request = card(page, "Your case audit")
+        await expect(request).to_be_visible(timeout=30_000)
+        await request.screenshot(path=DOCS / "request-card.png")
+        await request.get_by_role("button", name="Start the audit").click()
+        await card(page, "Step 1: the case").get_by_role("button", name="Start the audit").click()
+        criterion = card(page, "Criterion 1 of 8")
+        await expect(criterion).to_be_visible(timeout=15_000)
+        await criterion.get_by_role("radio", name="Meets").check()
+        await criterion.get_by_label("Evidence").fill(
+            "The assessment records what matters to Mrs B in her own words, including her wish "
+            "to keep gardening, and is proportionate to a first contact."
+        )
+        await criterion.screenshot(path=DOCS / "criterion-card.png")
+        async with aiohttp.ClientSession() as session:
+            # Listen before pressing Next: the playground only streams messages sent after.
+            chat = await PlaygroundChat(session, playground_url).connect()
+            mark = 0
+            await criterion.get_by_role("button", name="Next").click()
+            for number in range(2, 9):
+                card_id, content = await chat.next_card(f"Criterion {number} of 8", mark)
+                rating = "exceeds" if number == 4 else "not_applicable" if number == 6 else "meets"
+                evidence = f"Evidence for criterion 3.{number} from the case record."
+                answer = {
+                    **content["actions"][0]["data"],
+                    "rating": rating,
+                    "evidence": "" if rating == "not_applicable" else evidence,
+                }
+                mark = await chat.submit(card_id, answer)
+            card_id, content = await chat.next_card("Feedback call", mark)
+            feedback = {
+                **content["actions"][0]["data"],
+                "contacted": "carer",
+                "what_they_said": "Her daughter said the worker listened and kept them informed.",
+                "suitable_for_report": "true",
+            }
+            mark = await chat.submit(card_id, feedback)
+            card_id, content = await chat.next_card("Involving the worker", mark)
+            await chat.submit(card_id, {**content["actions"][0]["data"], "how": "joint_teams"})
+            await chat.close()
+        summary = card(page, "Check your answers")
+        await expect(summary).to_be_visible(timeout=15_000)
+        # The summary is taller than a screen: make the window tall enough to show all of it.
+        await page.set_viewport_size({"width": 1280, "height": 3400})
+        await summary.scroll_into_view_if_needed()
+        await summary.screenshot(path=DOCS / "summary-card.png")
+        await browser.close()
+    print("Wrote", ", ".join(str(p.relative_to(ROOT)) for p in sorted(DOCS.glob("*-card.png"))))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

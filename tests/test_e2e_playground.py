@@ -1,0 +1,188 @@
+"""End to end through the real Microsoft 365 Agents Playground (a local Teams): the bot runs as
+its own process, the playground plays the Bot Connector and the Teams client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.demo_data import load_demo_data, playground_config_yaml
+from practice.framework import Framework
+from storage import audits
+from storage.database import Database
+from storage.migrate import upgrade
+from storage.models import AuditStatus
+from tests.conftest import TODAY, skip_or_fail
+from tests.playground_client import PlaygroundChat
+from tests.processes import BotProcess, PlaygroundProcess, playground_command
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("PQF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@dataclass
+class LiveBot:
+    bot: BotProcess
+    playground: PlaygroundProcess
+    database_url: str
+
+
+async def start_live_bot(tmp_path: Path, framework: Framework, user_email: str) -> LiveBot:
+    if playground_command() is None:
+        skip_or_fail(
+            "PQF_REQUIRE_BROWSER", "Node.js and `npm ci` are needed for the Agents Playground"
+        )
+    database_url = f"sqlite:///{tmp_path}/pqf.db"
+    await asyncio.to_thread(upgrade, database_url)
+    database = Database(database_url)
+    async with database.session() as session:
+        await load_demo_data(session=session, framework=framework, today=TODAY)
+    await database.dispose()
+    config = tmp_path / ".m365agentsplayground.yml"
+    config.write_text(playground_config_yaml(user_email), encoding="utf-8")
+    bot = await asyncio.to_thread(BotProcess(database_url, tmp_path / "bot.log").start)
+    try:
+        playground = await asyncio.to_thread(
+            PlaygroundProcess(bot.url, config, tmp_path / "playground.log").start
+        )
+    except BaseException:
+        bot.stop()
+        raise
+    return LiveBot(bot, playground, database_url)
+
+
+@pytest.fixture
+async def megan(tmp_path: Path, framework: Framework) -> AsyncIterator[LiveBot]:
+    """The bot and the playground, signed in as Megan Bowen, a service manager."""
+    live = await start_live_bot(tmp_path, framework, "meganb@example.com")
+    yield live
+    live.playground.stop()
+    live.bot.stop()
+
+
+@pytest.fixture
+async def alex(tmp_path: Path, framework: Framework) -> AsyncIterator[LiveBot]:
+    """The bot and the playground, signed in as Alex Wilber, a social worker."""
+    live = await start_live_bot(tmp_path, framework, "alexw@example.com")
+    yield live
+    live.playground.stop()
+    live.bot.stop()
+
+
+async def test_full_standard_3_audit_through_the_playground_api(megan: LiveBot) -> None:
+    async with aiohttp.ClientSession() as session:
+        chat = await PlaygroundChat(session, megan.playground.url).connect()
+        try:
+            mark = await chat.install()
+            await chat.next_card("Hello Megan", mark)
+            request_id, request = await chat.next_card("Your case audit: Standard 3", mark)
+            audit_id = request["actions"][0]["data"]["audit_id"]
+
+            mark = await chat.submit(request_id, {"pqf": "audit.open", "audit_id": audit_id})
+            card_id, card = await chat.next_card("Step 1: the case", mark)
+            mark = await chat.submit(card_id, card["actions"][0]["data"])
+            for number in range(1, 9):
+                card_id, card = await chat.next_card(f"Criterion {number} of 8", mark)
+                mark = await chat.submit(
+                    card_id,
+                    {
+                        **card["actions"][0]["data"],
+                        "rating": "meets",
+                        "evidence": f"Evidence {number}",
+                    },
+                )
+                done = await chat.replaced(card_id, mark)
+                assert "Meets — saved" in str(done)
+            card_id, card = await chat.next_card("Feedback call", mark)
+            mark = await chat.submit(
+                card_id, {**card["actions"][0]["data"], "contacted": "carer",
+                          "what_they_said": "Kept well informed", "suitable_for_report": "true"},
+            )  # fmt: skip
+            card_id, card = await chat.next_card("Involving the worker", mark)
+            mark = await chat.submit(card_id, {**card["actions"][0]["data"], "how": "joint_teams"})
+            summary_id, summary = await chat.next_card("Check your answers", mark)
+            mark = await chat.submit(summary_id, summary["actions"][0]["data"])
+            assert "is submitted" in await chat.next_text("is submitted", mark)
+            assert "Audit submitted" in str(await chat.replaced(summary_id, mark))
+
+            # The summary card is gone; pressing Submit again on the old card changes nothing.
+            mark = await chat.submit(summary_id, summary["actions"][0]["data"])
+            assert "already submitted" in await chat.next_text("already submitted", mark)
+        finally:
+            await chat.close()
+
+    database = Database(megan.database_url)
+    async with database.session() as session:
+        detail = await audits.audit_detail(session=session, audit_id=audit_id)
+    await database.dispose()
+    assert detail is not None
+    assert detail.audit.status == AuditStatus.SUBMITTED
+    assert len(detail.ratings) == 8
+    assert detail.involvement is not None
+    assert detail.involvement.how == "joint_teams"
+    assert detail.feedback is not None
+    assert detail.feedback.what_they_said == "Kept well informed"
+
+
+async def test_playground_web_ui_request_to_criterion_save_and_resume(
+    alex: LiveBot, output_dir: Path
+) -> None:
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright, expect
+
+    shots = output_dir / "playground"
+    shots.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(alex.playground.url)  # opening the playground installs the app
+
+            start = page.get_by_role("button", name="Start the audit").last
+            await expect(start).to_be_visible(timeout=30_000)
+            await page.screenshot(path=shots / "1-request-card.png")
+            await start.click()
+
+            await expect(page.get_by_text("Step 1: the case").last).to_be_visible(timeout=15_000)
+            await page.get_by_placeholder("For example 1234567").last.fill("4100107")
+            await page.get_by_role("button", name="Use this case").last.click()
+
+            await expect(page.get_by_text("Criterion 1 of 8").last).to_be_visible(timeout=15_000)
+            await page.get_by_role("radio", name="Meets").last.check()
+            await page.get_by_label("Evidence").last.fill(
+                "The assessment records Mrs B's own goals."
+            )
+            await page.screenshot(path=shots / "2-criterion-card.png")
+            await page.get_by_role("button", name="Next").last.click()
+
+            await expect(page.get_by_text("Criterion 2 of 8").last).to_be_visible(timeout=15_000)
+            await page.get_by_role("radio", name="Exceeds").last.check()
+            await page.get_by_role("button", name="Save and exit").last.click()
+            await expect(page.get_by_text("Saved. Type").last).to_be_visible(timeout=15_000)
+
+            message_box = page.locator("[role=textbox][contenteditable=true]").first
+            await message_box.click()
+            await page.keyboard.type("resume")
+            await page.keyboard.press("Enter")
+            # Criterion 2 has a rating but no evidence yet, so it is the first unanswered step.
+            resumed = page.get_by_text("Criterion 2 of 8").last
+            await expect(resumed).to_be_visible(timeout=15_000)
+            await expect(page.get_by_role("radio", name="Exceeds").last).to_be_checked()
+            await page.screenshot(path=shots / "3-resumed.png")
+        finally:
+            await browser.close()
+    for name in ("1-request-card.png", "2-criterion-card.png", "3-resumed.png"):
+        assert (shots / name).stat().st_size > 10_000

@@ -1,0 +1,309 @@
+"""The web app: /api/messages with authentication off (playground) and on (Azure), and health."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from botframework.connector.auth import AuthenticationConstants
+from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from bot.app import MAX_BODY_BYTES, create_app
+from bot.demo_data import staff_csv
+from bot.settings import Settings, load_settings
+from practice.framework import Framework
+from storage import roster
+from storage.csv_import import import_staff
+from storage.database import Database
+from tests.fake_connector import FakeConnector
+
+APP_ID = "11111111-1111-1111-1111-111111111111"
+TENANT_ID = "22222222-2222-2222-2222-222222222222"
+ALEX_AAD = "00000000-0000-0000-0000-0000000000020"
+
+
+def activity(service_url: str, text: str = "help", aad: str = ALEX_AAD) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": "incoming-1",
+        "text": text,
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": {"id": "29:alex", "aadObjectId": aad, "name": "Alex Wilber"},
+        "conversation": {
+            "id": "a:personal-alex",
+            "conversationType": "personal",
+            "tenantId": TENANT_ID,
+        },
+        "recipient": {"id": f"28:{APP_ID}", "name": "PQF Audit Bot"},
+        "channelData": {"tenant": {"id": TENANT_ID}},
+    }
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    fake = await FakeConnector().start()
+    yield fake
+    await fake.close()
+
+
+async def seeded(url: str, framework: Framework) -> None:
+    database = Database(url)
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=staff_csv())).ok
+    await database.dispose()
+
+
+def dev_settings(url: str) -> Settings:
+    return load_settings(env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="development")
+
+
+def auth_settings(url: str) -> Settings:
+    return load_settings(
+        env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID=APP_ID,
+        MICROSOFT_APP_PASSWORD="secret", MICROSOFT_APP_TENANT_ID=TENANT_ID,
+    )  # fmt: skip
+
+
+async def client_for(settings: Settings, framework: Framework) -> TestClient:  # type: ignore[type-arg]
+    client = TestClient(TestServer(create_app(settings, framework=framework)))
+    await client.start_server()
+    return client
+
+
+# -- authentication off (development, the Agents Playground) -------------------------------
+
+
+async def test_a_message_is_answered_through_the_connector(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    client = await client_for(dev_settings(sqlite_url), framework)
+    try:
+        response = await client.post("/api/messages", json=activity(connector.url))
+        assert response.status == 201
+    finally:
+        await client.close()
+    assert len(connector.cards()) == 1
+    assert "How to use the audit bot" in json.dumps(connector.cards()[0])
+    assert connector.calls[0].conversation_id == "a:personal-alex"
+    assert connector.calls[0].authorization is None  # no credentials in development
+
+
+async def test_requests_that_are_not_activities_are_refused(
+    sqlite_url: str, framework: Framework
+) -> None:
+    client = await client_for(dev_settings(sqlite_url), framework)
+    try:
+        cases = [
+            (
+                client.post("/api/messages", data="hello", headers={"Content-Type": "text/plain"}),
+                415,
+            ),
+            (
+                client.post(
+                    "/api/messages", data="{not json", headers={"Content-Type": "application/json"}
+                ),
+                400,
+            ),
+            (client.post("/api/messages", json=[1, 2, 3]), 400),
+            (client.post("/api/messages", json={"text": "no type"}), 400),
+            (
+                client.post(
+                    "/api/messages", data=b"\xff\xfe", headers={"Content-Type": "application/json"}
+                ),
+                400,
+            ),
+            (client.get("/api/messages"), 405),
+            (
+                client.post(
+                    "/api/messages",
+                    data="x" * (MAX_BODY_BYTES + 1),
+                    headers={"Content-Type": "application/json"},
+                ),
+                413,
+            ),
+        ]
+        for request, status in cases:
+            response = await request
+            assert response.status == status, (status, await response.text())
+    finally:
+        await client.close()
+
+
+async def test_health_and_readiness(sqlite_url: str, framework: Framework, tmp_path: Any) -> None:
+    client = await client_for(dev_settings(sqlite_url), framework)
+    try:
+        assert (await client.get("/healthz")).status == 200
+        ready = await client.get("/readyz")
+        assert ready.status == 200
+        assert (await ready.json())["status"] == "ready"
+    finally:
+        await client.close()
+    empty = await client_for(dev_settings(f"sqlite:///{tmp_path}/empty.db"), framework)
+    try:
+        pending = await empty.get("/readyz")
+        assert pending.status == 503
+        assert "migrate" in (await pending.json())["status"]
+    finally:
+        await empty.close()
+    unreachable = await client_for(dev_settings("postgresql://nobody@127.0.0.1:1/none"), framework)
+    try:
+        down = await unreachable.get("/readyz")
+        assert down.status == 503
+        assert (await down.json())["status"] == "database unreachable"
+        assert (await unreachable.get("/healthz")).status == 200
+    finally:
+        await unreachable.close()
+
+
+# -- authentication on (Azure Bot registration) ---------------------------------------------
+
+
+@pytest.fixture
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def openid_server(
+    signing_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """Serve Bot Framework-style signing keys locally, in place of login.botframework.com."""
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    jwk.update(kid="test-key", endorsements=["msteams"])
+
+    async def config(request: web.Request) -> web.Response:
+        return web.json_response({"jwks_uri": str(request.url.with_path("/keys"))})
+
+    async def keys(_request: web.Request) -> web.Response:
+        return web.json_response({"keys": [jwk]})
+
+    app = web.Application()
+    app.router.add_get("/openid", config)
+    app.router.add_get("/keys", keys)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    metadata_url = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    monkeypatch.setitem(
+        JwtTokenExtractor.metadataCache,
+        metadata_url,
+        _OpenIdMetadata(str(server.make_url("/openid"))),
+    )
+    yield metadata_url
+    await server.close()
+
+
+def channel_token(key: Any, service_url: str, **overrides: Any) -> str:
+    claims = {
+        "iss": "https://api.botframework.com",
+        "aud": APP_ID,
+        "exp": int(time.time()) + 600,
+        "nbf": int(time.time()) - 10,
+        "serviceurl": service_url,
+        **overrides,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "test-key"})
+
+
+async def test_without_a_valid_token_the_answer_is_401_never_500(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    openid_server: str,
+) -> None:
+    await seeded(sqlite_url, framework)
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    body = activity(connector.url)
+    headers = [
+        None,
+        "Bearer",
+        "Bearer garbage",
+        "Bearer a.b.c",
+        "Basic dXNlcjpwYXNz",
+        "Bearer "
+        + jwt.encode(
+            {"iss": "https://api.botframework.com", "aud": APP_ID}, "k" * 32, algorithm="HS256"
+        ),
+        "Bearer " + channel_token(other_key, connector.url),  # signed by someone else
+        "Bearer " + channel_token(signing_key, connector.url, aud="someone-else"),
+        "Bearer " + channel_token(signing_key, connector.url, exp=int(time.time()) - 3600),
+        "Bearer " + channel_token(signing_key, connector.url, iss="https://evil.example"),
+        "Bearer " + channel_token(signing_key, "https://other.example/"),  # service URL mismatch
+        "Bearer "
+        + jwt.encode(
+            {"iss": "https://api.botframework.com"},
+            signing_key,
+            algorithm="RS256",
+            headers={"kid": "unknown"},
+        ),
+    ]
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:
+        for header in headers:
+            response = await client.post(
+                "/api/messages", json=body, headers={"Authorization": header} if header else {}
+            )
+            assert response.status == 401, (header, response.status, await response.text())
+    finally:
+        await client.close()
+    assert connector.calls == []  # the bot never ran
+
+
+async def test_a_valid_connector_token_reaches_the_bot(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    openid_server: str,
+) -> None:
+    await seeded(sqlite_url, framework)
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:
+        response = await client.post(
+            "/api/messages", json=activity(connector.url),
+            headers={"Authorization": "Bearer " + channel_token(signing_key, connector.url)},
+        )  # fmt: skip
+    finally:
+        await client.close()
+    # Authenticated: the bot ran (it stored Alex's conversation). Its reply needs a token from
+    # Microsoft Entra ID, which this machine cannot reach, so the reply fails inside the turn
+    # and is logged, not answered with a 5xx.
+    assert response.status == 201
+    database = Database(sqlite_url)
+    async with database.session() as session:
+        stored = await roster.conversation_of(session=session, aad_object_id=ALEX_AAD)
+    await database.dispose()
+    assert stored is not None
+    assert stored.conversation_id == "a:personal-alex"
+
+
+async def test_unreachable_signing_keys_give_503(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metadata_url = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    monkeypatch.setitem(
+        JwtTokenExtractor.metadataCache, metadata_url, _OpenIdMetadata("http://127.0.0.1:1/openid")
+    )
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:
+        response = await client.post(
+            "/api/messages", json=activity(connector.url),
+            headers={"Authorization": "Bearer " + channel_token(signing_key, connector.url)},
+        )  # fmt: skip
+    finally:
+        await client.close()
+    assert response.status == 503

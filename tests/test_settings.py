@@ -1,0 +1,72 @@
+"""Settings: validated once, with messages that name the variable at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+
+def test_defaults_are_for_local_development() -> None:
+    settings = load_settings(env_file=None)
+    assert settings.is_development
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.timezone == "Europe/London"
+    assert settings.port == 3978
+
+
+def test_production_refuses_to_start_without_credentials() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=None, PQF_ENVIRONMENT="production")
+    message = str(caught.value)
+    for variable in ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID"):
+        assert variable in message
+
+
+def test_production_with_single_tenant_credentials() -> None:
+    settings = load_settings(
+        env_file=None, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID="a",
+        MICROSOFT_APP_PASSWORD="s3cret-value", MICROSOFT_APP_TENANT_ID="c",
+    )  # fmt: skip
+    assert not settings.is_development
+    assert "s3cret-value" not in repr(settings)  # the password is never shown
+
+
+def test_managed_identity_needs_no_password() -> None:
+    settings = load_settings(
+        env_file=None, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID="a",
+        MICROSOFT_APP_TYPE="UserAssignedMSI", MICROSOFT_APP_TENANT_ID="c",
+    )  # fmt: skip
+    assert settings.app_type == "UserAssignedMSI"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PQF_TIMEZONE", "Mars/Olympus", "PQF_TIMEZONE: unknown time zone"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL: must start with sqlite:/// or postgresql://"),
+        ("PQF_ENVIRONMENT", "staging", "PQF_ENVIRONMENT"),
+        ("PQF_PORT", "eighty", "PQF_PORT"),
+        ("MICROSOFT_APP_TYPE", "Anything", "MICROSOFT_APP_TYPE"),
+        ("PQF_LOG_LEVEL", "LOUD", "PQF_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(env_file=None)
+
+
+def test_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "PQF_SUPPORT_CONTACT=the Practice Quality team on 01234 567890\nPQF_PORT=4000\n"
+    )
+    monkeypatch.setenv("PQF_PORT", "5000")
+    settings = load_settings(env_file=str(env_file))
+    assert settings.support_contact == "the Practice Quality team on 01234 567890"
+    assert settings.port == 5000  # the environment wins over the file
