@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
@@ -170,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(settings, args)
     except FrameworkError as error:
         print(f"pqf-bot: invalid framework file: {error}", file=sys.stderr)
+        return EXIT_BAD_SETUP
+    except DBAPIError as error:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        print(f"pqf-bot: cannot use the database at {where} (DATABASE_URL): {error.orig}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_BAD_SETUP
     except KeyboardInterrupt:
         return EXIT_FAILED

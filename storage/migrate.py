@@ -39,7 +39,10 @@ def head_revision(database_url: str) -> str | None:
 
 def current_revision(database_url: str) -> str | None:
     """Return the migration the database is at, or None for an empty database."""
-    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    url = sync_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(url)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

@@ -229,3 +229,22 @@ def test_bad_settings_and_framework_stop_every_command(
     assert status == 2
     assert str(broken) in err
     assert "standards[2]: criteria[1].id '3.1' is used twice" in err
+
+
+def test_an_unreachable_database_is_named_without_its_password(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://pqf:hunter2@127.0.0.1:1/pqf")
+    status, _, err = run(capsys, "migrate")
+    assert status == 2
+    assert "cannot use the database at postgresql://pqf:***@127.0.0.1:1/pqf" in err
+    assert "hunter2" not in err
+
+
+def test_migrate_creates_the_sqlite_folder(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///nested/folder/pqf.db")
+    status, _, _ = run(capsys, "migrate")
+    assert status == 0
+    assert (workdir / "nested" / "folder" / "pqf.db").exists()
