@@ -7,7 +7,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-AS ?= alexw@example.com
+# Whom the playground signs in as. (make predefines AS as the assembler, hence the origin test.)
+ifeq ($(origin AS),default)
+AS := alexw@example.com
+endif
 PLAYGROUND_PORT ?= 56150
 
 .PHONY: run test setup lint screenshots clean
