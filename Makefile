@@ -30,7 +30,7 @@ setup: $(BIN)/pqf-bot node_modules/.package-lock.json
 run: setup
 	$(BIN)/pqf-bot migrate
 	$(BIN)/pqf-bot demo-data --playground-config .m365agentsplayground.yml --as $(AS)
-	PLAYGROUND_PORT=$(PLAYGROUND_PORT) scripts/run-local.sh
+	PLAYGROUND_PORT=$(PLAYGROUND_PORT) SIGNED_IN_AS=$(AS) scripts/run-local.sh
 
 test: setup
 	scripts/ensure-chromium.sh

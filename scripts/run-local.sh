@@ -10,7 +10,8 @@ mkdir -p data
 .venv/bin/pqf-bot serve --port "$BOT_PORT" &
 bot=$!
 stop() { kill "$bot" "${playground:-}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'echo; echo "Stopping."; exit 0' INT TERM
 
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$BOT_PORT/healthz" >/dev/null 2>&1 && break
@@ -36,7 +37,7 @@ cat <<TXT
 
   Open  http://localhost:$PLAYGROUND_PORT  in your browser.
 
-  You are signed in as $(grep -m1 'name:' .m365agentsplayground.yml | sed 's/.*name: //') (change with: make run AS=meganb@example.com).
+  You are signed in as ${SIGNED_IN_AS:-alexw@example.com} (another role: make run AS=meganb@example.com).
   Press Ctrl-C to stop.
 
 TXT
