@@ -37,7 +37,7 @@ def help_card(*, name: str, greeting: bool, outstanding: int) -> Element:
         heading(f"Hello {first}" if greeting else "How to use the audit bot"),
         text(
             "I run Adult Social Care's monthly practice quality audits under the Practice "
-            "Quality Framework. Each month I send you the audits your role asks for, guide you "
+            "Quality Framework. I send you the audits your role asks for, guide you "
             "through every criterion of that month's practice standard, and save your answers "
             "as you go."
         ),

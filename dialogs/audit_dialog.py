@@ -144,15 +144,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 "kept) or **help** for what I can do."
             )
             return Dialog.end_of_turn
-        state = dialog_context.active_dialog.state
-        if answer.audit_id != state.get("audit_id"):
-            state["audit_id"] = answer.audit_id
-            state["return_to_summary"] = False
         return await self._answer(dialog_context, answer)
-
-    async def resume(self, dialog_context: DialogContext) -> DialogTurnResult:
-        """Show the active audit's first unanswered step again (the `resume` command)."""
-        return await self._open(dialog_context)
 
     # -- opening --------------------------------------------------------------------------
 
@@ -185,17 +177,28 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         context = dialog_context.context
         staff = current_staff(context)
         state = dialog_context.active_dialog.state
+
+        async def refuse(message: str | None) -> DialogTurnResult:
+            if message:
+                await context.send_activity(message)
+            # A bad card for another audit leaves the audit in hand as it was.
+            if state.get("audit_id") == answer.audit_id:
+                return await dialog_context.end_dialog()
+            return Dialog.end_of_turn
+
         async with self._database.session() as session:
             detail = await self._own_audit(context, session, staff, answer.audit_id)
             if detail is None:
-                return await dialog_context.end_dialog()
+                return await refuse(None)
             if detail.audit.status == AuditStatus.SUBMITTED:
-                await context.send_activity(self._already_submitted(detail))
-                return await dialog_context.end_dialog()
+                return await refuse(self._already_submitted(detail))
             standard = self._standard_of(detail)
             if standard is None:
-                await context.send_activity(self._unknown_standard(detail))
-                return await dialog_context.end_dialog()
+                return await refuse(self._unknown_standard(detail))
+            if state.get("audit_id") != answer.audit_id:
+                # An answer on a card of another of the auditor's audits: switch to it.
+                state["audit_id"] = answer.audit_id
+                state["return_to_summary"] = False
             audit = detail.audit
             if answer.step != audit.current_step or answer.seq != audit.card_seq:
                 await context.send_activity(self._stale(detail, standard))

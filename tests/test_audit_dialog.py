@@ -481,3 +481,31 @@ async def test_audit_requests_table_is_untouched_by_a_refused_user(
         rows = list(await session.exec(select(AuditRequest)))
     assert [r.status for r in rows] == [AuditStatus.REQUESTED]
     assert all(p.email != "nobody" for p in PEOPLE)
+
+
+async def test_a_forged_card_does_not_end_the_audit_in_hand(
+    harness: BotHarness, framework: Framework
+) -> None:
+    mine = await new_request(harness.database, framework, "meganb@example.com")
+    theirs = await new_request(harness.database, framework, "alexw@example.com")
+    turn = await open_audit(harness, MEGAN, mine)
+    turn = await harness.press(MEGAN, turn, "Start the audit")
+    forged = {"pqf": "audit.criterion", "audit_id": theirs, "seq": 0, "step": "case", "nav": "next"}
+    refused = await harness.submit(MEGAN, "x", {**forged, "step": "criterion:3.1"})
+    assert "can't find that audit among yours" in refused.text
+    carried_on = await harness.press(MEGAN, turn, "Next", rating="meets", evidence="Still in hand")
+    assert "Criterion 2 of 8" in all_text(carried_on.card)
+
+
+async def test_answering_a_card_of_another_own_audit_switches_to_it(
+    harness: BotHarness, framework: Framework
+) -> None:
+    first = await new_request(harness.database, framework, "meganb@example.com")
+    second = await new_request(harness.database, framework, "meganb@example.com")
+    first_turn = await open_audit(harness, MEGAN, first)
+    second_turn = await open_audit(harness, MEGAN, second)
+    assert second_turn.card
+    answered = await harness.press(MEGAN, first_turn, "Start the audit")
+    assert "Criterion 1 of 8" in all_text(answered.card)
+    assert (await load(harness.database, first)).audit.case_confirmed_at is not None
+    assert (await load(harness.database, second)).audit.case_confirmed_at is None
