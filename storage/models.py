@@ -51,6 +51,9 @@ class AuditStatus(StrEnum):
     REQUESTED = "requested"
     IN_PROGRESS = "in_progress"
     SUBMITTED = "submitted"
+    # A history entry only: an audit not submitted by its due date is marked overdue (and
+    # keeps its status, so it can still be completed; the record shows it was late).
+    OVERDUE = "overdue"
 
 
 class CaseStatus(StrEnum):
@@ -73,6 +76,8 @@ class Staff(SQLModel, table=True):
     team: str = Field(sa_column=Column(String(120), nullable=False, index=True))
     supervisor_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     active: bool = Field(default=True, nullable=False)
+    # On leave up to and including this day: skipped by the monthly dispatch.
+    on_leave_until: date | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -125,9 +130,16 @@ class AuditRequest(SQLModel, table=True):
     subject_worker_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     status: str = Field(sa_column=Column(String(12), nullable=False))
     due_on: date = Field(nullable=False)
+    # Asked for by the monthly dispatch (its key makes a re-run create nothing twice), or
+    # started by the auditor themself ("new audit"), which reports count as voluntary.
+    dispatch_key: str | None = Field(
+        default=None, sa_column=Column(String(120), unique=True, nullable=True)
+    )
+    voluntary: bool = Field(default=False, nullable=False)
     requested_at: datetime = _created()
     started_at: datetime | None = _when()
     submitted_at: datetime | None = _when()
+    overdue_at: datetime | None = _when()
     case_confirmed_at: datetime | None = _when()
     # The step whose card is live, and a counter bumped for every card sent, so that an
     # old or replayed card is recognised as stale and changes nothing.
@@ -208,9 +220,9 @@ class BotStateItem(SQLModel, table=True):
 
 
 class OutboxStatus(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # waiting to be sent, or to be tried again after a failure
     SENT = "sent"
-    UNDELIVERABLE = "undeliverable"
+    UNDELIVERABLE = "undeliverable"  # blocked or removed the app, or gave up after retries
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -229,5 +241,66 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = Field(default=0, nullable=False)
     last_error: str = Field(default="", sa_column=Column(String(300), nullable=False))
     sent_activity_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    # Not before this time (a retry's back-off, or Teams' Retry-After).
+    next_attempt_at: datetime | None = _when()
+    # A sender that claimed the message holds it until this time; after a crash the claim
+    # lapses and another sender (or the restarted one) picks the message up again.
+    claimed_until: datetime | None = _when()
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     created_at: datetime = _created()
     sent_at: datetime | None = _when()
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduled job for one period; the unique key makes each run happen once."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (UniqueConstraint("job", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(sa_column=Column(String(40), nullable=False))
+    period: str = Field(sa_column=Column(String(20), nullable=False))
+    status: str = Field(sa_column=Column(String(12), nullable=False))  # running, done, failed
+    seed: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    instance: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    started_at: datetime = _created()
+    finished_at: datetime | None = _when()
+
+
+class ModerationSample(SQLModel, table=True):
+    """A completed audit drawn for moderation in the first two weeks of the following month."""
+
+    __tablename__ = "moderation_sample"
+
+    audit_id: int = Field(foreign_key="audit_request.id", primary_key=True)
+    month: str = Field(sa_column=Column(String(7), nullable=False, index=True))
+    sampled_at: datetime = _created()
+
+
+class Moderation(SQLModel, table=True):
+    """A moderator's claim on a sampled audit, and their moderation of it."""
+
+    __tablename__ = "moderation"
+
+    # One row per audit: the primary key is what makes the first claim win.
+    audit_id: int = Field(foreign_key="moderation_sample.audit_id", primary_key=True)
+    moderator_id: int = Field(foreign_key="staff.id", nullable=False, index=True)
+    claimed_at: datetime = _created()
+    overall_comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    submitted_at: datetime | None = _when()
+    card_seq: int = Field(default=0, nullable=False)
+
+
+class ModerationRating(SQLModel, table=True):
+    """The moderator's view of one criterion: agreement, or their own rating and why."""
+
+    __tablename__ = "moderation_rating"
+    __table_args__ = (UniqueConstraint("audit_id", "criterion_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int = Field(foreign_key="moderation.audit_id", nullable=False, index=True)
+    criterion_id: str = Field(sa_column=Column(String(8), nullable=False))
+    agrees: bool | None = None
+    rating: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -17,7 +18,7 @@ from practice.framework import Framework
 from storage import audits, outbox, roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database, sync_url
-from storage.migrate import current_revision, head_revision, is_current
+from storage.migrate import current_revision, head_revision, is_current, upgrade
 from storage.models import AuditStatus, OutboxStatus, Staff
 from tests.conftest import TODAY
 
@@ -190,3 +191,25 @@ async def test_simultaneous_installation_events_store_one_reference(database: Da
     async with database.session() as session:
         rows = (await session.exec(select(roster.TeamsConversation))).all()
     assert len(rows) == 1
+
+
+def test_upgrading_from_the_first_release_keeps_audits(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    upgrade(url, "0001")
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO staff (email, name, role_code, team, active, created_at, updated_at) "
+            "VALUES ('a@example.com', 'A', 'SW', 'T', 1, '2024-01-01', '2024-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO audit_request (month, standard, kind, framework_version, auditor_id, status, "
+            "due_on, requested_at, current_step, card_seq, updated_at) VALUES ('2024-01', 4, 'self', "
+            "'v', 1, 'requested', '2024-01-31', '2024-01-02', 'case', 0, '2024-01-02')"
+        )
+    upgrade(url)
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql("SELECT voluntary, dispatch_key FROM audit_request").one()
+    engine.dispose()
+    assert tuple(row) == (0, None)
+    assert is_current(url)
