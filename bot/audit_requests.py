@@ -9,9 +9,7 @@ from datetime import date
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.audit_cards import request_card
-from dialogs.audit_views import audit_heading
-from dialogs.turn import card_message
+from bot.notices import queue_request_card
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from practice.sampling import (
@@ -24,7 +22,7 @@ from practice.sampling import (
 )
 from practice.working_days import last_working_day
 from storage import audits as audit_store
-from storage import outbox, roster
+from storage import roster
 from storage.models import AuditRequest, CaseRecord, CaseStatus, OutboxMessage, Staff
 
 MANAGER_KINDS = ("sampled",)
@@ -188,21 +186,7 @@ async def request_audit(
         case=case,
         subject=subject,
     )
-    detail = await audit_store.audit_detail(session=session, audit_id=audit.id or 0)
-    assert detail is not None
-    assert audit.id is not None
-    assert auditor.id is not None
-    card = request_card(
-        audit_heading(detail, standard), what_people_can_expect=standard.what_people_can_expect
-    )
-    activity = card_message(card, summary=f"New audit: {standard.label}")
-    message, _created = await outbox.enqueue(
-        session=session,
-        key=f"audit-request:{audit.id}",
-        recipient_id=auditor.id,
-        purpose="audit_request",
-        period=month,
-        activity=activity.serialize(),
-        audit_id=audit.id,
+    message = await queue_request_card(
+        session=session, audit=audit, standard=standard, case=case, subject=subject
     )
     return RequestedAudit(audit=audit, auditor=auditor, message=message)

@@ -9,7 +9,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,13 @@ def _month(text: str) -> str:
     if not MONTH.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2024-09")
     return text
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-09-02") from None
 
 
 def _positive(text: str) -> int:
@@ -135,6 +142,36 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--month", type=_month, metavar="YYYY-MM", help="the audit month (default: this month)"
     )
+
+    calendar = commands.add_parser(
+        "calendar", help="show an audit year's months, standards and dates",
+        description="Show the audit year starting in September of YEAR: each month's standard, "
+        "whether practitioners do a self- or peer audit, when requests go out (first working "
+        "day), when audits are due (last working day) and when moderation ends (the tenth "
+        "working day of the following month). England bank holidays are not working days.",
+    )  # fmt: skip
+    calendar.add_argument("--year", type=int, required=True, help="the audit year, e.g. 2023")
+    calendar.add_argument("--json", action="store_true", help="print it as JSON")
+
+    dispatch = commands.add_parser(
+        "dispatch", help="send a month's audit requests to everyone (or show who gets what)",
+        description="Create every audit request of the month by role and quota, and queue "
+        "their cards for sending. Safe to run again: requests already made are not made "
+        "twice. The bot's scheduler does this itself on the first working day.",
+    )  # fmt: skip
+    dispatch.add_argument("--month", type=_month, required=True, metavar="YYYY-MM")
+    dispatch.add_argument("--dry-run", action="store_true",
+                          help="print who would get what, and change nothing")  # fmt: skip
+    dispatch.add_argument("--seed", help="the random draw's seed (default: a new one, recorded)")
+
+    jobs = commands.add_parser(
+        "run-jobs", help="run the monthly cycle's jobs for a day now",
+        description="Run what the scheduler runs each working morning: dispatch, reminders, "
+        "managers' digests, month end, moderation sample and close. Each does only what is "
+        "due and never twice.",
+    )  # fmt: skip
+    jobs.add_argument("--today", type=_day, metavar="YYYY-MM-DD",
+                      help="the day to run for (default: today)")  # fmt: skip
 
     demo = commands.add_parser(
         "demo-data",
@@ -398,6 +435,114 @@ def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
+def _calendar(settings: Settings, args: argparse.Namespace) -> int:
+    from practice.calendar import audit_year
+
+    audits = audit_year(_framework(settings), args.year)
+    if args.json:
+        print(json.dumps([a.as_dict() for a in audits], indent=2))
+        return EXIT_OK
+    print(f"Audit year {args.year}/{(args.year + 1) % 100:02d}")
+    print(f"{'month':<8} {'standard':<45} {'practitioners':<14} {'requests':<11} "
+          f"{'due':<11} moderation until")  # fmt: skip
+    framework = _framework(settings)
+    for audit in audits:
+        standard = framework.standard(audit.standard)
+        title = f"{audit.standard} {standard.title if standard else ''}"
+        if audit.additional:
+            title += " (additional)"
+        kind = f"{audit.practitioner_kind}-audit" if audit.practitioner_kind else "—"
+        print(f"{audit.month:<8} {title[:45]:<45} {kind:<14} {audit.requests_on} "
+              f" {audit.due_on}  {audit.moderation_until}")  # fmt: skip
+    return EXIT_OK
+
+
+def _cycle(settings: Settings, database: Any) -> Any:
+    from scheduler.jobs import Cycle
+
+    return Cycle(
+        database=database,
+        framework=_framework(settings),
+        zone=settings.zone,
+        instance=settings.instance_name,
+    )
+
+
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    from scheduler.jobs import CycleError, dispatch_month
+    from storage.database import Database
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            report = await dispatch_month(
+                _cycle(settings, database), args.month, dry_run=args.dry_run, seed=args.seed
+            )
+            names = await _names(database) if args.dry_run else {}
+        except CycleError as error:
+            print(f"pqf-bot: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        finally:
+            await database.dispose()
+        summary = report.summary
+        if args.dry_run and report.plan is not None:
+            print(f"Dry run for {args.month} (seed {report.seed}); nothing was changed.")
+            for request in report.plan.requests:
+                what = (
+                    f"case {names['case'].get(request.case_id, request.case_id)}"
+                    if request.case_id
+                    else f"work of {names['staff'].get(request.subject_id, request.subject_id)}"
+                    if request.subject_id and request.kind != "self"
+                    else "own case"
+                )
+                note = f"  ({request.note})" if request.note else ""
+                auditor = names["staff"].get(request.auditor_id, request.auditor_id)
+                print(f"  {auditor}: standard {request.standard} {request.kind} audit of "
+                      f"{what}{note}")  # fmt: skip
+            for skipped in report.plan.skipped:
+                print(f"  {names['staff'].get(skipped.staff_id, skipped.staff_id)}: "
+                      f"skipped ({skipped.reason.replace('_', ' ')})")  # fmt: skip
+        elif not report.ran:
+            print(f"{args.month} was already dispatched (seed {report.seed}); nothing was changed.")
+        else:
+            print(f"Dispatched {args.month} (seed {report.seed}).")
+        print(f"Requests: {summary.get('requests', 0)} {summary.get('by_kind', {})}; "
+              f"skipped: {summary.get('skipped', {})}; not enough to draw: "
+              f"{summary.get('short', 0)}.")  # fmt: skip
+        return EXIT_OK
+
+    return _run_async(go())
+
+
+async def _names(database: Any) -> dict[str, dict[int | None, str]]:
+    from sqlmodel import select
+
+    from storage.models import CaseRecord, Staff
+
+    async with database.session() as session:
+        staff = {s.id: f"{s.name} <{s.email}>" for s in await session.exec(select(Staff))}
+        cases = {c.id: c.reference for c in await session.exec(select(CaseRecord))}
+    return {"staff": staff, "case": cases}
+
+
+def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from scheduler.jobs import run_day
+    from storage.database import Database
+
+    today = args.today or datetime.now(UTC).astimezone(settings.zone).date()
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            done = await run_day(_cycle(settings, database), today)
+        finally:
+            await database.dispose()
+        print(json.dumps({"today": today.isoformat(), **done}, indent=2, default=str))
+        return EXIT_OK
+
+    return _run_async(go())
+
+
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve,
     "migrate": _migrate,
@@ -406,6 +551,9 @@ _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "framework": _show_framework,
     "request": _request,
     "demo-data": _demo_data,
+    "calendar": _calendar,
+    "dispatch": _dispatch,
+    "run-jobs": _run_jobs,
 }
 
 

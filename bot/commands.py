@@ -11,6 +11,8 @@ class Command(StrEnum):
     MY_AUDITS = "my audits"
     RESUME = "resume"
     CANCEL = "cancel"
+    NEW_AUDIT = "new audit"
+    MODERATION = "moderation"
     UNKNOWN = "unknown"
 
 
@@ -31,6 +33,12 @@ _SYNONYMS = {
     "stop": Command.CANCEL,
     "quit": Command.CANCEL,
     "exit": Command.CANCEL,
+    "new audit": Command.NEW_AUDIT,
+    "new": Command.NEW_AUDIT,
+    "extra audit": Command.NEW_AUDIT,
+    "start an audit": Command.NEW_AUDIT,
+    "moderation": Command.MODERATION,
+    "moderate": Command.MODERATION,
 }
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]{0,200}>")

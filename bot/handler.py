@@ -9,16 +9,31 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from botbuilder.core import ActivityHandler, ConversationState, TurnContext
-from botbuilder.dialogs import DialogContext, DialogSet
+from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ChannelAccount, ResourceResponse
 
 from bot.commands import Command, parse_command
+from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
-from cards.submissions import OpenAudit, RunCommand, SubmissionError, parse_submission
+from cards.submissions import (
+    ClaimModeration,
+    ModerationAnswer,
+    NewAudit,
+    OpenAudit,
+    OpenModeration,
+    RunCommand,
+    SubmissionError,
+    parse_submission,
+)
 from dialogs.audit_dialog import AuditDialog
-from dialogs.audit_views import list_entry
-from dialogs.turn import ANSWER_KEY, STAFF_KEY, card_message
+from dialogs.audit_views import list_entry, month_label
+from dialogs.moderation_dialog import ModerationDialog, is_moderator
+from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message
+from practice.audit_steps import AuditKind
+from practice.calendar import moderation_until
 from practice.framework import Framework
+from practice.working_days import last_working_day
+from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import audits as audit_store
 from storage import outbox, roster
 from storage.database import Database
@@ -56,7 +71,11 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._audit_dialog = AuditDialog(
             database=database, framework=framework, zone=zone, clock=clock
         )
+        self._moderation_dialog = ModerationDialog(
+            database=database, framework=framework, zone=zone, clock=clock
+        )
         self._dialogs.add(self._audit_dialog)
+        self._dialogs.add(self._moderation_dialog)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Handle the turn, then save the dialog state."""
@@ -164,6 +183,19 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await dialog_context.begin_dialog(
                 self._audit_dialog.id, {"audit_id": submission.audit_id}
             )
+        elif isinstance(submission, NewAudit):
+            await self._start_new_audit(dialog_context, staff, submission)
+        elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
+            context.turn_state[MODERATION_KEY] = submission
+            if self._in(dialog_context, self._moderation_dialog) and isinstance(
+                submission, ModerationAnswer
+            ):
+                await dialog_context.continue_dialog()
+            else:
+                await dialog_context.cancel_all_dialogs()
+                await dialog_context.begin_dialog(
+                    self._moderation_dialog.id, {"action": submission}
+                )
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):
@@ -180,8 +212,12 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await self._send_audit_list(context, staff)
         elif command is Command.RESUME:
             await self._resume(dialog_context, staff)
+        elif command is Command.NEW_AUDIT:
+            await context.send_activity(card_message(self._new_audit_card()))
+        elif command is Command.MODERATION:
+            await self._send_moderation_samples(context, staff)
         elif command is Command.CANCEL:
-            if self._in_audit(dialog_context):
+            if dialog_context.active_dialog is not None:
                 await dialog_context.cancel_all_dialogs()
                 await context.send_activity(
                     "Stopped. Your answers so far are saved: type **resume** to carry on."
@@ -199,9 +235,83 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             outstanding = await self._outstanding(staff)
             await context.send_activity(
                 card_message(
-                    help_card(name=staff.name, greeting=False, outstanding=len(outstanding))
+                    help_card(
+                        name=staff.name,
+                        greeting=False,
+                        outstanding=len(outstanding),
+                        moderator=is_moderator(self._framework, staff),
+                    )
                 )
             )
+
+    def _new_audit_card(self, problems: list[str] | None = None) -> dict[str, object]:
+        return new_audit_card(
+            standards=[(s.number, s.title) for s in self._framework.standards], problems=problems
+        )
+
+    async def _start_new_audit(
+        self, dialog_context: DialogContext, staff: Staff, submission: NewAudit
+    ) -> None:
+        context = dialog_context.context
+        standard = (
+            self._framework.standard(int(submission.standard))
+            if submission.standard.isdigit()
+            else None
+        )
+        problems = []
+        if standard is None:
+            problems.append("Choose the practice standard to audit.")
+        elif standard.subject == "supervision" and submission.what == "other":
+            problems.append(
+                "An extra supervision audit is of your own supervision records; choose the first "
+                "option."
+            )
+        if problems or standard is None:
+            await context.send_activity(card_message(self._new_audit_card(problems)))
+            return
+        today = self._clock().astimezone(self._zone).date()
+        kind = AuditKind.SELF if submission.what != "other" else AuditKind.SAMPLED
+        async with self._database.session() as session:
+            audit = await audit_store.create_audit_request(
+                session=session,
+                auditor=staff,
+                standard=standard,
+                kind=kind,
+                month=f"{today:%Y-%m}",
+                due_on=last_working_day(today.year, today.month),
+                framework_version=self._framework.version,
+                subject=staff if kind is AuditKind.SELF else None,
+                note="voluntary",
+                voluntary=True,
+            )
+        log.info("staff %s started voluntary audit %s", staff.id, audit.id)
+        await dialog_context.cancel_all_dialogs()
+        await dialog_context.begin_dialog(self._audit_dialog.id, {"audit_id": audit.id})
+
+    async def _send_moderation_samples(self, context: TurnContext, staff: Staff) -> None:
+        if not is_moderator(self._framework, staff):
+            await context.send_activity(
+                "Moderation is done by moderators (Learning and Development Advanced "
+                "Practitioners). Type **my audits** to see your audits."
+            )
+            return
+        today = self._clock().astimezone(self._zone).date()
+        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
+        sent = 0
+        async with self._database.session() as session:
+            for month in await open_sample_months(session, today):
+                entries = await sample_entries(session, cycle, month, staff)
+                year, number = int(month[:4]), int(month[5:])
+                card = moderation_sample_card(
+                    month_label=month_label(month),
+                    until=moderation_until(year, number),
+                    entries=entries,
+                    moderator_name=staff.name,
+                )
+                await context.send_activity(card_message(card))
+                sent += 1
+        if not sent:
+            await context.send_activity("There are no audits to moderate at the moment.")
 
     async def _resume(self, dialog_context: DialogContext, staff: Staff) -> None:
         audit_id: int | None = None
@@ -240,8 +350,12 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
     # -- identity ------------------------------------------------------------------------
 
     def _in_audit(self, dialog_context: DialogContext) -> bool:
+        return self._in(dialog_context, self._audit_dialog)
+
+    @staticmethod
+    def _in(dialog_context: DialogContext, dialog: Dialog) -> bool:
         active = dialog_context.active_dialog
-        return active is not None and active.id == self._audit_dialog.id
+        return active is not None and active.id == dialog.id
 
     async def _outstanding(self, staff: Staff) -> list[AuditRequest]:
         assert staff.id is not None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,6 +58,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="PQF_LOG_LEVEL"
+    )
+    run_scheduler: bool = Field(default=True, validation_alias="PQF_RUN_SCHEDULER")
+    job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
+    run_sender: bool = Field(default=True, validation_alias="PQF_RUN_SENDER")
+    instance_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        validation_alias="PQF_INSTANCE_NAME",
+        max_length=64,
     )
 
     @field_validator("log_level", mode="before")
@@ -129,4 +140,7 @@ _VARIABLES = {
     "port": "PQF_PORT",
     "log_level": "PQF_LOG_LEVEL",
     "support_contact": "PQF_SUPPORT_CONTACT",
+    "job_time": "PQF_JOB_TIME",
+    "run_scheduler": "PQF_RUN_SCHEDULER",
+    "run_sender": "PQF_RUN_SENDER",
 }

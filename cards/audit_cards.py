@@ -152,7 +152,7 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
     return adaptive_card(body, actions)
 
 
-CaseMode = Literal["confirm_case", "choose_own", "choose_peer", "confirm_supervision"]
+CaseMode = Literal["confirm_case", "choose_own", "choose_peer", "choose_any", "confirm_supervision"]
 
 
 def case_card(
@@ -197,6 +197,26 @@ def case_card(
             )
         )
         start_title = "Start the audit"
+    elif mode == "choose_any":
+        body.append(
+            text(
+                "Give the reference of the case you will audit: a case reference only, never "
+                "the person's name."
+            )
+        )
+        body.append(
+            _input(
+                {
+                    "type": "Input.Text",
+                    "id": "case_reference",
+                    "label": "Case reference",
+                    "placeholder": "For example 1234567",
+                    "maxLength": 40,
+                },
+                typed_reference,
+            )
+        )
+        start_title = "Use this case"
     else:
         if mode == "choose_own":
             whose, owner = "your own", "you"
@@ -455,9 +475,10 @@ def involvement_card(
     return adaptive_card(body, actions)
 
 
-def _summary_body(
+def summary_blocks(
     items: list[SummaryItem], *, seq: int | None, audit: AuditHeading
 ) -> list[Element]:
+    """Return every answer as card blocks, with Change buttons when `seq` is given."""
     body: list[Element] = []
     for item in items:
         title: Element = text(item.title, weight="Bolder")
@@ -506,7 +527,7 @@ def summary_card(
             else "Some answers are missing. Use Change to complete them before you submit."
         )
     )
-    body += _summary_body(items, seq=seq, audit=audit)
+    body += summary_blocks(items, seq=seq, audit=audit)
     actions = [
         submit(
             "Submit audit",
@@ -525,7 +546,7 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
         heading("Audit submitted", size="Medium"),
         text(f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True),
     ]
-    body += _summary_body(items, seq=None, audit=audit)
+    body += summary_blocks(items, seq=None, audit=audit)
     return adaptive_card(body)
 
 

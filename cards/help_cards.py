@@ -10,9 +10,11 @@ from cards.common import Element, adaptive_card, heading, long_date, short_date,
 COMMANDS = (
     ("my audits", "List the audits you have to do and the ones you have done."),
     ("resume", "Carry on with the audit you were doing, at the first unanswered question."),
+    ("new audit", "Start an extra audit of any standard, for your team or supervision."),
     ("cancel", "Stop the audit you are doing. Your answers so far are kept."),
     ("help", "Show this help."),
 )
+MODERATOR_COMMANDS = (("moderation", "Show the audits drawn for moderation, and claim them."),)
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class AuditListEntry:
     submitted_on: date | None
 
 
-def help_card(*, name: str, greeting: bool, outstanding: int) -> Element:
+def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool = False) -> Element:
     """Return the welcome (on installation) or help card."""
     first = name.split()[0] if name.strip() else "there"
     body: list[Element] = [
@@ -49,7 +51,10 @@ def help_card(*, name: str, greeting: bool, outstanding: int) -> Element:
     body.append(
         {
             "type": "FactSet",
-            "facts": [{"title": command, "value": meaning} for command, meaning in COMMANDS],
+            "facts": [
+                {"title": command, "value": meaning}
+                for command, meaning in COMMANDS + (MODERATOR_COMMANDS if moderator else ())
+            ],
         }
     )
     actions = [
@@ -65,6 +70,14 @@ def my_audits_card(entries: list[AuditListEntry]) -> Element:
     if not entries:
         body.append(text("You have no audits to do at the moment."))
         return adaptive_card(body)
+    body += audit_list_blocks(entries)
+    body.append(text("Type **new audit** to start an extra audit of any standard.", subtle=True))
+    return adaptive_card(body)
+
+
+def audit_list_blocks(entries: list[AuditListEntry]) -> list[Element]:
+    """Return one block per audit: what, whose, due, progress, and Start or Continue."""
+    body: list[Element] = []
     for entry in entries:
         if entry.submitted_on is not None:
             state = f"Submitted on {short_date(entry.submitted_on)}"
@@ -86,4 +99,4 @@ def my_audits_card(entries: list[AuditListEntry]) -> Element:
                 }
             )
         body.append({"type": "Container", "separator": True, "items": items})
-    return adaptive_card(body)
+    return body

@@ -9,9 +9,18 @@ and hard size limits only.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # Far above any real answer; refuses absurd payloads before any other work.
 HARD_TEXT_LIMIT = 20_000
@@ -37,7 +46,7 @@ class RunCommand(_Payload):
     """A button that does what typing a command would."""
 
     pqf: Literal["command"]
-    command: Literal["help", "my audits", "resume"]
+    command: Literal["help", "my audits", "resume", "new audit", "moderation"]
 
 
 class _StepAnswer(_Payload):
@@ -119,15 +128,77 @@ class SummaryAction(_StepAnswer):
     edit_step: str = Field(default="", max_length=40)
 
 
+class NewAudit(_Payload):
+    """Start an extra, voluntary audit of any standard."""
+
+    pqf: Literal["audit.new"]
+    standard: str = Field(default="", max_length=3)
+    what: Literal["own", "other", ""] = ""
+
+
+class ClaimModeration(_Payload):
+    """A moderator claims an audit of the moderation sample."""
+
+    pqf: Literal["moderation.claim"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class OpenModeration(_Payload):
+    """A moderator opens (again) the moderation of an audit they claimed."""
+
+    pqf: Literal["moderation.open"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class ModerationAnswer(_Payload):
+    """The moderation card: per criterion `view_<id>` and `reason_<id>`, and a comment."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    pqf: Literal["moderation.answer"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+    seq: int = Field(ge=0, le=2**31 - 1)
+    nav: Literal["submit", "save"]
+    comment: _Text = ""
+
+    @model_validator(mode="after")
+    def _criteria_answers_are_bounded(self) -> ModerationAnswer:
+        extra = self.model_extra or {}
+        if len(extra) > 60:
+            raise ValueError("too many answers")
+        for key, value in extra.items():
+            if not isinstance(value, str) or len(value) > HARD_TEXT_LIMIT:
+                raise ValueError(f"{key} is not text of a sensible length")
+        return self
+
+    def views(self) -> dict[str, tuple[str, str]]:
+        """Return criterion id → (view, reason) for the criteria the card sent."""
+        extra = self.model_extra or {}
+        found: dict[str, tuple[str, str]] = {}
+        for key, value in extra.items():
+            match = _CRITERION_FIELD.match(key)
+            if match:
+                view, reason = found.get(match["id"], ("", ""))
+                if match["field"] == "view":
+                    view = str(value).strip()
+                else:
+                    reason = str(value)
+                found[match["id"]] = (view, reason)
+        return found
+
+
+_CRITERION_FIELD = re.compile(r"^(?P<field>view|reason)_(?P<id>\d{1,2}\.\d{1,2})$")
+
 StepAnswer = CaseAnswer | CriterionAnswer | FeedbackAnswer | InvolvementAnswer | SummaryAction
-Submission = Annotated[
-    OpenAudit | RunCommand | StepAnswer,
-    Field(discriminator="pqf"),
-]
+CardSubmission = (
+    OpenAudit | RunCommand | NewAudit | ClaimModeration | OpenModeration | ModerationAnswer
+    | StepAnswer
+)  # fmt: skip
+Submission = Annotated[CardSubmission, Field(discriminator="pqf")]
 _ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)
 
 
-def parse_submission(value: Any) -> OpenAudit | RunCommand | StepAnswer:
+def parse_submission(value: Any) -> CardSubmission:
     """Return the submission a card sent, or raise SubmissionError."""
     if not isinstance(value, dict):
         raise SubmissionError("That card sent something I can't read.")

@@ -37,6 +37,7 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.notices import queue_outcome
 from cards import audit_cards
 from cards.common import Element, short_date
 from cards.submissions import (
@@ -302,6 +303,10 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             case, problems = await self._chosen_case(session, answer, worker, detail)
             if case is not None and mode == "choose_own":
                 subject = staff
+        elif mode == "choose_any":
+            case, problems = await self._any_case(session, answer, detail)
+            if case is not None and case.allocated_worker_id is not None:
+                subject = await session.get(Staff, case.allocated_worker_id)
         elif mode == "confirm_case" and case is None:
             problems = ["No case is set for this audit. Ask your administrator to check it."]
         if problems:
@@ -358,6 +363,28 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             return None, [
                 f"Case {reference} is not allocated to {worker.name}; choose one of their cases."
             ]
+        return case, []
+
+    async def _any_case(
+        self, session: AsyncSession, answer: CaseAnswer, detail: AuditDetail
+    ) -> tuple[CaseRecord | None, list[str]]:
+        reference = (answer.case_reference or answer.case_choice).strip().upper()
+        if not reference:
+            return None, ["Give the reference of the case you will audit."]
+        if not is_case_reference(reference):
+            return None, [
+                "A case reference is 1 to 40 letters, digits, '-', '/' or '_' (never a name)."
+            ]
+        case = await roster.case_by_reference(session=session, reference=reference)
+        if case is None:
+            case = CaseRecord(
+                reference=reference,
+                team=detail.auditor.team,
+                status=CaseStatus.OPEN,
+                added_by_auditor=True,
+            )
+            session.add(case)
+            await session.flush()
         return case, []
 
     async def _apply_criterion(
@@ -522,7 +549,11 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             if (
                 not is_step(standard, detail.kind, target)
                 or target == SUMMARY
-                or (target == CASE and detail.kind is AuditKind.SAMPLED)
+                or (
+                    target == CASE
+                    and detail.kind is AuditKind.SAMPLED
+                    and not detail.audit.voluntary
+                )
             ):
                 return _Outcome(
                     show=SUMMARY, in_place=True, problems=["That answer cannot be changed here."]
@@ -539,6 +570,9 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             )
         await audit_store.submit(
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+        )
+        await queue_outcome(
+            session=session, framework=self._framework, detail=detail, submitted_on=self._today()
         )
         log.info("audit %s submitted", detail.audit.id)
         heading = audit_heading(detail, standard)
@@ -561,6 +595,8 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             return "choose_own"
         if detail.kind is AuditKind.PEER:
             return "choose_peer"
+        if detail.audit.voluntary:
+            return "choose_any"
         return "confirm_case"
 
     async def _card_for(

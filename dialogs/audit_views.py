@@ -18,7 +18,7 @@ from practice.audit_steps import (
 )
 from practice.framework import MONTH_NAMES, Framework, Standard
 from storage.audits import AuditDetail
-from storage.models import AuditStatus
+from storage.models import AuditRequest, AuditStatus, CaseRecord, Staff
 
 
 def month_label(month: str) -> str:
@@ -29,17 +29,23 @@ def month_label(month: str) -> str:
 
 def audit_heading(detail: AuditDetail, standard: Standard) -> AuditHeading:
     """Return the heading every card of this audit shows."""
-    audit = detail.audit
+    return heading_for(detail.audit, standard, detail.case, detail.subject)
+
+
+def heading_for(
+    audit: AuditRequest, standard: Standard, case: CaseRecord | None, subject: Staff | None
+) -> AuditHeading:
+    """Return an audit's heading from the rows already at hand (no queries)."""
     assert audit.id is not None
     return AuditHeading(
         audit_id=audit.id,
         standard_number=standard.number,
         standard_title=standard.title,
-        kind=detail.kind,
+        kind=AuditKind(audit.kind),
         month_label=month_label(audit.month),
         due_on=audit.due_on,
-        case_reference=detail.case.reference if detail.case else None,
-        subject_name=detail.subject.name if detail.subject else None,
+        case_reference=case.reference if case else None,
+        subject_name=subject.name if subject else None,
         supervision=standard.subject == "supervision",
     )
 
@@ -79,7 +85,7 @@ def summary_items(
             lines=tuple(case_lines),
             users_words=(),
             complete=progress.case_confirmed,
-            changeable=detail.kind is not AuditKind.SAMPLED,
+            changeable=detail.kind is not AuditKind.SAMPLED or detail.audit.voluntary,
             change_label="Change the case",
         )
     )

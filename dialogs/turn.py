@@ -11,6 +11,7 @@ from storage.models import Staff
 
 STAFF_KEY = "pqf.staff"
 ANSWER_KEY = "pqf.answer"
+MODERATION_KEY = "pqf.moderation"
 
 
 def current_staff(context: TurnContext) -> Staff:

@@ -121,3 +121,8 @@ def audit_year_of(day: date) -> int:
 def timetabled_audit(framework: Framework, year: int, month: int) -> AuditMonth | None:
     """Return the month's timetabled (not additional) audit, or None."""
     return next((a for a in audits_in_month(framework, year, month) if not a.additional), None)
+
+
+def days_before_due(due_on: date, working_days: tuple[int, ...]) -> set[date]:
+    """Return the dates that many working days before the due date (0 is the due date)."""
+    return {add_working_days(due_on, -days) for days in working_days}

@@ -104,6 +104,23 @@ class Role(_Frozen):
     audit_kind: Literal["sampled", "practitioner", "moderation"]
 
 
+class CyclePolicy(_Frozen):
+    """When reminders and digests go out, and how much is moderated."""
+
+    reminder_working_days_before_due: tuple[int, ...] = Field(default=(5, 0), max_length=10)
+    digest_working_days_before_due: tuple[int, ...] = Field(default=(10, 3), max_length=10)
+    moderation_sample_percent: float = Field(default=10, gt=0, le=100)
+
+    @field_validator("reminder_working_days_before_due", "digest_working_days_before_due")
+    @classmethod
+    def _days_are_sensible(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(day < 0 or day > 20 for day in value):
+            raise ValueError("working days before the due date must be between 0 and 20")
+        if len(set(value)) != len(value):
+            raise ValueError("a day is listed twice")
+        return tuple(sorted(value, reverse=True))
+
+
 class Framework(_Frozen):
     version: str = Field(min_length=1, max_length=40)
     recently_closed_days: int = Field(ge=1, le=730)
@@ -113,6 +130,7 @@ class Framework(_Frozen):
     timetable: tuple[TimetableMonth, ...]
     additional_audits: tuple[AdditionalAudit, ...] = ()
     roles: tuple[Role, ...] = Field(min_length=1)
+    cycle: CyclePolicy = CyclePolicy()
 
     @field_validator("rating_scale")
     @classmethod

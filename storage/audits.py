@@ -84,6 +84,7 @@ async def create_audit_request(
     case: CaseRecord | None = None,
     subject: Staff | None = None,
     note: str = "",
+    voluntary: bool = False,
 ) -> AuditRequest:
     """Create an audit request in the `requested` state, with its first history entry."""
     assert auditor.id is not None
@@ -97,6 +98,7 @@ async def create_audit_request(
         subject_worker_id=subject.id if subject else None,
         status=AuditStatus.REQUESTED,
         due_on=due_on,
+        voluntary=voluntary,
     )
     session.add(audit)
     await session.flush()

@@ -1,0 +1,1 @@
+"""The monthly cycle: its jobs, and the APScheduler that runs them each working morning."""

@@ -1,0 +1,666 @@
+"""The monthly cycle's jobs: dispatch, reminders, managers' digests, month end, moderation.
+
+Each job looks at the calendar for `today` and does what is due, if anything. Each is
+idempotent: it records its run per period (`storage.jobs.run_once`) and every message it
+queues has its own key, so it may run many times a day, on several instances at once, or
+late after the bot was down, and still asks and tells everyone once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.notices import (
+    queue_digest,
+    queue_moderation_sample,
+    queue_reminder,
+    request_card_activity,
+    request_key,
+)
+from cards.cycle_cards import DigestRow, SampleEntry
+from dialogs.audit_views import list_entry, month_label
+from practice.audit_steps import AuditKind
+from practice.calendar import (
+    AuditMonth,
+    audits_in_month,
+    days_before_due,
+    moderation_until,
+    month_key,
+    previous_month,
+)
+from practice.dispatch import DispatchInputs, DispatchPlan, RosterEntry, plan_month, recent_pairs
+from practice.framework import Framework
+from practice.moderation import CompletedAudit, draw_sample
+from practice.sampling import CaseCandidate
+from storage import audits as audit_store
+from storage.database import Database
+from storage.jobs import RunOutcome, run_once
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    AuditStatusChange,
+    CaseRecord,
+    CaseStatus,
+    Moderation,
+    ModerationSample,
+    OutboxMessage,
+    OutboxStatus,
+    Staff,
+    TeamsConversation,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CycleError(ValueError):
+    """A job was asked for something the calendar does not have."""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What the jobs need: the database, the framework, the council's time zone."""
+
+    database: Database
+    framework: Framework
+    zone: ZoneInfo
+    instance: str = "cli"
+
+
+@dataclass
+class DispatchReport:
+    """What a dispatch asked for, or (in a dry run) would ask for."""
+
+    month: str
+    seed: str
+    ran: bool
+    plan: DispatchPlan | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _twelve_months_before(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:])
+    return month_key(year - 1, number)
+
+
+async def _dispatch_inputs(
+    session: AsyncSession, framework: Framework, audits: list[AuditMonth]
+) -> tuple[DispatchInputs, dict[int, Staff], dict[int, CaseRecord]]:
+    month = audits[0].month
+    since = _twelve_months_before(month)
+    staff = {s.id: s for s in await session.exec(select(Staff)) if s.id is not None}
+    cases = {c.id: c for c in await session.exec(select(CaseRecord)) if c.id is not None}
+    table = AuditRequest.__table__  # type: ignore[attr-defined]
+    connection = await session.connection()
+    rows = list(
+        await connection.execute(
+            sa_select(
+                table.c.month,
+                table.c.standard,
+                table.c.kind,
+                table.c.auditor_id,
+                table.c.case_id,
+                table.c.subject_worker_id,
+                table.c.dispatch_key,
+            ).where(table.c.month > since, table.c.month <= month)
+        )
+    )
+    supervision = {
+        a.standard
+        for a in audits
+        if (s := framework.standard(a.standard)) and s.subject == "supervision"
+    }
+    earlier = [r for r in rows if r[0] < month]
+    this_month = [r for r in rows if r[0] == month]
+    inputs = DispatchInputs(
+        audits=audits,
+        staff=[
+            RosterEntry(s.id, s.role_code, s.team, s.supervisor_id, s.active, s.on_leave_until)
+            for s in staff.values()
+            if s.id is not None
+        ],
+        cases=[
+            CaseCandidate(
+                c.id, c.team, c.allocated_worker_id, c.status == CaseStatus.OPEN, c.closed_on
+            )
+            for c in cases.values()
+            if c.id is not None
+        ],
+        cases_audited_recently={r[4] for r in earlier if r[4] is not None},
+        workers_audited_recently={
+            r[5] for r in earlier if r[1] in supervision and r[2] == AuditKind.SAMPLED and r[5]
+        },
+        recent_peer_pairs=recent_pairs((r[3], r[5]) for r in earlier if r[2] == AuditKind.PEER),
+        existing_keys={r[6] for r in this_month if r[6]},
+        cases_taken_this_month={r[4] for r in this_month if r[4] is not None},
+        workers_taken_this_month={
+            r[5] for r in this_month if r[1] in supervision and r[2] == AuditKind.SAMPLED and r[5]
+        },
+        peer_subjects_this_month={r[5] for r in this_month if r[2] == AuditKind.PEER and r[5]},
+    )
+    return inputs, staff, cases
+
+
+def _plan_summary(plan: DispatchPlan) -> dict[str, Any]:
+    return {
+        "requests": len(plan.requests),
+        "by_kind": dict(Counter(r.kind for r in plan.requests)),
+        "by_standard": {str(k): v for k, v in Counter(r.standard for r in plan.requests).items()},
+        "skipped": dict(Counter(s.reason for s in plan.skipped)),
+        "short": sum(s.missing for s in plan.skipped),
+    }
+
+
+async def dispatch_month(
+    cycle: Cycle, month: str, *, dry_run: bool = False, seed: str | None = None
+) -> DispatchReport:
+    """Ask everyone for the month's audits (or, in a dry run, say what would be asked)."""
+    year, number = int(month[:4]), int(month[5:])
+    audits = audits_in_month(cycle.framework, year, number)
+    if not audits:
+        raise CycleError(f"no audits are timetabled in {month_label(month)}")
+
+    if dry_run:
+        async with cycle.database.session() as session:
+            inputs, _, _ = await _dispatch_inputs(session, cycle.framework, audits)
+        seed = seed or f"{month}/dry-run"
+        plan = plan_month(cycle.framework, inputs, seed)
+        return DispatchReport(month, seed, False, plan, _plan_summary(plan))
+
+    planned: list[DispatchPlan] = []
+
+    async def work(session: AsyncSession, run_seed: str | None) -> dict[str, Any]:
+        inputs, staff, cases = await _dispatch_inputs(session, cycle.framework, audits)
+        plan = plan_month(cycle.framework, inputs, run_seed or "")
+        planned.append(plan)
+        await _create_requests(session, cycle.framework, plan, audits, staff, cases)
+        return _plan_summary(plan)
+
+    outcome = await run_once(
+        cycle.database,
+        job="dispatch",
+        period=month,
+        instance=cycle.instance,
+        work=work,
+        seed=seed or f"{month}/{secrets.token_hex(6)}",
+    )
+    log.info("dispatch %s: %s", month, "done" if outcome.ran else "already done")
+    return DispatchReport(
+        month, outcome.seed or "", outcome.ran, planned[0] if planned else None, outcome.summary
+    )
+
+
+async def _create_requests(
+    session: AsyncSession,
+    framework: Framework,
+    plan: DispatchPlan,
+    audits: list[AuditMonth],
+    staff: dict[int, Staff],
+    cases: dict[int, CaseRecord],
+) -> None:
+    due_on = audits[0].due_on
+    created: list[AuditRequest] = []
+    for request in plan.requests:
+        subject_id = request.subject_id
+        case = cases.get(request.case_id) if request.case_id else None
+        if case is not None and subject_id is None:
+            subject_id = case.allocated_worker_id
+        created.append(
+            AuditRequest(
+                month=plan.month,
+                standard=request.standard,
+                kind=request.kind,
+                framework_version=framework.version,
+                auditor_id=request.auditor_id,
+                case_id=request.case_id,
+                subject_worker_id=subject_id,
+                status=AuditStatus.REQUESTED,
+                due_on=due_on,
+                dispatch_key=request.key,
+            )
+        )
+    session.add_all(created)
+    await session.flush()
+    # The audits are new, so their request cards cannot be in the outbox yet: add them in
+    # bulk rather than one checked insert at a time (a whole workforce at once).
+    history: list[AuditStatusChange] = []
+    messages: list[OutboxMessage] = []
+    for audit in created:
+        assert audit.id is not None
+        history.append(
+            AuditStatusChange(audit_id=audit.id, status=AuditStatus.REQUESTED, note="dispatch")
+        )
+        standard = framework.standard(audit.standard)
+        assert standard is not None
+        activity = request_card_activity(
+            audit,
+            standard,
+            cases.get(audit.case_id) if audit.case_id else None,
+            staff.get(audit.subject_worker_id) if audit.subject_worker_id else None,
+        )
+        messages.append(
+            OutboxMessage(
+                idempotency_key=request_key(audit),
+                recipient_id=audit.auditor_id,
+                purpose="audit_request",
+                period=audit.month,
+                audit_id=audit.id,
+                activity=json.dumps(activity, separators=(",", ":")),
+                status=OutboxStatus.PENDING,
+            )
+        )
+    session.add_all(history)
+    session.add_all(messages)
+    await session.flush()
+
+
+# -- reminders and digests ---------------------------------------------------------------
+
+
+def _current_audits(framework: Framework, today: date) -> list[AuditMonth]:
+    return audits_in_month(framework, today.year, today.month)
+
+
+async def send_reminders(cycle: Cycle, today: date) -> RunOutcome | None:
+    """On a reminder day, remind each auditor with unfinished audits, once."""
+    audits = _current_audits(cycle.framework, today)
+    if not audits or today not in days_before_due(
+        audits[0].due_on, cycle.framework.cycle.reminder_working_days_before_due
+    ):
+        return None
+    month, due_on = audits[0].month, audits[0].due_on
+
+    async def work(session: AsyncSession, _seed: str | None) -> dict[str, Any]:
+        unfinished = list(
+            await session.exec(
+                select(AuditRequest).where(
+                    AuditRequest.month == month,
+                    AuditRequest.status != AuditStatus.SUBMITTED,
+                    col(AuditRequest.voluntary).is_(False),
+                )
+            )
+        )
+        by_auditor: dict[int, list[AuditRequest]] = defaultdict(list)
+        for audit in unfinished:
+            by_auditor[audit.auditor_id].append(audit)
+        reminded = 0
+        for auditor_id, audits_of in sorted(by_auditor.items()):
+            auditor = await session.get(Staff, auditor_id)
+            if auditor is None or not auditor.active:
+                continue
+            entries = []
+            for audit in audits_of:
+                detail = await audit_store.audit_detail(session=session, audit_id=audit.id or 0)
+                standard = cycle.framework.standard(audit.standard)
+                if detail is not None and standard is not None:
+                    entries.append(list_entry(detail, standard, cycle.framework, cycle.zone))
+            await queue_reminder(
+                session=session, auditor=auditor, entries=entries, due_on=due_on, today=today
+            )
+            reminded += 1
+        return {"reminded": reminded}
+
+    return await run_once(
+        cycle.database,
+        job="reminders",
+        period=today.isoformat(),
+        instance=cycle.instance,
+        work=work,
+    )
+
+
+async def _unreachable(session: AsyncSession, month: str) -> set[int]:
+    rows = await session.exec(
+        select(OutboxMessage.recipient_id).where(
+            OutboxMessage.period == month, OutboxMessage.status == OutboxStatus.UNDELIVERABLE
+        )
+    )
+    return set(rows)
+
+
+async def team_digest_rows(
+    session: AsyncSession, cycle: Cycle, manager: Staff, month: str, today: date
+) -> list[DigestRow]:
+    """Return each of a manager's team with where their audits for the month stand."""
+    team = list(
+        await session.exec(
+            select(Staff)
+            .where(Staff.supervisor_id == manager.id, col(Staff.active).is_(True))
+            .order_by(col(Staff.name))
+        )
+    )
+    unreachable = await _unreachable(session, month)
+    installed = {
+        c.aad_object_id
+        for c in await session.exec(
+            select(TeamsConversation).where(col(TeamsConversation.installed).is_(True))
+        )
+    }
+    rows: list[DigestRow] = []
+    for person in team:
+        audits = list(
+            await session.exec(
+                select(AuditRequest).where(
+                    AuditRequest.auditor_id == person.id,
+                    AuditRequest.month == month,
+                    col(AuditRequest.voluntary).is_(False),
+                )
+            )
+        )
+        done = sum(1 for a in audits if a.status == AuditStatus.SUBMITTED)
+        started = sum(1 for a in audits if a.status == AuditStatus.IN_PROGRESS)
+        detail = f"{done} of {len(audits)} done" if audits else ""
+        if person.on_leave_until is not None and person.on_leave_until >= today:
+            state, detail = "on_leave", f"until {person.on_leave_until:%d %B}"
+        elif not audits:
+            state = "none"
+        elif done == len(audits):
+            state = "done"
+        elif person.id in unreachable or (person.aad_object_id or "") not in installed:
+            state = "unreachable"
+        elif started or done:
+            state = "in_progress"
+        else:
+            state = "not_started"
+        rows.append(DigestRow(person.name, state, detail))
+    return rows
+
+
+async def send_digests(cycle: Cycle, today: date) -> RunOutcome | None:
+    """On a digest day, send each manager a digest of their team's audits, once."""
+    audits = _current_audits(cycle.framework, today)
+    if not audits or today not in days_before_due(
+        audits[0].due_on, cycle.framework.cycle.digest_working_days_before_due
+    ):
+        return None
+    month, due_on = audits[0].month, audits[0].due_on
+
+    async def work(session: AsyncSession, _seed: str | None) -> dict[str, Any]:
+        supervisor_ids = set(
+            await session.exec(
+                select(Staff.supervisor_id).where(
+                    col(Staff.supervisor_id).is_not(None), col(Staff.active).is_(True)
+                )
+            )
+        )
+        sent = 0
+        for manager_id in sorted(i for i in supervisor_ids if i is not None):
+            manager = await session.get(Staff, manager_id)
+            if manager is None or not manager.active:
+                continue
+            rows = await team_digest_rows(session, cycle, manager, month, today)
+            await queue_digest(
+                session=session,
+                manager=manager,
+                month=month,
+                month_label=month_label(month),
+                rows=rows,
+                due_on=due_on,
+                today=today,
+            )
+            sent += 1
+        return {"digests": sent}
+
+    return await run_once(
+        cycle.database, job="digests", period=today.isoformat(), instance=cycle.instance, work=work
+    )
+
+
+# -- month end and moderation --------------------------------------------------------------
+
+
+def _finished_months(framework: Framework, today: date, condition: str) -> list[AuditMonth]:
+    """Return recent audited months past their due date (or past moderation, for closing)."""
+    months: list[AuditMonth] = []
+    year, number = today.year, today.month
+    for _ in range(3):
+        for audit in audits_in_month(framework, year, number):
+            passed = audit.due_on if condition == "due" else audit.moderation_until
+            if today > passed and not audit.additional:
+                months.append(audit)
+        year, number = previous_month(year, number)
+    return months
+
+
+async def close_months(cycle: Cycle, today: date) -> dict[str, RunOutcome]:
+    """After a month's due date, mark its unfinished audits overdue (they can still be done)."""
+    outcomes: dict[str, RunOutcome] = {}
+    for audit_month in _finished_months(cycle.framework, today, "due"):
+        month = audit_month.month
+
+        async def work(
+            session: AsyncSession, _seed: str | None, month: str = month
+        ) -> dict[str, Any]:
+            late = list(
+                await session.exec(
+                    select(AuditRequest).where(
+                        AuditRequest.month == month,
+                        AuditRequest.status != AuditStatus.SUBMITTED,
+                        col(AuditRequest.overdue_at).is_(None),
+                        col(AuditRequest.voluntary).is_(False),
+                    )
+                )
+            )
+            now = utc_now()
+            for audit in late:
+                assert audit.id is not None
+                session.add(
+                    AuditStatusChange(
+                        audit_id=audit.id, status=AuditStatus.OVERDUE, note="month end"
+                    )
+                )
+            if late:
+                await session.exec(
+                    update(AuditRequest)
+                    .where(col(AuditRequest.id).in_([a.id for a in late]))
+                    .values(overdue_at=now)
+                )
+            return {"overdue": len(late)}
+
+        outcomes[month] = await run_once(
+            cycle.database, job="close", period=month, instance=cycle.instance, work=work
+        )
+    return outcomes
+
+
+async def sample_entries(
+    session: AsyncSession, cycle: Cycle, month: str, moderator: Staff, *, only_open: bool = False
+) -> list[SampleEntry]:
+    """Return the month's moderation sample as a moderator sees it."""
+    sampled = list(
+        await session.exec(select(ModerationSample).where(ModerationSample.month == month))
+    )
+    entries = []
+    for sample in sampled:
+        detail = await audit_store.audit_detail(session=session, audit_id=sample.audit_id)
+        standard = cycle.framework.standard(detail.audit.standard) if detail else None
+        if detail is None or standard is None:
+            continue
+        claim = await session.get(Moderation, sample.audit_id)
+        if only_open and claim is not None and claim.submitted_at is not None:
+            continue
+        claimer = await session.get(Staff, claim.moderator_id) if claim else None
+        team = _team_of(detail)
+        entry = list_entry(detail, standard, cycle.framework, cycle.zone)
+        entries.append(
+            SampleEntry(
+                audit_id=sample.audit_id,
+                title=entry.title,
+                about=entry.about,
+                team=team,
+                kind=entry.kind,
+                claimed_by=claimer.name if claimer else None,
+                mine=claimer is not None and claimer.id == moderator.id,
+                moderated=claim is not None and claim.submitted_at is not None,
+            )
+        )
+    return entries
+
+
+def _team_of(detail: audit_store.AuditDetail) -> str:
+    if detail.case is not None:
+        return detail.case.team
+    if detail.subject is not None:
+        return detail.subject.team
+    return detail.auditor.team
+
+
+async def open_sample_months(session: AsyncSession, today: date) -> list[str]:
+    """Return the months whose moderation samples are still open for claims, oldest first."""
+    months = sorted(set(await session.exec(select(ModerationSample.month))))
+    open_months = []
+    for month in months:
+        if today <= moderation_until_of(month):
+            open_months.append(month)
+    return open_months
+
+
+def moderation_until_of(month: str) -> date:
+    """Return the end of the moderation window for a month's audits ('YYYY-MM')."""
+    return moderation_until(int(month[:4]), int(month[5:]))
+
+
+async def _moderators(session: AsyncSession, framework: Framework) -> list[Staff]:
+    codes = [r.code for r in framework.roles if r.audit_kind == "moderation"]
+    return list(
+        await session.exec(
+            select(Staff)
+            .where(col(Staff.role_code).in_(codes), col(Staff.active).is_(True))
+            .order_by(col(Staff.id))
+        )
+    )
+
+
+async def sample_for_moderation(cycle: Cycle, today: date) -> dict[str, RunOutcome]:
+    """After a month's due date, draw its moderation sample and send it to the moderators."""
+    outcomes: dict[str, RunOutcome] = {}
+    for audit_month in _finished_months(cycle.framework, today, "due"):
+        month = audit_month.month
+        if today > audit_month.moderation_until:
+            continue
+
+        async def work(
+            session: AsyncSession, seed: str | None, audit_month: AuditMonth = audit_month
+        ) -> dict[str, Any]:
+            month = audit_month.month
+            completed = []
+            for audit in await session.exec(
+                select(AuditRequest).where(
+                    AuditRequest.month == month,
+                    AuditRequest.status == AuditStatus.SUBMITTED,
+                    col(AuditRequest.voluntary).is_(False),
+                )
+            ):
+                detail = await audit_store.audit_detail(session=session, audit_id=audit.id or 0)
+                if detail is not None and audit.id is not None:
+                    completed.append(CompletedAudit(audit.id, _team_of(detail)))
+            moderators = await _moderators(session, cycle.framework)
+            quota = {r.code: r.monthly_audits for r in cycle.framework.roles}
+            minimum = sum(quota.get(m.role_code, 0) for m in moderators)
+            chosen = draw_sample(
+                completed,
+                percent=cycle.framework.cycle.moderation_sample_percent,
+                minimum=minimum,
+                seed=seed or month,
+            )
+            for audit_id in chosen:
+                session.add(ModerationSample(audit_id=audit_id, month=month))
+            await session.flush()
+            for moderator in moderators if chosen else []:
+                entries = await sample_entries(session, cycle, month, moderator)
+                await queue_moderation_sample(
+                    session=session,
+                    moderator=moderator,
+                    month=month,
+                    month_label=month_label(month),
+                    entries=entries,
+                    until=audit_month.moderation_until,
+                )
+            return {
+                "completed": len(completed),
+                "sampled": len(chosen),
+                "moderators": len(moderators),
+            }
+
+        outcomes[month] = await run_once(
+            cycle.database,
+            job="moderation-sample",
+            period=month,
+            instance=cycle.instance,
+            work=work,
+            seed=f"{month}/{secrets.token_hex(6)}",
+        )
+    return outcomes
+
+
+async def close_moderation(cycle: Cycle, today: date) -> dict[str, RunOutcome]:
+    """After the moderation window, tell the moderators which sampled audits were left."""
+    outcomes: dict[str, RunOutcome] = {}
+    for audit_month in _finished_months(cycle.framework, today, "moderation"):
+        month = audit_month.month
+
+        async def work(
+            session: AsyncSession, _seed: str | None, audit_month: AuditMonth = audit_month
+        ) -> dict[str, Any]:
+            month = audit_month.month
+            moderators = await _moderators(session, cycle.framework)
+            left = 0
+            for moderator in moderators:
+                entries = await sample_entries(session, cycle, month, moderator, only_open=True)
+                left = len(entries)
+                if entries:
+                    await queue_moderation_sample(
+                        session=session,
+                        moderator=moderator,
+                        month=month,
+                        month_label=month_label(month),
+                        entries=entries,
+                        until=audit_month.moderation_until,
+                        purpose="moderation_closed",
+                    )
+            return {"not_moderated": left}
+
+        outcomes[month] = await run_once(
+            cycle.database,
+            job="moderation-close",
+            period=month,
+            instance=cycle.instance,
+            work=work,
+        )
+    return outcomes
+
+
+async def run_day(cycle: Cycle, today: date) -> dict[str, Any]:
+    """Run every job for a day (what the scheduler does each working morning)."""
+    done: dict[str, Any] = {}
+    for audit in _current_audits(cycle.framework, today):
+        if audit.requests_on <= today <= audit.due_on and not audit.additional:
+            report = await dispatch_month(cycle, audit.month)
+            done["dispatch"] = {"month": audit.month, "ran": report.ran, **report.summary}
+    reminders = await send_reminders(cycle, today)
+    if reminders is not None:
+        done["reminders"] = {"ran": reminders.ran, **reminders.summary}
+    digests = await send_digests(cycle, today)
+    if digests is not None:
+        done["digests"] = {"ran": digests.ran, **digests.summary}
+    for name, job in (
+        ("close", close_months),
+        ("moderation_sample", sample_for_moderation),
+        ("moderation_close", close_moderation),
+    ):
+        ran = {month: o.summary for month, o in (await job(cycle, today)).items() if o.ran}
+        if ran:
+            done[name] = ran
+    return done

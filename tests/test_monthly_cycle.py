@@ -1,0 +1,392 @@
+"""The monthly cycle against a database: calendar, dispatch, reminders, digests, month end,
+moderation sampling, claims and the scheduler's triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import col, func, select
+
+from bot.demo_data import cases_csv, staff_csv
+from practice.calendar import audit_year, audits_in_month, days_before_due
+from practice.framework import Framework
+from scheduler.jobs import (
+    Cycle,
+    close_moderation,
+    close_months,
+    dispatch_month,
+    run_day,
+    sample_for_moderation,
+    send_digests,
+    send_reminders,
+    team_digest_rows,
+)
+from scheduler.runner import CycleScheduler
+from storage import audits as audit_store
+from storage import moderation as moderation_store
+from storage.csv_import import import_cases, import_staff
+from storage.database import Database
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    AuditStatusChange,
+    JobRun,
+    ModerationSample,
+    OutboxMessage,
+    Staff,
+)
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def by_month(framework: Framework, year: int) -> dict[str, dict[str, object]]:
+    return {a.month: a.as_dict() for a in audit_year(framework, year) if not a.additional}
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "field", "expected"),
+    [
+        (2023, "2023-09", "due_on", "2023-09-29"),
+        (2023, "2023-09", "moderation_until", "2023-10-13"),
+        (2023, "2023-10", "requests_on", "2023-10-02"),
+        (2023, "2024-01", "requests_on", "2024-01-02"),  # New Year's Day
+        (2023, "2024-03", "due_on", "2024-03-28"),  # Good Friday, then a weekend
+        (2023, "2024-04", "requests_on", "2024-04-02"),  # Easter Monday
+        (2023, "2024-04", "moderation_until", "2024-05-15"),  # May Day bank holiday inside
+        (2023, "2024-05", "due_on", "2024-05-31"),
+        (2023, "2024-05", "moderation_until", "2024-06-14"),
+        (2024, "2024-09", "requests_on", "2024-09-02"),
+        (2024, "2024-11", "due_on", "2024-11-29"),
+        (2024, "2025-04", "requests_on", "2025-04-01"),
+        (2024, "2025-04", "due_on", "2025-04-30"),
+        (2024, "2025-05", "due_on", "2025-05-30"),
+        (2024, "2025-05", "moderation_until", "2025-06-13"),
+        (2024, "2025-07", "moderation_until", "2025-08-14"),
+    ],
+)
+def test_calendar_dates(
+    framework: Framework, year: int, month: str, field: str, expected: str
+) -> None:
+    assert by_month(framework, year)[month][field] == expected
+
+
+def test_calendar_shape_and_additional_audits(framework: Framework) -> None:
+    months = audit_year(framework, 2023)
+    assert [a.month for a in months if not a.additional] == [
+        "2023-09", "2023-10", "2023-11", "2024-01", "2024-02", "2024-03",
+        "2024-04", "2024-05", "2024-06", "2024-07",
+    ]  # fmt: skip
+    assert by_month(framework, 2023)["2023-09"] == {
+        "month": "2023-09", "standard": 1, "practitioner_kind": "self",
+        "requests_on": "2023-09-01", "due_on": "2023-09-29", "moderation_until": "2023-10-13",
+    }  # fmt: skip
+    extra = [a for a in months if a.additional]
+    assert len(extra) == 1
+    assert extra[0].as_dict()["standard"] == 8
+    assert extra[0].as_dict()["title"] == "Safeguarding people (addition)"
+    assert [a.practitioner_kind for a in months if not a.additional] == ["self", "peer"] * 5
+
+
+def test_reminder_days_are_working_days_before_the_due_date() -> None:
+    # The spring bank holiday (27 May 2024) does not count.
+    assert days_before_due(date(2024, 5, 31), (5, 0)) == {date(2024, 5, 23), date(2024, 5, 31)}
+    # Nor do Easter Monday and Good Friday.
+    assert days_before_due(date(2024, 4, 2), (5,)) == {date(2024, 3, 22)}
+
+
+# -- against a database ---------------------------------------------------------------------
+
+
+async def seeded(database: Database, framework: Framework, today: date) -> Cycle:
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=staff_csv())).ok
+        assert (await import_cases(session=session, text=cases_csv(today))).ok
+    return Cycle(database=database, framework=framework, zone=LONDON, instance="test")
+
+
+async def count(database: Database, model: type, *where: object) -> int:
+    async with database.session() as session:
+        statement = select(func.count()).select_from(model)
+        for condition in where:
+            statement = statement.where(condition)  # type: ignore[arg-type]
+        return int((await session.exec(statement)).one())
+
+
+async def test_dispatch_creates_requests_once_and_records_its_seed(
+    database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    dry = await dispatch_month(cycle, "2026-11", dry_run=True)
+    assert dry.plan is not None
+    assert await count(database, AuditRequest) == 0
+    report = await dispatch_month(cycle, "2026-11", seed="2026-11/fixed")
+    assert report.ran
+    assert report.seed == "2026-11/fixed"
+    planned = report.summary["requests"]
+    assert planned == len(dry.plan.requests)
+    assert report.summary["by_kind"] == {"sampled": 13, "self": 9}
+    assert await count(database, AuditRequest) == planned
+    assert (
+        await count(database, OutboxMessage, col(OutboxMessage.purpose) == "audit_request")
+        == planned
+    )
+    again = await dispatch_month(cycle, "2026-11")
+    assert not again.ran
+    assert again.seed == "2026-11/fixed"
+    assert await count(database, AuditRequest) == planned
+    async with database.session() as session:
+        run = (await session.exec(select(JobRun).where(JobRun.job == "dispatch"))).one()
+        assert run.status == "done"
+        assert json.loads(run.summary)["requests"] == planned
+        audit = (await session.exec(select(AuditRequest))).first()
+        assert audit is not None
+        assert audit.dispatch_key is not None
+        assert str(audit.due_on) == "2026-11-30"
+
+
+async def test_a_month_without_audits_is_refused(
+    sqlite_database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(sqlite_database, framework, date(2026, 12, 1))
+    from scheduler.jobs import CycleError
+
+    with pytest.raises(CycleError, match="no audits"):
+        await dispatch_month(cycle, "2026-12")
+
+
+@pytest.mark.postgres
+async def test_two_instances_dispatch_and_run_the_day_once(
+    postgres_url: str, framework: Framework
+) -> None:
+    first, second = Database(postgres_url), Database(postgres_url)
+    try:
+        cycle_a = await seeded(first, framework, date(2026, 11, 2))
+        cycle_b = Cycle(database=second, framework=framework, zone=LONDON, instance="other")
+        results = await asyncio.gather(
+            run_day(cycle_a, date(2026, 11, 2)), run_day(cycle_b, date(2026, 11, 2))
+        )
+        assert sorted(r["dispatch"]["ran"] for r in results) == [False, True]
+        requests = await count(first, AuditRequest)
+        assert requests == next(r["dispatch"]["requests"] for r in results if r["dispatch"]["ran"])
+        assert await count(first, OutboxMessage) == requests
+        assert await count(first, JobRun, col(JobRun.job) == "dispatch") == 1
+        # Reminders on the due date, from two instances at once: one each.
+        for audit in (await _all(first, AuditRequest))[:5]:
+            await _submit(first, audit)
+        await asyncio.gather(
+            run_day(cycle_a, date(2026, 11, 30)), run_day(cycle_b, date(2026, 11, 30))
+        )
+        reminders = await count(first, OutboxMessage, col(OutboxMessage.purpose) == "reminder")
+        assert 0 < reminders < 22
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def _all(database: Database, model: type) -> list:  # type: ignore[type-arg]
+    async with database.session() as session:
+        rows = list(await session.exec(select(model)))
+    return sorted(rows, key=lambda r: getattr(r, "id", None) or getattr(r, "audit_id", 0))
+
+
+async def _submit(database: Database, audit: AuditRequest) -> None:
+    async with database.session() as session:
+        fresh = await session.get(AuditRequest, audit.id)
+        assert fresh is not None
+        await audit_store.submit(session=session, audit=fresh, actor_id=fresh.auditor_id)
+
+
+async def test_reminders_skip_finished_audits_and_come_once_a_day(
+    database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    await dispatch_month(cycle, "2026-11")
+    audits = await _all(database, AuditRequest)
+    alex_audits = [a for a in audits if a.auditor_id == await _id(database, "alexw@example.com")]
+    await _submit(database, alex_audits[0])
+    assert await send_reminders(cycle, date(2026, 11, 20)) is None  # not a reminder day
+    outcome = await send_reminders(cycle, date(2026, 11, 23))  # five working days before
+    assert outcome is not None
+    assert outcome.ran
+    auditors = {a.auditor_id for a in audits}
+    assert outcome.summary["reminded"] == len(auditors) - 1
+    again = await send_reminders(cycle, date(2026, 11, 23))
+    assert again is not None
+    assert not again.ran
+    reminded = {
+        m.recipient_id for m in await _all(database, OutboxMessage) if m.purpose == "reminder"
+    }
+    assert await _id(database, "alexw@example.com") not in reminded
+    await send_reminders(cycle, date(2026, 11, 30))
+    assert await count(database, OutboxMessage, col(OutboxMessage.purpose) == "reminder") == 2 * (
+        len(auditors) - 1
+    )
+
+
+async def _id(database: Database, email: str) -> int:
+    async with database.session() as session:
+        person = (await session.exec(select(Staff).where(Staff.email == email))).one()
+        assert person.id is not None
+        return person.id
+
+
+async def test_digest_shows_each_person_of_the_team(
+    sqlite_database: Database, framework: Framework
+) -> None:
+    database = sqlite_database
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    async with database.session() as session:
+        ruth = (
+            await session.exec(select(Staff).where(Staff.email == "ruth.evans@example.com"))
+        ).one()
+        ruth.on_leave_until = date(2026, 12, 4)
+        session.add(ruth)
+    await dispatch_month(cycle, "2026-11")
+    audits = await _all(database, AuditRequest)
+    alex = await _id(database, "alexw@example.com")
+    await _submit(database, next(a for a in audits if a.auditor_id == alex))
+    outcome = await send_digests(cycle, date(2026, 11, 25))  # three working days before
+    assert outcome is not None
+    assert outcome.summary["digests"] >= 2
+    async with database.session() as session:
+        megan = (await session.exec(select(Staff).where(Staff.email == "meganb@example.com"))).one()
+        rows = {
+            r.name: r
+            for r in await team_digest_rows(session, cycle, megan, "2026-11", date(2026, 11, 25))
+        }
+    assert rows["Alex Wilber"].state == "done"
+    assert rows["Ruth Evans"].state == "on_leave"
+    assert rows["Adele Vance"].state == "unreachable"  # she has not installed the bot
+    digest = [
+        m
+        for m in await _all(database, OutboxMessage)
+        if m.purpose == "digest" and m.recipient_id == megan.id
+    ]
+    assert len(digest) == 1
+    text = digest[0].activity
+    assert "Alex Wilber" in text
+    assert "Cannot be reached in Teams" in text
+
+
+async def test_month_end_marks_late_audits_overdue_and_samples_for_moderation(
+    database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    await dispatch_month(cycle, "2026-11", seed="x")
+    audits = await _all(database, AuditRequest)
+    for audit in audits[:12]:
+        await _submit(database, audit)
+    assert "2026-11" not in await close_months(cycle, date(2026, 11, 30))  # still the due date
+    closed = await close_months(cycle, date(2026, 12, 1))
+    assert closed["2026-11"].ran
+    assert closed["2026-11"].summary == {"overdue": len(audits) - 12}
+    assert not (await close_months(cycle, date(2026, 12, 2)))["2026-11"].ran
+    late = [a for a in await _all(database, AuditRequest) if a.status != AuditStatus.SUBMITTED]
+    assert all(a.overdue_at is not None for a in late)
+    assert await count(
+        database, AuditStatusChange, col(AuditStatusChange.status) == "overdue"
+    ) == len(late)
+
+    sampled = await sample_for_moderation(cycle, date(2026, 12, 1))
+    summary = sampled["2026-11"].summary
+    assert summary["completed"] == 12
+    assert summary["sampled"] == 2  # 10% of 12, rounded up, but at least the moderator's quota of 2
+    assert await count(database, ModerationSample) == 2
+    patti = await _id(database, "pattif@example.com")
+    cards = [m for m in await _all(database, OutboxMessage) if m.purpose == "moderation_sample"]
+    assert [m.recipient_id for m in cards] == [patti]
+    assert "Claim" in cards[0].activity
+    assert not (await sample_for_moderation(cycle, date(2026, 12, 2)))["2026-11"].ran
+
+    # A late audit can still be completed; its record shows it was overdue.
+    await _submit(database, late[0])
+    async with database.session() as session:
+        done = await session.get(AuditRequest, late[0].id)
+        assert done is not None
+        assert done.status == AuditStatus.SUBMITTED
+        assert done.overdue_at is not None
+
+    assert "2026-11" not in await close_moderation(cycle, date(2026, 12, 14))  # still open
+    closing = await close_moderation(cycle, date(2026, 12, 15))
+    assert closing["2026-11"].summary == {"not_moderated": 2}
+    assert any(m.purpose == "moderation_closed" for m in await _all(database, OutboxMessage))
+
+
+async def test_claims_first_one_wins(database: Database, framework: Framework) -> None:
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    await dispatch_month(cycle, "2026-11", seed="x")
+    for audit in (await _all(database, AuditRequest))[:6]:
+        await _submit(database, audit)
+    await sample_for_moderation(cycle, date(2026, 12, 1))
+    sample = (await _all(database, ModerationSample))[0]
+    moderators = [
+        await _id(database, "pattif@example.com"),
+        await _id(database, "isaiahl@example.com"),
+    ]
+
+    async def claim(moderator_id: int) -> bool:
+        async with database.session() as session:
+            return await moderation_store.claim(
+                session=session, audit_id=sample.audit_id, moderator_id=moderator_id
+            )
+
+    results = await asyncio.gather(*(claim(moderators[i % 2]) for i in range(8)))
+    assert results.count(True) == 1
+    async with database.session() as session:
+        claimed = await moderation_store.moderation_of(session=session, audit_id=sample.audit_id)
+    assert claimed is not None
+    assert claimed.moderator_id in moderators
+
+
+# -- the scheduler ------------------------------------------------------------------------------
+
+
+def test_scheduler_triggers_fire_on_working_mornings_in_london(framework: Framework) -> None:
+    cycle = Cycle(database=None, framework=framework, zone=LONDON)  # type: ignore[arg-type]
+    scheduler = CycleScheduler(cycle, job_time=time(8, 30), clock=lambda: datetime.now(UTC))
+    triggers = scheduler.triggers()
+    assert list(triggers) == [
+        "dispatch", "reminders", "digests", "month-end", "moderation-sample", "moderation-close",
+    ]  # fmt: skip
+    friday_evening = datetime(2026, 11, 27, 17, 0, tzinfo=LONDON)
+    assert triggers["dispatch"].get_next_fire_time(None, friday_evening) == datetime(
+        2026, 11, 30, 8, 30, tzinfo=LONDON
+    )
+    assert triggers["reminders"].get_next_fire_time(None, friday_evening) == datetime(
+        2026, 11, 30, 8, 31, tzinfo=LONDON
+    )
+    # Across the change to summer time the job still runs at 08:30 London time (07:30 UTC).
+    before_change = datetime(2027, 3, 26, 12, 0, tzinfo=LONDON)
+    fire = triggers["dispatch"].get_next_fire_time(None, before_change)
+    assert fire == datetime(2027, 3, 29, 8, 30, tzinfo=LONDON)
+    assert fire.astimezone(UTC).hour == 7
+
+
+async def test_scheduler_catches_up_when_started_late_in_the_day(
+    framework: Framework, sqlite_database: Database
+) -> None:
+    cycle = Cycle(database=sqlite_database, framework=framework, zone=LONDON)
+    late = CycleScheduler(
+        cycle, job_time=time(8, 30), clock=lambda: datetime(2026, 11, 23, 14, 0, tzinfo=LONDON)
+    )
+    early = CycleScheduler(
+        cycle, job_time=time(8, 30), clock=lambda: datetime(2026, 11, 23, 6, 0, tzinfo=LONDON)
+    )
+    late.start()
+    early.start()
+    try:
+        late_next = {job.id: job.next_run_time for job in late._scheduler.get_jobs()}
+        early_next = {job.id: job.next_run_time for job in early._scheduler.get_jobs()}
+    finally:
+        late.shutdown()
+        early.shutdown()
+    assert all(run == datetime(2026, 11, 23, 14, 0, tzinfo=LONDON) for run in late_next.values())
+    assert early_next["dispatch"] > datetime.now(LONDON)
+
+
+def test_additional_audit_month_has_two_audits(framework: Framework) -> None:
+    assert [a.standard for a in audits_in_month(framework, 2024, 1)] == [4, 8]
