@@ -23,7 +23,10 @@ from practice.answers import is_case_reference
 from practice.framework import Framework
 from storage.models import CaseRecord, CaseStatus, Staff, utc_now
 
-STAFF_COLUMNS = ("email", "name", "role", "team", "supervisor_email", "aad_object_id", "active")
+STAFF_COLUMNS = (
+    "email", "name", "role", "team", "supervisor_email", "aad_object_id", "active",
+    "on_leave_until",
+)  # fmt: skip
 STAFF_REQUIRED = ("email", "name", "role", "team")
 CASE_COLUMNS = ("case_reference", "team", "allocated_worker_email", "status", "closed_on")
 CASE_REQUIRED = ("case_reference", "team", "status")
@@ -137,6 +140,16 @@ def _duplicates(rows: Iterable[_Row], column: str) -> Iterator[str]:
             first_seen[key] = row.line
 
 
+def _parse_day(value: str) -> date | None | bool:
+    """Return the date, None when empty, or False when it is not a date."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return False
+
+
 def _parse_active(value: str) -> bool | None:
     lowered = value.lower()
     if lowered == "" or lowered in YES:
@@ -188,6 +201,10 @@ async def import_staff(*, session: AsyncSession, framework: Framework, text: str
             result.errors.append(f"{where}: aad_object_id {aad!r} is not an object id (a GUID)")
         if _parse_active(v.get("active", "")) is None:
             result.errors.append(f"{where}: active {v['active']!r} must be yes or no")
+        if _parse_day(v.get("on_leave_until", "")) is False:
+            result.errors.append(
+                f"{where}: on_leave_until {v['on_leave_until']!r} is not a date like 2024-03-31"
+            )
 
     # An object id may already belong to someone else on the roster who is not in the file.
     aad_owner = {s.aad_object_id: s.email for s in existing.values() if s.aad_object_id}
@@ -224,6 +241,7 @@ async def import_staff(*, session: AsyncSession, framework: Framework, text: str
             "team": v["team"],
             "aad_object_id": v.get("aad_object_id", "").lower() or None,
             "active": bool(_parse_active(v.get("active", ""))),
+            "on_leave_until": _parse_day(v.get("on_leave_until", "")) or None,
         }
         person = by_email.get(email)
         if person is None:

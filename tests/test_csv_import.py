@@ -185,3 +185,21 @@ def test_read_csv_file_problems(tmp_path: Path) -> None:
     excel = tmp_path / "excel.csv"
     excel.write_bytes(b"\xef\xbb\xbfemail,name\n")
     assert read_csv_file(excel)[0] == "email,name\n"
+
+
+async def test_leave_is_imported_and_checked(database: Database, framework: Framework) -> None:
+    text = STAFF_HEADER.replace("active\n", "active,on_leave_until\n") + (
+        "a@example.com,A,SW,T,,,yes,2026-12-04\n"
+        "b@example.com,B,SW,T,,,yes,\n"
+        "c@example.com,C,SW,T,,,yes,next week\n"
+    )
+    async with database.session() as session:
+        bad = await import_staff(session=session, framework=framework, text=text)
+        await session.rollback()
+    assert bad.errors == ["line 4: on_leave_until 'next week' is not a date like 2024-03-31"]
+    async with database.session() as session:
+        good = await import_staff(session=session, framework=framework, text=text.rsplit("c@", 1)[0])
+    assert good.ok
+    async with database.session() as session:
+        a = (await session.exec(select(Staff).where(Staff.email == "a@example.com"))).one()
+    assert str(a.on_leave_until) == "2026-12-04"
