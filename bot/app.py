@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from json import JSONDecodeError
 
@@ -18,8 +19,11 @@ from sqlmodel import select
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.outbox_sender import OutboxSender, SendLimits
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
+from scheduler.jobs import Cycle
+from scheduler.runner import CycleScheduler
 from storage.bot_state import SqlStorage
 from storage.database import Database
 from storage.migrate import is_current
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Teams activities are a few kilobytes; anything far larger is refused before parsing.
 MAX_BODY_BYTES = 256 * 1024
+# Proactive messages in flight at once (to different people).
+SEND_CONCURRENCY = 16
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -104,7 +110,14 @@ def create_app(
     app[SETTINGS] = settings
     app[FRAMEWORK] = framework
 
+    now = clock or (lambda: datetime.now(UTC))
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        # botbuilder's HTTP calls run on the default thread pool: give it room for every
+        # send the outbox sender has in flight, plus the turns' replies.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=SEND_CONCURRENCY + 16, thread_name_prefix="pqf")
+        )
         database = Database(settings.database_url)
         adapter = create_adapter(settings)
         app[DATABASE] = database
@@ -115,9 +128,34 @@ def create_app(
             conversation_state=ConversationState(SqlStorage(database)),
             zone=settings.zone,
             support_contact=settings.support_contact,
-            clock=clock or (lambda: datetime.now(UTC)),
+            clock=now,
+            instance_id=settings.instance_name,
         )
+        stop = asyncio.Event()
+        sender_task: asyncio.Task[None] | None = None
+        if settings.run_sender:
+            sender = OutboxSender(
+                database=database,
+                adapter=adapter,
+                app_id=settings.app_id,
+                limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
+                instance_id=settings.instance_name,
+            )
+            sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
+        scheduler: CycleScheduler | None = None
+        if settings.run_scheduler:
+            cycle = Cycle(
+                database=database, framework=framework, zone=settings.zone,
+                instance=settings.instance_name,
+            )  # fmt: skip
+            scheduler = CycleScheduler(cycle, job_time=settings.job_time, clock=now)
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.shutdown()
+        stop.set()
+        if sender_task is not None:
+            await sender_task
         await database.dispose()
 
     app.cleanup_ctx.append(resources)

@@ -173,6 +173,15 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--today", type=_day, metavar="YYYY-MM-DD",
                       help="the day to run for (default: today)")  # fmt: skip
 
+    outbox = commands.add_parser(
+        "outbox", help="show what was sent, is waiting or could not be delivered",
+        description="Summarise the outbox of proactive messages (requests, reminders, digests, "
+        "moderation, shared outcomes): sent, pending, retrying and undeliverable, for one "
+        "audit month or all; with --month, also who could not be reached and why.",
+    )  # fmt: skip
+    outbox.add_argument("--month", type=_month, metavar="YYYY-MM")
+    outbox.add_argument("--json", action="store_true", help="print it as JSON")
+
     demo = commands.add_parser(
         "demo-data",
         help="load a demo roster, cases and requests for local trials",
@@ -543,6 +552,69 @@ def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
     return _run_async(go())
 
 
+def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlmodel import col, select
+
+    from storage import outbox
+    from storage.database import Database
+    from storage.models import OutboxMessage, Staff
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                total = await outbox.summary(session=session, period=args.month)
+                purposes = sorted(
+                    set(
+                        await session.exec(
+                            select(OutboxMessage.purpose).where(
+                                col(OutboxMessage.period) == args.month
+                            )
+                            if args.month
+                            else select(OutboxMessage.purpose)
+                        )
+                    )
+                )
+                unreachable = (
+                    await outbox.undeliverable_recipients(session=session, period=args.month)
+                    if args.month
+                    else []
+                )
+                names = {
+                    s.id: s.email
+                    for s in await session.exec(
+                        select(Staff).where(
+                            col(Staff.id).in_([u.recipient_id for u in unreachable])
+                        )
+                    )
+                }
+        finally:
+            await database.dispose()
+        report = {
+            "month": args.month,
+            "sent": total.sent,
+            "pending": total.pending,
+            "retrying": total.retrying,
+            "undeliverable": total.undeliverable,
+            "purposes": purposes,
+            "unreachable": [
+                {"email": names.get(u.recipient_id, u.recipient_id), "reason": u.last_error}
+                for u in unreachable
+            ],
+        }
+        if args.json:
+            print(json.dumps(report, indent=2))
+            return EXIT_OK
+        scope = f"for {args.month}" if args.month else "in all"
+        print(f"Outbox {scope}: {total.sent} sent, {total.pending} pending, {total.retrying} "
+              f"retrying, {total.undeliverable} undeliverable.")  # fmt: skip
+        for person in report["unreachable"]:
+            print(f"  cannot reach {person['email']}: {person['reason']}")
+        return EXIT_OK
+
+    return _run_async(go())
+
+
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve,
     "migrate": _migrate,
@@ -554,6 +626,7 @@ _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "calendar": _calendar,
     "dispatch": _dispatch,
     "run-jobs": _run_jobs,
+    "outbox": _outbox,
 }
 
 

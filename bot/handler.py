@@ -37,7 +37,7 @@ from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import audits as audit_store
 from storage import outbox, roster
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, OutboxMessage, OutboxStatus, Staff
+from storage.models import AuditRequest, AuditStatus, Staff
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 RECENTLY_SUBMITTED = timedelta(days=45)
 # Queued messages sent one by one when someone installs the app; more are listed instead.
 MAX_WAITING_SENT_AS_THEY_ARE = 3
+# How long a turn holds queued messages it is sending (far longer than a turn lasts).
+WAITING_LEASE = timedelta(minutes=2)
 
 
 class AuditBot(ActivityHandler):  # type: ignore[misc]
@@ -59,8 +61,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         zone: ZoneInfo,
         support_contact: str,
         clock: Callable[[], datetime],
+        instance_id: str = "bot",
     ) -> None:
         super().__init__()
+        self._instance_id = instance_id
         self._database = database
         self._framework = framework
         self._conversation_state = conversation_state
@@ -109,27 +113,45 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         they are summed up by the audit list instead.
         """
         assert staff.id is not None
+        now = self._clock()
         async with self._database.session() as session:
             waiting = await outbox.pending_for(session=session, recipient_id=staff.id)
-        if not waiting:
+            # Claim them first, so the outbox sender (perhaps on another instance) cannot
+            # send the same message at the same moment.
+            claimed = [
+                message
+                for m in waiting
+                if m.id is not None
+                and (
+                    message := await outbox.claim_one(
+                        session=session,
+                        message_id=m.id,
+                        instance_id=self._instance_id,
+                        now=now,
+                        lease=WAITING_LEASE,
+                    )
+                )
+                is not None
+            ]
+        if not claimed:
             return False
-        if len(waiting) <= MAX_WAITING_SENT_AS_THEY_ARE:
+        if len(claimed) <= MAX_WAITING_SENT_AS_THEY_ARE:
             sent = [
                 await turn_context.send_activity(Activity().deserialize(json.loads(m.activity)))
-                for m in waiting
+                for m in claimed
             ]
         else:
             listed = await self._send_audit_list(turn_context, staff)
-            sent = [listed] * len(waiting)
+            sent = [listed] * len(claimed)
         async with self._database.session() as session:
-            for message, response in zip(waiting, sent, strict=True):
-                fresh = await session.get(OutboxMessage, message.id)
-                if fresh is not None and fresh.status == OutboxStatus.PENDING:
-                    await outbox.mark_sent(
-                        session=session,
-                        message=fresh,
-                        activity_id=response.id if response else None,
-                    )
+            for message, response in zip(claimed, sent, strict=True):
+                assert message.id is not None
+                await outbox.record_sent(
+                    session=session,
+                    message_id=message.id,
+                    activity_id=response.id if response else None,
+                    now=self._clock(),
+                )
         return True
 
     async def on_installation_update_remove(self, turn_context: TurnContext) -> None:

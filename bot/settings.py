@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(default=True, validation_alias="PQF_RUN_SCHEDULER")
     job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
     run_sender: bool = Field(default=True, validation_alias="PQF_RUN_SENDER")
+    send_rate: float = Field(default=45.0, gt=0, le=50, validation_alias="PQF_SEND_RATE")
     instance_name: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         validation_alias="PQF_INSTANCE_NAME",
@@ -143,4 +144,5 @@ _VARIABLES = {
     "job_time": "PQF_JOB_TIME",
     "run_scheduler": "PQF_RUN_SCHEDULER",
     "run_sender": "PQF_RUN_SENDER",
+    "send_rate": "PQF_SEND_RATE",
 }

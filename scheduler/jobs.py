@@ -45,6 +45,7 @@ from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
 from practice.sampling import CaseCandidate
 from storage import audits as audit_store
+from storage import outbox
 from storage.database import Database
 from storage.jobs import RunOutcome, run_once
 from storage.models import (
@@ -321,15 +322,6 @@ async def send_reminders(cycle: Cycle, today: date) -> RunOutcome | None:
     )
 
 
-async def _unreachable(session: AsyncSession, month: str) -> set[int]:
-    rows = await session.exec(
-        select(OutboxMessage.recipient_id).where(
-            OutboxMessage.period == month, OutboxMessage.status == OutboxStatus.UNDELIVERABLE
-        )
-    )
-    return set(rows)
-
-
 async def team_digest_rows(
     session: AsyncSession, cycle: Cycle, manager: Staff, month: str, today: date
 ) -> list[DigestRow]:
@@ -341,7 +333,9 @@ async def team_digest_rows(
             .order_by(col(Staff.name))
         )
     )
-    unreachable = await _unreachable(session, month)
+    unreachable = {
+        u.recipient_id for u in await outbox.undeliverable_recipients(session=session, period=month)
+    }
     installed = {
         c.aad_object_id
         for c in await session.exec(

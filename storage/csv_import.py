@@ -140,7 +140,7 @@ def _duplicates(rows: Iterable[_Row], column: str) -> Iterator[str]:
             first_seen[key] = row.line
 
 
-def _parse_day(value: str) -> date | None | bool:
+def _parse_day(value: str) -> date | bool | None:
     """Return the date, None when empty, or False when it is not a date."""
     if not value:
         return None

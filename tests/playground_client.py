@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ class PlaygroundChat:
         self.base_url = base_url
         self.frames: list[Frame] = []
         self._reader: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Condition()
 
     async def connect(self) -> PlaygroundChat:
         async with self.session.get(f"{self.base_url}/_internal/v1/config") as response:
@@ -37,7 +37,18 @@ class PlaygroundChat:
     async def _read(self) -> None:
         async for message in self.websocket:
             if message.type == aiohttp.WSMsgType.TEXT:
-                self.frames.append(json.loads(message.data))
+                async with self._arrived:
+                    self.frames.append(json.loads(message.data))
+                    self._arrived.notify_all()
+
+    async def _until(self, ready: Callable[[], bool], within: float) -> bool:
+        """Wait until `ready()` holds (checked whenever a frame arrives); say if it did."""
+        try:
+            async with asyncio.timeout(within), self._arrived:
+                await self._arrived.wait_for(ready)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -48,12 +59,14 @@ class PlaygroundChat:
         self, predicate: Callable[[Frame], bool], since: int, within: float = 15
     ) -> Frame:
         """Return the first frame after `since` that matches, waiting for it if need be."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for frame in self.frames[since:]:
-                if predicate(frame):
-                    return frame
-            await asyncio.sleep(0.05)
+
+        def first() -> Frame | None:
+            return next((f for f in self.frames[since:] if predicate(f)), None)
+
+        if await self._until(lambda: first() is not None, within):
+            found = first()
+            assert found is not None
+            return found
         shown = [_describe(f) for f in self.frames[since:]]
         raise TimeoutError(f"no matching message within {within} s; got {shown}")
 
@@ -100,6 +113,29 @@ class PlaygroundChat:
             within,
         )
         return frame["message"]["messageId"], frame["message"]["attachments"][0]["content"]
+
+    async def new_cards(
+        self, containing: str, since: int, *, count: int, within: float = 15
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Wait for `count` new cards containing the text; return their ids and contents."""
+
+        def matching() -> list[Frame]:
+            return [
+                f
+                for f in self.frames[since:]
+                if f.get("action") == "createMessage"
+                and f["message"].get("attachments")
+                and containing in json.dumps(f["message"]["attachments"][0]["content"])
+            ]
+
+        await self._until(lambda: len(matching()) >= count, within)
+        found = matching()
+        if len(found) < count:
+            raise TimeoutError(f"{len(found)} of {count} cards containing {containing!r} arrived")
+        return [
+            (f["message"]["messageId"], f["message"]["attachments"][0]["content"])
+            for f in found[:count]
+        ]
 
     async def next_text(self, containing: str, since: int, within: float = 15) -> str:
         frame = await self.wait_for(

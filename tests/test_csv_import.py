@@ -198,7 +198,9 @@ async def test_leave_is_imported_and_checked(database: Database, framework: Fram
         await session.rollback()
     assert bad.errors == ["line 4: on_leave_until 'next week' is not a date like 2024-03-31"]
     async with database.session() as session:
-        good = await import_staff(session=session, framework=framework, text=text.rsplit("c@", 1)[0])
+        good = await import_staff(
+            session=session, framework=framework, text=text.rsplit("c@", 1)[0]
+        )
     assert good.ok
     async with database.session() as session:
         a = (await session.exec(select(Staff).where(Staff.email == "a@example.com"))).one()

@@ -1,0 +1,743 @@
+"""Deliver the outbox to Teams within Teams' rate limits, retrying what can be retried.
+
+Every proactive message is first written to the outbox; this sender claims due messages
+(a lease in the row, so two sender processes never send the same one), sends them through
+the adapter and records the outcome:
+
+- accepted: sent, with the activity id Teams returned;
+- 429: tried again after Retry-After when Teams gave one (seconds or an HTTP date),
+  else after an exponential back-off with jitter; the conversation is paused as long and
+  the global rate slowed for a while;
+- 412, 408, 5xx, a timeout or a connection error: tried again after a back-off;
+- 403 (blocked or removed the app) and 404 (chat gone): undeliverable at once;
+- any other 4xx: undeliverable, with the status; after `max_attempts`: undeliverable;
+- no installed chat: left pending without counting an attempt, looked at again later
+  (the activity handler also sends waiting messages when the person installs the app).
+
+Rate limits: a global token bucket (plus a one-second window that counts requests still
+in flight, so answers that arrive late cannot let a burst through) and, per conversation,
+Teams' sliding windows (7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour). Different
+conversations are sent to concurrently; one conversation's messages go one at a time, in
+order: a message is not claimed while an earlier one to the same person waits.
+
+Delivery is at least once, not exactly once, in two narrow cases: if the process dies
+after Teams accepted a message but before the database recorded it, or a send times out
+after Teams accepted it, that message is sent again once the lease lapses (or at the
+retry). We prefer a duplicate to a lost audit request. Otherwise each message is sent
+once: claims are atomic, a send only starts while the lease has time left for it, and
+retries follow only answers that say Teams did not take the message.
+
+Log lines carry message, recipient and conversation row ids and status codes only: never
+names, emails, Teams ids or message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import socket
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+from botframework.connector.models import ErrorResponseException
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.proactive import (
+    UNDELIVERABLE_STATUSES,
+    Delivery,
+    DeliveryResult,
+    conversation_reference,
+)
+from storage import outbox, roster
+from storage.database import Database
+from storage.models import OutboxMessage, TeamsConversation, utc_now
+
+log = logging.getLogger(__name__)
+
+# The 4xx answers worth retrying (unauthorised: our credentials or token, not the person;
+# timeout; precondition failed; throttled). Every 5xx is retried too; any other 4xx makes
+# a message undeliverable.
+RETRY_STATUSES = frozenset({401, 408, 412, 429})
+# Teams' per-conversation limits for one bot: (messages, seconds).
+TEAMS_CONVERSATION_LIMITS: tuple[tuple[int, float], ...] = (
+    (7, 1.0),
+    (8, 2.0),
+    (60, 30.0),
+    (1800, 3600.0),
+)
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """How fast, how often and how patiently the sender sends. Times are in seconds."""
+
+    # Teams allows 50 requests/s per app per tenant, replies to people included: the
+    # outbox keeps some of that for them. Several sender processes share the limit, so
+    # give each its part.
+    global_rate: float = 45.0
+    global_burst: int = 5
+    per_conversation: tuple[tuple[int, float], ...] = TEAMS_CONVERSATION_LIMITS
+    concurrency: int = 16  # conversations sent to at once
+    max_attempts: int = 8
+    backoff_base: float = 2.0
+    backoff_cap: float = 600.0
+    retry_after_cap: float = 3600.0  # a longer Retry-After is taken as this
+    lease: float = 120.0
+    send_timeout: float = 30.0
+    poll_interval: float = 0.5
+    batch_size: int = 50
+    not_installed_delay: float = 3600.0
+    slowdown_factor: float = 0.5  # the global rate after a 429 ...
+    slowdown_seconds: float = 10.0  # ... for this long
+    # Added to every window, against timer granularity.
+    window_margin: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.lease < self.send_timeout + 2:
+            raise ValueError("the lease must outlast a send (send_timeout + 2 s)")
+        if self.global_rate <= 0 or self.global_burst < 1 or self.concurrency < 1:
+            raise ValueError("rate, burst and concurrency must be positive")
+        if self.max_attempts < 1 or self.batch_size < 1:
+            raise ValueError("max_attempts and batch_size must be positive")
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one `drain()` did with the messages it took."""
+
+    sent: int = 0
+    undeliverable: int = 0
+    pending: int = 0  # tried, and to be tried again after a back-off longer than the wait
+    not_installed: int = 0
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a Retry-After value (seconds or an HTTP date) asks to wait."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def retry_after_of(error: ErrorResponseException, now: datetime) -> float | None:
+    """Return the Retry-After of a Connector error answer, in seconds, if it has one."""
+    # msrest keeps the `requests.Response` as `error.response`; its headers ignore case.
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    return parse_retry_after(value if isinstance(value, str) else None, now)
+
+
+def default_instance_id() -> str:
+    """Return an id for this sender process: host and process id."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
+# -- rate limiting ------------------------------------------------------------------------
+
+
+class SlidingWindows:
+    """Allow a request only while every (count, seconds) window has room.
+
+    A request counts from when it starts until `seconds` after it finished: the time the
+    far end counts it lies in between, so counting this way never undercounts.
+    """
+
+    def __init__(self, limits: Sequence[tuple[int, float]], margin: float) -> None:
+        self._limits = [(count, seconds + margin) for count, seconds in limits]
+        self._horizon = max(seconds for _, seconds in self._limits)
+        self._finished: deque[float] = deque()
+        self._in_flight = 0
+        self._changed = asyncio.Event()
+
+    def wait(self, now: float) -> float | None:
+        """Return 0 if a request may start now, else seconds to wait (None: until one ends)."""
+        while self._finished and self._finished[0] <= now - self._horizon:
+            self._finished.popleft()
+        finished = list(self._finished)
+        longest = 0.0
+        for count, seconds in self._limits:
+            recent = len(finished) - bisect_right(finished, now - seconds)
+            excess = self._in_flight + recent - count + 1
+            if excess <= 0:
+                continue
+            if excess > recent:
+                return None
+            # The oldest `excess` recent requests must age out of the window first.
+            oldest = finished[len(finished) - recent + excess - 1]
+            longest = max(longest, oldest + seconds - now)
+        return longest
+
+    async def acquire(self) -> None:
+        """Wait for room, then count a request as started."""
+        while True:
+            delay = self.wait(time.monotonic())
+            if delay is not None and delay <= 0:
+                self._in_flight += 1
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), delay)
+
+    def finish(self) -> None:
+        """Count a started request as finished now."""
+        self._in_flight -= 1
+        self._finished.append(time.monotonic())
+        self._changed.set()
+
+    def cancel(self) -> None:
+        """Forget a request that was let through but never started."""
+        self._in_flight -= 1
+        self._changed.set()
+
+    @property
+    def idle(self) -> bool:
+        """Return whether nothing in flight or within the windows is counted."""
+        now = time.monotonic()
+        return self._in_flight == 0 and (
+            not self._finished or self._finished[-1] <= now - self._horizon
+        )
+
+
+class TokenBucket:
+    """Let requests through at a steady rate, with a small burst, first come first served."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._factor = 1.0
+        self._slow_until = 0.0
+
+    def slow_down(self, factor: float, seconds: float) -> None:
+        """Lower the rate by this factor for a while (after Teams throttled us)."""
+        now = time.monotonic()
+        self._refill(now)
+        self._factor = factor
+        self._slow_until = max(self._slow_until, now + seconds)
+
+    def _current_rate(self, now: float) -> float:
+        return self._rate * self._factor if now < self._slow_until else self._rate
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(
+            self._burst, self._tokens + (now - self._stamp) * self._current_rate(now)
+        )
+        self._stamp = now
+
+    async def take(self) -> None:
+        """Wait for a token and take it."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._refill(now)
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._current_rate(now))
+
+
+class RateLimiter:
+    """The global limits and each conversation's, with pauses Teams asked for."""
+
+    def __init__(self, limits: SendLimits) -> None:
+        self._limits = limits
+        self._bucket = TokenBucket(limits.global_rate, limits.global_burst)
+        self._global = SlidingWindows(
+            [(max(1, math.floor(limits.global_rate)), 1.0)], limits.window_margin
+        )
+        self._conversations: dict[str, SlidingWindows] = {}
+        self._paused_until: dict[str, float] = {}
+        self._acquired = 0
+
+    async def acquire(self, conversation: str) -> None:
+        """Wait until a message to this conversation may start; then `finish` or `cancel`."""
+        while True:  # a pause can be extended while we wait
+            pause = self._paused_until.get(conversation, 0.0) - time.monotonic()
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+        self._paused_until.pop(conversation, None)
+        window = self._conversations.get(conversation)
+        if window is None:
+            window = SlidingWindows(self._limits.per_conversation, self._limits.window_margin)
+            self._conversations[conversation] = window
+        # The conversation first: its waits are the long ones, and no global room is
+        # held meanwhile.
+        await window.acquire()
+        try:
+            await self._bucket.take()
+            await self._global.acquire()
+        except BaseException:
+            window.cancel()
+            raise
+        self._acquired += 1
+        if self._acquired % 1000 == 0:
+            self._forget_idle()
+
+    def finish(self, conversation: str) -> None:
+        """Count the message to this conversation as sent (or failed) now."""
+        self._global.finish()
+        self._conversations[conversation].finish()
+
+    def cancel(self, conversation: str) -> None:
+        """Forget a message that was let through but not sent."""
+        self._global.cancel()
+        self._conversations[conversation].cancel()
+
+    def throttled(self, conversation: str, pause: float) -> None:
+        """Pause a conversation Teams throttled, and slow everything for a while."""
+        until = time.monotonic() + pause
+        self._paused_until[conversation] = max(self._paused_until.get(conversation, 0.0), until)
+        self._bucket.slow_down(self._limits.slowdown_factor, self._limits.slowdown_seconds)
+
+    def _forget_idle(self) -> None:
+        for key in [k for k, w in self._conversations.items() if w.idle]:
+            del self._conversations[key]
+
+
+# -- the sender ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """The latest outcome of each message a drain touched, and when retries are due."""
+
+    track: bool = True  # `run` keeps no tally: it would grow for as long as the bot runs
+    outcomes: dict[int, Delivery] = field(default_factory=dict)
+    retry_at: dict[int, datetime] = field(default_factory=dict)
+
+    def note(self, message_id: int, outcome: Delivery, retry_at: datetime | None = None) -> None:
+        if not self.track:
+            return
+        self.outcomes[message_id] = outcome
+        if retry_at is not None:
+            self.retry_at[message_id] = retry_at
+        else:
+            self.retry_at.pop(message_id, None)
+
+    def hand_over(self, *, due_by: datetime) -> None:
+        """Forget the retries due by then: they were claimable, so someone else has them."""
+        for message_id in [i for i, when in self.retry_at.items() if when <= due_by]:
+            del self.retry_at[message_id]
+            del self.outcomes[message_id]
+
+    def report(self) -> DrainReport:
+        counts = {outcome: 0 for outcome in Delivery}
+        for outcome in self.outcomes.values():
+            counts[outcome] += 1
+        return DrainReport(
+            sent=counts[Delivery.SENT],
+            undeliverable=counts[Delivery.UNDELIVERABLE],
+            pending=counts[Delivery.FAILED],
+            not_installed=counts[Delivery.NOT_INSTALLED],
+        )
+
+
+class OutboxSender:
+    """Claims due outbox messages and delivers them to Teams within its rate limits."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        adapter: CloudAdapter,
+        app_id: str,
+        limits: SendLimits | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        instance_id: str | None = None,
+    ) -> None:
+        self._database = database
+        self._adapter = adapter
+        self._app_id = app_id
+        self._limits = limits or SendLimits()
+        self._clock = clock
+        self.instance_id = (instance_id or default_instance_id())[:64]
+        self._limiter = RateLimiter(self._limits)
+        # Jitter only spreads retries out; it needs no cryptographic strength.
+        self._random = random.Random()  # noqa: S311
+        self._slots = asyncio.Semaphore(self._limits.concurrency)
+        self._sending: set[asyncio.Task[DeliveryResult]] = set()
+
+    @property
+    def limits(self) -> SendLimits:
+        return self._limits
+
+    # -- the loops ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send due messages until `stop` is set; sends under way are finished first."""
+        log.info("outbox sender %s started", self.instance_id)
+        await self._pump(_Tally(track=False), stop=stop)
+        log.info("outbox sender %s stopped", self.instance_id)
+
+    async def drain(self, *, max_wait: float = 60.0) -> DrainReport:
+        """Send everything due now, waiting out retries due within `max_wait` seconds."""
+        tally = _Tally()
+        deadline = time.monotonic() + max_wait
+        while True:
+            started = self._clock()
+            await self._pump(tally, stop=None)
+            # A retry that was due and yet not ours to claim went to another sender.
+            tally.hand_over(due_by=started)
+            if not tally.retry_at:
+                break
+            delay = (min(tally.retry_at.values()) - self._clock()).total_seconds()
+            if time.monotonic() + delay > deadline:
+                break
+            # A little past the time, so the claim's `next_attempt_at <= now` holds.
+            await asyncio.sleep(max(0.0, delay) + 0.01)
+        return tally.report()
+
+    async def _pump(self, tally: _Tally, *, stop: asyncio.Event | None) -> None:
+        """Claim and send until stopped (with `stop`) or until nothing is claimable."""
+        groups: set[asyncio.Task[None]] = set()
+        try:
+            while stop is None or not stop.is_set():
+                claimed = 0
+                # Claim only while conversations are waiting for a free slot: claimed
+                # messages age against their lease.
+                if len(groups) < self._limits.concurrency:
+                    try:
+                        claimed = await self._claim_and_start(tally, groups)
+                    except Exception as error:
+                        if stop is None:
+                            raise
+                        log.error("outbox claim failed: %s", type(error).__name__)
+                if claimed:
+                    continue
+                if not groups and stop is None:
+                    return
+                waiters: set[asyncio.Future[Any]] = set(groups)
+                if stop is not None:
+                    waiters.add(asyncio.ensure_future(stop.wait()))
+                try:
+                    await asyncio.wait(
+                        waiters,
+                        timeout=self._limits.poll_interval,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    for waiter in waiters - groups:
+                        waiter.cancel()
+        finally:
+            for group in groups:
+                group.cancel()
+            await asyncio.gather(*groups, return_exceptions=True)
+            # A send once started is finished and recorded, even when stopping.
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _claim_and_start(self, tally: _Tally, groups: set[asyncio.Task[None]]) -> int:
+        """Claim a batch of due messages and start one task per person; return how many."""
+        now = self._clock()
+        async with self._database.session() as session:
+            messages = await outbox.claim_due(
+                session=session,
+                instance_id=self.instance_id,
+                now=now,
+                lease=timedelta(seconds=self._limits.lease),
+                limit=self._limits.batch_size,
+            )
+            by_recipient: dict[int, list[OutboxMessage]] = {}
+            for message in messages:
+                by_recipient.setdefault(message.recipient_id, []).append(message)
+            conversations = await self._conversations_of(session, list(by_recipient))
+        for recipient_id, queue in by_recipient.items():
+            group = asyncio.create_task(
+                self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally)
+            )
+            groups.add(group)
+            group.add_done_callback(groups.discard)
+        return len(messages)
+
+    async def _conversations_of(
+        self, session: AsyncSession, recipient_ids: list[int]
+    ) -> dict[int, TeamsConversation]:
+        """Return the installed personal chat of each recipient who has one."""
+        staff = await roster.staff_by_ids(session=session, ids=recipient_ids)
+        found: dict[int, TeamsConversation] = {}
+        for staff_id, person in staff.items():
+            if person.aad_object_id:
+                conversation = await roster.conversation_of(
+                    session=session, aad_object_id=person.aad_object_id
+                )
+                if conversation is not None:
+                    found[staff_id] = conversation
+        return found
+
+    async def _send_queue(
+        self,
+        recipient_id: int,
+        queue: list[OutboxMessage],
+        conversation: TeamsConversation | None,
+        tally: _Tally,
+    ) -> None:
+        """Send one person's claimed messages in order; give back the rest on a failure."""
+        unsent = 0  # queue[unsent:] have not been handed to a send
+        try:
+            if conversation is None:
+                await self._not_installed(recipient_id, queue, tally)
+                unsent = len(queue)
+                return
+            async with self._slots:
+                for message in queue:
+                    assert message.id is not None
+                    await self._limiter.acquire(conversation.conversation_id)
+                    send = asyncio.create_task(self._send_claimed(message, conversation, queue))
+                    unsent += 1
+                    self._sending.add(send)
+                    send.add_done_callback(self._sending.discard)
+                    # Shielded: when stopping, a send under way is finished and recorded.
+                    result = await asyncio.shield(send)
+                    tally.note(message.id, result.outcome, result.retry_at)
+                    if result.outcome not in (Delivery.SENT, Delivery.UNDELIVERABLE):
+                        return  # the rest wait behind this one, to keep the order
+        except Exception as error:
+            log.error(
+                "outbox messages of recipient %s failed: %s", recipient_id, type(error).__name__
+            )
+        finally:
+            rest = [m.id for m in queue[unsent:] if m.id is not None]
+            if rest:
+                await self._give_back(rest)
+
+    async def _give_back(self, message_ids: list[int]) -> None:
+        try:
+            async with self._database.session() as session:
+                await outbox.release(
+                    session=session, message_ids=message_ids, instance_id=self.instance_id
+                )
+        except Exception as error:
+            # They come back when the lease lapses.
+            log.warning("could not give back %d claims: %s", len(message_ids), type(error).__name__)
+
+    async def _not_installed(
+        self, recipient_id: int, queue: list[OutboxMessage], tally: _Tally
+    ) -> None:
+        until = self._clock() + timedelta(seconds=self._limits.not_installed_delay)
+        ids = [m.id for m in queue if m.id is not None]
+        async with self._database.session() as session:
+            await outbox.defer(
+                session=session, message_ids=ids, instance_id=self.instance_id, until=until
+            )
+        for message_id in ids:
+            tally.note(message_id, Delivery.NOT_INSTALLED)
+        log.info(
+            "recipient %s has no installed chat; %d messages wait until %s",
+            recipient_id,
+            len(ids),
+            f"{until:%Y-%m-%d %H:%M}",
+        )
+
+    # -- one message --------------------------------------------------------------------
+
+    async def deliver(self, message_id: int) -> DeliveryResult:
+        """Claim one pending message and send it now, whatever its retry time."""
+        now = self._clock()
+        async with self._database.session() as session:
+            message = await outbox.claim_one(
+                session=session,
+                message_id=message_id,
+                instance_id=self.instance_id,
+                now=now,
+                lease=timedelta(seconds=self._limits.lease),
+            )
+            if message is None:
+                return DeliveryResult(message_id, Delivery.FAILED, "not pending")
+            conversations = await self._conversations_of(session, [message.recipient_id])
+        conversation = conversations.get(message.recipient_id)
+        if conversation is None:
+            await self._not_installed(message.recipient_id, [message], _Tally(track=False))
+            return DeliveryResult(message_id, Delivery.NOT_INSTALLED)
+        await self._limiter.acquire(conversation.conversation_id)
+        return await self._send_claimed(message, conversation, [message])
+
+    async def _send_claimed(
+        self,
+        message: OutboxMessage,
+        conversation: TeamsConversation,
+        queue: list[OutboxMessage],
+    ) -> DeliveryResult:
+        """Send one claimed message (the limiter already let it through) and record it."""
+        assert message.id is not None
+        key = conversation.conversation_id
+        try:
+            if not await self._hold_lease(message, queue):
+                self._limiter.cancel(key)
+                log.warning("outbox message %s: claim lost before sending", message.id)
+                return DeliveryResult(message.id, Delivery.FAILED, "claim lost")
+        except BaseException:
+            self._limiter.cancel(key)
+            raise
+        activity_id: str | None = None
+        failure: BaseException | None = None
+        try:
+            activity_id = await asyncio.wait_for(
+                self._post(message, conversation), self._limits.send_timeout
+            )
+        except Exception as error:
+            failure = error
+        finally:
+            self._limiter.finish(key)
+        return await self._record(message, conversation, activity_id, failure)
+
+    async def _hold_lease(self, message: OutboxMessage, queue: list[OutboxMessage]) -> bool:
+        """Make sure the claim outlasts a send, renewing the queue's claims if need be."""
+        assert message.id is not None
+        now = self._clock()
+        needed = timedelta(seconds=self._limits.send_timeout + 1)
+        if message.claimed_until is not None and message.claimed_until - now >= needed:
+            return True
+        waiting = [m for m in queue if m.id is not None and m.id >= message.id]
+        until = now + timedelta(seconds=self._limits.lease)
+        async with self._database.session() as session:
+            held = await outbox.renew_claims(
+                session=session,
+                message_ids=[m.id for m in waiting if m.id is not None],
+                instance_id=self.instance_id,
+                now=now,
+                until=until,
+            )
+        for waiting_message in waiting:
+            if waiting_message.id in held:
+                waiting_message.claimed_until = until
+        return message.id in held
+
+    async def _post(self, message: OutboxMessage, conversation: TeamsConversation) -> str | None:
+        """Send the message's activity to the person's chat; return Teams' activity id."""
+        activity = Activity().deserialize(json.loads(message.activity))
+        sent: list[str | None] = []
+        failures: list[Exception] = []
+
+        async def send(context: TurnContext) -> None:
+            try:
+                response = await context.send_activity(activity)
+            except Exception as error:
+                # Raised here, botbuilder would hand it to on_turn_error, which apologises
+                # to the person and swallows it; we want it.
+                failures.append(error)
+                return
+            sent.append(response.id if response else None)
+
+        await self._adapter.continue_conversation(
+            conversation_reference(conversation), send, self._app_id
+        )
+        if failures:
+            raise failures[0]
+        if not sent:
+            raise RuntimeError("the adapter did not run the send")
+        return sent[0]
+
+    async def _record(
+        self,
+        message: OutboxMessage,
+        conversation: TeamsConversation,
+        activity_id: str | None,
+        failure: BaseException | None,
+    ) -> DeliveryResult:
+        """Write the outcome of one attempt to the outbox and return it."""
+        assert message.id is not None
+        now = self._clock()
+        attempt = message.attempts + 1
+        if failure is None:
+            async with self._database.session() as session:
+                recorded = await outbox.record_sent(
+                    session=session, message_id=message.id, activity_id=activity_id, now=now
+                )
+            if not recorded:
+                log.warning("outbox message %s was sent by another sender too", message.id)
+            log.info("outbox message %s sent (attempt %d)", message.id, attempt)
+            return DeliveryResult(message.id, Delivery.SENT)
+
+        status, detail = _describe(failure)
+        if status in UNDELIVERABLE_STATUSES or (
+            400 <= status < 500 and status not in RETRY_STATUSES
+        ):
+            return await self._undeliverable(message, detail)
+        if attempt >= self._limits.max_attempts:
+            return await self._undeliverable(
+                message, f"gave up after {attempt} attempts (last: {detail})"
+            )
+        retry_after = None
+        if status == 429 and isinstance(failure, ErrorResponseException):
+            retry_after = retry_after_of(failure, now)
+        if retry_after is not None:
+            delay = min(retry_after, self._limits.retry_after_cap)
+        else:
+            delay = self._backoff(attempt)
+        if status == 429:
+            self._limiter.throttled(conversation.conversation_id, delay)
+        retry_at = now + timedelta(seconds=delay)
+        async with self._database.session() as session:
+            recorded = await outbox.record_retry(
+                session=session,
+                message_id=message.id,
+                instance_id=self.instance_id,
+                error=detail,
+                next_attempt_at=retry_at,
+            )
+        log.info(
+            "outbox message %s: %s on attempt %d; next try in %.1f s",
+            message.id,
+            detail,
+            attempt,
+            delay,
+        )
+        if not recorded:
+            log.warning("outbox message %s: claim lost before recording", message.id)
+        return DeliveryResult(message.id, Delivery.FAILED, detail, retry_at)
+
+    async def _undeliverable(self, message: OutboxMessage, error: str) -> DeliveryResult:
+        assert message.id is not None
+        async with self._database.session() as session:
+            recorded = await outbox.record_undeliverable(
+                session=session, message_id=message.id, instance_id=self.instance_id, error=error
+            )
+        log.warning("outbox message %s undeliverable: %s", message.id, error)
+        if not recorded:
+            log.warning("outbox message %s: claim lost before recording", message.id)
+        return DeliveryResult(message.id, Delivery.UNDELIVERABLE, error)
+
+    def _backoff(self, attempt: int) -> float:
+        """Return an exponential back-off with jitter for the attempt that just failed."""
+        ceiling = min(self._limits.backoff_cap, self._limits.backoff_base * 2.0 ** (attempt - 1))
+        # Between half and all of it, so retries spread out but still grow.
+        return ceiling * self._random.uniform(0.5, 1.0)
+
+
+def _describe(failure: BaseException) -> tuple[int, str]:
+    """Return the HTTP status (0 if none) and a log-safe description of a failed send."""
+    if isinstance(failure, ErrorResponseException):
+        status = getattr(getattr(failure, "response", None), "status_code", 0)
+        status = status if isinstance(status, int) else 0
+        return status, f"HTTP {status}"
+    if isinstance(failure, TimeoutError):
+        return 0, "timed out"
+    return 0, f"{type(failure).__name__}"

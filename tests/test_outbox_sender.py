@@ -1,0 +1,606 @@
+"""The outbox sender: Teams' rate limits, retries, two senders, a crash, on SQLite and PostgreSQL.
+
+The fake connector enforces Teams' limits (it answers 429 to a caller over them) and counts
+each delivered text, so "nothing twice" and "never over the limits" are checked where
+Teams would see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
+from sqlmodel import col, select
+
+from bot.adapter import create_adapter
+from bot.outbox_sender import DrainReport, OutboxSender, SendLimits, parse_retry_after
+from bot.proactive import Delivery, ProactiveSender
+from bot.settings import load_settings
+from storage import outbox, roster
+from storage.database import Database
+from storage.models import OutboxMessage, OutboxStatus, Staff
+from tests.conftest import ROOT
+from tests.fake_connector import FakeConnector, Fault, FaultPlan
+
+PERIOD = "2026-11"
+# Quick retries and short slow-downs, so faults cost the tests little time; many attempts,
+# so none gives up.
+QUICK = SendLimits(
+    backoff_base=0.2,
+    backoff_cap=1.0,
+    max_attempts=12,
+    send_timeout=1.0,
+    lease=10.0,
+    poll_interval=0.05,
+    slowdown_seconds=0.5,
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    staff_id: int
+    conversation_id: str
+    texts: list[str]  # what they are sent, in the order it was queued
+
+
+@pytest.fixture
+def adapter(monkeypatch: pytest.MonkeyPatch) -> CloudAdapter:
+    """Return the bot's adapter (with its on_turn_error), without credentials."""
+    monkeypatch.setenv("PQF_ENVIRONMENT", "development")
+    monkeypatch.setenv("MICROSOFT_APP_ID", "")
+    return create_adapter(load_settings(env_file=None))
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    fake = await FakeConnector(enforce_limits=True).start()
+    yield fake
+    await fake.close()
+
+
+async def seed(
+    database: Database,
+    connector: FakeConnector,
+    *,
+    people: int,
+    each: int,
+    installed: bool = True,
+    first: int = 0,
+) -> list[Person]:
+    """Add people (with a Teams chat at the fake connector) and queue `each` messages for each."""
+    added: list[Person] = []
+    async with database.session() as session:
+        for n in range(first, first + people):
+            staff = Staff(
+                email=f"person{n}@example.com",
+                aad_object_id=f"aad-{n}",
+                name=f"Person {n}",
+                role_code="SW",
+                team="Team",
+            )
+            session.add(staff)
+            await session.flush()
+            assert staff.id is not None
+            conversation_id = f"a:person{n}"
+            if installed:
+                await roster.remember_conversation(
+                    session=session,
+                    aad_object_id=f"aad-{n}",
+                    reference=ConversationReference(
+                        channel_id="msteams", service_url=connector.url,
+                        conversation=ConversationAccount(id=conversation_id, tenant_id="t"),
+                        user=ChannelAccount(id=f"29:person{n}"), bot=ChannelAccount(id="28:bot"),
+                    ),
+                )  # fmt: skip
+            added.append(Person(staff.id, conversation_id, []))
+        # Queued round-robin, so each person's messages are spread among the others'.
+        for m in range(each):
+            for person in added:
+                text = f"{person.conversation_id}/{m:03d}"
+                await outbox.enqueue(
+                    session=session,
+                    key=f"test:{text}",
+                    recipient_id=person.staff_id,
+                    purpose="test",
+                    period=PERIOD,
+                    activity={"type": "message", "text": text},
+                )
+                person.texts.append(text)
+    return added
+
+
+async def messages(database: Database) -> list[OutboxMessage]:
+    async with database.session() as session:
+        return list(await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str
+) -> None:
+    """Wait (letting the event loop run) until the condition holds, or fail after `within` s."""
+    deadline = time.monotonic() + within
+    while True:
+        holds = condition()
+        if not isinstance(holds, bool):
+            holds = await holds
+        if holds:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def assert_within_teams_limits(connector: FakeConnector) -> None:
+    """Check the fake never had to refuse a request for exceeding Teams' rate limits."""
+    assert connector.limit_rejections == 0
+
+
+def assert_each_once_in_order(connector: FakeConnector, people: list[Person]) -> None:
+    delivered = connector.delivered()
+    assert max(delivered.values(), default=1) == 1, "a message was delivered twice"
+    for person in people:
+        assert connector.delivered_texts(person.conversation_id) == person.texts
+
+
+# -- the behaviour under load and faults ----------------------------------------------------
+
+
+async def test_a_broadcast_under_faults_is_delivered_once_within_the_limits(
+    database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    people = await seed(database, connector, people=125, each=2)
+    blocked, reachable = people[:10], people[10:]
+    connector.blocked = {p.conversation_id for p in blocked}
+    connector.faults = FaultPlan(
+        seed=20261123,
+        throttle_with_retry_after=0.02,
+        retry_after="1",
+        throttle=0.02,
+        server_error=0.05,
+        precondition_failed=0.02,
+        slow=0.02,
+        slow_delay=1.5,  # past the sender's 1 s timeout
+        drop=0.02,
+    )
+    sender = OutboxSender(database=database, adapter=adapter, app_id="", limits=QUICK)
+
+    started = time.monotonic()
+    report = await sender.drain(max_wait=30)
+    elapsed = time.monotonic() - started
+
+    assert report == DrainReport(sent=230, undeliverable=20, pending=0, not_installed=0)
+    rows = await messages(database)
+    by_recipient = {p.staff_id: p for p in blocked}
+    for row in rows:
+        if row.recipient_id in by_recipient:
+            assert (row.status, row.last_error, row.attempts) == ("undeliverable", "HTTP 403", 1)
+        else:
+            assert row.status == OutboxStatus.SENT
+            assert row.sent_activity_id is not None
+            assert row.claimed_by is None
+    assert_each_once_in_order(connector, reachable)
+    assert not any(connector.delivered_texts(p.conversation_id) for p in blocked)
+    assert_within_teams_limits(connector)
+    faults = connector.faults_answered()
+    for kind in ("429+retry-after", "429", "412", "slow", "drop", "blocked"):
+        assert faults[kind] > 0, kind
+    assert faults["502"] + faults["503"] + faults["504"] > 0
+    # The faults were retried: more requests than messages, and yet at Teams' pace.
+    posts = [c for c in connector.calls if c.method == "POST"]
+    assert len(posts) > 270
+    assert elapsed < 30
+    assert len(posts) / elapsed < 50
+
+    async with database.session() as session:
+        counts = await outbox.summary(session=session, period=PERIOD)
+        lost = await outbox.undeliverable_recipients(session=session, period=PERIOD)
+        other_month = await outbox.summary(session=session, period="2026-12")
+    assert counts == outbox.OutboxSummary(sent=230, pending=0, retrying=0, undeliverable=20)
+    assert [r.recipient_id for r in lost] == sorted(p.staff_id for p in blocked)
+    assert {r.last_error for r in lost} == {"HTTP 403"}
+    assert other_month == outbox.OutboxSummary()
+
+
+async def test_a_broadcast_to_many_people_goes_at_nearly_the_global_limit(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    people = await seed(sqlite_database, connector, people=200, each=1)
+    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+
+    assert await sender.drain() == DrainReport(sent=200)
+
+    assert_each_once_in_order(connector, people)
+    assert_within_teams_limits(connector)
+    arrived = [c.arrived for c in connector.calls]
+    busiest = max(bisect_right(arrived, t + 1.0) - i for i, t in enumerate(arrived))
+    assert busiest <= QUICK.global_rate
+    rate = (len(arrived) - 1) / (arrived[-1] - arrived[0])
+    assert rate > 0.8 * QUICK.global_rate
+
+
+async def test_one_persons_messages_keep_their_order_and_the_chat_limits(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    [person] = await seed(sqlite_database, connector, people=1, each=20)
+    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+
+    started = time.monotonic()
+    assert await sender.drain() == DrainReport(sent=20)
+    elapsed = time.monotonic() - started
+
+    assert_each_once_in_order(connector, [person])
+    assert_within_teams_limits(connector)
+    arrived = [c.arrived for c in connector.calls]
+    assert len(arrived) == 20
+    assert all(arrived[i + 7] - arrived[i] > 1.0 for i in range(len(arrived) - 7))
+    assert all(arrived[i + 8] - arrived[i] > 2.0 for i in range(len(arrived) - 8))
+    # ... and not much slower than Teams allows (8 per 2 s: the 20th after about 4.5 s).
+    assert elapsed < 7
+
+
+async def test_retry_after_is_honoured_in_seconds_and_as_a_date(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    seconds, dated = await seed(sqlite_database, connector, people=2, each=1)
+    not_before = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    connector.script_by_text = {
+        seconds.texts[0]: [Fault(429, "1")],
+        dated.texts[0]: [Fault(429, format_datetime(not_before, usegmt=True))],
+    }
+    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+
+    assert await sender.drain() == DrainReport(sent=2)
+
+    first, retry = connector.attempts_of(seconds.texts[0])
+    assert (first.status, retry.status) == (429, 201)
+    assert retry.arrived - first.arrived >= 1.0
+    first, retry = connector.attempts_of(dated.texts[0])
+    assert (first.status, retry.status) == (429, 201)
+    assert retry.arrived_at is not None
+    assert retry.arrived_at >= not_before
+    assert [m.attempts for m in await messages(sqlite_database)] == [2, 2]
+
+
+def test_retry_after_values_are_read_as_teams_sends_them() -> None:
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert parse_retry_after("3", now) == 3.0
+    assert parse_retry_after(" 1.5 ", now) == 1.5
+    assert parse_retry_after("Mon, 23 Nov 2026 10:00:07 GMT", now) == 7.0
+    assert parse_retry_after("Mon, 23 Nov 2026 09:59:00 GMT", now) == 0.0
+    assert parse_retry_after("-4", now) == 0.0
+    for useless in (None, "", "soon", "nan", "inf"):
+        assert parse_retry_after(useless, now) is None
+
+
+async def test_failures_are_classified_and_never_trigger_the_turn_error_apology(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    people = await seed(sqlite_database, connector, people=4, each=1)
+    blocked, gone, refused, flaky = people
+    connector.blocked = {blocked.conversation_id}
+    connector.script_by_text = {
+        gone.texts[0]: [Fault(404)],
+        refused.texts[0]: [Fault(400)],
+        flaky.texts[0]: [Fault(503)],
+    }
+    sender = ProactiveSender(adapter=adapter, database=sqlite_database, app_id="")
+    rows = await messages(sqlite_database)
+
+    results = [await sender.deliver(row.id or 0) for row in rows]
+
+    assert [(r.outcome, r.detail) for r in results] == [
+        (Delivery.UNDELIVERABLE, "HTTP 403"),
+        (Delivery.UNDELIVERABLE, "HTTP 404"),
+        (Delivery.UNDELIVERABLE, "HTTP 400"),
+        (Delivery.FAILED, "HTTP 503"),
+    ]
+    assert results[3].retry_at is not None
+    # One request per message: no apology from on_turn_error, no retry inside msrest.
+    assert len(connector.calls) == 4
+    rows = await messages(sqlite_database)
+    assert [(r.status, r.attempts) for r in rows] == [
+        ("undeliverable", 1), ("undeliverable", 1), ("undeliverable", 1), ("pending", 1),
+    ]  # fmt: skip
+    assert rows[3].next_attempt_at is not None
+    assert rows[3].claimed_by is None
+    # Asked again at once, the retry is sent regardless of its back-off.
+    assert (await sender.deliver(rows[3].id or 0)).outcome is Delivery.SENT
+    assert (await sender.deliver(rows[3].id or 0)).detail == "not pending"
+
+
+async def test_giving_up_after_the_last_attempt(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    [person] = await seed(sqlite_database, connector, people=1, each=1)
+    connector.script_by_text = {person.texts[0]: [Fault(502), Fault(503), Fault(504)]}
+    limits = SendLimits(max_attempts=3, backoff_base=0.05, backoff_cap=0.1, poll_interval=0.05)
+    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=limits)
+
+    assert await sender.drain() == DrainReport(undeliverable=1)
+
+    [row] = await messages(sqlite_database)
+    assert (row.status, row.attempts) == ("undeliverable", 3)
+    assert row.last_error == "gave up after 3 attempts (last: HTTP 504)"
+
+
+# -- people without the app ---------------------------------------------------------------
+
+
+async def test_people_without_the_app_wait_and_are_not_hammered(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    clock_now = [now]
+    waiting = await seed(sqlite_database, connector, people=3, each=2, installed=False)
+    await seed(sqlite_database, connector, people=1, each=1, first=3)
+    async with sqlite_database.session() as session:
+        await roster.forget_installation(session=session, aad_object_id="aad-3")
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        limits=QUICK,
+        clock=lambda: clock_now[0],
+    )
+
+    assert await sender.drain() == DrainReport(not_installed=7)
+    assert await sender.drain() == DrainReport()  # nothing is due again yet
+    clock_now[0] = now + timedelta(minutes=59)
+    assert await sender.drain() == DrainReport()
+
+    assert connector.calls == []
+    for row in await messages(sqlite_database):
+        assert (row.status, row.attempts, row.last_error) == ("pending", 0, "not installed")
+        assert row.next_attempt_at == now + timedelta(hours=1)
+    async with sqlite_database.session() as session:
+        counts = await outbox.summary(session=session)
+    assert counts == outbox.OutboxSummary(pending=7)
+
+    # An hour later, those who have installed the app since get their messages, in order.
+    await seed_conversation(sqlite_database, connector, n=0)
+    clock_now[0] = now + timedelta(hours=1, seconds=1)
+    assert await sender.drain() == DrainReport(sent=2, not_installed=5)
+    assert_each_once_in_order(connector, [waiting[0]])
+
+
+async def seed_conversation(database: Database, connector: FakeConnector, *, n: int) -> None:
+    async with database.session() as session:
+        await roster.remember_conversation(
+            session=session,
+            aad_object_id=f"aad-{n}",
+            reference=ConversationReference(
+                channel_id="msteams", service_url=connector.url,
+                conversation=ConversationAccount(id=f"a:person{n}", tenant_id="t"),
+                user=ChannelAccount(id=f"29:person{n}"), bot=ChannelAccount(id="28:bot"),
+            ),
+        )  # fmt: skip
+
+
+# -- claims -------------------------------------------------------------------------------
+
+
+async def test_claims_lapse_and_keep_each_persons_order(
+    database: Database, connector: FakeConnector
+) -> None:
+    first, second = await seed(database, connector, people=2, each=2)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    lease = timedelta(seconds=30)
+    async with database.session() as session:
+        claimed = await outbox.claim_due(
+            session=session, instance_id="a", now=now, lease=lease, limit=3
+        )
+    assert [m.activity for m in claimed] == [
+        f'{{"type":"message","text":"{t}"}}'
+        for t in (first.texts[0], second.texts[0], first.texts[1])
+    ]
+    ids = [m.id or 0 for m in claimed]
+    async with database.session() as session:
+        # Held by "a": nothing for "b", not even the second person's next message, which
+        # must not overtake the first.
+        assert (
+            await outbox.claim_due(session=session, instance_id="b", now=now, lease=lease, limit=10)
+            == []
+        )
+        # "a" fails the first person's first message: their second waits behind it.
+        assert await outbox.record_retry(
+            session=session, message_id=ids[0], instance_id="a", error="HTTP 503",
+            next_attempt_at=now + timedelta(minutes=5),
+        )  # fmt: skip
+        assert await outbox.release(session=session, message_ids=ids[2:], instance_id="a") == 1
+        assert not await outbox.record_retry(
+            session=session, message_id=ids[1], instance_id="b", error="x", next_attempt_at=now
+        )
+    # "a" dies holding the second person's first message; after the lease "b" takes it.
+    later = now + lease + timedelta(seconds=1)
+    async with database.session() as session:
+        assert await outbox.claim_due(
+            session=session, instance_id="b", now=now + timedelta(seconds=29), lease=lease,
+            limit=10,
+        ) == []  # fmt: skip
+        taken = await outbox.claim_due(
+            session=session, instance_id="b", now=later, lease=lease, limit=10
+        )
+        # ... with the second person's next message, which no longer waits behind anything.
+        assert [m.id for m in taken] == [ids[1], ids[2] + 1]
+        assert {m.claimed_by for m in taken} == {"b"}
+        assert await outbox.renew_claims(
+            session=session, message_ids=[ids[1], ids[0]], instance_id="b", now=later,
+            until=later + lease,
+        ) == {ids[1]}  # fmt: skip
+        assert await outbox.record_sent(
+            session=session, message_id=ids[1], activity_id="x1", now=later
+        )
+        assert not await outbox.record_sent(
+            session=session, message_id=ids[1], activity_id="x1", now=later
+        )
+    # After the back-off, the first person's messages come again, in order.
+    async with database.session() as session:
+        retry = await outbox.claim_due(
+            session=session, instance_id="b", now=now + timedelta(minutes=6), lease=lease,
+            limit=10,
+        )  # fmt: skip
+        counts = await outbox.summary(session=session)
+    assert [m.id for m in retry] == [ids[0], ids[2], ids[2] + 1]
+    assert counts == outbox.OutboxSummary(sent=1, pending=2, retrying=1)
+
+
+# -- several senders, and crashes ---------------------------------------------------------
+
+
+async def test_two_senders_on_one_database_send_each_message_once(
+    database_url: str, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    databases = [Database(database_url), Database(database_url)]
+    try:
+        people = await seed(databases[0], connector, people=40, each=3)
+        connector.faults = FaultPlan(seed=5, server_error=0.05, throttle_with_retry_after=0.02)
+        # Both share Teams' limit, so each gets half of the outbox's part.
+        limits = SendLimits(
+            global_rate=22, batch_size=7, backoff_base=0.2, backoff_cap=1.0, max_attempts=12,
+            send_timeout=1.0, lease=10.0, poll_interval=0.05,
+        )  # fmt: skip
+        senders = [
+            OutboxSender(
+                database=db, adapter=create_adapter(load_settings(env_file=None)), app_id="",
+                limits=limits, instance_id=f"sender-{n}",
+            )
+            for n, db in enumerate(databases)
+        ]  # fmt: skip
+        reports = await asyncio.gather(*(s.drain(max_wait=20) for s in senders))
+    finally:
+        for db in databases:
+            await db.dispose()
+
+    assert sum(r.sent for r in reports) == 120
+    assert all(r.sent > 20 for r in reports), reports
+    assert_each_once_in_order(connector, people)
+    assert_within_teams_limits(connector)
+
+
+async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(
+    database: Database,
+    database_url: str,
+    connector: FakeConnector,
+    adapter: CloudAdapter,
+    tmp_path: Path,
+) -> None:
+    people = await seed(database, connector, people=30, each=1)
+    people += await seed(database, connector, people=1, each=6, first=30)
+    connector.stall()
+    child_log = tmp_path / "child.log"
+    with child_log.open("wb") as output:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child", "4", "2",
+            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": ""},
+        )  # fmt: skip
+    try:
+        await wait_until(lambda: connector.held >= 4, 30, "the child's requests to be in flight")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    await wait_until(lambda: connector.held_connected == 0, 10, "the killed child's sockets")
+    connector.unstall()
+    await wait_until(lambda: connector.held == 0, 10, "the held requests to end")
+    # Killed with requests in flight, none of which Teams accepted.
+    assert connector.faults_answered()["abandoned"] >= 4
+    assert connector.sent == []
+    orphans = {m.id: m.claimed_until for m in await messages(database) if m.claimed_by == "child"}
+    assert len(orphans) >= 4, child_log.read_text()
+
+    sender = OutboxSender(
+        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="restarted"
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    try:
+        await wait_until(lambda: len(connector.sent) == 36, 30, "every message to be delivered")
+    finally:
+        stop.set()
+        await running
+
+    assert_each_once_in_order(connector, people)
+    assert_within_teams_limits(connector)
+    rows = await messages(database)
+    assert {r.status for r in rows} == {OutboxStatus.SENT}
+    # The orphaned claims were taken over only once their lease had lapsed.
+    first_delivery = min(c.arrived_at for c in connector.calls if c.delivered and c.arrived_at)
+    assert first_delivery >= min(t for t in orphans.values() if t is not None)
+
+
+async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
+    database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    people = await seed(database, connector, people=30, each=1)
+    connector.stall()
+    sender = OutboxSender(
+        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="stopping"
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    await wait_until(lambda: connector.held >= 4, 10, "sends to be under way")
+    stop.set()
+    await asyncio.sleep(0.1)  # let the loop see the stop before Teams answers
+    connector.unstall()
+    await asyncio.wait_for(running, 10)
+
+    rows = await messages(database)
+    sent = {r.id for r in rows if r.status == OutboxStatus.SENT}
+    assert len(sent) >= 4
+    assert len(sent) == len(connector.sent)
+    assert_each_once_in_order(connector, [p for p in people if p.texts[0] in connector.texts()])
+    waiting = [r for r in rows if r.id not in sent]
+    assert waiting, "everything was sent: the test did not stop the sender early"
+    for row in waiting:
+        assert (row.status, row.attempts, row.claimed_by) == ("pending", 0, None)
+
+
+async def test_run_outlives_a_broken_message_and_picks_up_new_ones(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    people = await seed(sqlite_database, connector, people=3, each=1)
+    async with sqlite_database.session() as session:
+        broken, _ = await outbox.enqueue(
+            session=session, key="broken", recipient_id=people[0].staff_id, purpose="test",
+            period=PERIOD, activity={"type": "message", "text": "x"},
+        )  # fmt: skip
+        broken.activity = "{not json"
+        session.add(broken)
+    limits = SendLimits(max_attempts=2, backoff_base=0.05, backoff_cap=0.1, poll_interval=0.05)
+    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=limits)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    try:
+        await wait_until(lambda: len(connector.sent) == 3, 10, "the first messages")
+        people += await seed(sqlite_database, connector, people=2, each=1, first=3)
+        await wait_until(lambda: len(connector.sent) == 5, 10, "messages queued while running")
+        await wait_until(
+            lambda: given_up(sqlite_database, broken.id), 10, "the broken message to be given up"
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    assert_each_once_in_order(connector, people)
+    row = next(m for m in await messages(sqlite_database) if m.idempotency_key == "broken")
+    assert row.last_error == "gave up after 2 attempts (last: JSONDecodeError)"
+
+
+async def given_up(database: Database, message_id: int | None) -> bool:
+    return any(
+        m.id == message_id and m.status == OutboxStatus.UNDELIVERABLE
+        for m in await messages(database)
+    )
