@@ -40,7 +40,7 @@ class DigestRow:
     """One member of a manager's team in the digest."""
 
     name: str
-    state: str  # done, in_progress, not_started, on_leave, unreachable, none
+    state: str  # a key of DIGEST_STATES
     detail: str
 
 
@@ -49,6 +49,7 @@ DIGEST_STATES = {
     "in_progress": "In progress",
     "not_started": "Not started",
     "on_leave": "On leave",
+    "inactive": "Marked inactive on the roster",
     "unreachable": "Cannot be reached in Teams",
     "none": "No audit this month",
 }

@@ -328,9 +328,7 @@ async def team_digest_rows(
     """Return each of a manager's team with where their audits for the month stand."""
     team = list(
         await session.exec(
-            select(Staff)
-            .where(Staff.supervisor_id == manager.id, col(Staff.active).is_(True))
-            .order_by(col(Staff.name))
+            select(Staff).where(Staff.supervisor_id == manager.id).order_by(col(Staff.name))
         )
     )
     unreachable = {
@@ -356,7 +354,9 @@ async def team_digest_rows(
         done = sum(1 for a in audits if a.status == AuditStatus.SUBMITTED)
         started = sum(1 for a in audits if a.status == AuditStatus.IN_PROGRESS)
         detail = f"{done} of {len(audits)} done" if audits else ""
-        if person.on_leave_until is not None and person.on_leave_until >= today:
+        if not person.active:
+            state, detail = "inactive", "not given audits"
+        elif person.on_leave_until is not None and person.on_leave_until >= today:
             state, detail = "on_leave", f"until {person.on_leave_until:%d %B}"
         elif not audits:
             state = "none"

@@ -26,6 +26,19 @@ from cards.audit_cards import (
     submitted_card,
     summary_card,
 )
+from cards.cycle_cards import (
+    DIGEST_STATES,
+    DigestRow,
+    ModerationItem,
+    SampleEntry,
+    digest_card,
+    moderated_card,
+    moderation_card,
+    moderation_sample_card,
+    new_audit_card,
+    outcome_card,
+    reminder_card,
+)
 from cards.help_cards import AuditListEntry, help_card, my_audits_card
 from practice.answers import CASE_CONTACTS, INVOLVEMENT_OPTIONS, SUPERVISION_CONTACTS
 from practice.audit_steps import AuditKind
@@ -61,6 +74,12 @@ ITEMS = [
     SummaryItem("feedback", "Feedback call", (("Gave feedback", "Their carer"),),
                 (("What they said", LONG),), True),
 ]  # fmt: skip
+
+
+ENTRY = AuditListEntry(
+    7, "Standard 3: Strengths-based assessments", "self-audit", "case 4100107",
+    date(2026, 11, 30), "in_progress", 4, 10, None,
+)  # fmt: skip
 
 
 def all_cards() -> dict[str, dict[str, Any]]:
@@ -133,6 +152,35 @@ def all_cards() -> dict[str, dict[str, Any]]:
             ]
         ),
         "my_audits_empty": my_audits_card([]),
+        "reminder": reminder_card(entries=[ENTRY, ENTRY], due_on=date(2026, 11, 30), today=date(2026, 11, 23)),
+        "reminder_due_today": reminder_card(entries=[ENTRY], due_on=date(2026, 11, 30), today=date(2026, 11, 30)),
+        "digest": digest_card(
+            month_label="November 2026", due_on=date(2026, 11, 30), today=date(2026, 11, 25),
+            rows=[DigestRow(f"Person {i}", state, "1 of 2 done") for i, state in enumerate(DIGEST_STATES)],
+        ),
+        "digest_empty": digest_card(month_label="November 2026", due_on=date(2026, 11, 30), today=date(2026, 11, 25), rows=[]),
+        "outcome_worker": outcome_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24), auditor_name="Megan Bowen", for_supervisor=False),
+        "outcome_supervisor": outcome_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24), auditor_name="Megan Bowen", for_supervisor=True),
+        "moderation_sample": moderation_sample_card(
+            month_label="November 2026", until=date(2026, 12, 14), moderator_name="Patti",
+            entries=[
+                SampleEntry(1, "Standard 3", "case 1", "Team A", "case audit", None, False, False),
+                SampleEntry(2, "Standard 3", "case 2", "Team B", "self-audit", "Patti", True, False),
+                SampleEntry(3, "Standard 3", "case 3", "Team C", "peer audit", "Morgan", False, False),
+                SampleEntry(4, "Standard 3", "case 4", "Team D", "peer audit", "Morgan", False, True),
+            ],
+        ),
+        "moderation": moderation_card(
+            HEADING, seq=3, auditor_name="Megan Bowen",
+            ratings=[(c.code, c.label) for c in SCALE],
+            items=[ModerationItem(f"3.{i}", "Criterion text " * 20, "Exceeds", LONG, "agree" if i % 2 else "", "x" if i == 2 else "") for i in range(1, 9)],
+            overall_comment="Thorough", max_length=4000, problems=["Say why"],
+        ),
+        "moderated": moderated_card(
+            HEADING, moderator_name="Patti", for_auditor=True, overall_comment="Good",
+            lines=[("3.1", "Agreed", ""), ("3.2", "Moderator: Meets (auditor: Exceeds)", "Not shared")],
+        ),
+        "new_audit": new_audit_card(standards=[(1, "Working with people"), (10, "Supervision")], problems=["Choose"]),
     }  # fmt: skip
 
 
