@@ -46,6 +46,7 @@ from practice.moderation import CompletedAudit, draw_sample
 from practice.sampling import CaseCandidate
 from storage import audits as audit_store
 from storage import outbox
+from storage.audits import audited_team
 from storage.database import Database
 from storage.jobs import RunOutcome, run_once
 from storage.models import (
@@ -218,6 +219,7 @@ async def _create_requests(
         case = cases.get(request.case_id) if request.case_id else None
         if case is not None and subject_id is None:
             subject_id = case.allocated_worker_id
+        subject = staff.get(subject_id) if subject_id else None
         created.append(
             AuditRequest(
                 month=plan.month,
@@ -230,6 +232,7 @@ async def _create_requests(
                 status=AuditStatus.REQUESTED,
                 due_on=due_on,
                 dispatch_key=request.key,
+                team=audited_team(case, subject, staff.get(request.auditor_id)),
             )
         )
     session.add_all(created)

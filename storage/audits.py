@@ -59,6 +59,15 @@ class AuditDetail:
         )
 
 
+def audited_team(case: CaseRecord | None, subject: Staff | None, auditor: Staff | None) -> str:
+    """Return the team whose practice an audit looks at: the case's, the worker's, or ''."""
+    if case is not None and case.team:
+        return case.team
+    if subject is not None:
+        return subject.team
+    return auditor.team if auditor is not None else ""
+
+
 async def _record_status(
     session: AsyncSession, audit: AuditRequest, status: AuditStatus, actor_id: int | None, note: str
 ) -> None:
@@ -99,6 +108,7 @@ async def create_audit_request(
         status=AuditStatus.REQUESTED,
         due_on=due_on,
         voluntary=voluntary,
+        team=audited_team(case, subject, auditor),
     )
     session.add(audit)
     await session.flush()
@@ -217,6 +227,8 @@ async def confirm_case(
         audit.case_id = case.id
     if subject is not None:
         audit.subject_worker_id = subject.id
+    if case is not None or subject is not None:
+        audit.team = audited_team(case, subject, None) or audit.team
     audit.case_confirmed_at = utc_now()
     audit.updated_at = utc_now()
     session.add(audit)

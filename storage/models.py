@@ -136,6 +136,11 @@ class AuditRequest(SQLModel, table=True):
         default=None, sa_column=Column(String(120), unique=True, nullable=True)
     )
     voluntary: bool = Field(default=False, nullable=False)
+    # The team whose practice was audited (the case's, else the audited worker's), kept as
+    # it was at the time so reports by team do not shift when people move.
+    team: str = Field(default="", sa_column=Column(String(120), nullable=False, index=True))
+    # "bot" for audits done here; "import" for audits loaded from earlier forms.
+    source: str = Field(default="bot", sa_column=Column(String(10), nullable=False))
     requested_at: datetime = _created()
     started_at: datetime | None = _when()
     submitted_at: datetime | None = _when()
@@ -304,3 +309,27 @@ class ModerationRating(SQLModel, table=True):
     agrees: bool | None = None
     rating: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class LearningActionStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CLOSED = "closed"
+
+
+class LearningAction(SQLModel, table=True):
+    """An action the Practice Quality Board logged from the audits, tracked until closed."""
+
+    __tablename__ = "learning_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A standard's number ("4") or a theme in words ("Mental capacity").
+    theme: str = Field(sa_column=Column(String(120), nullable=False))
+    action: str = Field(sa_column=Column(Text, nullable=False))
+    owner: str = Field(sa_column=Column(String(200), nullable=False))
+    due_on: date | None = None
+    status: str = Field(sa_column=Column(String(12), nullable=False, index=True))
+    logged_on: date = Field(nullable=False)
+    closed_on: date | None = None
+    updated_at: datetime = _created()

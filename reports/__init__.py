@@ -1,0 +1,1 @@
+"""The Board's report and single audits, rendered as HTML, XLSX, CSV, JSON and PDF."""
