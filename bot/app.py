@@ -19,7 +19,9 @@ from sqlmodel import select
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.links import LinkMaker
 from bot.outbox_sender import OutboxSender, SendLimits
+from bot.pages import LINKS, add_pages
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
 from scheduler.jobs import Cycle
@@ -111,6 +113,13 @@ def create_app(
     app[FRAMEWORK] = framework
 
     now = clock or (lambda: datetime.now(UTC))
+    links = LinkMaker(
+        public_url=settings.links_base,
+        secret=settings.link_secret,
+        minutes=settings.link_minutes,
+        clock=now,
+    )
+    app[LINKS] = links
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # botbuilder's HTTP calls run on the default thread pool: give it room for every
@@ -130,6 +139,7 @@ def create_app(
             support_contact=settings.support_contact,
             clock=now,
             instance_id=settings.instance_name,
+            links=links,
         )
         stop = asyncio.Event()
         sender_task: asyncio.Task[None] | None = None
@@ -162,4 +172,5 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_pages(app, settings=settings, framework=framework, database_key=DATABASE)
     return app

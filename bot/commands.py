@@ -13,6 +13,7 @@ class Command(StrEnum):
     CANCEL = "cancel"
     NEW_AUDIT = "new audit"
     MODERATION = "moderation"
+    REPORT = "report"
     UNKNOWN = "unknown"
 
 
@@ -45,10 +46,37 @@ _TAGS = re.compile(r"<[^>]{0,200}>")
 MAX_COMMAND_LENGTH = 200
 
 
+_REPORT = re.compile(r"^report(?: (?P<first>\d{4}-\d{2})(?:(?: to | )(?P<last>\d{4}-\d{2}))?)?$")
+
+
+def _clean(text: str) -> str:
+    cleaned = _TAGS.sub(" ", _MENTION.sub(" ", text)).lower()
+    return re.sub(r"[\s\u00a0]+", " ", cleaned).strip(" .!?/")
+
+
 def parse_command(text: str | None) -> Command:
     """Return the command in a message (mentions, markup, case and punctuation ignored)."""
     if not text or len(text) > MAX_COMMAND_LENGTH:
         return Command.UNKNOWN
-    cleaned = _TAGS.sub(" ", _MENTION.sub(" ", text)).lower()
-    cleaned = re.sub(r"[\s\u00a0]+", " ", cleaned).strip(" .!?/")
+    cleaned = _clean(text)
+    if cleaned == "report" or cleaned.startswith("report "):
+        return Command.REPORT
     return _SYNONYMS.get(cleaned, Command.UNKNOWN)
+
+
+class ReportMonthsError(ValueError):
+    """The months after `report` cannot be read."""
+
+
+def report_months(text: str | None) -> tuple[str | None, str | None]:
+    """Return the months named in `report 2023-09` or `report 2023-09 to 2024-02` (or none)."""
+    match = _REPORT.match(_clean(text or ""))
+    if match is None:
+        raise ReportMonthsError("type report, report 2023-09, or report 2023-09 to 2024-02")
+    first, last = match["first"], match["last"] or match["first"]
+    for month in (first, last):
+        if month is not None and not 1 <= int(month[5:]) <= 12:
+            raise ReportMonthsError(f"{month} is not a month")
+    if first and last and last < first:
+        raise ReportMonthsError("the second month comes before the first")
+    return first, last

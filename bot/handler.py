@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,11 +13,16 @@ from botbuilder.core import ActivityHandler, ConversationState, TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ChannelAccount, ResourceResponse
 
-from bot.commands import Command, parse_command
+from bot.commands import Command, ReportMonthsError, parse_command, report_months
+from bot.links import LinkMaker
+from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
+from bot.reporting import scoped_report
 from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
+from cards.report_cards import download_card, report_summary_card
 from cards.submissions import (
     ClaimModeration,
+    DownloadAudit,
     ModerationAnswer,
     NewAudit,
     OpenAudit,
@@ -29,6 +35,7 @@ from dialogs.audit_dialog import AuditDialog
 from dialogs.audit_views import list_entry, month_label
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
 from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message
+from practice.access import can_view_audit, report_scope
 from practice.audit_steps import AuditKind
 from practice.calendar import moderation_until
 from practice.framework import Framework
@@ -62,9 +69,16 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         support_contact: str,
         clock: Callable[[], datetime],
         instance_id: str = "bot",
+        links: LinkMaker | None = None,
     ) -> None:
         super().__init__()
         self._instance_id = instance_id
+        self._links = links or LinkMaker(
+            public_url="http://localhost:3978",
+            secret=secrets.token_urlsafe(32),
+            minutes=15,
+            clock=clock,
+        )
         self._database = database
         self._framework = framework
         self._conversation_state = conversation_state
@@ -207,6 +221,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             )
         elif isinstance(submission, NewAudit):
             await self._start_new_audit(dialog_context, staff, submission)
+        elif isinstance(submission, DownloadAudit):
+            await self._send_download_links(context, staff, submission.audit_id)
         elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
             context.turn_state[MODERATION_KEY] = submission
             if self._in(dialog_context, self._moderation_dialog) and isinstance(
@@ -238,6 +254,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await context.send_activity(card_message(self._new_audit_card()))
         elif command is Command.MODERATION:
             await self._send_moderation_samples(context, staff)
+        elif command is Command.REPORT:
+            await self._send_report_summary(context, staff)
         elif command is Command.CANCEL:
             if dialog_context.active_dialog is not None:
                 await dialog_context.cancel_all_dialogs()
@@ -334,6 +352,72 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 sent += 1
         if not sent:
             await context.send_activity("There are no audits to moderate at the moment.")
+
+    async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
+        text = context.activity.text if context.activity.value is None else "report"
+        try:
+            first, last = report_months(text)
+        except ReportMonthsError as error:
+            await context.send_activity(f"I couldn't read that: {error}.")
+            return
+        today = self._clock().astimezone(self._zone).date()
+        async with self._database.session() as session:
+            viewer = await roster.viewer_of(session=session, staff=staff)
+            scope = report_scope(self._framework, viewer)
+            if scope is None:
+                await context.send_activity("Reports are only for staff on the audit roster.")
+                return
+            if first is None or last is None:
+                first = last = await latest_reported_month(session, today)
+            report, names = await scoped_report(
+                session=session, framework=self._framework, zone=self._zone, first_month=first,
+                last_month=last, scope=scope,
+            )  # fmt: skip
+            own = None
+            if scope.person_id is not None or scope.people is not None:
+                own = await own_audits(session, self._framework, report, staff, names)
+        assert staff.id is not None
+        card = report_summary_card(
+            period=report.period_label,
+            scope=report.scope,
+            completed=report.total_completed,
+            completion=completion_text(report),
+            below=most_often_below(report),
+            own=own,
+            report_url=self._links.report(staff.id, first, last),
+            minutes=self._links.minutes,
+        )
+        log.info("staff %s asked for the report of %s to %s", staff.id, first, last)
+        await context.send_activity(card_message(card))
+
+    async def _send_download_links(self, context: TurnContext, staff: Staff, audit_id: int) -> None:
+        async with self._database.session() as session:
+            viewer = await roster.viewer_of(session=session, staff=staff)
+            access = await roster.audit_access(session=session, audit_id=audit_id)
+            audit = await session.get(AuditRequest, audit_id)
+            allowed = access is not None and can_view_audit(self._framework, viewer, access)
+            if audit is None or not allowed:
+                log.warning("staff %s asked to download audit %s, refused", staff.id, audit_id)
+                await context.send_activity(
+                    "I can't give you that audit: it is not one you may see."
+                )
+                return
+            if audit.status != AuditStatus.SUBMITTED:
+                await context.send_activity(
+                    "That audit is not finished yet, so there is nothing to download."
+                )
+                return
+            standard = self._framework.standard(audit.standard)
+        assert staff.id is not None
+        name = standard.title if standard else ""
+        title = f"Standard {audit.standard}: {name} · {month_label(audit.month)}"
+        card = download_card(
+            title=title,
+            html_url=self._links.audit(staff.id, audit_id, pdf=False),
+            pdf_url=self._links.audit(staff.id, audit_id, pdf=True),
+            minutes=self._links.minutes,
+        )
+        await context.send_activity(card_message(card))
 
     async def _resume(self, dialog_context: DialogContext, staff: Staff) -> None:
         audit_id: int | None = None

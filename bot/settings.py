@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import time
 from pathlib import Path
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
     job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
     run_sender: bool = Field(default=True, validation_alias="PQF_RUN_SENDER")
     send_rate: float = Field(default=45.0, gt=0, le=50, validation_alias="PQF_SEND_RATE")
+    public_url: str = Field(default="", validation_alias="PQF_PUBLIC_URL", max_length=300)
+    link_secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        validation_alias="PQF_LINK_SECRET",
+        repr=False,
+    )
+    link_minutes: int = Field(default=15, ge=1, le=24 * 60, validation_alias="PQF_LINK_MINUTES")
     instance_name: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         validation_alias="PQF_INSTANCE_NAME",
@@ -102,11 +110,27 @@ class Settings(BaseSettings):
             missing.append("MICROSOFT_APP_PASSWORD")
         if not self.app_tenant_id and self.app_type != "MultiTenant":
             missing.append("MICROSOFT_APP_TENANT_ID")
+        if "link_secret" not in self.model_fields_set:
+            missing.append("PQF_LINK_SECRET")
+        if not self.public_url:
+            missing.append("PQF_PUBLIC_URL")
         if missing:
             raise ValueError(
                 "production needs the bot's Azure credentials; missing: " + ", ".join(missing)
             )
         return self
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_enough_secret(cls, value: str) -> str:
+        if len(value) < 32:
+            raise ValueError("must be at least 32 characters (e.g. from `openssl rand -base64 32`)")
+        return value
+
+    @property
+    def links_base(self) -> str:
+        """Return the address report links start with (this machine's, in development)."""
+        return self.public_url.rstrip("/") or f"http://localhost:{self.port}"
 
     @property
     def is_development(self) -> bool:
@@ -145,4 +169,7 @@ _VARIABLES = {
     "run_scheduler": "PQF_RUN_SCHEDULER",
     "run_sender": "PQF_RUN_SENDER",
     "send_rate": "PQF_SEND_RATE",
+    "link_secret": "PQF_LINK_SECRET",
+    "link_minutes": "PQF_LINK_MINUTES",
+    "public_url": "PQF_PUBLIC_URL",
 }

@@ -9,6 +9,7 @@ from typing import Literal
 from cards.common import (
     Element,
     adaptive_card,
+    download_action,
     facts,
     heading,
     long_date,
@@ -547,7 +548,7 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
         text(f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True),
     ]
     body += summary_blocks(items, seq=None, audit=audit)
-    return adaptive_card(body)
+    return adaptive_card(body, [download_action(audit.audit_id)])
 
 
 def step_done_card(audit: AuditHeading, *, label: str, outcome: str) -> Element:

@@ -106,3 +106,10 @@ def long_date(day: date) -> str:
 def short_date(day: date) -> str:
     """Return '28 November 2025'."""
     return f"{day.day} {day:%B %Y}"
+
+
+def download_action(audit_id: int) -> Element:
+    """Return the button that asks the bot for links to download an audit."""
+    return submit(
+        "Download for the supervision file", {"pqf": "audit.download", "audit_id": audit_id}
+    )

@@ -9,6 +9,7 @@ from cards.audit_cards import AuditHeading, SummaryItem, summary_blocks
 from cards.common import (
     Element,
     adaptive_card,
+    download_action,
     facts,
     heading,
     long_date,
@@ -109,7 +110,7 @@ def outcome_card(
         ),
     ]
     body += summary_blocks(items, seq=None, audit=audit)
-    return adaptive_card(body)
+    return adaptive_card(body, [download_action(audit.audit_id)])
 
 
 @dataclass(frozen=True)

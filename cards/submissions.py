@@ -46,7 +46,7 @@ class RunCommand(_Payload):
     """A button that does what typing a command would."""
 
     pqf: Literal["command"]
-    command: Literal["help", "my audits", "resume", "new audit", "moderation"]
+    command: Literal["help", "my audits", "resume", "new audit", "moderation", "report"]
 
 
 class _StepAnswer(_Payload):
@@ -128,6 +128,13 @@ class SummaryAction(_StepAnswer):
     edit_step: str = Field(default="", max_length=40)
 
 
+class DownloadAudit(_Payload):
+    """Ask for links to download a completed audit."""
+
+    pqf: Literal["audit.download"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+
+
 class NewAudit(_Payload):
     """Start an extra, voluntary audit of any standard."""
 
@@ -191,8 +198,8 @@ _CRITERION_FIELD = re.compile(r"^(?P<field>view|reason)_(?P<id>\d{1,2}\.\d{1,2})
 
 StepAnswer = CaseAnswer | CriterionAnswer | FeedbackAnswer | InvolvementAnswer | SummaryAction
 CardSubmission = (
-    OpenAudit | RunCommand | NewAudit | ClaimModeration | OpenModeration | ModerationAnswer
-    | StepAnswer
+    OpenAudit | RunCommand | NewAudit | DownloadAudit | ClaimModeration | OpenModeration
+    | ModerationAnswer | StepAnswer
 )  # fmt: skip
 Submission = Annotated[CardSubmission, Field(discriminator="pqf")]
 _ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)

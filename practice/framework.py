@@ -102,6 +102,8 @@ class Role(_Frozen):
     title: str = Field(min_length=2, max_length=120)
     monthly_audits: int = Field(ge=0, le=50)
     audit_kind: Literal["sampled", "practitioner", "moderation"]
+    # Which audits and reports the role may see: every audit, their teams', or their own.
+    sees: Literal["all", "teams", "own"] = "own"
 
 
 class CyclePolicy(_Frozen):

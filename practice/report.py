@@ -100,6 +100,7 @@ class ReportScope:
     auditor_id: int | None = None
     subject_id: int | None = None
     person_id: int | None = None  # audits this person did or whose work was audited
+    people: frozenset[int] | None = None  # audits any of these did, or of their work
 
     def includes(self, audit: AuditFacts) -> bool:
         """Return whether the audit is within this scope."""
@@ -108,6 +109,10 @@ class ReportScope:
         if self.auditor_id is not None and audit.auditor_id != self.auditor_id:
             return False
         if self.subject_id is not None and audit.subject_id != self.subject_id:
+            return False
+        if self.people is not None and not (
+            audit.auditor_id in self.people or audit.subject_id in self.people
+        ):
             return False
         return self.person_id is None or self.person_id in (audit.auditor_id, audit.subject_id)
 
@@ -147,7 +152,8 @@ class CompletionRow:
     requested: int
     on_time: int
     late: int
-    not_done: int
+    not_done: int  # not submitted, and the due date has passed
+    still_open: int = 0  # not submitted, not yet due
 
     @property
     def rate(self) -> Decimal:
@@ -332,7 +338,18 @@ def auditor_shifts(pairs: Iterable[ModerationPair]) -> list[AuditorShift]:
     return sorted(shifts, key=lambda s: (-abs(s.mean_shift), s.auditor_id))
 
 
-def _focus(framework: Framework, standard: int, additional: bool) -> str:
+def _focus(framework: Framework, month: str, standard: int, additional: bool) -> str:
+    if additional:
+        named = next(
+            (
+                a.title
+                for a in framework.additional_audits
+                if a.month == month and a.standard == standard
+            ),
+            None,
+        )
+        if named:
+            return named
     found = framework.standard(standard)
     title = found.title if found else f"Standard {standard}"
     return f"{title} (addition)" if additional else title
@@ -349,8 +366,13 @@ def build_report(
     actions: Sequence[ActionFacts] = (),
     scope: ReportScope | None = None,
     role_titles: Mapping[str, str] | None = None,
+    as_of: date | None = None,
 ) -> Report:
-    """Return the report for the months first..last (inclusive) within a scope."""
+    """Return the report for the months first..last (inclusive) within a scope.
+
+    `as_of` is the day the report is made: an audit not submitted is "not done" once its
+    due date has passed, and "still open" before (all are past due without it).
+    """
     scope = scope or ReportScope()
     in_scope = [a for a in audits if first_month <= a.month <= last_month and scope.includes(a)]
     ids = {a.audit_id for a in in_scope}
@@ -361,9 +383,12 @@ def build_report(
     groups: dict[tuple[str, int, bool], list[AuditFacts]] = defaultdict(list)
     for audit in done:
         groups[(audit.month, audit.standard, audit.additional)].append(audit)
-    for (month, standard, additional), members in sorted(groups.items()):
+    # Each month's timetabled standard first, then its additional audits.
+    for (month, standard, additional), members in sorted(
+        groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
+    ):
         report.completed.append(
-            CompletedRow(month, month_label(month), _focus(framework, standard, additional),
+            CompletedRow(month, month_label(month), _focus(framework, month, standard, additional),
                          standard, additional, len(members))
         )  # fmt: skip
         found = framework.standard(standard)
@@ -390,9 +415,9 @@ def build_report(
     titles = role_titles or {r.code: r.title for r in framework.roles}
     tracked = [a for a in requested if not a.imported]
     report.completion_by_role = _completion(
-        tracked, lambda a: titles.get(a.auditor_role, a.auditor_role)
+        tracked, lambda a: titles.get(a.auditor_role, a.auditor_role), as_of
     )
-    report.completion_by_team = _completion(tracked, lambda a: a.team or "No team recorded")
+    report.completion_by_team = _completion(tracked, lambda a: a.team or "No team recorded", as_of)
 
     report.feedback = [q for q in feedback if q.audit_id in ids]
     # An action shows until it is closed: logged by the period's end, not closed before it.
@@ -443,18 +468,23 @@ def _month_end(month: str) -> date:
 
 
 def _completion(
-    audits: Sequence[AuditFacts], group_of: Callable[[AuditFacts], str]
+    audits: Sequence[AuditFacts], group_of: Callable[[AuditFacts], str], as_of: date | None
 ) -> list[CompletionRow]:
     grouped: dict[str, list[AuditFacts]] = defaultdict(list)
     for audit in audits:
         grouped[group_of(audit)].append(audit)
     rows = []
     for group, members in sorted(grouped.items()):
-        on_time = sum(
-            1 for a in members if a.submitted_on is not None and a.submitted_on <= a.due_on
-        )
-        late = sum(1 for a in members if a.submitted_on is not None and a.submitted_on > a.due_on)
-        rows.append(
-            CompletionRow(group, len(members), on_time, late, len(members) - on_time - late)
-        )
+        on_time = late = not_done = still_open = 0
+        for audit in members:
+            if audit.submitted_on is not None:
+                if audit.submitted_on <= audit.due_on:
+                    on_time += 1
+                else:
+                    late += 1
+            elif as_of is not None and as_of <= audit.due_on:
+                still_open += 1
+            else:
+                not_done += 1
+        rows.append(CompletionRow(group, len(members), on_time, late, not_done, still_open))
     return rows

@@ -11,7 +11,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import CaseRecord, CaseStatus, Staff, TeamsConversation, utc_now
+from practice.access import AuditAccess, Viewer
+from storage.models import (
+    AuditRequest,
+    CaseRecord,
+    CaseStatus,
+    ModerationSample,
+    Staff,
+    TeamsConversation,
+    utc_now,
+)
 
 
 async def staff_by_aad_id(*, session: AsyncSession, aad_object_id: str) -> Staff | None:
@@ -116,3 +125,35 @@ async def conversation_of(*, session: AsyncSession, aad_object_id: str) -> Teams
             )
         )
     ).first()
+
+
+async def viewer_of(*, session: AsyncSession, staff: Staff) -> Viewer:
+    """Return the person as access rules see them, with the people they supervise."""
+    assert staff.id is not None
+    team = list(
+        await session.exec(
+            select(Staff).where(Staff.supervisor_id == staff.id, col(Staff.active).is_(True))
+        )
+    )
+    return Viewer(
+        id=staff.id,
+        role_code=staff.role_code,
+        team=staff.team,
+        active=staff.active,
+        supervisees=frozenset(s.id for s in team if s.id is not None),
+        supervisee_teams=frozenset(s.team for s in team),
+    )
+
+
+async def audit_access(*, session: AsyncSession, audit_id: int) -> AuditAccess | None:
+    """Return what access rules need to know of an audit, or None if there is no such audit."""
+    audit = await session.get(AuditRequest, audit_id)
+    if audit is None:
+        return None
+    sampled = await session.get(ModerationSample, audit_id)
+    return AuditAccess(
+        auditor_id=audit.auditor_id,
+        subject_id=audit.subject_worker_id,
+        team=audit.team,
+        sampled_for_moderation=sampled is not None,
+    )

@@ -59,6 +59,8 @@ class BotProcess:
             "PQF_PORT": str(self.port),
             "PQF_HOST": "127.0.0.1",
             "MICROSOFT_APP_ID": "",
+            # The tests run the monthly jobs themselves, for the days they choose.
+            "PQF_RUN_SCHEDULER": "false",
         }
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(

@@ -63,13 +63,18 @@ async def seeded(url: str, framework: Framework) -> None:
 
 
 def dev_settings(url: str) -> Settings:
-    return load_settings(env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="development")
+    return load_settings(
+        env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="development",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false",
+    )  # fmt: skip
 
 
 def auth_settings(url: str) -> Settings:
     return load_settings(
         env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID=APP_ID,
         MICROSOFT_APP_PASSWORD="secret", MICROSOFT_APP_TENANT_ID=TENANT_ID,
+        PQF_LINK_SECRET="x" * 40, PQF_PUBLIC_URL="https://pqf.example",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false",
     )  # fmt: skip
 
 

@@ -21,7 +21,10 @@ def test_production_refuses_to_start_without_credentials() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(env_file=None, PQF_ENVIRONMENT="production")
     message = str(caught.value)
-    for variable in ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID"):
+    for variable in (
+        "MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID",
+        "PQF_LINK_SECRET", "PQF_PUBLIC_URL",
+    ):  # fmt: skip
         assert variable in message
 
 
@@ -29,7 +32,9 @@ def test_production_with_single_tenant_credentials() -> None:
     settings = load_settings(
         env_file=None, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID="a",
         MICROSOFT_APP_PASSWORD="s3cret-value", MICROSOFT_APP_TENANT_ID="c",
+        PQF_LINK_SECRET="k" * 40, PQF_PUBLIC_URL="https://pqf.example",
     )  # fmt: skip
+    assert "k" * 40 not in repr(settings)
     assert not settings.is_development
     assert "s3cret-value" not in repr(settings)  # the password is never shown
 
@@ -38,6 +43,7 @@ def test_managed_identity_needs_no_password() -> None:
     settings = load_settings(
         env_file=None, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID="a",
         MICROSOFT_APP_TYPE="UserAssignedMSI", MICROSOFT_APP_TENANT_ID="c",
+        PQF_LINK_SECRET="k" * 40, PQF_PUBLIC_URL="https://pqf.example",
     )  # fmt: skip
     assert settings.app_type == "UserAssignedMSI"
 
@@ -51,6 +57,8 @@ def test_managed_identity_needs_no_password() -> None:
         ("PQF_PORT", "eighty", "PQF_PORT"),
         ("MICROSOFT_APP_TYPE", "Anything", "MICROSOFT_APP_TYPE"),
         ("PQF_LOG_LEVEL", "LOUD", "PQF_LOG_LEVEL"),
+        ("PQF_LINK_SECRET", "short", "PQF_LINK_SECRET: must be at least 32"),
+        ("PQF_JOB_TIME", "half past eight", "PQF_JOB_TIME"),
     ],
 )
 def test_bad_values_name_the_variable(

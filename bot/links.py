@@ -1,0 +1,135 @@
+"""Signed, expiring links to reports and audit downloads.
+
+A link carries what it opens and for whom, and an expiry, signed with HMAC-SHA256 under
+`PQF_LINK_SECRET`. Opening it checks the signature and the expiry, and then the access
+rules again for that person as they are now, so a link cannot be edited to show something
+else, goes stale, and stops working at once for someone taken off the roster.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+LinkKind = Literal["report", "audit", "audit_pdf"]
+PATHS: dict[str, str] = {"report": "/reports", "audit": "/audits", "audit_pdf": "/audits.pdf"}
+
+
+class InvalidLinkError(ValueError):
+    """The link was altered, is not ours, or has expired."""
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a link opens, for whom, until when."""
+
+    kind: LinkKind
+    viewer_id: int
+    expires: datetime
+    first_month: str | None = None
+    last_month: str | None = None
+    audit_id: int | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(claims: LinkClaims, secret: str) -> str:
+    """Return the token for these claims."""
+    payload: dict[str, Any] = {
+        "k": claims.kind,
+        "v": claims.viewer_id,
+        "e": int(claims.expires.timestamp()),
+    }
+    if claims.first_month:
+        payload["f"] = claims.first_month
+    if claims.last_month:
+        payload["l"] = claims.last_month
+    if claims.audit_id is not None:
+        payload["a"] = claims.audit_id
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    signature = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+    return f"{body}.{signature}"
+
+
+def verify(token: str, secret: str, now: datetime) -> LinkClaims:
+    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError."""
+    if len(token) > 2000 or token.count(".") != 1:
+        raise InvalidLinkError("not a link of ours")
+    body, signature = token.split(".")
+    expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature):
+        raise InvalidLinkError("the link has been altered or is not ours")
+    try:
+        payload = json.loads(_unb64(body))
+        claims = LinkClaims(
+            kind=payload["k"],
+            viewer_id=int(payload["v"]),
+            expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),
+            first_month=payload.get("f"),
+            last_month=payload.get("l"),
+            audit_id=int(payload["a"]) if "a" in payload else None,
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidLinkError("the link cannot be read") from error
+    if claims.kind not in PATHS:
+        raise InvalidLinkError("the link cannot be read")
+    if claims.expires <= now:
+        raise InvalidLinkError("the link has expired")
+    return claims
+
+
+def link_url(public_url: str, claims: LinkClaims, secret: str) -> str:
+    """Return the full address of a signed link."""
+    return f"{public_url.rstrip('/')}{PATHS[claims.kind]}?t={quote(sign(claims, secret))}"
+
+
+def expiry(now: datetime, minutes: int) -> datetime:
+    """Return when a link made now expires."""
+    return now + timedelta(minutes=minutes)
+
+
+class LinkMaker:
+    """Makes the signed links the bot hands out."""
+
+    def __init__(
+        self, *, public_url: str, secret: str, minutes: int, clock: Callable[[], datetime]
+    ) -> None:
+        self.public_url = public_url
+        self.minutes = minutes
+        self._secret = secret
+        self._clock = clock
+
+    def report(self, viewer_id: int, first_month: str, last_month: str) -> str:
+        """Return a link to the report for these months, as this person may see it."""
+        claims = LinkClaims(
+            "report", viewer_id, expiry(self._clock(), self.minutes), first_month, last_month
+        )
+        return link_url(self.public_url, claims, self._secret)
+
+    def audit(self, viewer_id: int, audit_id: int, *, pdf: bool) -> str:
+        """Return a link to one audit as a web page or a PDF, for this person."""
+        kind: LinkKind = "audit_pdf" if pdf else "audit"
+        claims = LinkClaims(kind, viewer_id, expiry(self._clock(), self.minutes), audit_id=audit_id)
+        return link_url(self.public_url, claims, self._secret)
+
+    def today(self, zone: ZoneInfo) -> date:
+        """Return today's date in the council's time zone."""
+        return self._clock().astimezone(zone).date()
+
+    def verify(self, token: str) -> LinkClaims:
+        """Return the claims of a genuine, unexpired link (see `verify`)."""
+        return verify(token, self._secret, self._clock())

@@ -1,0 +1,152 @@
+"""The web pages behind the bot's signed links: the Board's report and one audit's download.
+
+Every page checks the link (signature and expiry) and then the access rules again for the
+person it was made for, as they are now: a link cannot be edited to show more, goes stale,
+and stops working at once for someone taken off the roster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from reports.audit_export import render_audit_html, render_audit_pdf
+
+from bot.links import InvalidLinkError, LinkClaims, LinkMaker
+from bot.reporting import audit_document, scoped_report
+from bot.settings import Settings
+from practice.access import can_view_audit, report_scope
+from practice.framework import Framework
+from reports.html import render_report_html
+from storage import roster
+from storage.database import Database
+from storage.models import Staff
+
+log = logging.getLogger(__name__)
+
+LINKS = web.AppKey("links", LinkMaker)
+
+# The pages are self-contained: inline styles and SVG, nothing fetched from anywhere.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+REFUSAL = """<!doctype html><html lang="en-GB"><head><meta charset="utf-8">
+<title>Link not valid</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>This link cannot be opened</h1><p>{reason}</p>
+<p>Ask the audit bot in Teams for a new one: type <strong>report</strong>, or press
+<strong>Download</strong> on the audit again.</p></body></html>"""
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=REFUSAL.format(reason=reason),
+        content_type="text/html",
+        headers=SECURITY_HEADERS,
+    )
+
+
+PageHandler = Callable[[web.Request, LinkClaims, Staff], Awaitable[web.StreamResponse]]
+
+
+def _linked(
+    kinds: tuple[str, ...], database_key: web.AppKey[Database]
+) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    def wrap(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def page(request: web.Request) -> web.StreamResponse:
+            try:
+                claims = request.app[LINKS].verify(request.query.get("t", ""))
+            except InvalidLinkError as error:
+                log.info("refused a link: %s", error)
+                return _refuse(403, f"The link {error}.")
+            if claims.kind not in kinds:
+                return _refuse(403, "The link is for something else.")
+            async with request.app[database_key].session() as session:
+                viewer = await session.get(Staff, claims.viewer_id)
+            if viewer is None or not viewer.active:
+                log.info("refused a link for staff %s, no longer active", claims.viewer_id)
+                return _refuse(403, "You are no longer on the audit roster.")
+            return await handler(request, claims, viewer)
+
+        return page
+
+    return wrap
+
+
+def add_pages(
+    app: web.Application,
+    *,
+    settings: Settings,
+    framework: Framework,
+    database_key: web.AppKey[Database],
+) -> None:
+    """Add the report and download pages to the app."""
+
+    @_linked(("report",), database_key)
+    async def report_page(
+        request: web.Request, claims: LinkClaims, staff: Staff
+    ) -> web.StreamResponse:
+        assert claims.first_month is not None
+        assert claims.last_month is not None
+        async with request.app[database_key].session() as session:
+            viewer = await roster.viewer_of(session=session, staff=staff)
+            scope = report_scope(framework, viewer)
+            if scope is None:
+                return _refuse(403, "Reports are only for staff on the audit roster.")
+            report, names = await scoped_report(
+                session=session, framework=framework, zone=settings.zone,
+                first_month=claims.first_month, last_month=claims.last_month, scope=scope,
+            )  # fmt: skip
+        log.info("staff %s opened the report of %s to %s", staff.id, claims.first_month,
+                 claims.last_month)  # fmt: skip
+        page = render_report_html(
+            report,
+            title="Practice quality audits: report to the Practice Quality Board",
+            generated_on=request.app[LINKS].today(settings.zone),
+            names=names,
+        )
+        return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
+
+    @_linked(("audit", "audit_pdf"), database_key)
+    async def audit_page(
+        request: web.Request, claims: LinkClaims, staff: Staff
+    ) -> web.StreamResponse:
+        assert claims.audit_id is not None
+        async with request.app[database_key].session() as session:
+            viewer = await roster.viewer_of(session=session, staff=staff)
+            access = await roster.audit_access(session=session, audit_id=claims.audit_id)
+            if access is None or not can_view_audit(framework, viewer, access):
+                log.warning("staff %s refused audit %s", staff.id, claims.audit_id)
+                return _refuse(403, "You may not see that audit.")
+            document = await audit_document(
+                session=session, framework=framework, zone=settings.zone, audit_id=claims.audit_id
+            )
+            if document is None or document.submitted_on is None:
+                return _refuse(404, "That audit is not finished, so there is nothing to show.")
+        log.info("staff %s opened audit %s (%s)", staff.id, claims.audit_id, claims.kind)
+        if claims.kind == "audit_pdf":
+            return web.Response(
+                body=render_audit_pdf(document),
+                content_type="application/pdf",
+                headers={
+                    **SECURITY_HEADERS,
+                    "Content-Disposition": f'attachment; filename="audit-{claims.audit_id}.pdf"',
+                },
+            )
+        return web.Response(
+            text=render_audit_html(document), content_type="text/html", headers=SECURITY_HEADERS
+        )
+
+    app.router.add_get("/reports", report_page)
+    app.router.add_get("/audits", audit_page)
+    app.router.add_get("/audits.pdf", audit_page)

@@ -1,0 +1,103 @@
+"""Cards for reports: the summary in Teams, and links to download one audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cards.common import Element, adaptive_card, facts, heading, text
+
+
+@dataclass(frozen=True)
+class BelowCriterion:
+    """A criterion often rated Below, for the summary."""
+
+    criterion_id: str
+    text: str
+    percent: str  # already formatted, e.g. "16.3%"
+    answered: int
+
+
+@dataclass(frozen=True)
+class OwnAudit:
+    """One of the person's own audits (done by them or of their work) in their summary."""
+
+    audit_id: int
+    title: str
+    role: str  # "You audited" / "Your work, audited by Megan Bowen"
+    outcome: str  # "Meets 5, Exceeds 2, Below 1" or "not submitted yet"
+
+
+def _open_url(title: str, url: str) -> Element:
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
+
+
+def report_summary_card(
+    *,
+    period: str,
+    scope: str,
+    completed: int,
+    completion: str,
+    below: list[BelowCriterion],
+    own: list[OwnAudit] | None,
+    report_url: str,
+    minutes: int,
+) -> Element:
+    """Return the summary of the Board's report (or of one's own audits) with its link."""
+    body: list[Element] = [
+        text(f"Practice quality audits · {period}", subtle=True, weight="Bolder"),
+        heading("Audit report", size="Medium"),
+        text(f"Covering: {scope}.", subtle=True),
+        facts([("Audits completed", str(completed)), ("Completion", completion)]),
+    ]
+    if below:
+        body.append(text("Criteria most often rated Below", weight="Bolder", spacing="Medium"))
+        for item in below:
+            body.append(
+                text(f"**{item.criterion_id}** {item.text} — {item.percent} of {item.answered}")
+            )
+    elif own is None:
+        body.append(text("No criterion was rated Below in this period.", spacing="Medium"))
+    if own is not None:
+        body.append(text("Your audits", weight="Bolder", spacing="Medium"))
+        if not own:
+            body.append(text("There are no audits by you or of your work in this period."))
+        for audit in own:
+            body.append(
+                {
+                    "type": "Container",
+                    "separator": True,
+                    "items": [
+                        text(audit.title, weight="Bolder"),
+                        text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
+                        {
+                            "type": "ActionSet",
+                            "actions": [
+                                {
+                                    "type": "Action.Submit",
+                                    "title": "Download",
+                                    "data": {"pqf": "audit.download", "audit_id": audit.audit_id},
+                                }
+                            ],
+                        },
+                    ],
+                }
+            )
+    body.append(
+        text(f"The link opens the full report and works for {minutes} minutes.", subtle=True)
+    )
+    return adaptive_card(body, [_open_url("Open full report", report_url)])
+
+
+def download_card(*, title: str, html_url: str, pdf_url: str, minutes: int) -> Element:
+    """Return the links to download one audit for the supervision file."""
+    return adaptive_card(
+        [
+            heading("Download the audit", size="Medium"),
+            text(title),
+            text(
+                f"For the supervision file. The links work for {minutes} minutes and only for you.",
+                subtle=True,
+            ),
+        ],
+        [_open_url("Open as a web page", html_url), _open_url("Download as PDF", pdf_url)],
+    )

@@ -1,0 +1,182 @@
+"""Read the facts the Board's report is built from, for a range of months, in a few queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from practice.framework import Framework
+from practice.report import ActionFacts, AuditFacts, FeedbackQuote, ModerationPair
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    CriterionRating,
+    FeedbackCall,
+    LearningAction,
+    Moderation,
+    ModerationRating,
+    Staff,
+)
+
+AUDIT = AuditRequest.__table__  # type: ignore[attr-defined]
+RATING = CriterionRating.__table__  # type: ignore[attr-defined]
+FEEDBACK = FeedbackCall.__table__  # type: ignore[attr-defined]
+MODERATION = Moderation.__table__  # type: ignore[attr-defined]
+MODERATION_RATING = ModerationRating.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+ACTION = LearningAction.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class ReportFacts:
+    """Everything a report for some months needs, and the names it may show."""
+
+    audits: list[AuditFacts] = field(default_factory=list)
+    feedback: list[FeedbackQuote] = field(default_factory=list)
+    moderation: list[ModerationPair] = field(default_factory=list)
+    actions: list[ActionFacts] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
+
+
+async def report_facts(
+    *,
+    session: AsyncSession,
+    framework: Framework,
+    zone: ZoneInfo,
+    first_month: str,
+    last_month: str,
+) -> ReportFacts:
+    """Return the audits of the months first..last with their ratings, quotes and moderation."""
+    connection = await session.connection()
+    in_range = and_(AUDIT.c.month >= first_month, AUDIT.c.month <= last_month)
+    facts = ReportFacts()
+
+    ratings: dict[int, dict[str, str]] = defaultdict(dict)
+    for audit_id, criterion_id, rating in await connection.execute(
+        select(RATING.c.audit_id, RATING.c.criterion_id, RATING.c.rating)
+        .join(AUDIT, AUDIT.c.id == RATING.c.audit_id)
+        .where(in_range, RATING.c.rating.is_not(None))
+    ):
+        ratings[audit_id][criterion_id] = rating
+
+    timetabled = {t.month: t.standard for t in framework.timetable}
+    for audit_row in await connection.execute(
+        select(
+            AUDIT.c.id,
+            AUDIT.c.month,
+            AUDIT.c.standard,
+            AUDIT.c.kind,
+            AUDIT.c.status,
+            AUDIT.c.due_on,
+            AUDIT.c.submitted_at,
+            AUDIT.c.auditor_id,
+            STAFF.c.role_code,
+            AUDIT.c.team,
+            AUDIT.c.subject_worker_id,
+            AUDIT.c.voluntary,
+            AUDIT.c.source,
+        )
+        .join(STAFF, STAFF.c.id == AUDIT.c.auditor_id)
+        .where(in_range)
+    ):
+        submitted = audit_row.submitted_at if audit_row.status == AuditStatus.SUBMITTED else None
+        facts.audits.append(
+            AuditFacts(
+                audit_id=audit_row.id,
+                month=audit_row.month,
+                standard=audit_row.standard,
+                kind=audit_row.kind,
+                status=audit_row.status,
+                due_on=audit_row.due_on,
+                submitted_on=_local_date(submitted, zone),
+                auditor_id=audit_row.auditor_id,
+                auditor_role=audit_row.role_code,
+                team=audit_row.team,
+                subject_id=audit_row.subject_worker_id,
+                ratings=ratings.get(audit_row.id, {}),
+                voluntary=audit_row.voluntary,
+                additional=not audit_row.voluntary
+                and timetabled.get(int(audit_row.month[5:])) not in (None, audit_row.standard),
+                imported=audit_row.source == "import",
+            )
+        )
+
+    for quote in await connection.execute(
+        select(AUDIT.c.id, AUDIT.c.month, AUDIT.c.standard, AUDIT.c.team, FEEDBACK.c.what_they_said)
+        .join(FEEDBACK, FEEDBACK.c.audit_id == AUDIT.c.id)
+        .where(
+            in_range,
+            AUDIT.c.status == AuditStatus.SUBMITTED,
+            FEEDBACK.c.suitable_for_report.is_(True),
+            FEEDBACK.c.what_they_said != "",
+        )
+        .order_by(AUDIT.c.month, AUDIT.c.id)
+    ):
+        facts.feedback.append(
+            FeedbackQuote(quote.id, quote.month, quote.standard, quote.team, quote.what_they_said)
+        )
+
+    auditors_rating = RATING.alias("auditors_rating")
+    for pair in await connection.execute(
+        select(
+            AUDIT.c.id,
+            AUDIT.c.auditor_id,
+            MODERATION_RATING.c.criterion_id,
+            auditors_rating.c.rating.label("auditor_rating"),
+            MODERATION_RATING.c.agrees,
+            MODERATION_RATING.c.rating.label("moderator_rating"),
+        )
+        .join(MODERATION, MODERATION.c.audit_id == AUDIT.c.id)
+        .join(MODERATION_RATING, MODERATION_RATING.c.audit_id == AUDIT.c.id)
+        .join(
+            auditors_rating,
+            and_(
+                auditors_rating.c.audit_id == AUDIT.c.id,
+                auditors_rating.c.criterion_id == MODERATION_RATING.c.criterion_id,
+            ),
+        )
+        .where(in_range, MODERATION.c.submitted_at.is_not(None))
+    ):
+        if pair.auditor_rating is None:
+            continue
+        moderator = pair.auditor_rating if pair.agrees else pair.moderator_rating
+        if moderator is None:
+            continue
+        facts.moderation.append(
+            ModerationPair(
+                pair.id, pair.auditor_id, pair.criterion_id, pair.auditor_rating, moderator
+            )
+        )
+
+    for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
+        facts.actions.append(
+            ActionFacts(
+                id=action.id,
+                theme=action.theme,
+                action=action.action,
+                owner=action.owner,
+                due_on=action.due_on,
+                status=action.status,
+                logged_on=action.logged_on,
+                closed_on=action.closed_on,
+            )
+        )
+
+    for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
+        facts.names[staff_id] = name
+    return facts
+
+
+def _local_date(moment: datetime | str | None, zone: ZoneInfo) -> date | None:
+    # Core queries bypass the ORM's column type, so SQLite hands back naive UTC (or text).
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date()
