@@ -1,4 +1,5 @@
-"""Take the README's screenshots (request, criterion and summary cards) in the Agents Playground.
+"""Take the README's screenshots: the request, criterion and summary cards in the Agents
+Playground, and the Board's report for September 2023 from the example history.
 
 Run with `make screenshots`. It starts its own bot and playground on free ports, with a
 throw-away database, so it does not touch `make run`'s data.
@@ -7,6 +8,7 @@ throw-away database, so it does not touch `make run`'s data.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from datetime import date
@@ -43,7 +45,40 @@ def card(page: Page, text: str) -> Locator:
     return page.locator(".ac-adaptiveCard").filter(has_text=text).last
 
 
+async def report_screenshot() -> None:
+    """Import the example history and photograph the report it gives."""
+    from bot.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        environment = {"DATABASE_URL": f"sqlite:///{work}/pqf.db"}
+        os.environ.update(environment)
+        history = ROOT / "examples" / "history"
+        for args in (
+            ["migrate"],
+            ["import-staff", str(history / "staff.csv")],
+            ["import-audits", str(history / "audits-2023-09.csv")],
+            ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--owner",
+             "Service managers", "--action", "Operational team improvement plans: productivity, "
+             "timeliness of allocations and data quality"],
+            ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--due", "2024-01-31",
+             "--owner", "Practice Development Advanced Practitioners", "--action",
+             "Promote existing information leaflets and how to contact our teams"],
+            ["report", "--month", "2023-09", "--format", "html", "--out", str(work / "r.html")],
+        ):  # fmt: skip
+            await asyncio.to_thread(cli, args)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=FLAGS
+            )
+            page = await browser.new_page(viewport={"width": 1100, "height": 1450})
+            await page.goto((work / "r.html").as_uri())
+            await page.screenshot(path=DOCS / "report-2023-09.png")
+            await browser.close()
+
+
 async def main() -> None:
+    await report_screenshot()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         url = f"sqlite:///{work}/pqf.db"
