@@ -11,13 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from reports.audit_export import render_audit_html, render_audit_pdf
 
 from bot.links import InvalidLinkError, LinkClaims, LinkMaker
 from bot.reporting import audit_document, scoped_report
 from bot.settings import Settings
 from practice.access import can_view_audit, report_scope
 from practice.framework import Framework
+from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import render_report_html
 from storage import roster
 from storage.database import Database
