@@ -13,7 +13,7 @@ AS := alexw@example.com
 endif
 PLAYGROUND_PORT ?= 56150
 
-.PHONY: run test setup lint screenshots clean
+.PHONY: run test setup lint screenshots clean package
 
 $(BIN)/pqf-bot: pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(BIN)/pqf-bot
 
 screenshots: setup
 	$(BIN)/python scripts/docs_screenshots.py
+
+# The Teams app package to upload in the Teams admin centre (reads MICROSOFT_APP_ID and
+# PQF_PUBLIC_URL from the environment or .env).
+package: $(BIN)/pqf-bot
+	$(BIN)/pqf-bot package --out build/pqf-audit-bot.zip
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -14,18 +15,23 @@ from botbuilder.core import ConversationState, serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 from msrest.exceptions import DeserializationError
+from msrest.serialization import Model
 from sqlmodel import select
 
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
+from bot.metrics import OUTBOX_STATES, Metrics
 from bot.outbox_sender import OutboxSender, SendLimits
 from bot.pages import LINKS, add_pages
+from bot.proactive import Delivery
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
 from scheduler.jobs import Cycle
-from scheduler.runner import CycleScheduler
+from scheduler.runner import JOBS, CycleScheduler
+from storage import outbox
 from storage.bot_state import SqlStorage
 from storage.database import Database
 from storage.migrate import is_current
@@ -42,41 +48,79 @@ DATABASE = web.AppKey("database", Database)
 FRAMEWORK = web.AppKey("framework", Framework)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
 BOT = web.AppKey("bot", AuditBot)
+METRICS = web.AppKey("metrics", Metrics)
 
 
-def _problem(status: int, message: str) -> web.Response:
+def _problem(request: web.Request, status: int, reason: str, message: str) -> web.Response:
+    request.app[METRICS].refused.labels(reason).inc()
     return web.json_response({"error": message}, status=status)
+
+
+def tenant_of(activity: Activity) -> str | None:
+    """Return the Microsoft Entra tenant an activity comes from, as Teams states it."""
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else None
+    found = (tenant or {}).get("id") or getattr(activity.conversation, "tenant_id", None)
+    return str(found).lower() if found else None
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     """Hand an activity from Teams to the adapter, after checking it is one."""
     if request.content_type != "application/json":
-        return _problem(415, "expected application/json")
+        return _problem(request, 415, "content_type", "expected application/json")
     try:
         body = await request.json()
     except (JSONDecodeError, UnicodeDecodeError):
-        return _problem(400, "the body is not JSON")
+        return _problem(request, 400, "not_json", "the body is not JSON")
     if not isinstance(body, dict):
-        return _problem(400, "the body is not an activity")
+        return _problem(request, 400, "not_activity", "the body is not an activity")
     try:
         activity = Activity().deserialize(body)
     except (DeserializationError, TypeError, ValueError, AttributeError):
-        return _problem(400, "the body is not an activity")
+        return _problem(request, 400, "not_activity", "the body is not an activity")
     if not activity.type or not isinstance(activity.type, str):
-        return _problem(400, "the activity has no type")
+        return _problem(request, 400, "not_activity", "the activity has no type")
     adapter = request.app[ADAPTER]
     try:
         authenticated = await authenticate(
             adapter, activity, request.headers.get("Authorization", "")
         )
     except NotAuthenticatedError:
-        return _problem(401, "not authorised")
+        return _problem(request, 401, "not_authenticated", "not authorised")
     except AuthenticationUnavailableError:
-        return _problem(503, "cannot check the token now; try again")
-    response = await adapter.process_activity(authenticated, activity, request.app[BOT].on_turn)
+        return _problem(request, 503, "keys_unavailable", "cannot check the token now; try again")
+    tenants = request.app[SETTINGS].tenants
+    if tenants and tenant_of(activity) not in tenants:
+        log.warning("refused an activity from tenant %s, not ours", tenant_of(activity))
+        return _problem(request, 403, "foreign_tenant", "this bot serves one organisation only")
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        response = await adapter.process_activity(authenticated, activity, request.app[BOT].on_turn)
+        outcome = "ok"
+    finally:
+        metrics.turns.labels(activity.type, outcome).inc()
+        metrics.turn_seconds.labels(activity.type).observe(time.perf_counter() - started)
     if response is not None:
-        return web.json_response(data=serializer_helper(response.body), status=response.status)
+        # An invoke's answer: a botbuilder model, or plain JSON such as our refusal.
+        body = response.body
+        data = serializer_helper(body) if isinstance(body, Model) else body
+        return web.json_response(data=data, status=response.status)
     return web.Response(status=201)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Report the metrics in Prometheus' text format (keep this path off the internet)."""
+    metrics = request.app[METRICS]
+    try:
+        async with request.app[DATABASE].session() as session:
+            counts = await outbox.summary(session=session)
+        for state in OUTBOX_STATES:
+            metrics.outbox.labels(state).set(getattr(counts, state))
+    except Exception as error:  # the metrics still answer when the database does not
+        log.warning("could not count the outbox for metrics: %s", type(error).__name__)
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -100,6 +144,12 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
+    metrics.send_attempts.labels(outcome).inc()
+    if status == 429:
+        metrics.throttled.inc()
+
+
 def create_app(
     settings: Settings,
     *,
@@ -120,6 +170,8 @@ def create_app(
         clock=now,
     )
     app[LINKS] = links
+    metrics = Metrics(jobs=list(JOBS), send_outcomes=[d.value for d in Delivery])
+    app[METRICS] = metrics
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # botbuilder's HTTP calls run on the default thread pool: give it room for every
@@ -140,6 +192,8 @@ def create_app(
             clock=now,
             instance_id=settings.instance_name,
             links=links,
+            rate_limit=MessageRateLimit(*settings.user_rate),
+            on_rate_limited=metrics.rate_limited.inc,
         )
         stop = asyncio.Event()
         sender_task: asyncio.Task[None] | None = None
@@ -150,15 +204,21 @@ def create_app(
                 app_id=settings.app_id,
                 limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
                 instance_id=settings.instance_name,
+                on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
             )
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
         scheduler: CycleScheduler | None = None
         if settings.run_scheduler:
             cycle = Cycle(
                 database=database, framework=framework, zone=settings.zone,
-                instance=settings.instance_name,
+                instance=settings.instance_name, retention_months=settings.retention_months,
             )  # fmt: skip
-            scheduler = CycleScheduler(cycle, job_time=settings.job_time, clock=now)
+            scheduler = CycleScheduler(
+                cycle,
+                job_time=settings.job_time,
+                clock=now,
+                on_run=lambda job, outcome: metrics.job_runs.labels(job, outcome).inc(),
+            )
             scheduler.start()
         yield
         if scheduler is not None:
@@ -172,5 +232,6 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
     add_pages(app, settings=settings, framework=framework, database_key=DATABASE)
     return app

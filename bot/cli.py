@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from bot.logs import configure_logging
+from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
@@ -29,13 +31,7 @@ MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Alembic narrates every migration step at INFO; the command prints its own summary.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
 
 
 def _month(text: str) -> str:
@@ -239,6 +235,58 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["html", "pdf"], required=True)
     export.add_argument("--out", type=Path, required=True, metavar="PATH")
 
+    purge = commands.add_parser(
+        "purge", help="erase the words of audits older than the retention period",
+        description="Erase the evidence, feedback and reasons of audits submitted more than "
+        "PQF_RETENTION_MONTHS months ago (ratings stay, for the statistics), and empty sent "
+        "messages over a month old. The scheduler does this every working day.",
+    )  # fmt: skip
+    purge.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+
+    accesses = commands.add_parser(
+        "access-log", help="show who opened which audit or report",
+        description="Show the access log: who opened which audit or report, when and how "
+        "(Teams, a link, the command line), newest first.",
+    )  # fmt: skip
+    accesses.add_argument("--since", type=_day, metavar="YYYY-MM-DD")
+    accesses.add_argument("--staff", metavar="EMAIL", help="only this person's accesses")
+    accesses.add_argument("--json", action="store_true", help="print it as JSON")
+
+    person = commands.add_parser(
+        "export-person", help="write everything held about one member of staff (subject access)",
+        description="For a subject access request: write, as JSON, everything the bot holds "
+        "about one member of staff - their roster entry, Teams chat, audits they did and of "
+        "their work (with answers), moderations, messages sent to them and the access log.",
+    )  # fmt: skip
+    person.add_argument("email", metavar="EMAIL")
+    person.add_argument("--out", type=Path, required=True, metavar="FILE.json")
+
+    commands.add_parser(
+        "check-config", help="check the settings, the framework and the database",
+        description="Check every setting, the framework file, that the database answers and "
+        "that its schema is current, and say exactly what is wrong.",
+    )  # fmt: skip
+
+    backup = commands.add_parser(
+        "backup", help="copy the SQLite database consistently (PostgreSQL: use pg_dump)",
+        description="Write a consistent copy of a SQLite database while the bot runs. For "
+        "PostgreSQL, use pg_dump as the README describes.",
+    )  # fmt: skip
+    backup.add_argument("path", type=Path, metavar="PATH")
+
+    package = commands.add_parser(
+        "package", help="build the Teams app package (zip) to upload to Teams",
+        description="Build the Teams app package from manifest/: the manifest with the bot's "
+        "MICROSOFT_APP_ID and the host of PQF_PUBLIC_URL filled in, and the two icons. Upload "
+        "it in the Teams admin centre (Manage apps > Upload).",
+    )  # fmt: skip
+    package.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    package.add_argument("--version", metavar="X.Y.Z", help="the app version (default: the bot's)")
+    package.add_argument(
+        "--allow-local-http", action="store_true",
+        help="accept an http://localhost public URL (for trying the package locally only)",
+    )  # fmt: skip
+
     demo = commands.add_parser(
         "demo-data",
         help="load a demo roster, cases and requests for local trials",
@@ -345,18 +393,22 @@ def _import(kind: str) -> Callable[[Settings, argparse.Namespace], int]:
             print(f"pqf-bot: {problem}", file=sys.stderr)
             return EXIT_FAILED
         framework = _framework(settings)
+        progress = TerminalProgress()
 
         async def go() -> int:
             database = Database(settings.database_url)
             try:
                 async with database.session() as session:
                     if kind == "staff":
-                        result = await import_staff(session=session, framework=framework, text=text)
+                        result = await import_staff(
+                            session=session, framework=framework, text=text, progress=progress
+                        )
                     else:
-                        result = await import_cases(session=session, text=text)
+                        result = await import_cases(session=session, text=text, progress=progress)
                     if not result.ok:
                         await session.rollback()
             finally:
+                progress.close()
                 await database.dispose()
             if not result.ok:
                 print(
@@ -531,6 +583,7 @@ def _cycle(settings: Settings, database: Any) -> Any:
         framework=_framework(settings),
         zone=settings.zone,
         instance=settings.instance_name,
+        retention_months=settings.retention_months,
     )
 
 
@@ -538,17 +591,21 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     from scheduler.jobs import CycleError, dispatch_month
     from storage.database import Database
 
+    progress = TerminalProgress()
+
     async def go() -> int:
         database = Database(settings.database_url)
         try:
             report = await dispatch_month(
-                _cycle(settings, database), args.month, dry_run=args.dry_run, seed=args.seed
-            )
+                _cycle(settings, database), args.month, dry_run=args.dry_run, seed=args.seed,
+                progress=progress,
+            )  # fmt: skip
             names = await _names(database) if args.dry_run else {}
         except CycleError as error:
             print(f"pqf-bot: {error}", file=sys.stderr)
             return EXIT_FAILED
         finally:
+            progress.close()
             await database.dispose()
         summary = report.summary
         if args.dry_run and report.plan is not None:
@@ -677,7 +734,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     from practice.report import ReportScope
     from reports.html import render_report_html
     from reports.tabular import render_report_csv, render_report_xlsx, report_to_json
-    from storage import roster
+    from storage import access_log, roster
     from storage.database import Database
 
     last = args.to or args.month
@@ -713,6 +770,10 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 report, names = await scoped_report(
                     session=session, framework=framework, zone=settings.zone,
                     first_month=args.month, last_month=last, scope=scope,
+                )  # fmt: skip
+                await access_log.record(
+                    session=session, staff_id=None, action="cli_report",
+                    target=f"{args.month} to {last}, {scope.label}", via="cli",
                 )  # fmt: skip
         finally:
             await database.dispose()
@@ -795,15 +856,19 @@ def _import_audits(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pqf-bot: {problem}", file=sys.stderr)
         return EXIT_FAILED
     framework = _framework(settings)
+    progress = TerminalProgress()
 
     async def go() -> int:
         database = Database(settings.database_url)
         try:
             async with database.session() as session:
-                result = await import_audits(session=session, framework=framework, text=text)
+                result = await import_audits(
+                    session=session, framework=framework, text=text, progress=progress
+                )
                 if not result.ok:
                     await session.rollback()
         finally:
+            progress.close()
             await database.dispose()
         if not result.ok:
             print(f"{args.file}: nothing imported; fix these rows and try again:", file=sys.stderr)
@@ -819,6 +884,7 @@ def _import_audits(settings: Settings, args: argparse.Namespace) -> int:
 def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     from bot.reporting import audit_document
     from reports.audit_export import render_audit_html, render_audit_pdf
+    from storage import access_log
     from storage.database import Database
 
     framework = _framework(settings)
@@ -830,6 +896,11 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
                 document = await audit_document(
                     session=session, framework=framework, zone=settings.zone, audit_id=args.audit_id
                 )
+                if document is not None:
+                    await access_log.record(
+                        session=session, staff_id=None, action="cli_audit_export",
+                        target=f"audit {args.audit_id}", via="cli",
+                    )  # fmt: skip
         finally:
             await database.dispose()
         if document is None or document.submitted_on is None:
@@ -844,6 +915,196 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _run_async(go())
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.database import Database
+    from storage.retention import purge
+
+    progress = TerminalProgress()
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                report = await purge(
+                    session=session, now=datetime.now(UTC),
+                    retention_months=settings.retention_months, dry_run=args.dry_run,
+                    progress=progress,
+                )  # fmt: skip
+        finally:
+            progress.close()
+            await database.dispose()
+        verb = "Would erase" if report.dry_run else "Erased"
+        print(f"{verb} the words of {report.audits} audits submitted over "
+              f"{settings.retention_months} months ago: {report.evidence} pieces of evidence, "
+              f"{report.feedback} feedback calls, {report.moderations} moderations; and emptied "
+              f"{report.messages} old sent messages. Ratings are kept.")  # fmt: skip
+        return EXIT_OK
+
+    return _run_async(go())
+
+
+def _access_log(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from storage import access_log, roster
+    from storage.database import Database
+    from storage.models import Staff
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                staff_id = None
+                if args.staff:
+                    person = await roster.staff_by_email(session=session, email=args.staff)
+                    if person is None:
+                        print(f"pqf-bot: {args.staff} is not on the roster", file=sys.stderr)
+                        return EXIT_FAILED
+                    staff_id = person.id
+                since = (
+                    datetime.combine(args.since, datetime.min.time(), settings.zone)
+                    if args.since
+                    else None
+                )
+                rows = await access_log.entries(session=session, since=since, staff_id=staff_id)
+                emails = {s.id: s.email for s in await session.exec(select(Staff))}
+        finally:
+            await database.dispose()
+        records = [
+            {"at": r.at.astimezone(settings.zone).isoformat(timespec="seconds"),
+             "who": emails.get(r.staff_id, "administrator (command line)") if r.staff_id else
+             "administrator (command line)", "action": r.action, "what": r.target, "via": r.via}
+            for r in rows
+        ]  # fmt: skip
+        if args.json:
+            print(json.dumps(records, indent=2))
+        elif not records:
+            print("No accesses recorded.")
+        for record in [] if args.json else records:
+            print(f"{record['at']}  {record['who']:<35} {record['action']:<18} "
+                  f"{record['what']}  ({record['via']})")  # fmt: skip
+        return EXIT_OK
+
+    return _run_async(go())
+
+
+def _export_person(settings: Settings, args: argparse.Namespace) -> int:
+    from storage import access_log, roster
+    from storage.database import Database
+    from storage.person_export import person_record
+
+    async def go() -> int:
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                staff = await roster.staff_by_email(session=session, email=args.email)
+                if staff is None:
+                    print(f"pqf-bot: {args.email} is not on the roster", file=sys.stderr)
+                    return EXIT_FAILED
+                record = await person_record(session=session, staff=staff)
+                await access_log.record(
+                    session=session, staff_id=None, action="cli_export_person",
+                    target=f"staff {staff.id}", via="cli",
+                )  # fmt: skip
+        finally:
+            await database.dispose()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        print(f"Wrote everything held about {args.email} to {args.out} "
+              f"({len(record['audits_they_did'])} audits they did, "
+              f"{len(record['audits_of_their_work'])} of their work).")  # fmt: skip
+        return EXIT_OK
+
+    return _run_async(go())
+
+
+def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from storage.migrate import current_revision, head_revision
+
+    problems: list[str] = []
+    print(f"Settings: valid ({settings.environment}).")
+    if settings.is_development and not settings.app_id:
+        print("  note: no MICROSOFT_APP_ID: requests are not authenticated (development only)")
+    if not settings.tenants:
+        print("  note: no MICROSOFT_APP_TENANT_ID or PQF_ALLOWED_TENANTS: any tenant is accepted")
+    print(f"  links start {settings.links_base} and work for {settings.link_minutes} minutes")
+    try:
+        framework = _framework(settings)
+        print(f"Framework: {framework.version}, {len(framework.standards)} standards.")
+    except FrameworkError as error:
+        problems.append(f"framework: {error}")
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        current = current_revision(settings.database_url)
+        head = head_revision(settings.database_url)
+        if current == head:
+            print(f"Database: {where} answers; schema current ({current}).")
+        else:
+            problems.append(f"database: schema at {current or 'nothing'}, needs {head}: "
+                            "run `pqf-bot migrate`")  # fmt: skip
+    except DBAPIError as error:
+        problems.append(f"database: cannot reach {where}: {error.orig}")
+    for problem in problems:
+        print(f"PROBLEM {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_SETUP
+    print("All checks passed.")
+    return EXIT_OK
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from storage.database import sync_url
+
+    url = sync_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        print("pqf-bot: for PostgreSQL use pg_dump, e.g.\n"
+              "  pg_dump --format=custom --file=pqf-$(date +%F).dump \"$DATABASE_URL\"\n"
+              "and restore with pg_restore (see the README).", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    if not url.database or not Path(url.database).is_file():
+        print(f"pqf-bot: there is no database at {url.database!r} to back up", file=sys.stderr)
+        return EXIT_FAILED
+    if args.path.exists():
+        print(f"pqf-bot: {args.path} exists; choose a new file", file=sys.stderr)
+        return EXIT_FAILED
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite's backup API copies a consistent snapshot while the bot keeps writing.
+    source = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
+    target = sqlite3.connect(args.path)
+    try:
+        with target:
+            source.backup(target)
+        check = target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        source.close()
+        target.close()
+    if check != "ok":
+        print(f"pqf-bot: the copy failed its integrity check: {check}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Backed up {url.database} to {args.path} (integrity check: ok).")
+    return EXIT_OK
+
+
+def _package(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.package import PackageError, build_package
+
+    try:
+        out = build_package(
+            app_id=settings.app_id, public_url=settings.public_url, out=args.out,
+            version=args.version, allow_local_http=args.allow_local_http,
+        )  # fmt: skip
+    except PackageError as error:
+        print(f"pqf-bot: {error}", file=sys.stderr)
+        return EXIT_BAD_SETUP
+    print(f"Wrote the Teams app package {out} for bot {settings.app_id}. Upload it in the Teams "
+          "admin centre (Teams apps > Manage apps > Upload new app).")  # fmt: skip
+    return EXIT_OK
 
 
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
@@ -862,6 +1123,12 @@ _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "actions": _actions,
     "import-audits": _import_audits,
     "audit-export": _audit_export,
+    "purge": _purge,
+    "access-log": _access_log,
+    "export-person": _export_person,
+    "check-config": _check_config,
+    "backup": _backup,
+    "package": _package,
 }
 
 

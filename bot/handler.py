@@ -9,11 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from botbuilder.core import ActivityHandler, ConversationState, TurnContext
+from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
-from botbuilder.schema import Activity, ChannelAccount, ResourceResponse
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
 from bot.commands import Command, ReportMonthsError, parse_command, report_months
+from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
 from bot.reporting import scoped_report
@@ -41,8 +42,8 @@ from practice.calendar import moderation_until
 from practice.framework import Framework
 from practice.working_days import last_working_day
 from scheduler.jobs import Cycle, open_sample_months, sample_entries
+from storage import access_log, outbox, roster
 from storage import audits as audit_store
-from storage import outbox, roster
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, Staff
 
@@ -70,8 +71,12 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         clock: Callable[[], datetime],
         instance_id: str = "bot",
         links: LinkMaker | None = None,
+        rate_limit: MessageRateLimit | None = None,
+        on_rate_limited: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
+        self._rate_limit = rate_limit or MessageRateLimit(20, 10)
+        self._on_rate_limited = on_rate_limited or (lambda: None)
         self._instance_id = instance_id
         self._links = links or LinkMaker(
             public_url="http://localhost:3978",
@@ -96,7 +101,21 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._dialogs.add(self._moderation_dialog)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        """Handle the turn, then save the dialog state."""
+        """Handle the turn (within each person's message limit), then save the dialog state."""
+        activity = turn_context.activity
+        if activity.type == ActivityTypes.message:
+            sender = activity.from_property
+            person = (sender.aad_object_id or sender.id or "") if sender else ""
+            allowed, tell = self._rate_limit.allow(person)
+            if not allowed:
+                self._on_rate_limited()
+                log.info("a person went over the message limit; message dropped")
+                if tell:
+                    await turn_context.send_activity(
+                        "You are sending messages faster than I can keep up with. Please wait "
+                        "a few seconds and try again; nothing you saved is lost."
+                    )
+                return
         await super().on_turn(turn_context)
         await self._conversation_state.save_changes(turn_context)
 
@@ -175,6 +194,14 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             async with self._database.session() as session:
                 await roster.forget_installation(session=session, aad_object_id=aad_id)
             log.info("app removed by a user; proactive messages to them stop")
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        """Refuse invokes with 400: the bot's cards submit messages, so it uses none.
+
+        botbuilder would answer an invoke it has no handler for with 501, a server error.
+        """
+        log.info("refused an invoke activity (%s)", str(turn_context.activity.name)[:60])
+        return InvokeResponse(status=400, body={"error": "this bot does not handle invokes"})
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
@@ -376,6 +403,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             own = None
             if scope.person_id is not None or scope.people is not None:
                 own = await own_audits(session, self._framework, report, staff, names)
+            await access_log.record(
+                session=session, staff_id=staff.id, action="report_card",
+                target=f"{first} to {last}", via="teams",
+            )  # fmt: skip
         assert staff.id is not None
         card = report_summary_card(
             period=report.period_label,
@@ -408,6 +439,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 )
                 return
             standard = self._framework.standard(audit.standard)
+            await access_log.record(
+                session=session, staff_id=staff.id, action="download_links",
+                target=f"audit {audit_id}", via="teams",
+            )  # fmt: skip
         assert staff.id is not None
         name = standard.title if standard else ""
         title = f"Standard {audit.standard}: {name} · {month_label(audit.month)}"
@@ -489,9 +524,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return None
         reference = TurnContext.get_conversation_reference(turn_context.activity)
         async with self._database.session() as session:
-            await roster.remember_conversation(
+            if not await roster.remember_conversation(
                 session=session, aad_object_id=aad_id, reference=reference
-            )
+            ):
+                log.info("an activity's conversation reference was incomplete; not stored")
             staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
         return staff if staff is not None and staff.active else None
 
@@ -510,11 +546,12 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 return
             if activity.conversation.conversation_type not in (None, "personal"):
                 return
-            await roster.remember_conversation(
+            if not await roster.remember_conversation(
                 session=session,
                 aad_object_id=staff.aad_object_id,
                 reference=TurnContext.get_conversation_reference(activity),
-            )
+            ):
+                log.info("an activity's conversation reference was incomplete; not stored")
 
     async def _refuse(self, turn_context: TurnContext) -> None:
         await turn_context.send_activity(

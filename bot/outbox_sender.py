@@ -373,8 +373,11 @@ class OutboxSender:
         limits: SendLimits | None = None,
         clock: Callable[[], datetime] = utc_now,
         instance_id: str | None = None,
+        on_attempt: Callable[[Delivery, int], None] | None = None,
     ) -> None:
         self._database = database
+        # Told of every attempt's outcome and HTTP status (0 if none): for the metrics.
+        self._on_attempt = on_attempt
         self._adapter = adapter
         self._app_id = app_id
         self._limits = limits or SendLimits()
@@ -606,7 +609,10 @@ class OutboxSender:
             failure = error
         finally:
             self._limiter.finish(key)
-        return await self._record(message, conversation, activity_id, failure)
+        result = await self._record(message, conversation, activity_id, failure)
+        if self._on_attempt is not None:
+            self._on_attempt(result.outcome, _describe(failure)[0] if failure else 200)
+        return result
 
     async def _hold_lease(self, message: OutboxMessage, queue: list[OutboxMessage]) -> bool:
         """Make sure the claim outlasts a send, renewing the queue's claims if need be."""

@@ -19,7 +19,7 @@ from practice.access import can_view_audit, report_scope
 from practice.framework import Framework
 from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import render_report_html
-from storage import roster
+from storage import access_log, roster
 from storage.database import Database
 from storage.models import Staff
 
@@ -107,6 +107,10 @@ def add_pages(
                 session=session, framework=framework, zone=settings.zone,
                 first_month=claims.first_month, last_month=claims.last_month, scope=scope,
             )  # fmt: skip
+            await access_log.record(
+                session=session, staff_id=staff.id, action="report_page",
+                target=f"{claims.first_month} to {claims.last_month}", via="link",
+            )  # fmt: skip
         log.info("staff %s opened the report of %s to %s", staff.id, claims.first_month,
                  claims.last_month)  # fmt: skip
         page = render_report_html(
@@ -133,6 +137,11 @@ def add_pages(
             )
             if document is None or document.submitted_on is None:
                 return _refuse(404, "That audit is not finished, so there is nothing to show.")
+            await access_log.record(
+                session=session, staff_id=staff.id,
+                action="audit_pdf" if claims.kind == "audit_pdf" else "audit_page",
+                target=f"audit {claims.audit_id}", via="link",
+            )  # fmt: skip
         log.info("staff %s opened audit %s (%s)", staff.id, claims.audit_id, claims.kind)
         if claims.kind == "audit_pdf":
             return web.Response(

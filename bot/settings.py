@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="PQF_LOG_LEVEL"
     )
+    log_format: Literal["text", "json", ""] = Field(default="", validation_alias="PQF_LOG_FORMAT")
+    retention_months: int = Field(default=24, ge=1, le=240, validation_alias="PQF_RETENTION_MONTHS")
+    allowed_tenants: str = Field(default="", validation_alias="PQF_ALLOWED_TENANTS")
+    user_rate_limit: str = Field(default="20/10", validation_alias="PQF_USER_RATE_LIMIT")
     run_scheduler: bool = Field(default=True, validation_alias="PQF_RUN_SCHEDULER")
     job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
     run_sender: bool = Field(default=True, validation_alias="PQF_RUN_SENDER")
@@ -127,6 +131,33 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (e.g. from `openssl rand -base64 32`)")
         return value
 
+    @field_validator("user_rate_limit")
+    @classmethod
+    def _rate_limit_shape(cls, value: str) -> str:
+        count, _, seconds = value.partition("/")
+        if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
+            raise ValueError("must be MESSAGES/SECONDS, e.g. 20/10")
+        return value
+
+    @property
+    def json_logs(self) -> bool:
+        """Return whether to log JSON lines (by default in production) or readable text."""
+        return self.log_format == "json" or (not self.log_format and not self.is_development)
+
+    @property
+    def user_rate(self) -> tuple[int, float]:
+        """Return (messages, seconds) one person may send before being asked to slow down."""
+        count, _, seconds = self.user_rate_limit.partition("/")
+        return int(count), float(seconds)
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        """Return the Microsoft Entra tenants whose users may use the bot (empty: any)."""
+        listed = {t.strip().lower() for t in self.allowed_tenants.split(",") if t.strip()}
+        if self.app_tenant_id:
+            listed.add(self.app_tenant_id.lower())
+        return frozenset(listed)
+
     @property
     def links_base(self) -> str:
         """Return the address report links start with (this machine's, in development)."""
@@ -171,5 +202,9 @@ _VARIABLES = {
     "send_rate": "PQF_SEND_RATE",
     "link_secret": "PQF_LINK_SECRET",
     "link_minutes": "PQF_LINK_MINUTES",
+    "log_format": "PQF_LOG_FORMAT",
+    "retention_months": "PQF_RETENTION_MONTHS",
+    "allowed_tenants": "PQF_ALLOWED_TENANTS",
+    "user_rate_limit": "PQF_USER_RATE_LIMIT",
     "public_url": "PQF_PUBLIC_URL",
 }

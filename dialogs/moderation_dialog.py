@@ -39,6 +39,7 @@ from dialogs.audit_views import audit_heading
 from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
 from practice.calendar import moderation_until
 from practice.framework import Framework, Standard
+from storage import access_log
 from storage import audits as audit_store
 from storage import moderation as moderation_store
 from storage.audits import AuditDetail
@@ -161,6 +162,10 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             if found is None:
                 return await dialog_context.end_dialog()
             moderation, detail, standard = found
+            await access_log.record(
+                session=session, staff_id=staff.id, action="moderation_card",
+                target=f"audit {audit_id}", via="teams",
+            )  # fmt: skip
             seq = await moderation_store.next_card(session=session, moderation=moderation)
             card = await self._card(session, detail, standard, moderation, seq, [], None)
         await context.send_activity(card_message(card))

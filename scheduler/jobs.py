@@ -63,8 +63,12 @@ from storage.models import (
     TeamsConversation,
     utc_now,
 )
+from storage.progress import Progress, no_progress
+from storage.retention import purge
 
 log = logging.getLogger(__name__)
+
+CREATE_BATCH = 500
 
 
 class CycleError(ValueError):
@@ -79,6 +83,8 @@ class Cycle:
     framework: Framework
     zone: ZoneInfo
     instance: str = "cli"
+    # How long audits keep their words (PQF_RETENTION_MONTHS); None: the purge job is off.
+    retention_months: int | None = None
 
 
 @dataclass
@@ -166,7 +172,12 @@ def _plan_summary(plan: DispatchPlan) -> dict[str, Any]:
 
 
 async def dispatch_month(
-    cycle: Cycle, month: str, *, dry_run: bool = False, seed: str | None = None
+    cycle: Cycle,
+    month: str,
+    *,
+    dry_run: bool = False,
+    seed: str | None = None,
+    progress: Progress = no_progress,
 ) -> DispatchReport:
     """Ask everyone for the month's audits (or, in a dry run, say what would be asked)."""
     year, number = int(month[:4]), int(month[5:])
@@ -187,7 +198,7 @@ async def dispatch_month(
         inputs, staff, cases = await _dispatch_inputs(session, cycle.framework, audits)
         plan = plan_month(cycle.framework, inputs, run_seed or "")
         planned.append(plan)
-        await _create_requests(session, cycle.framework, plan, audits, staff, cases)
+        await _create_requests(session, cycle.framework, plan, audits, staff, cases, progress)
         return _plan_summary(plan)
 
     outcome = await run_once(
@@ -211,9 +222,11 @@ async def _create_requests(
     audits: list[AuditMonth],
     staff: dict[int, Staff],
     cases: dict[int, CaseRecord],
+    progress: Progress = no_progress,
 ) -> None:
     due_on = audits[0].due_on
     created: list[AuditRequest] = []
+    total = len(plan.requests)
     for request in plan.requests:
         subject_id = request.subject_id
         case = cases.get(request.case_id) if request.case_id else None
@@ -235,13 +248,17 @@ async def _create_requests(
                 team=audited_team(case, subject, staff.get(request.auditor_id)),
             )
         )
-    session.add_all(created)
-    await session.flush()
+    # Flushed in batches, which costs nothing and lets a terminal show how far it has got.
+    for start in range(0, total, CREATE_BATCH):
+        session.add_all(created[start : start + CREATE_BATCH])
+        await session.flush()
+        progress("creating audit requests", min(start + CREATE_BATCH, total), total)
     # The audits are new, so their request cards cannot be in the outbox yet: add them in
     # bulk rather than one checked insert at a time (a whole workforce at once).
     history: list[AuditStatusChange] = []
     messages: list[OutboxMessage] = []
-    for audit in created:
+    for queued, audit in enumerate(created, 1):
+        progress("queuing request cards", queued, total)
         assert audit.id is not None
         history.append(
             AuditStatusChange(audit_id=audit.id, status=AuditStatus.REQUESTED, note="dispatch")
@@ -660,4 +677,33 @@ async def run_day(cycle: Cycle, today: date) -> dict[str, Any]:
         ran = {month: o.summary for month, o in (await job(cycle, today)).items() if o.ran}
         if ran:
             done[name] = ran
+    retention = await purge_old_words(cycle, today)
+    if retention is not None and retention.ran:
+        done["retention"] = retention.summary
     return done
+
+
+async def purge_old_words(cycle: Cycle, today: date) -> RunOutcome | None:
+    """Once a day, erase the words of audits older than the retention period."""
+    if cycle.retention_months is None:
+        return None
+    months = cycle.retention_months
+
+    async def work(session: AsyncSession, seed: str | None) -> dict[str, Any]:
+        report = await purge(session=session, now=utc_now(), retention_months=months,
+                             dry_run=False)  # fmt: skip
+        return {
+            "audits": report.audits,
+            "evidence": report.evidence,
+            "feedback": report.feedback,
+            "moderations": report.moderations,
+            "messages": report.messages,
+        }
+
+    outcome = await run_once(
+        cycle.database, job="retention", period=today.isoformat(), instance=cycle.instance,
+        work=work,
+    )  # fmt: skip
+    if outcome.ran:
+        log.info("retention %s: %s", today, outcome.summary)
+    return outcome

@@ -27,6 +27,7 @@ from scheduler.jobs import (
     close_moderation,
     close_months,
     dispatch_month,
+    purge_old_words,
     sample_for_moderation,
     send_digests,
     send_reminders,
@@ -52,13 +53,22 @@ JOBS: dict[str, Callable[[Cycle, date], Awaitable[Any]]] = {
     "month-end": close_months,
     "moderation-sample": sample_for_moderation,
     "moderation-close": close_moderation,
+    "retention": purge_old_words,
 }
 
 
 class CycleScheduler:
     """APScheduler running each job on weekdays at the job time (London time by default)."""
 
-    def __init__(self, cycle: Cycle, *, job_time: time, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        cycle: Cycle,
+        *,
+        job_time: time,
+        clock: Callable[[], datetime],
+        on_run: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._on_run = on_run or (lambda job, outcome: None)
         self._cycle = cycle
         self._job_time = job_time
         self._clock = clock
@@ -111,5 +121,7 @@ class CycleScheduler:
             result = await JOBS[name](self._cycle, today)
         except Exception:
             log.exception("job %s failed for %s; it will be tried again", name, today)
+            self._on_run(name, "failed")
             return
+        self._on_run(name, "done" if result else "nothing_due")
         log.info("job %s for %s: %s", name, today, "done" if result else "nothing due")

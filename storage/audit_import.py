@@ -35,6 +35,7 @@ from storage.models import (
     FeedbackCall,
     Staff,
 )
+from storage.progress import Progress, no_progress
 
 FIXED_COLUMNS = (
     "month", "standard", "kind", "auditor_email", "audited_worker_email", "team",
@@ -74,7 +75,9 @@ def _key(month: str, standard: int, auditor: str, worker: str, reference: str) -
     return "import/" + hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
-async def import_audits(*, session: AsyncSession, framework: Framework, text: str) -> ImportResult:
+async def import_audits(
+    *, session: AsyncSession, framework: Framework, text: str, progress: Progress = no_progress
+) -> ImportResult:
     """Create or replace completed audits from CSV text; all rows or none."""
     criterion_ids = [c.id for _, c in framework.criteria()]
     result = ImportResult()
@@ -84,7 +87,8 @@ async def import_audits(*, session: AsyncSession, framework: Framework, text: st
     staff = {s.email: s for s in await session.exec(select(Staff))}
     parsed: list[_Audit] = []
     seen: dict[str, int] = {}
-    for row in rows:
+    for checked, row in enumerate(rows, 1):
+        progress("checking audits", checked, len(rows))
         v = row.values
         where = f"line {row.line}"
         problems: list[str] = []
@@ -164,7 +168,8 @@ async def import_audits(*, session: AsyncSession, framework: Framework, text: st
             )
         )
     }
-    for item in parsed:
+    for saved, item in enumerate(parsed, 1):
+        progress("saving audits", saved, len(parsed))
         await _store(session, framework, item, staff, cases, existing.get(item.key), result)
     await session.flush()
     return result

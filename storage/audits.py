@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +25,8 @@ from storage.models import (
     WorkerInvolvement,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ async def _record_status(
     session.add(
         AuditStatusChange(audit_id=audit.id, status=status, changed_by_id=actor_id, note=note)
     )
+    log.info("audit %s is now %s (by staff %s)", audit.id, status.value, actor_id)
 
 
 async def create_audit_request(

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from practice.answers import is_case_reference
 from practice.framework import Framework
 from storage.models import CaseRecord, CaseStatus, Staff, utc_now
+from storage.progress import Progress, no_progress
 
 STAFF_COLUMNS = (
     "email", "name", "role", "team", "supervisor_email", "aad_object_id", "active",
@@ -159,7 +160,9 @@ def _parse_active(value: str) -> bool | None:
     return None
 
 
-async def import_staff(*, session: AsyncSession, framework: Framework, text: str) -> ImportResult:
+async def import_staff(
+    *, session: AsyncSession, framework: Framework, text: str, progress: Progress = no_progress
+) -> ImportResult:
     """Create or update members of staff from roster CSV text; all rows or none."""
     result = ImportResult()
     rows = _read_rows(text, STAFF_COLUMNS, STAFF_REQUIRED, result.errors)
@@ -171,7 +174,8 @@ async def import_staff(*, session: AsyncSession, framework: Framework, text: str
     existing = {s.email: s for s in await session.exec(select(Staff))}
     emails_in_file = {r.values["email"].lower() for r in rows}
     role_codes = [r.code for r in framework.roles]
-    for row in rows:
+    for checked, row in enumerate(rows, 1):
+        progress("checking staff", checked, len(rows))
         v = row.values
         where = f"line {row.line}"
         if not EMAIL.match(v["email"]):
@@ -232,7 +236,8 @@ async def import_staff(*, session: AsyncSession, framework: Framework, text: str
             released = True
     if released:
         await session.flush()
-    for row in rows:
+    for saved, row in enumerate(rows, 1):
+        progress("saving staff", saved, len(rows))
         v = row.values
         email = v["email"].lower()
         fields: dict[str, object] = {
@@ -270,7 +275,9 @@ async def import_staff(*, session: AsyncSession, framework: Framework, text: str
     return result
 
 
-async def import_cases(*, session: AsyncSession, text: str) -> ImportResult:
+async def import_cases(
+    *, session: AsyncSession, text: str, progress: Progress = no_progress
+) -> ImportResult:
     """Create or update cases from case-list CSV text; all rows or none."""
     result = ImportResult()
     rows = _read_rows(text, CASE_COLUMNS, CASE_REQUIRED, result.errors)
@@ -280,7 +287,8 @@ async def import_cases(*, session: AsyncSession, text: str) -> ImportResult:
 
     staff_by_email = {s.email: s for s in await session.exec(select(Staff))}
     parsed: list[tuple[_Row, date | None]] = []
-    for row in rows:
+    for checked, row in enumerate(rows, 1):
+        progress("checking cases", checked, len(rows))
         v = row.values
         where = f"line {row.line}"
         if not is_case_reference(v["case_reference"]):
@@ -326,7 +334,8 @@ async def import_cases(*, session: AsyncSession, text: str) -> ImportResult:
         )
     }
     now = utc_now()
-    for row, closed_on in parsed:
+    for saved, (row, closed_on) in enumerate(parsed, 1):
+        progress("saving cases", saved, len(parsed))
         v = row.values
         reference = v["case_reference"].upper()
         worker_email = v.get("allocated_worker_email", "").lower()

@@ -145,6 +145,8 @@ class AuditRequest(SQLModel, table=True):
     started_at: datetime | None = _when()
     submitted_at: datetime | None = _when()
     overdue_at: datetime | None = _when()
+    # When the evidence and feedback text were erased under the retention rule.
+    purged_at: datetime | None = _when()
     case_confirmed_at: datetime | None = _when()
     # The step whose card is live, and a counter bumped for every card sent, so that an
     # old or replayed card is recognised as stale and changes nothing.
@@ -333,3 +335,17 @@ class LearningAction(SQLModel, table=True):
     logged_on: date = Field(nullable=False)
     closed_on: date | None = None
     updated_at: datetime = _created()
+
+
+class AccessLogEntry(SQLModel, table=True):
+    """Who opened which audit or report, when and how (UK GDPR: accountability)."""
+
+    __tablename__ = "access_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False, index=True)
+    # None for an administrator at the command line (who is the server's user).
+    staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    action: str = Field(sa_column=Column(String(40), nullable=False))
+    target: str = Field(sa_column=Column(String(120), nullable=False))
+    via: str = Field(sa_column=Column(String(20), nullable=False))

@@ -72,21 +72,38 @@ async def auditable_cases_of(
     return list(rows)
 
 
+# The longest value each part of a stored reference may have (the table's column sizes).
+_REFERENCE_LIMITS = {
+    "aad_object_id": 64, "teams_user_id": 256, "conversation_id": 512, "service_url": 512,
+    "channel_id": 32, "bot_id": 256,
+}  # fmt: skip
+
+
 async def remember_conversation(
     *, session: AsyncSession, aad_object_id: str, reference: ConversationReference
-) -> None:
-    """Store (or refresh) the personal-chat reference used to message this person later."""
+) -> bool:
+    """Store (or refresh) the personal-chat reference used to message this person later.
+
+    Return False, storing nothing, if the reference is incomplete or malformed: no real Teams
+    activity is, and a forged one must not make a turn fail.
+    """
     values = {
         "aad_object_id": aad_object_id.lower(),
-        "teams_user_id": reference.user.id,
-        "conversation_id": reference.conversation.id,
+        "teams_user_id": reference.user.id if reference.user else None,
+        "conversation_id": reference.conversation.id if reference.conversation else None,
         "service_url": reference.service_url,
         "tenant_id": getattr(reference.conversation, "tenant_id", None),
         "channel_id": reference.channel_id,
-        "bot_id": reference.bot.id,
+        "bot_id": reference.bot.id if reference.bot else None,
         "installed": True,
         "updated_at": utc_now(),
     }
+    for key, limit in _REFERENCE_LIMITS.items():
+        if not isinstance(values[key], str) or not 0 < len(values[key]) <= limit:
+            return False
+    tenant = values["tenant_id"]
+    if tenant is not None and (not isinstance(tenant, str) or len(tenant) > 64):
+        values["tenant_id"] = None
     # Teams sends installationUpdate and conversationUpdate together: an upsert lets both
     # turns store the reference without one failing on the unique key.
     dialect = session.get_bind().dialect.name
@@ -98,6 +115,7 @@ async def remember_conversation(
             set_={k: v for k, v in values.items() if k != "aad_object_id"},
         )
     )
+    return True
 
 
 async def forget_installation(*, session: AsyncSession, aad_object_id: str) -> None:

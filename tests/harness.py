@@ -20,6 +20,7 @@ from botbuilder.schema import (
 
 from bot.adapter import on_turn_error
 from bot.handler import AuditBot
+from bot.limits import MessageRateLimit
 from practice.framework import Framework
 from storage.bot_state import SqlStorage
 from storage.database import Database
@@ -149,6 +150,7 @@ class BotHarness:
         framework: Framework,
         clock: Callable[[], datetime],
         storage: Storage | None = None,
+        rate_limit: MessageRateLimit | None = None,
     ) -> None:
         self.database = database
         self.adapter = TestAdapter(
@@ -168,6 +170,8 @@ class BotHarness:
             zone=ZoneInfo("Europe/London"),
             support_contact="the Practice Quality team (pqf@example.com)",
             clock=clock,
+            # Tests answer cards far faster than people: no limit unless a test sets one.
+            rate_limit=rate_limit or MessageRateLimit(1_000_000, 1),
         )
         self.adapter.logic = self.bot.on_turn
 

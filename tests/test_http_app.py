@@ -312,3 +312,110 @@ async def test_unreachable_signing_keys_give_503(
     finally:
         await client.close()
     assert response.status == 503
+
+
+# -- one tenant only, the message limit, metrics --------------------------------------------
+
+FOREIGN_TENANT = "99999999-9999-9999-9999-999999999999"
+
+
+def foreign(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the activity as if it came from another organisation's tenant."""
+    return {
+        **body,
+        "conversation": {**body["conversation"], "tenantId": FOREIGN_TENANT},
+        "channelData": {"tenant": {"id": FOREIGN_TENANT}},
+    }
+
+
+async def test_activities_from_another_tenant_are_refused_and_logged(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    openid_server: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await seeded(sqlite_url, framework)
+    # Authenticated: the app's own tenant (MICROSOFT_APP_TENANT_ID) is the only one served.
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:
+        token = {"Authorization": "Bearer " + channel_token(signing_key, connector.url)}
+        refused = await client.post("/api/messages", json=foreign(activity(connector.url)),
+                                    headers=token)  # fmt: skip
+        assert refused.status == 403
+        metrics = await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
+    assert connector.calls == []
+    assert f"refused an activity from tenant {FOREIGN_TENANT}" in caplog.text
+    assert 'pqf_requests_refused_total{reason="foreign_tenant"} 1.0' in metrics
+
+    # Development with PQF_ALLOWED_TENANTS: the same rule, and our own tenant still served.
+    settings = load_settings(
+        env_file=None, DATABASE_URL=sqlite_url, PQF_ENVIRONMENT="development",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false", PQF_ALLOWED_TENANTS=TENANT_ID.upper(),
+    )  # fmt: skip
+    client = await client_for(settings, framework)
+    try:
+        assert (
+            await client.post("/api/messages", json=foreign(activity(connector.url)))
+        ).status == 403
+        missing = activity(connector.url)
+        missing.pop("channelData")
+        missing["conversation"] = {
+            k: v for k, v in missing["conversation"].items() if k != "tenantId"
+        }
+        assert (await client.post("/api/messages", json=missing)).status == 403
+        assert (await client.post("/api/messages", json=activity(connector.url))).status == 201
+    finally:
+        await client.close()
+    assert len(connector.cards()) == 1
+
+
+async def test_a_person_sending_too_fast_is_asked_to_wait(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    settings = load_settings(
+        env_file=None, DATABASE_URL=sqlite_url, PQF_ENVIRONMENT="development",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false", PQF_USER_RATE_LIMIT="2/60",
+    )  # fmt: skip
+    client = await client_for(settings, framework)
+    try:
+        for _ in range(4):
+            assert (await client.post("/api/messages", json=activity(connector.url))).status == 201
+        metrics = await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
+    assert len(connector.cards()) == 2  # two help cards, then one polite request to wait
+    assert [t for t in connector.texts() if "faster than I can keep up" in t] != []
+    assert len(connector.calls) == 3
+    assert "pqf_messages_rate_limited_total 2.0" in metrics
+
+
+async def test_metrics_are_in_prometheus_text_format(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    client = await client_for(dev_settings(sqlite_url), framework)
+    try:
+        assert (await client.post("/api/messages", json=activity(connector.url))).status == 201
+        assert (
+            await client.post("/api/messages", data="x", headers={"Content-Type": "text/plain"})
+        ).status == 415
+        response = await client.get("/metrics")
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        text = await response.text()
+    finally:
+        await client.close()
+    lines = set(text.splitlines())
+    assert 'pqf_turns_total{activity_type="message",outcome="ok"} 1.0' in lines
+    assert 'pqf_turn_seconds_count{activity_type="message"} 1.0' in lines
+    assert 'pqf_requests_refused_total{reason="content_type"} 1.0' in lines
+    for state in ("pending", "retrying", "sent", "undeliverable"):
+        assert f'pqf_outbox_messages{{state="{state}"}} 0.0' in lines
+    assert 'pqf_outbox_send_attempts_total{outcome="undeliverable"} 0.0' in lines
+    assert "pqf_teams_throttled_total 0.0" in lines
+    assert 'pqf_scheduler_runs_total{job="retention",outcome="failed"} 0.0' in lines

@@ -351,6 +351,7 @@ def test_scheduler_triggers_fire_on_working_mornings_in_london(framework: Framew
     triggers = scheduler.triggers()
     assert list(triggers) == [
         "dispatch", "reminders", "digests", "month-end", "moderation-sample", "moderation-close",
+        "retention",
     ]  # fmt: skip
     friday_evening = datetime(2026, 11, 27, 17, 0, tzinfo=LONDON)
     assert triggers["dispatch"].get_next_fire_time(None, friday_evening) == datetime(
@@ -386,6 +387,24 @@ async def test_scheduler_catches_up_when_started_late_in_the_day(
         early.shutdown()
     assert all(run == datetime(2026, 11, 23, 14, 0, tzinfo=LONDON) for run in late_next.values())
     assert early_next["dispatch"] > datetime.now(LONDON)
+
+
+async def test_each_scheduled_run_is_reported_for_the_metrics(
+    framework: Framework, sqlite_database: Database
+) -> None:
+    runs: list[tuple[str, str]] = []
+    monday = datetime(2026, 11, 23, 9, 0, tzinfo=LONDON)
+    working = Cycle(database=sqlite_database, framework=framework, zone=LONDON,
+                    retention_months=24)  # fmt: skip
+    scheduler = CycleScheduler(working, job_time=time(8, 30), clock=lambda: monday,
+                               on_run=lambda job, outcome: runs.append((job, outcome)))  # fmt: skip
+    await scheduler._run("retention")  # runs once a day: done, then nothing due
+    await scheduler._run("digests")  # no digest is due on 23 November
+    broken = Cycle(database=None, framework=framework, zone=LONDON, retention_months=24)  # type: ignore[arg-type]
+    failing = CycleScheduler(broken, job_time=time(8, 30), clock=lambda: monday,
+                             on_run=lambda job, outcome: runs.append((job, outcome)))  # fmt: skip
+    await failing._run("retention")
+    assert runs == [("retention", "done"), ("digests", "nothing_due"), ("retention", "failed")]
 
 
 def test_additional_audit_month_has_two_audits(framework: Framework) -> None:

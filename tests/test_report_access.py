@@ -17,6 +17,7 @@ from bot.settings import load_settings
 from practice.access import AuditAccess, Viewer, can_view_audit, report_scope
 from practice.framework import Framework
 from scheduler.jobs import Cycle, dispatch_month, sample_for_moderation
+from storage import access_log
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import AuditRequest, Staff
@@ -225,6 +226,13 @@ async def test_audit_downloads_follow_the_access_rules(
         .replace("/reports", "/audits")
     )
     assert (await client.get(path(swapped))).status == 403
+    # Who opened what is in the access log; refusals open nothing.
+    async with database.session() as session:
+        logged = await access_log.entries(session=session)
+    assert [(e.staff_id, e.action, e.target, e.via) for e in reversed(logged)] == [
+        (ids["alexw@example.com"], "audit_page", f"audit {audit.id}", "link"),
+        (ids["meganb@example.com"], "audit_pdf", f"audit {audit.id}", "link"),
+    ]
 
 
 # -- in Teams -------------------------------------------------------------------------------------
