@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from bot.logs import configure_logging
+from bot.logs import RequestLogger, configure_logging
 from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
@@ -366,7 +366,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info(
         "framework %s loaded; listening on http://%s:%s/api/messages", framework.version, host, port
     )
-    web.run_app(create_app(settings, framework=framework), host=host, port=port, print=None)
+    web.run_app(
+        create_app(settings, framework=framework), host=host, port=port, print=None,
+        access_log_class=RequestLogger,
+    )  # fmt: skip
     return EXIT_OK
 
 

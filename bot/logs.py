@@ -12,6 +12,9 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 # Libraries that log SQL statements with their parameters (evidence, feedback, names) or
@@ -73,3 +76,17 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     # (Alembic also narrates every migration step at INFO; the command prints a summary.)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class RequestLogger(AbstractAccessLogger):
+    """Log each HTTP request as method, path, status and time - never its query string.
+
+    The query string of a report or download link is its signed token, which opens the
+    report for some minutes: aiohttp's default access log line would write it out.
+    """
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        """Write one line for a request that has been answered."""
+        self.logger.info(
+            "%s %s %s %.0f ms", request.method, request.path, response.status, time * 1000
+        )

@@ -468,3 +468,31 @@ def test_a_script_sees_only_the_result_of_a_long_import(tmp_path: Path) -> None:
         f"Imported {ROOT / 'examples' / 'staff.csv'}: 6 people added, 0 updated, 0 unchanged."
     )
     assert done.stderr == ""
+
+
+async def test_request_log_lines_never_carry_a_links_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.logs import RequestLogger
+
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text="report")
+
+    app = web.Application()
+    app.router.add_get("/reports", page)
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    server = TestServer(app)
+    await server.start_server(access_log_class=RequestLogger)  # as `pqf-bot serve` runs it
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        assert (await client.get("/reports?t=SIGNED.TOKEN.secret")).status == 200
+    finally:
+        await client.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(lines) == 1
+    assert lines[0].startswith("GET /reports 200 ")
+    assert "SIGNED" not in caplog.text
