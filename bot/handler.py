@@ -217,12 +217,11 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         """Answer a typed command or a card submit from someone on the roster."""
-        staff = await self._identify(turn_context)
+        staff = await self._identify_and_remember(turn_context)
         if staff is None:
             await self._refuse(turn_context)
             return
         turn_context.turn_state[STAFF_KEY] = staff
-        await self._remember_if_new(turn_context, staff)
         dialog_context = await self._dialogs.create_context(turn_context)
         value = turn_context.activity.value
         if value is not None:
@@ -503,19 +502,35 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         async with self._database.session() as session:
             return await audit_store.audits_of_auditor(session=session, auditor_id=staff.id)
 
-    async def _identify(self, turn_context: TurnContext) -> Staff | None:
-        aad_id = (
-            turn_context.activity.from_property.aad_object_id
-            if (turn_context.activity.from_property)
-            else None
-        )
+    async def _identify_and_remember(self, turn_context: TurnContext) -> Staff | None:
+        """Return the active member of staff sending this, storing their chat if it is new."""
+        activity = turn_context.activity
+        aad_id = activity.from_property.aad_object_id if activity.from_property else None
         if not aad_id:
             return None
+        # One query and one transaction: every message needs the person and their chat.
         async with self._database.session() as session:
-            staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
-        if staff is None or not staff.active:
-            log.info("refused a user who is not an active member of the roster")
-            return None
+            staff, stored = await roster.staff_and_conversation_by_aad_id(
+                session=session, aad_object_id=aad_id
+            )
+            if staff is None or not staff.active:
+                log.info("refused a user who is not an active member of the roster")
+                return None
+            if (
+                stored is not None
+                and stored.conversation_id == activity.conversation.id
+                and stored.service_url == activity.service_url
+            ):
+                return staff
+            if activity.conversation.conversation_type not in (None, "personal"):
+                return staff
+            assert staff.aad_object_id is not None
+            if not await roster.remember_conversation(
+                session=session,
+                aad_object_id=staff.aad_object_id,
+                reference=TurnContext.get_conversation_reference(activity),
+            ):
+                log.info("an activity's conversation reference was incomplete; not stored")
         return staff
 
     async def _remember_and_identify(self, turn_context: TurnContext) -> Staff | None:
@@ -530,28 +545,6 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 log.info("an activity's conversation reference was incomplete; not stored")
             staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
         return staff if staff is not None and staff.active else None
-
-    async def _remember_if_new(self, turn_context: TurnContext, staff: Staff) -> None:
-        assert staff.aad_object_id is not None
-        activity = turn_context.activity
-        async with self._database.session() as session:
-            stored = await roster.conversation_of(
-                session=session, aad_object_id=staff.aad_object_id
-            )
-            if (
-                stored is not None
-                and stored.conversation_id == activity.conversation.id
-                and stored.service_url == activity.service_url
-            ):
-                return
-            if activity.conversation.conversation_type not in (None, "personal"):
-                return
-            if not await roster.remember_conversation(
-                session=session,
-                aad_object_id=staff.aad_object_id,
-                reference=TurnContext.get_conversation_reference(activity),
-            ):
-                log.info("an activity's conversation reference was incomplete; not stored")
 
     async def _refuse(self, turn_context: TurnContext) -> None:
         await turn_context.send_activity(

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from botbuilder.schema import ConversationReference
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, or_, select
+from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.access import AuditAccess, Viewer
@@ -28,6 +28,30 @@ async def staff_by_aad_id(*, session: AsyncSession, aad_object_id: str) -> Staff
     return (
         await session.exec(select(Staff).where(Staff.aad_object_id == aad_object_id.lower()))
     ).first()
+
+
+async def staff_and_conversation_by_aad_id(
+    *, session: AsyncSession, aad_object_id: str
+) -> tuple[Staff | None, TeamsConversation | None]:
+    """Return the member of staff with this object id and their stored chat, in one query.
+
+    The same as `staff_by_aad_id` and `conversation_of` together; every message needs both.
+    """
+    aad = aad_object_id.lower()
+    row = (
+        await session.exec(
+            select(Staff, TeamsConversation)
+            .outerjoin(
+                TeamsConversation,
+                and_(
+                    col(TeamsConversation.aad_object_id) == aad,
+                    col(TeamsConversation.installed).is_(True),
+                ),
+            )
+            .where(Staff.aad_object_id == aad)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:

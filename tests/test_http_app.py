@@ -11,11 +11,12 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from botframework.connector.auth import AuthenticationConstants
+from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from bot.adapter import CLIENTS_KEPT, AuthConfiguration, ReusingAuthentication
 from bot.app import MAX_BODY_BYTES, create_app
 from bot.demo_data import staff_csv
 from bot.settings import Settings, load_settings
@@ -419,3 +420,35 @@ async def test_metrics_are_in_prometheus_text_format(
     assert 'pqf_outbox_send_attempts_total{outcome="undeliverable"} 0.0' in lines
     assert "pqf_teams_throttled_total 0.0" in lines
     assert 'pqf_scheduler_runs_total{job="retention",outcome="failed"} 0.0' in lines
+
+
+async def test_turns_reuse_the_connector_and_token_clients_per_app_and_service_url() -> None:
+    authentication = ReusingAuthentication(
+        AuthConfiguration(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant", APP_TENANTID="")
+    )
+    anonymous = ClaimsIdentity({}, True)
+    other_app = ClaimsIdentity({AuthenticationConstants.AUDIENCE_CLAIM: "another-app"}, True)
+    europe = "https://smba.trafficmanager.net/emea/"
+
+    first = await authentication.create_connector_factory(anonymous).create(europe, None)
+    assert await authentication.create_connector_factory(anonymous).create(europe, None) is first
+    assert first.config.base_url == europe
+    elsewhere = await authentication.create_connector_factory(anonymous).create(
+        "https://smba.trafficmanager.net/uk/", None
+    )
+    assert elsewhere is not first
+    assert elsewhere.config.base_url == "https://smba.trafficmanager.net/uk/"
+    assert (
+        await authentication.create_connector_factory(other_app).create(europe, None) is not first
+    )
+    token_client = await authentication.create_user_token_client(anonymous)
+    assert await authentication.create_user_token_client(anonymous) is token_client
+
+    # A bounded number are kept: the least recently used is built again when next needed.
+    for number in range(CLIENTS_KEPT):
+        await authentication.create_connector_factory(anonymous).create(
+            f"https://smba.example/{number}/", None
+        )
+    assert (
+        await authentication.create_connector_factory(anonymous).create(europe, None) is not first
+    )
