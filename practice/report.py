@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import chain
 
 from practice.framework import MONTH_NAMES, Framework
 
@@ -263,14 +264,15 @@ def months_between(first: str, last: str) -> list[str]:
 
 def criterion_row(criterion_id: str, text: str, ratings: Iterable[str]) -> CriterionRow:
     """Return the counts and percentages of each rating among the answers given."""
-    counts = Counter(r for r in ratings if r in RATINGS)
-    answered = sum(counts.values())
+    return counted_row(criterion_id, text, Counter(ratings))
+
+
+def counted_row(criterion_id: str, text: str, counts: Mapping[str, int]) -> CriterionRow:
+    """Return the row for the number of answers of each rating (anything else is left out)."""
+    counted = {r: counts.get(r, 0) for r in RATINGS}
+    answered = sum(counted.values())
     return CriterionRow(
-        criterion_id,
-        text,
-        {r: counts.get(r, 0) for r in RATINGS},
-        answered,
-        {r: percent(counts.get(r, 0), answered) for r in RATINGS},
+        criterion_id, text, counted, answered, {r: percent(counted[r], answered) for r in RATINGS}
     )
 
 
@@ -383,6 +385,12 @@ def build_report(
     groups: dict[tuple[str, int, bool], list[AuditFacts]] = defaultdict(list)
     for audit in done:
         groups[(audit.month, audit.standard, audit.additional)].append(audit)
+    # One pass over every rating, however long the period, counting (criterion, rating)
+    # pairs per group; the tables and the trend are both read from these counts.
+    answers = {
+        key: Counter(chain.from_iterable(audit.ratings.items() for audit in members))
+        for key, members in groups.items()
+    }
     # Each month's timetabled standard first, then its additional audits.
     for (month, standard, additional), members in sorted(
         groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
@@ -399,8 +407,9 @@ def build_report(
             if additional
             else f"PQF Standard {standard} – {found.title} ({short_month(month)})"
         )
+        counted = answers[(month, standard, additional)]
         rows = [
-            criterion_row(c.id, c.text, [a.ratings[c.id] for a in members if c.id in a.ratings])
+            counted_row(c.id, c.text, {r: counted[(c.id, r)] for r in RATINGS})
             for c in found.criteria
         ]
         report.tables.append(
@@ -444,17 +453,17 @@ def build_report(
         )
     report.auditor_shifts = auditor_shifts(scoped_pairs)
 
-    # One pass over every rating, however long the period: (criterion, month) -> counts.
+    # (criterion, month) -> counts: a month's additional audits count in its trend point.
     tallies: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for audit in done:
-        for criterion_id, rating in audit.ratings.items():
-            tallies[(criterion_id, audit.month)][rating] += 1
+    for (month, _, _), counted in answers.items():
+        for (criterion_id, rating), count in counted.items():
+            tallies[(criterion_id, month)][rating] += count
     for _, criterion in framework.criteria():
         points = []
         for month in months_between(first_month, last_month):
-            counted = tallies.get((criterion.id, month))
-            if counted:
-                row = criterion_row(criterion.id, criterion.text, counted.elements())
+            tally = tallies.get((criterion.id, month))
+            if tally:
+                row = counted_row(criterion.id, criterion.text, tally)
                 points.append(TrendPoint(month, short_month(month), row.answered, row.percents))
         if points:
             report.trend[criterion.id] = points

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.framework import Framework
@@ -30,6 +29,8 @@ MODERATION = Moderation.__table__  # type: ignore[attr-defined]
 MODERATION_RATING = ModerationRating.__table__  # type: ignore[attr-defined]
 STAFF = Staff.__table__  # type: ignore[attr-defined]
 ACTION = LearningAction.__table__  # type: ignore[attr-defined]
+# ASCII's unit separator: between a criterion's id and its rating, and between criteria.
+RATINGS_SEPARATOR = "\x1f"
 
 
 @dataclass
@@ -56,16 +57,25 @@ async def report_facts(
     in_range = and_(AUDIT.c.month >= first_month, AUDIT.c.month <= last_month)
     facts = ReportFacts()
 
-    ratings: dict[int, dict[str, str]] = defaultdict(dict)
-    for audit_id, criterion_id, rating in await connection.execute(
-        select(RATING.c.audit_id, RATING.c.criterion_id, RATING.c.rating)
-        .join(AUDIT, AUDIT.c.id == RATING.c.audit_id)
-        .where(in_range, RATING.c.rating.is_not(None))
-    ):
-        ratings[audit_id][criterion_id] = rating
-
+    # Each audit's ratings come folded into its own row ("1.1<US>meets<US>1.2<US>below"),
+    # fetched through the rating index audit by audit: one row per audit instead of one per
+    # rating, and PostgreSQL no longer scans every rating ever made for a year's report.
+    ratings = (
+        select(
+            func.aggregate_strings(
+                RATING.c.criterion_id + RATINGS_SEPARATOR + RATING.c.rating, RATINGS_SEPARATOR
+            )
+        )
+        .where(RATING.c.audit_id == AUDIT.c.id, RATING.c.rating.is_not(None))
+        .scalar_subquery()
+    )
     timetabled = {t.month: t.standard for t in framework.timetable}
-    for audit_row in await connection.execute(
+    # Rows are unpacked by position: reading the columns of a year's 23,000 audits by name
+    # took a tenth of a second.
+    for (
+        audit_id, month, standard, kind, status, due_on, submitted_at, auditor_id, role_code,
+        team, subject_id, voluntary, source, folded,
+    ) in await connection.execute(
         select(
             AUDIT.c.id,
             AUDIT.c.month,
@@ -80,29 +90,29 @@ async def report_facts(
             AUDIT.c.subject_worker_id,
             AUDIT.c.voluntary,
             AUDIT.c.source,
+            ratings,
         )
         .join(STAFF, STAFF.c.id == AUDIT.c.auditor_id)
         .where(in_range)
-    ):
-        submitted = audit_row.submitted_at if audit_row.status == AuditStatus.SUBMITTED else None
+    ):  # fmt: skip
+        submitted = submitted_at if status == AuditStatus.SUBMITTED else None
         facts.audits.append(
             AuditFacts(
-                audit_id=audit_row.id,
-                month=audit_row.month,
-                standard=audit_row.standard,
-                kind=audit_row.kind,
-                status=audit_row.status,
-                due_on=audit_row.due_on,
+                audit_id=audit_id,
+                month=month,
+                standard=standard,
+                kind=kind,
+                status=status,
+                due_on=due_on,
                 submitted_on=_local_date(submitted, zone),
-                auditor_id=audit_row.auditor_id,
-                auditor_role=audit_row.role_code,
-                team=audit_row.team,
-                subject_id=audit_row.subject_worker_id,
-                ratings=ratings.get(audit_row.id, {}),
-                voluntary=audit_row.voluntary,
-                additional=not audit_row.voluntary
-                and timetabled.get(int(audit_row.month[5:])) not in (None, audit_row.standard),
-                imported=audit_row.source == "import",
+                auditor_id=auditor_id,
+                auditor_role=role_code,
+                team=team,
+                subject_id=subject_id,
+                ratings=_ratings(folded),
+                voluntary=voluntary,
+                additional=not voluntary and timetabled.get(int(month[5:])) not in (None, standard),
+                imported=source == "import",
             )
         )
 
@@ -122,14 +132,21 @@ async def report_facts(
         )
 
     auditors_rating = RATING.alias("auditors_rating")
-    for pair in await connection.execute(
+    for (
+        audit_id,
+        auditor_id,
+        criterion_id,
+        auditor_rating,
+        agrees,
+        moderator_rating,
+    ) in await connection.execute(
         select(
             AUDIT.c.id,
             AUDIT.c.auditor_id,
             MODERATION_RATING.c.criterion_id,
-            auditors_rating.c.rating.label("auditor_rating"),
+            auditors_rating.c.rating,
             MODERATION_RATING.c.agrees,
-            MODERATION_RATING.c.rating.label("moderator_rating"),
+            MODERATION_RATING.c.rating,
         )
         .join(MODERATION, MODERATION.c.audit_id == AUDIT.c.id)
         .join(MODERATION_RATING, MODERATION_RATING.c.audit_id == AUDIT.c.id)
@@ -142,15 +159,13 @@ async def report_facts(
         )
         .where(in_range, MODERATION.c.submitted_at.is_not(None))
     ):
-        if pair.auditor_rating is None:
+        if auditor_rating is None:
             continue
-        moderator = pair.auditor_rating if pair.agrees else pair.moderator_rating
+        moderator = auditor_rating if agrees else moderator_rating
         if moderator is None:
             continue
         facts.moderation.append(
-            ModerationPair(
-                pair.id, pair.auditor_id, pair.criterion_id, pair.auditor_rating, moderator
-            )
+            ModerationPair(audit_id, auditor_id, criterion_id, auditor_rating, moderator)
         )
 
     for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
@@ -170,6 +185,15 @@ async def report_facts(
     for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
         facts.names[staff_id] = name
     return facts
+
+
+def _ratings(folded: str | None) -> dict[str, str]:
+    # Criterion ids are digits and a dot and ratings are fixed codes, so neither holds the
+    # separator, and the pieces alternate: id, rating, id, rating.
+    if not folded:
+        return {}
+    pieces = iter(folded.split(RATINGS_SEPARATOR))
+    return dict(zip(pieces, pieces, strict=False))
 
 
 def _local_date(moment: datetime | str | None, zone: ZoneInfo) -> date | None:
