@@ -13,13 +13,14 @@ import logging
 import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import (
@@ -27,8 +28,8 @@ from bot.notices import (
     queue_moderation_sample,
     queue_reminder,
     request_card_activity,
-    request_key,
 )
+from cards.audit_cards import AuditHeading, request_card
 from cards.cycle_cards import DigestRow, SampleEntry
 from dialogs.audit_views import list_entry, month_label
 from practice.audit_steps import AuditKind
@@ -41,7 +42,7 @@ from practice.calendar import (
     previous_month,
 )
 from practice.dispatch import DispatchInputs, DispatchPlan, RosterEntry, plan_month, recent_pairs
-from practice.framework import Framework
+from practice.framework import Framework, Standard
 from practice.moderation import CompletedAudit, draw_sample
 from practice.sampling import CaseCandidate
 from storage import audits as audit_store
@@ -69,6 +70,8 @@ from storage.retention import purge
 log = logging.getLogger(__name__)
 
 CREATE_BATCH = 500
+CASE_SLICE = 5_000
+READ_SLICE = 5_000
 
 
 class CycleError(ValueError):
@@ -105,15 +108,56 @@ def _twelve_months_before(month: str) -> str:
 
 async def _dispatch_inputs(
     session: AsyncSession, framework: Framework, audits: list[AuditMonth]
-) -> tuple[DispatchInputs, dict[int, Staff], dict[int, CaseRecord]]:
+) -> tuple[DispatchInputs, dict[int, Staff]]:
     month = audits[0].month
     since = _twelve_months_before(month)
     staff = {s.id: s for s in await session.exec(select(Staff)) if s.id is not None}
-    cases = {c.id: c for c in await session.exec(select(CaseRecord)) if c.id is not None}
-    table = AuditRequest.__table__  # type: ignore[attr-defined]
     connection = await session.connection()
-    rows = list(
-        await connection.execute(
+    # The case list and the year's audits are the largest tables the dispatch reads (some
+    # 15 cases and 10 audits per practitioner): only the columns the draw needs are read,
+    # as plain rows, a slice at a time, so a large roster costs neither an ORM object per
+    # case nor the whole result held at once. The few cases drawn are loaded whole
+    # afterwards (`_cases_by_ids`).
+    case_table = CaseRecord.__table__  # type: ignore[attr-defined]
+    cases: list[CaseCandidate] = []
+    teams: dict[str, str] = {}  # one string per team, not one per case
+    async for part in (
+        await connection.stream(
+            sa_select(
+                case_table.c.id,
+                case_table.c.team,
+                case_table.c.allocated_worker_id,
+                case_table.c.status,
+                case_table.c.closed_on,
+            )
+        )
+    ).partitions(READ_SLICE):
+        cases += [
+            CaseCandidate(
+                case_id,
+                teams.setdefault(team, team),
+                worker_id,
+                status == CaseStatus.OPEN,
+                closed_on,
+            )
+            for case_id, team, worker_id, status, closed_on in part
+            if case_id is not None
+        ]
+    supervision = {
+        a.standard
+        for a in audits
+        if (s := framework.standard(a.standard)) and s.subject == "supervision"
+    }
+    cases_audited: set[int] = set()
+    workers_audited: set[int] = set()
+    peer_pairs: list[tuple[int | None, int | None]] = []
+    existing_keys: set[str] = set()
+    cases_taken: set[int] = set()
+    workers_taken: set[int] = set()
+    peer_subjects: set[int] = set()
+    table = AuditRequest.__table__  # type: ignore[attr-defined]
+    async for audit_rows in (
+        await connection.stream(
             sa_select(
                 table.c.month,
                 table.c.standard,
@@ -124,14 +168,25 @@ async def _dispatch_inputs(
                 table.c.dispatch_key,
             ).where(table.c.month > since, table.c.month <= month)
         )
-    )
-    supervision = {
-        a.standard
-        for a in audits
-        if (s := framework.standard(a.standard)) and s.subject == "supervision"
-    }
-    earlier = [r for r in rows if r[0] < month]
-    this_month = [r for r in rows if r[0] == month]
+    ).partitions(READ_SLICE):
+        for row_month, standard, kind, auditor_id, case_id, subject_id, key in audit_rows:
+            sampled_supervision = standard in supervision and kind == AuditKind.SAMPLED
+            if row_month < month:
+                if case_id is not None:
+                    cases_audited.add(case_id)
+                if sampled_supervision and subject_id:
+                    workers_audited.add(subject_id)
+                if kind == AuditKind.PEER:
+                    peer_pairs.append((auditor_id, subject_id))
+            elif row_month == month:
+                if key:
+                    existing_keys.add(key)
+                if case_id is not None:
+                    cases_taken.add(case_id)
+                if sampled_supervision and subject_id:
+                    workers_taken.add(subject_id)
+                if kind == AuditKind.PEER and subject_id:
+                    peer_subjects.add(subject_id)
     inputs = DispatchInputs(
         audits=audits,
         staff=[
@@ -139,26 +194,29 @@ async def _dispatch_inputs(
             for s in staff.values()
             if s.id is not None
         ],
-        cases=[
-            CaseCandidate(
-                c.id, c.team, c.allocated_worker_id, c.status == CaseStatus.OPEN, c.closed_on
-            )
-            for c in cases.values()
-            if c.id is not None
-        ],
-        cases_audited_recently={r[4] for r in earlier if r[4] is not None},
-        workers_audited_recently={
-            r[5] for r in earlier if r[1] in supervision and r[2] == AuditKind.SAMPLED and r[5]
-        },
-        recent_peer_pairs=recent_pairs((r[3], r[5]) for r in earlier if r[2] == AuditKind.PEER),
-        existing_keys={r[6] for r in this_month if r[6]},
-        cases_taken_this_month={r[4] for r in this_month if r[4] is not None},
-        workers_taken_this_month={
-            r[5] for r in this_month if r[1] in supervision and r[2] == AuditKind.SAMPLED and r[5]
-        },
-        peer_subjects_this_month={r[5] for r in this_month if r[2] == AuditKind.PEER and r[5]},
+        cases=cases,
+        cases_audited_recently=cases_audited,
+        workers_audited_recently=workers_audited,
+        recent_peer_pairs=recent_pairs(peer_pairs),
+        existing_keys=existing_keys,
+        cases_taken_this_month=cases_taken,
+        workers_taken_this_month=workers_taken,
+        peer_subjects_this_month=peer_subjects,
     )
-    return inputs, staff, cases
+    return inputs, staff
+
+
+async def _cases_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, CaseRecord]:
+    """Return the cases a plan drew, by id."""
+    wanted = sorted(ids)
+    found: dict[int, CaseRecord] = {}
+    # In slices, to stay well under SQLite's limit on bound parameters.
+    for start in range(0, len(wanted), CASE_SLICE):
+        rows = await session.exec(
+            select(CaseRecord).where(col(CaseRecord.id).in_(wanted[start : start + CASE_SLICE]))
+        )
+        found.update((c.id, c) for c in rows if c.id is not None)
+    return found
 
 
 def _plan_summary(plan: DispatchPlan) -> dict[str, Any]:
@@ -187,7 +245,7 @@ async def dispatch_month(
 
     if dry_run:
         async with cycle.database.session() as session:
-            inputs, _, _ = await _dispatch_inputs(session, cycle.framework, audits)
+            inputs, _ = await _dispatch_inputs(session, cycle.framework, audits)
         seed = seed or f"{month}/dry-run"
         plan = plan_month(cycle.framework, inputs, seed)
         return DispatchReport(month, seed, False, plan, _plan_summary(plan))
@@ -195,9 +253,10 @@ async def dispatch_month(
     planned: list[DispatchPlan] = []
 
     async def work(session: AsyncSession, run_seed: str | None) -> dict[str, Any]:
-        inputs, staff, cases = await _dispatch_inputs(session, cycle.framework, audits)
+        inputs, staff = await _dispatch_inputs(session, cycle.framework, audits)
         plan = plan_month(cycle.framework, inputs, run_seed or "")
         planned.append(plan)
+        cases = await _cases_by_ids(session, {r.case_id for r in plan.requests if r.case_id})
         await _create_requests(session, cycle.framework, plan, audits, staff, cases, progress)
         return _plan_summary(plan)
 
@@ -224,17 +283,27 @@ async def _create_requests(
     cases: dict[int, CaseRecord],
     progress: Progress = no_progress,
 ) -> None:
+    # A whole workforce at once: the rows are written with bulk INSERTs rather than as ORM
+    # objects (whose construction and flush cost about as much again as everything else),
+    # each with the defaults its model gives, and the request cards are built without an
+    # AuditRequest object each. The audits are new, so their request cards cannot be in
+    # the outbox yet: no checked insert one at a time either.
     due_on = audits[0].due_on
-    created: list[AuditRequest] = []
     total = len(plan.requests)
+    now = utc_now()
+    new_request = _defaults(AuditRequest, now)
+    new_change = _defaults(AuditStatusChange, now)
+    new_message = _defaults(OutboxMessage, now)
+    requests: list[dict[str, Any]] = []
     for request in plan.requests:
         subject_id = request.subject_id
         case = cases.get(request.case_id) if request.case_id else None
         if case is not None and subject_id is None:
             subject_id = case.allocated_worker_id
         subject = staff.get(subject_id) if subject_id else None
-        created.append(
-            AuditRequest(
+        requests.append(
+            new_request
+            | dict(
                 month=plan.month,
                 standard=request.standard,
                 kind=request.kind,
@@ -248,43 +317,106 @@ async def _create_requests(
                 team=audited_team(case, subject, staff.get(request.auditor_id)),
             )
         )
-    # Flushed in batches, which costs nothing and lets a terminal show how far it has got.
+    connection = await session.connection()
+    table = AuditRequest.__table__  # type: ignore[attr-defined]
+    # In batches, which costs nothing and lets a terminal show how far it has got.
     for start in range(0, total, CREATE_BATCH):
-        session.add_all(created[start : start + CREATE_BATCH])
-        await session.flush()
+        await connection.execute(sa_insert(table), requests[start : start + CREATE_BATCH])
         progress("creating audit requests", min(start + CREATE_BATCH, total), total)
-    # The audits are new, so their request cards cannot be in the outbox yet: add them in
-    # bulk rather than one checked insert at a time (a whole workforce at once).
-    history: list[AuditStatusChange] = []
-    messages: list[OutboxMessage] = []
-    for queued, audit in enumerate(created, 1):
-        progress("queuing request cards", queued, total)
-        assert audit.id is not None
-        history.append(
-            AuditStatusChange(audit_id=audit.id, status=AuditStatus.REQUESTED, note="dispatch")
+    ids = {
+        key: audit_id
+        for audit_id, key in await connection.execute(
+            sa_select(table.c.id, table.c.dispatch_key).where(table.c.month == plan.month)
         )
-        standard = framework.standard(audit.standard)
+    }
+    status_table = AuditStatusChange.__table__  # type: ignore[attr-defined]
+    outbox_table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    history: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    envelopes: dict[int, dict[str, Any]] = {}
+    for queued, row in enumerate(requests, 1):
+        progress("queuing request cards", queued, total)
+        audit_id = ids[row["dispatch_key"]]
+        history.append(
+            new_change
+            | dict(
+                audit_id=audit_id,
+                status=AuditStatus.REQUESTED,
+                note="dispatch",
+            )
+        )
+        standard = framework.standard(row["standard"])
         assert standard is not None
-        activity = request_card_activity(
-            audit,
-            standard,
-            cases.get(audit.case_id) if audit.case_id else None,
-            staff.get(audit.subject_worker_id) if audit.subject_worker_id else None,
+        if standard.number not in envelopes:
+            envelopes[standard.number] = _request_envelope(row, standard)
+        case = cases.get(row["case_id"]) if row["case_id"] else None
+        subject = staff.get(row["subject_worker_id"]) if row["subject_worker_id"] else None
+        card = request_card(
+            AuditHeading(
+                audit_id=audit_id,
+                standard_number=standard.number,
+                standard_title=standard.title,
+                kind=AuditKind(row["kind"]),
+                month_label=month_label(plan.month),
+                due_on=due_on,
+                case_reference=case.reference if case else None,
+                subject_name=subject.name if subject else None,
+                supervision=standard.subject == "supervision",
+            ),
+            what_people_can_expect=standard.what_people_can_expect,
         )
         messages.append(
-            OutboxMessage(
-                idempotency_key=request_key(audit),
-                recipient_id=audit.auditor_id,
+            new_message
+            | dict(
+                idempotency_key=f"audit-request:{audit_id}",  # as notices.request_key
+                recipient_id=row["auditor_id"],
                 purpose="audit_request",
-                period=audit.month,
-                audit_id=audit.id,
-                activity=json.dumps(activity, separators=(",", ":")),
+                period=plan.month,
+                audit_id=audit_id,
+                activity=json.dumps(
+                    _with_card(envelopes[standard.number], card), separators=(",", ":")
+                ),
                 status=OutboxStatus.PENDING,
             )
         )
-    session.add_all(history)
-    session.add_all(messages)
-    await session.flush()
+        # Written a batch at a time, so that a workforce's cards are never all in memory.
+        if len(messages) == CREATE_BATCH or queued == total:
+            await connection.execute(sa_insert(status_table), history)
+            await connection.execute(sa_insert(outbox_table), messages)
+            history, messages = [], []
+
+
+def _defaults(model: type[SQLModel], now: datetime) -> dict[str, Any]:
+    """Return the values a new row of the model gets unless told otherwise."""
+    # Columns whose default is NULL (the id among them) are left out, to be NULL all the
+    # same: none has a server default, and it spares converting a dozen NULLs a row.
+    defaults = {
+        name: now
+        if info.default_factory is utc_now
+        else info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+    }
+    return {name: value for name, value in defaults.items() if value is not None}
+
+
+def _request_envelope(row: dict[str, Any], standard: Standard) -> dict[str, Any]:
+    """Return the request card message of a standard (as `request_card_activity` makes it)."""
+    # Serialising a botbuilder Activity costs half a millisecond, mostly spent walking the
+    # card: it is done once per standard, for a specimen, and each card put in a copy.
+    specimen = AuditRequest(
+        id=0, month=row["month"], standard=row["standard"], kind=row["kind"],
+        framework_version=row["framework_version"], auditor_id=row["auditor_id"],
+        status=row["status"], due_on=row["due_on"],
+    )  # fmt: skip
+    activity = request_card_activity(specimen, standard, None, None)
+    attachments = activity["attachments"]
+    assert isinstance(attachments, list)
+    assert len(attachments) == 1
+    return {**activity, "attachments": [{**attachments[0], "content": None}]}
+
+
+def _with_card(envelope: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+    return {**envelope, "attachments": [{**envelope["attachments"][0], "content": card}]}
 
 
 # -- reminders and digests ---------------------------------------------------------------
