@@ -101,8 +101,16 @@ class SendLimits:
     poll_interval: float = 0.5
     batch_size: int = 50
     not_installed_delay: float = 3600.0
-    slowdown_factor: float = 0.5  # the global rate after a 429 ...
-    slowdown_seconds: float = 10.0  # ... for this long
+    # A 429 pauses its conversation and its message waits as Teams asked. The global rate
+    # drops by this factor for this long only when 429s make up at least this share of
+    # the answers of the last `throttle_window` seconds (and are at least
+    # `throttle_minimum`): a stray 429 is Teams being busy, a rising share means this
+    # sender is over the tenant's limit.
+    slowdown_factor: float = 0.5
+    slowdown_seconds: float = 10.0
+    slowdown_share: float = 0.15
+    throttle_window: float = 5.0
+    throttle_minimum: int = 3
     # Added to every window, against timer granularity.
     window_margin: float = 0.02
 
@@ -113,6 +121,8 @@ class SendLimits:
             raise ValueError("rate, burst and concurrency must be positive")
         if self.max_attempts < 1 or self.batch_size < 1:
             raise ValueError("max_attempts and batch_size must be positive")
+        if not 0 <= self.slowdown_share <= 1 or self.throttle_window <= 0:
+            raise ValueError("slowdown_share must be a share and throttle_window positive")
 
 
 @dataclass(frozen=True)
@@ -243,13 +253,12 @@ class TokenBucket:
         self._factor = factor
         self._slow_until = max(self._slow_until, now + seconds)
 
-    def _current_rate(self, now: float) -> float:
+    def current_rate(self, now: float) -> float:
+        """Return the rate at this moment."""
         return self._rate * self._factor if now < self._slow_until else self._rate
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(
-            self._burst, self._tokens + (now - self._stamp) * self._current_rate(now)
-        )
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.current_rate(now))
         self._stamp = now
 
     async def take(self) -> None:
@@ -261,7 +270,7 @@ class TokenBucket:
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self._current_rate(now))
+                await asyncio.sleep((1 - self._tokens) / self.current_rate(now))
 
 
 class RateLimiter:
@@ -276,6 +285,8 @@ class RateLimiter:
         self._conversations: dict[str, SlidingWindows] = {}
         self._paused_until: dict[str, float] = {}
         self._acquired = 0
+        self._answers: deque[float] = deque()  # when each recent send finished
+        self._throttles: deque[float] = deque()  # when each recent 429 came
 
     async def acquire(self, conversation: str) -> None:
         """Wait until a message to this conversation may start; then `finish` or `cancel`."""
@@ -306,6 +317,7 @@ class RateLimiter:
         """Count the message to this conversation as sent (or failed) now."""
         self._global.finish()
         self._conversations[conversation].finish()
+        self._answers.append(time.monotonic())
 
     def cancel(self, conversation: str) -> None:
         """Forget a message that was let through but not sent."""
@@ -313,10 +325,29 @@ class RateLimiter:
         self._conversations[conversation].cancel()
 
     def throttled(self, conversation: str, pause: float) -> None:
-        """Pause a conversation Teams throttled, and slow everything for a while."""
-        until = time.monotonic() + pause
-        self._paused_until[conversation] = max(self._paused_until.get(conversation, 0.0), until)
-        self._bucket.slow_down(self._limits.slowdown_factor, self._limits.slowdown_seconds)
+        """Pause a conversation Teams throttled; if 429s are frequent, slow everything."""
+        now = time.monotonic()
+        self._paused_until[conversation] = max(
+            self._paused_until.get(conversation, 0.0), now + pause
+        )
+        self._throttles.append(now)
+        if self.throttled_share(now) >= self._limits.slowdown_share:
+            self._bucket.slow_down(self._limits.slowdown_factor, self._limits.slowdown_seconds)
+
+    @property
+    def global_rate(self) -> float:
+        """The messages per second allowed now (lower while slowed down)."""
+        return self._bucket.current_rate(time.monotonic())
+
+    def throttled_share(self, now: float) -> float:
+        """Return the share of the recent answers that were 429s (0 until there are a few)."""
+        since = now - self._limits.throttle_window
+        for times in (self._answers, self._throttles):
+            while times and times[0] < since:
+                times.popleft()
+        if len(self._throttles) < self._limits.throttle_minimum:
+            return 0.0
+        return len(self._throttles) / max(len(self._answers), len(self._throttles))
 
     def _forget_idle(self) -> None:
         for key in [k for k, w in self._conversations.items() if w.idle]:

@@ -26,7 +26,13 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from sqlmodel import col, select
 
 from bot.adapter import create_adapter
-from bot.outbox_sender import DrainReport, OutboxSender, SendLimits, parse_retry_after
+from bot.outbox_sender import (
+    DrainReport,
+    OutboxSender,
+    RateLimiter,
+    SendLimits,
+    parse_retry_after,
+)
 from bot.proactive import Delivery, ProactiveSender
 from bot.settings import load_settings
 from storage import outbox, roster
@@ -283,6 +289,32 @@ def test_retry_after_values_are_read_as_teams_sends_them() -> None:
     assert parse_retry_after("-4", now) == 0.0
     for useless in (None, "", "soon", "nan", "inf"):
         assert parse_retry_after(useless, now) is None
+
+
+async def test_a_stray_429_pauses_its_chat_but_a_rising_share_slows_everything() -> None:
+    limits = SendLimits(
+        global_rate=40, slowdown_share=0.15, throttle_window=5.0, throttle_minimum=2
+    )
+    limiter = RateLimiter(limits)
+    for number in range(40):
+        chat = f"chat-{number}"
+        await limiter.acquire(chat)
+        limiter.finish(chat)
+        if number % 20 == 0:  # 5% of the answers, as Teams sends when it is merely busy
+            limiter.throttled(chat, pause=2.0)
+    assert limiter.global_rate == 40
+    # The throttled chat waits as asked; the others go on.
+    waiting = asyncio.create_task(limiter.acquire("chat-20"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    waiting.cancel()
+    # A quarter of the answers throttled: the sender is over the tenant's limit.
+    for number in range(40, 50):
+        chat = f"chat-{number}"
+        await limiter.acquire(chat)
+        limiter.finish(chat)
+        limiter.throttled(chat, pause=0.0)
+    assert limiter.global_rate == 20
 
 
 async def test_failures_are_classified_and_never_trigger_the_turn_error_apology(
