@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:
 #   make run    set everything up and run the bot with the local Teams (Agents Playground)
 #   make test   set everything up and run every test
-# Other targets: make setup, make lint, make screenshots, make clean.
+# Other targets: make setup, make lint, make screenshots, make package, make bench, make clean.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +13,7 @@ AS := alexw@example.com
 endif
 PLAYGROUND_PORT ?= 56150
 
-.PHONY: run test setup lint screenshots clean package
+.PHONY: run test setup lint screenshots clean package bench
 
 $(BIN)/pqf-bot: pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ screenshots: setup
 # PQF_PUBLIC_URL from the environment or .env).
 package: $(BIN)/pqf-bot
 	$(BIN)/pqf-bot package --out build/pqf-audit-bot.zip
+
+# The benchmarks (turn latency, dispatch, reports, memory); writes docs/PERFORMANCE.md.
+bench: $(BIN)/pqf-bot
+	PQF_BENCH_POSTGRES_URL=$$(scripts/ensure-postgres.sh || true) $(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache .mypy_cache .ruff_cache *.egg-info

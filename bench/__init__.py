@@ -1,0 +1,1 @@
+"""Benchmarks: figures anyone can reproduce with `make bench` (see docs/PERFORMANCE.md)."""

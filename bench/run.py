@@ -1,0 +1,226 @@
+"""Run every benchmark, one after another, and write docs/PERFORMANCE.md from their figures.
+
+    python -m bench.run [--quick] [--only turns,dispatch,reports] [--doc PATH]
+
+Each benchmark runs in its own process (`python -m bench.NAME --out build/bench/NAME.json`)
+with nothing else running, so one's figures are not disturbed by another's. The page lists
+the machine, the versions, the date, every figure and goal, and how to reproduce them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.common import POSTGRES_ADMIN_URL, RESULTS, ROOT
+
+BENCHMARKS = {
+    "turns": ("Turn latency", 9 * 60),
+    "dispatch": ("Monthly dispatch", 6 * 60),
+    "reports": ("Reports at scale", 8 * 60),
+}
+PACKAGES = ("botbuilder-core", "aiohttp", "sqlmodel", "SQLAlchemy", "psycopg", "aiosqlite",
+            "APScheduler", "pydantic")  # fmt: skip
+
+
+def _postgres_version() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=5) as connection:
+            row = connection.execute(b"SHOW server_version").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def machine(postgres: str | None) -> dict[str, str]:
+    """Describe the machine and the versions the figures were measured with."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "CPU": f"{_cpu()}, {os.cpu_count()} cores",
+        "memory": _memory_gib(),
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "PostgreSQL": postgres or "not available (PostgreSQL figures skipped)",
+        **versions,
+    }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "—"
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return lines
+
+
+def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[str],
+           quick: bool) -> str:  # fmt: skip
+    """Return docs/PERFORMANCE.md."""
+    quick_note = " **This was a `--quick` run: smaller loads than the goals ask for.**"
+    lines = [
+        "# Performance",
+        "",
+        "Figures from `make bench` (`python -m bench.run`), which runs each benchmark in turn on",
+        "an otherwise idle machine and writes this page. They are measurements of this machine,",
+        "not promises: run it on yours to compare." + (quick_note if quick else ""),
+        "",
+        "## Machine and versions",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {key} | {_cell(value)} |" for key, value in facts.items()],
+        "",
+        "## Goals",
+        "",
+        "| benchmark | goal | target | measured | met |",
+        "|---|---|---|---|---|",
+    ]
+    for result in results:
+        for goal in result["goals"]:
+            met = "yes" if goal["met"] else "**no**"
+            note = f" ({goal['note']})" if goal["note"] else ""
+            lines.append(f"| {result['title']} | {_cell(goal['goal'])} | {_cell(goal['target'])} "
+                         f"| {_cell(goal['measured'])}{_cell(note)} | {met} |")  # fmt: skip
+    for failure in failures:
+        lines.append(f"| {failure} | did not complete | | | **no** |")
+    for result in results:
+        lines += ["", f"## {result['title']}", "", f"Ran in {result['seconds']:.0f} s."]
+        for section, rows in result["tables"].items():
+            lines += ["", f"### {section}", "", *_table(rows)]
+        if result["notes"]:
+            lines += ["", "Notes:", ""]
+            lines += [f"- {note}" for note in result["notes"]]
+    lines += [
+        "",
+        "## How to reproduce",
+        "",
+        "```sh",
+        "make bench                      # everything, then this page (under 15 minutes)",
+        "python -m bench.run --quick     # smaller loads, for trying",
+        "python -m bench.turns --databases sqlite   # one benchmark, one database",
+        "```",
+        "",
+        "PostgreSQL is used at `PQF_BENCH_POSTGRES_URL` (default: `PQF_TEST_POSTGRES_URL`, then",
+        "`postgresql://postgres@127.0.0.1:5432/postgres`); each benchmark creates its own",
+        "databases there and drops them. Raw results are in `build/bench/*.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Run the benchmarks and write the page; exit 1 if any benchmark failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller loads, for trying")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+
+    postgres = _postgres_version()
+    databases = "sqlite,postgresql" if postgres else "sqlite"
+    if not postgres:
+        print(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: SQLite only.", flush=True)
+    facts = machine(postgres)
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    started = time.monotonic()
+    for name in names:
+        title, limit = BENCHMARKS[name]
+        out = RESULTS / f"{name}.json"
+        out.unlink(missing_ok=True)
+        command = [sys.executable, "-m", f"bench.{name}", "--out", str(out),
+                   "--databases", databases, *(["--quick"] if args.quick else [])]  # fmt: skip
+        print(f"== {title}: {' '.join(command[1:])}", flush=True)
+        began = time.monotonic()
+        try:
+            done = subprocess.run(command, cwd=ROOT, timeout=limit, check=False)
+            ok = done.returncode == 0 and out.exists()
+        except subprocess.TimeoutExpired:
+            ok = False
+            print(f"== {title} took longer than {limit} s and was stopped", flush=True)
+        if not ok:
+            failures.append(title)
+            continue
+        result = json.loads(out.read_text(encoding="utf-8"))
+        result["seconds"] = result.get("seconds") or time.monotonic() - began
+        results.append(result)
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(render(facts, results, failures, args.quick), encoding="utf-8")
+    missed = sum(1 for r in results for g in r["goals"] if not g["met"])
+    print(f"== wrote {args.doc} in {time.monotonic() - started:.0f} s: "
+          f"{sum(len(r['goals']) for r in results)} goals, {missed} missed, "
+          f"{len(failures)} benchmarks failed", flush=True)  # fmt: skip
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

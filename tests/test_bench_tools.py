@@ -1,0 +1,55 @@
+"""The benchmark tools themselves (not timings): percentiles and the PERFORMANCE.md page."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from bench.common import Result, percentile
+from bench.run import BENCHMARKS, render
+from tests.conftest import ROOT
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.50) == 50.0
+    assert percentile(values, 0.95) == 95.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert math.isnan(percentile([], 0.5))
+
+
+def test_the_page_lists_machine_goals_tables_and_failures() -> None:
+    result = Result(name="turns", title="Turn latency", seconds=12.0)
+    result.table("Closed loop", {"database": "sqlite", "turns_per_s": 123.456, "turns": 12000})
+    result.goal("saturation vs echo", ">= 0.67", "0.71", True)
+    result.goal("p99 vs echo", "<= 1.5", "1.9", False, note="see the profile")
+    result.notes.append("200 auditors, 20 s each")
+    page = render(
+        {"CPU": "test | cpu"},
+        [result.__dict__ | {"goals": [g.__dict__ for g in result.goals]}],
+        ["Reports at scale"],
+        quick=True,
+    )
+    assert "| CPU | test \\| cpu |" in page
+    assert "| Turn latency | saturation vs echo | >= 0.67 | 0.71 | yes |" in page
+    assert "| Turn latency | p99 vs echo | <= 1.5 | 1.9 (see the profile) | **no** |" in page
+    assert "| Reports at scale | did not complete | | | **no** |" in page
+    assert "| database | turns_per_s | turns |" in page
+    assert "| sqlite | 123.5 | 12,000 |" in page
+    assert "- 200 auditors, 20 s each" in page
+    assert "--quick" in page
+
+
+@pytest.mark.parametrize("name", ["run", *BENCHMARKS])
+def test_every_benchmark_explains_itself(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--help"], cwd=ROOT, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout
