@@ -97,6 +97,13 @@ PROFILE_NOTES = (
     "PostgreSQL behind the Azure Bot's endpoint (README, section 'More than one instance'); "
     "a council's peak (a few hundred auditors in the last days of a month) is a few turns "
     "a second, a tenth of one process's saturation rate.",
+    "SQLite against PostgreSQL: on SQLite every query is a round trip to the thread "
+    "aiosqlite keeps for each connection (the event loop is woken by each answer), and "
+    "the writers of all turns take turns at the one database lock, so the saturation rate "
+    "and the tail are worse than on PostgreSQL, whose driver answers on the event loop and "
+    "whose writers do not wait for each other. That is the design: SQLite is the default "
+    "for `make run`, trials and a small team; a council's deployment uses PostgreSQL "
+    "(README, Deploying to Azure Bot and Teams).",
 )
 _NAV_FORWARD = ("next", "submit")
 _ECHO_SEQUENCE = ("open", "case", *["criterion"] * 8, "feedback", "submit")
