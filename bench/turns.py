@@ -97,12 +97,16 @@ PROFILE_NOTES = (
     "PostgreSQL behind the Azure Bot's endpoint (README, section 'More than one instance'); "
     "a council's peak (a few hundred auditors in the last days of a month) is a few turns "
     "a second, a tenth of one process's saturation rate.",
-    "SQLite against PostgreSQL: on SQLite every query is a round trip to the thread "
-    "aiosqlite keeps for each connection (the event loop is woken by each answer), and "
-    "the writers of all turns take turns at the one database lock, so the saturation rate "
-    "and the tail are worse than on PostgreSQL, whose driver answers on the event loop and "
-    "whose writers do not wait for each other. That is the design: SQLite is the default "
-    "for `make run`, trials and a small team; a council's deployment uses PostgreSQL "
+    "Run to run: on this shared 2-core machine the closed loop varies by a fifth or more "
+    "between runs (two full runs of this code on 2026-11-23: echo 79.2 and 69.2 turns/s, "
+    "ours on SQLite 41.5 and 57.5, on PostgreSQL 55.4 and 47.2), so compare ratios from "
+    "one run, "
+    "and repeat a run before trusting a difference. The first of those runs missed the "
+    "SQLite goals (0.52 × echo; p99 2.44 × echo) where the second met them. On SQLite "
+    "every query is a round trip to the thread aiosqlite keeps for each connection and "
+    "all turns' writers queue for the one database lock; on PostgreSQL the driver answers "
+    "on the event loop and writers do not wait for each other. SQLite is the default for "
+    "`make run`, trials and a small team; a council's deployment uses PostgreSQL "
     "(README, Deploying to Azure Bot and Teams).",
 )
 _NAV_FORWARD = ("next", "submit")
