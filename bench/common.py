@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -140,3 +141,10 @@ def scratch(name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
+
+
+def free_port() -> int:
+    """Return a TCP port nobody is listening on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

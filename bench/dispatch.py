@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from bench.common import (
     Stopwatch,
     arguments,
     database,
+    free_port,
     peak_rss_mb,
     scratch,
 )
@@ -405,13 +405,6 @@ class SendFigures:
     duplicated: int
     undeliverable: int
     peak_rss_mb: float
-
-
-def free_port() -> int:
-    """Return a TCP port nobody is listening on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def busiest_window(times: Sequence[float], seconds: float = 1.0) -> int:

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ from bench.common import (
     Stopwatch,
     arguments,
     database,
+    free_port,
     peak_rss_mb,
     percentile,
     scratch,
@@ -142,12 +142,6 @@ class Plan:
 # -- the processes ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     # If this benchmark is killed outright, its children must not outlive it.
     with contextlib.suppress(OSError, AttributeError):
@@ -159,7 +153,7 @@ class Child:
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
-        self.port = _free_port()
+        self.port = free_port()
         self.command = command
         self.env = {**os.environ, **env}
         self.log = log
@@ -427,7 +421,7 @@ class Connector:
         app.router.add_put("/v3/conversations/{chat}/activities/{id}", self._put)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        self.port = _free_port()
+        self.port = free_port()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 

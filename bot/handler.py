@@ -128,7 +128,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 "I work in a personal chat only. Open me from the Apps list to do your audits."
             )
             return
-        staff = await self._remember_and_identify(turn_context)
+        staff = await self._remember_chat_then_identify(turn_context)
         if staff is None:
             await self._refuse(turn_context)
             return
@@ -211,13 +211,13 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         bot_id = turn_context.activity.recipient.id
         if any(member.id == bot_id for member in members_added):
-            await self._remember_and_identify(turn_context)
+            await self._remember_chat_then_identify(turn_context)
 
     # -- messages -------------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         """Answer a typed command or a card submit from someone on the roster."""
-        staff = await self._identify_and_remember(turn_context)
+        staff = await self._identify_then_remember_new_chat(turn_context)
         if staff is None:
             await self._refuse(turn_context)
             return
@@ -502,7 +502,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         async with self._database.session() as session:
             return await audit_store.audits_of_auditor(session=session, auditor_id=staff.id)
 
-    async def _identify_and_remember(self, turn_context: TurnContext) -> Staff | None:
+    async def _identify_then_remember_new_chat(self, turn_context: TurnContext) -> Staff | None:
         """Return the active member of staff sending this, storing their chat if it is new."""
         activity = turn_context.activity
         aad_id = activity.from_property.aad_object_id if activity.from_property else None
@@ -533,7 +533,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 log.info("an activity's conversation reference was incomplete; not stored")
         return staff
 
-    async def _remember_and_identify(self, turn_context: TurnContext) -> Staff | None:
+    async def _remember_chat_then_identify(self, turn_context: TurnContext) -> Staff | None:
+        """Store this chat (on installation), then return its active member of staff, if any."""
         aad_id = turn_context.activity.from_property.aad_object_id
         if not aad_id:
             return None

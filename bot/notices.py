@@ -6,11 +6,14 @@ runs, each message is queued once; the outbox sender then delivers it within Tea
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import date
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.audit_cards import request_card
+from cards.audit_cards import AuditHeading, request_card
 from cards.cycle_cards import (
     DigestRow,
     SampleEntry,
@@ -57,19 +60,34 @@ def request_card_activity(
     audit: AuditRequest, standard: Standard, case: CaseRecord | None, subject: Staff | None
 ) -> dict[str, object]:
     """Return the message that asks the auditor for this audit."""
-    card = request_card(
-        heading_for(audit, standard, case, subject),
-        what_people_can_expect=standard.what_people_can_expect,
-    )
-    activity: dict[str, object] = card_message(
-        card, summary=f"New audit: {standard.label}"
-    ).serialize()
+    return request_message(heading_for(audit, standard, case, subject), standard)
+
+
+def request_message(heading: AuditHeading, standard: Standard) -> dict[str, object]:
+    """Return the message asking for the audit with this heading (a month's are made at once)."""
+    card = request_card(heading, what_people_can_expect=standard.what_people_can_expect)
+    # botbuilder's serialiser walks every node of the card (half a millisecond a message,
+    # seconds for a workforce's requests): the message around the card is serialised once
+    # per standard and the card, already JSON, put in a fresh copy of it.
+    activity: dict[str, Any] = json.loads(_request_envelope(standard.label))
+    activity["attachments"][0]["content"] = card
     return activity
+
+
+@functools.lru_cache(maxsize=64)
+def _request_envelope(standard_label: str) -> str:
+    envelope = card_message({}, summary=f"New audit: {standard_label}").serialize()
+    return json.dumps(envelope)
 
 
 def request_key(audit: AuditRequest) -> str:
     """Return the outbox key of an audit's request card."""
-    return f"audit-request:{audit.id}"
+    return request_key_of(audit.id)
+
+
+def request_key_of(audit_id: int | None) -> str:
+    """Return the outbox key of the request card of the audit with this id."""
+    return f"audit-request:{audit_id}"
 
 
 async def queue_request_card(

@@ -37,13 +37,28 @@ def heading_for(
 ) -> AuditHeading:
     """Return an audit's heading from the rows already at hand (no queries)."""
     assert audit.id is not None
+    return heading_of(
+        audit.id, audit.month, AuditKind(audit.kind), audit.due_on, standard, case, subject
+    )
+
+
+def heading_of(
+    audit_id: int,
+    month: str,
+    kind: AuditKind,
+    due_on: date,
+    standard: Standard,
+    case: CaseRecord | None,
+    subject: Staff | None,
+) -> AuditHeading:
+    """Return the heading of an audit given by its fields (no AuditRequest needed)."""
     return AuditHeading(
-        audit_id=audit.id,
+        audit_id=audit_id,
         standard_number=standard.number,
         standard_title=standard.title,
-        kind=AuditKind(audit.kind),
-        month_label=month_label(audit.month),
-        due_on=audit.due_on,
+        kind=kind,
+        month_label=month_label(month),
+        due_on=due_on,
         case_reference=case.reference if case else None,
         subject_name=subject.name if subject else None,
         supervision=standard.subject == "supervision",

@@ -27,11 +27,11 @@ from bot.notices import (
     queue_digest,
     queue_moderation_sample,
     queue_reminder,
-    request_card_activity,
+    request_key_of,
+    request_message,
 )
-from cards.audit_cards import AuditHeading, request_card
 from cards.cycle_cards import DigestRow, SampleEntry
-from dialogs.audit_views import list_entry, month_label
+from dialogs.audit_views import heading_of, list_entry, month_label
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
@@ -42,7 +42,7 @@ from practice.calendar import (
     previous_month,
 )
 from practice.dispatch import DispatchInputs, DispatchPlan, RosterEntry, plan_month, recent_pairs
-from practice.framework import Framework, Standard
+from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
 from practice.sampling import CaseCandidate
 from storage import audits as audit_store
@@ -333,7 +333,6 @@ async def _create_requests(
     outbox_table = OutboxMessage.__table__  # type: ignore[attr-defined]
     history: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
-    envelopes: dict[int, dict[str, Any]] = {}
     for queued, row in enumerate(requests, 1):
         progress("queuing request cards", queued, total)
         audit_id = ids[row["dispatch_key"]]
@@ -347,35 +346,20 @@ async def _create_requests(
         )
         standard = framework.standard(row["standard"])
         assert standard is not None
-        if standard.number not in envelopes:
-            envelopes[standard.number] = _request_envelope(row, standard)
         case = cases.get(row["case_id"]) if row["case_id"] else None
         subject = staff.get(row["subject_worker_id"]) if row["subject_worker_id"] else None
-        card = request_card(
-            AuditHeading(
-                audit_id=audit_id,
-                standard_number=standard.number,
-                standard_title=standard.title,
-                kind=AuditKind(row["kind"]),
-                month_label=month_label(plan.month),
-                due_on=due_on,
-                case_reference=case.reference if case else None,
-                subject_name=subject.name if subject else None,
-                supervision=standard.subject == "supervision",
-            ),
-            what_people_can_expect=standard.what_people_can_expect,
+        heading = heading_of(
+            audit_id, plan.month, AuditKind(row["kind"]), due_on, standard, case, subject
         )
         messages.append(
             new_message
             | dict(
-                idempotency_key=f"audit-request:{audit_id}",  # as notices.request_key
+                idempotency_key=request_key_of(audit_id),
                 recipient_id=row["auditor_id"],
                 purpose="audit_request",
                 period=plan.month,
                 audit_id=audit_id,
-                activity=json.dumps(
-                    _with_card(envelopes[standard.number], card), separators=(",", ":")
-                ),
+                activity=json.dumps(request_message(heading, standard), separators=(",", ":")),
                 status=OutboxStatus.PENDING,
             )
         )
@@ -397,26 +381,6 @@ def _defaults(model: type[SQLModel], now: datetime) -> dict[str, Any]:
         for name, info in model.model_fields.items()
     }
     return {name: value for name, value in defaults.items() if value is not None}
-
-
-def _request_envelope(row: dict[str, Any], standard: Standard) -> dict[str, Any]:
-    """Return the request card message of a standard (as `request_card_activity` makes it)."""
-    # Serialising a botbuilder Activity costs half a millisecond, mostly spent walking the
-    # card: it is done once per standard, for a specimen, and each card put in a copy.
-    specimen = AuditRequest(
-        id=0, month=row["month"], standard=row["standard"], kind=row["kind"],
-        framework_version=row["framework_version"], auditor_id=row["auditor_id"],
-        status=row["status"], due_on=row["due_on"],
-    )  # fmt: skip
-    activity = request_card_activity(specimen, standard, None, None)
-    attachments = activity["attachments"]
-    assert isinstance(attachments, list)
-    assert len(attachments) == 1
-    return {**activity, "attachments": [{**attachments[0], "content": None}]}
-
-
-def _with_card(envelope: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
-    return {**envelope, "attachments": [{**envelope["attachments"][0], "content": card}]}
 
 
 # -- reminders and digests ---------------------------------------------------------------
