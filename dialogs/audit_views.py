@@ -38,7 +38,13 @@ def heading_for(
     """Return an audit's heading from the rows already at hand (no queries)."""
     assert audit.id is not None
     return heading_of(
-        audit.id, audit.month, AuditKind(audit.kind), audit.due_on, standard, case, subject
+        audit.id,
+        audit.month,
+        AuditKind(audit.kind),
+        audit.due_on,
+        standard,
+        case.reference if case else None,
+        subject.name if subject else None,
     )
 
 
@@ -48,8 +54,8 @@ def heading_of(
     kind: AuditKind,
     due_on: date,
     standard: Standard,
-    case: CaseRecord | None,
-    subject: Staff | None,
+    case_reference: str | None,
+    subject_name: str | None,
 ) -> AuditHeading:
     """Return the heading of an audit given by its fields (no AuditRequest needed)."""
     return AuditHeading(
@@ -59,8 +65,8 @@ def heading_of(
         kind=kind,
         month_label=month_label(month),
         due_on=due_on,
-        case_reference=case.reference if case else None,
-        subject_name=subject.name if subject else None,
+        case_reference=case_reference,
+        subject_name=subject_name,
         supervision=standard.subject == "supervision",
     )
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from practice.calendar import AuditMonth
 from practice.framework import Framework
-from practice.sampling import CaseCandidate, StaffCandidate, is_recent_enough
+from practice.sampling import SampledCase, StaffCandidate, is_recent_enough
 
 PAIRING_ATTEMPTS = 12
 
@@ -92,7 +92,7 @@ class DispatchInputs:
 
     audits: Sequence[AuditMonth]
     staff: Sequence[RosterEntry]
-    cases: Sequence[CaseCandidate]
+    cases: Sequence[SampledCase]
     cases_audited_recently: Collection[int]
     workers_audited_recently: Collection[int]  # against the month's supervision standard
     recent_peer_pairs: Collection[tuple[int, int]]
@@ -180,35 +180,74 @@ def _rng(seed: str, stage: str) -> random.Random:
     return random.Random(f"{seed}/{stage}")  # noqa: S311 - a reproducible draw, not a secret
 
 
+class CasePool:
+    """The cases a month's draws may take, in a random order found one case at a time.
+
+    Drawing a few thousand cases from a case list of a hundred thousand, shuffling (and
+    checking) the whole list first would be most of the plan's work: each draw instead
+    swaps a case chosen at random from those not yet drawn into place, as a Fisher-Yates
+    shuffle does, and checks only that one.
+    """
+
+    def __init__(
+        self,
+        cases: Iterable[SampledCase],
+        may_take: Callable[[SampledCase], bool],
+        rng: random.Random,
+    ) -> None:
+        self._order = list(cases)
+        self._drawn = 0
+        self._may_take = may_take
+        self._rng = rng
+        self._put_back: deque[SampledCase] = deque()
+
+    def draw(self) -> SampledCase | None:
+        """Return the next case in the random order, or None when none is left."""
+        if self._put_back:
+            return self._put_back.popleft()
+        order = self._order
+        while self._drawn < len(order):
+            here = self._drawn
+            there = self._rng.randrange(here, len(order))
+            order[here], order[there] = order[there], order[here]
+            self._drawn += 1
+            if self._may_take(order[here]):
+                return order[here]
+        return None
+
+    def put_back(self, cases: Sequence[SampledCase]) -> None:
+        """Return cases drawn but not used to the front of the order, as they were."""
+        self._put_back.extendleft(reversed(cases))
+
+
 def _case_pool(
     inputs: DispatchInputs,
     framework: Framework,
     today: date,
     taken: set[int],
     rng: random.Random,
-) -> deque[CaseCandidate]:
+) -> CasePool:
     recent = set(inputs.cases_audited_recently)
-    pool = [
-        c
-        for c in inputs.cases
-        if is_recent_enough(c, today, framework.recently_closed_days)
-        and c.id not in recent
-        and c.id not in taken
-    ]
-    rng.shuffle(pool)
-    return deque(pool)
+    return CasePool(
+        inputs.cases,
+        lambda c: (
+            is_recent_enough(c, today, framework.recently_closed_days)
+            and c.id not in recent
+            and c.id not in taken
+        ),
+        rng,
+    )
 
 
-def _draw_cases(person: RosterEntry, count: int, pool: deque[CaseCandidate]) -> list[int]:
+def _draw_cases(person: RosterEntry, count: int, pool: CasePool) -> list[int]:
     picks: list[int] = []
-    passed_over: list[CaseCandidate] = []
-    while pool and len(picks) < count:
-        case = pool.popleft()
+    passed_over: list[SampledCase] = []
+    while len(picks) < count and (case := pool.draw()) is not None:
         if case.allocated_worker_id == person.id:
             passed_over.append(case)  # their own case: someone else may have it
         else:
             picks.append(case.id)
-    pool.extendleft(reversed(passed_over))
+    pool.put_back(passed_over)
     return picks
 
 

@@ -6,9 +6,24 @@ import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class SampledCase(Protocol):
+    """A case as far as sampling needs to know it: a `CaseCandidate`, or a row so named."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def team(self) -> str: ...
+    @property
+    def allocated_worker_id(self) -> int | None: ...
+    @property
+    def open(self) -> bool: ...
+    @property
+    def closed_on(self) -> date | None: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,7 @@ class StaffCandidate:
     active: bool
 
 
-def is_recent_enough(case: CaseCandidate, today: date, recently_closed_days: int) -> bool:
+def is_recent_enough(case: SampledCase, today: date, recently_closed_days: int) -> bool:
     """Return whether a case is open, or closed within the last `recently_closed_days`."""
     if case.open:
         return True

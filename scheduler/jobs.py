@@ -8,18 +8,21 @@ late after the bot was down, and still asks and tells everyone once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Boolean, Select, literal, type_coerce, update
+from sqlalchemy import exists as sa_exists
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +47,7 @@ from practice.calendar import (
 from practice.dispatch import DispatchInputs, DispatchPlan, RosterEntry, plan_month, recent_pairs
 from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
-from practice.sampling import CaseCandidate
+from practice.sampling import SampledCase
 from storage import audits as audit_store
 from storage import outbox
 from storage.audits import audited_team
@@ -106,96 +109,98 @@ def _twelve_months_before(month: str) -> str:
     return month_key(year - 1, number)
 
 
+class Person(NamedTuple):
+    """What a request card and an audit's team need of a member of staff."""
+
+    name: str
+    team: str
+
+
 async def _dispatch_inputs(
     session: AsyncSession, framework: Framework, audits: list[AuditMonth]
-) -> tuple[DispatchInputs, dict[int, Staff]]:
+) -> tuple[DispatchInputs, dict[int, Person]]:
+    # A whole workforce: the roster, the case list and a year of audits are read as plain
+    # rows of the columns the plan needs (an ORM object each would cost more than all the
+    # rest), and what can be left out in SQL is: cases the draw may not take, and earlier
+    # months' audits beyond the ids and pairs the draw must avoid.
     month = audits[0].month
     since = _twelve_months_before(month)
-    staff = {s.id: s for s in await session.exec(select(Staff)) if s.id is not None}
     connection = await session.connection()
-    # The case list and the year's audits are the largest tables the dispatch reads (some
-    # 15 cases and 10 audits per practitioner): only the columns the draw needs are read,
-    # as plain rows, a slice at a time, so a large roster costs neither an ORM object per
-    # case nor the whole result held at once. The few cases drawn are loaded whole
-    # afterwards (`_cases_by_ids`).
-    case_table = CaseRecord.__table__  # type: ignore[attr-defined]
-    cases: list[CaseCandidate] = []
-    teams: dict[str, str] = {}  # one string per team, not one per case
-    async for part in (
-        await connection.stream(
-            sa_select(
-                case_table.c.id,
-                case_table.c.team,
-                case_table.c.allocated_worker_id,
-                case_table.c.status,
-                case_table.c.closed_on,
-            )
+    staff_table = Staff.__table__  # type: ignore[attr-defined]
+    roster: list[RosterEntry] = []
+    people: dict[int, Person] = {}
+    for staff_id, name, role, team, supervisor_id, active, leave in await connection.execute(
+        sa_select(
+            staff_table.c.id,
+            staff_table.c.name,
+            staff_table.c.role_code,
+            staff_table.c.team,
+            staff_table.c.supervisor_id,
+            staff_table.c.active,
+            staff_table.c.on_leave_until,
+        ).order_by(staff_table.c.id)
+    ):
+        roster.append(RosterEntry(staff_id, role, team, supervisor_id, active, leave))
+        people[staff_id] = Person(name, team)
+
+    audit_table = AuditRequest.__table__  # type: ignore[attr-defined]
+    earlier = (audit_table.c.month > since) & (audit_table.c.month < month)
+    cases = await _case_candidates(
+        connection,
+        not_before=audits[0].requests_on - timedelta(days=framework.recently_closed_days),
+        audited=sa_select(audit_table.c.case_id).where(earlier, audit_table.c.case_id.is_not(None)),
+    )
+    peer_pairs = await connection.execute(
+        sa_select(audit_table.c.auditor_id, audit_table.c.subject_worker_id).where(
+            earlier, audit_table.c.kind == AuditKind.PEER
         )
-    ).partitions(READ_SLICE):
-        cases += [
-            CaseCandidate(
-                case_id,
-                teams.setdefault(team, team),
-                worker_id,
-                status == CaseStatus.OPEN,
-                closed_on,
-            )
-            for case_id, team, worker_id, status, closed_on in part
-            if case_id is not None
-        ]
-    supervision = {
+    )
+    supervision = [
         a.standard
         for a in audits
         if (s := framework.standard(a.standard)) and s.subject == "supervision"
-    }
-    cases_audited: set[int] = set()
+    ]
     workers_audited: set[int] = set()
-    peer_pairs: list[tuple[int | None, int | None]] = []
+    if supervision:
+        workers_audited.update(
+            await connection.scalars(
+                sa_select(audit_table.c.subject_worker_id)
+                .where(
+                    earlier,
+                    audit_table.c.standard.in_(supervision),
+                    audit_table.c.kind == AuditKind.SAMPLED,
+                    audit_table.c.subject_worker_id.is_not(None),
+                )
+                .distinct()
+            )
+        )
     existing_keys: set[str] = set()
     cases_taken: set[int] = set()
     workers_taken: set[int] = set()
     peer_subjects: set[int] = set()
-    table = AuditRequest.__table__  # type: ignore[attr-defined]
-    async for audit_rows in (
-        await connection.stream(
-            sa_select(
-                table.c.month,
-                table.c.standard,
-                table.c.kind,
-                table.c.auditor_id,
-                table.c.case_id,
-                table.c.subject_worker_id,
-                table.c.dispatch_key,
-            ).where(table.c.month > since, table.c.month <= month)
-        )
-    ).partitions(READ_SLICE):
-        for row_month, standard, kind, auditor_id, case_id, subject_id, key in audit_rows:
-            sampled_supervision = standard in supervision and kind == AuditKind.SAMPLED
-            if row_month < month:
-                if case_id is not None:
-                    cases_audited.add(case_id)
-                if sampled_supervision and subject_id:
-                    workers_audited.add(subject_id)
-                if kind == AuditKind.PEER:
-                    peer_pairs.append((auditor_id, subject_id))
-            elif row_month == month:
-                if key:
-                    existing_keys.add(key)
-                if case_id is not None:
-                    cases_taken.add(case_id)
-                if sampled_supervision and subject_id:
-                    workers_taken.add(subject_id)
-                if kind == AuditKind.PEER and subject_id:
-                    peer_subjects.add(subject_id)
+    for standard, kind, case_id, subject_id, key in await connection.execute(
+        sa_select(
+            audit_table.c.standard,
+            audit_table.c.kind,
+            audit_table.c.case_id,
+            audit_table.c.subject_worker_id,
+            audit_table.c.dispatch_key,
+        ).where(audit_table.c.month == month)
+    ):
+        if key:
+            existing_keys.add(key)
+        if case_id is not None:
+            cases_taken.add(case_id)
+        if standard in supervision and kind == AuditKind.SAMPLED and subject_id:
+            workers_taken.add(subject_id)
+        if kind == AuditKind.PEER and subject_id:
+            peer_subjects.add(subject_id)
     inputs = DispatchInputs(
         audits=audits,
-        staff=[
-            RosterEntry(s.id, s.role_code, s.team, s.supervisor_id, s.active, s.on_leave_until)
-            for s in staff.values()
-            if s.id is not None
-        ],
+        staff=roster,
         cases=cases,
-        cases_audited_recently=cases_audited,
+        # Left out of `cases` by the query already.
+        cases_audited_recently=(),
         workers_audited_recently=workers_audited,
         recent_peer_pairs=recent_pairs(peer_pairs),
         existing_keys=existing_keys,
@@ -203,7 +208,37 @@ async def _dispatch_inputs(
         workers_taken_this_month=workers_taken,
         peer_subjects_this_month=peer_subjects,
     )
-    return inputs, staff
+    return inputs, people
+
+
+async def _case_candidates(
+    connection: AsyncConnection, not_before: date, audited: Select[Any]
+) -> list[SampledCase]:
+    """Return the cases a draw may take: open or closed since `not_before`, not `audited`."""
+    # The plan applies the same rules (`practice.dispatch`); saying them here too spares
+    # reading the years of closed cases a case list holds. In the order of their ids, so a
+    # seed draws the same cases on every database. The rows, named as `SampledCase` asks,
+    # are the candidates: an object built for each of 100,000 cases would cost more than
+    # reading them.
+    table = CaseRecord.__table__  # type: ignore[attr-defined]
+    query = (
+        sa_select(
+            table.c.id,
+            table.c.team,
+            table.c.allocated_worker_id,
+            type_coerce(table.c.status == CaseStatus.OPEN, Boolean).label("open"),
+            table.c.closed_on,
+        )
+        .where(
+            (table.c.status == CaseStatus.OPEN) | (table.c.closed_on >= not_before),
+            table.c.id.not_in(audited),
+        )
+        .order_by(table.c.id)
+    )
+    cases: list[SampledCase] = []
+    async for part in (await connection.stream(query)).partitions(READ_SLICE):
+        cases += part
+    return cases
 
 
 async def _cases_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, CaseRecord]:
@@ -253,11 +288,11 @@ async def dispatch_month(
     planned: list[DispatchPlan] = []
 
     async def work(session: AsyncSession, run_seed: str | None) -> dict[str, Any]:
-        inputs, staff = await _dispatch_inputs(session, cycle.framework, audits)
+        inputs, people = await _dispatch_inputs(session, cycle.framework, audits)
         plan = plan_month(cycle.framework, inputs, run_seed or "")
         planned.append(plan)
         cases = await _cases_by_ids(session, {r.case_id for r in plan.requests if r.case_id})
-        await _create_requests(session, cycle.framework, plan, audits, staff, cases, progress)
+        await _create_requests(session, cycle.framework, plan, audits, people, cases, progress)
         return _plan_summary(plan)
 
     outcome = await run_once(
@@ -279,7 +314,7 @@ async def _create_requests(
     framework: Framework,
     plan: DispatchPlan,
     audits: list[AuditMonth],
-    staff: dict[int, Staff],
+    people: dict[int, Person],
     cases: dict[int, CaseRecord],
     progress: Progress = no_progress,
 ) -> None:
@@ -292,7 +327,6 @@ async def _create_requests(
     total = len(plan.requests)
     now = utc_now()
     new_request = _defaults(AuditRequest, now)
-    new_change = _defaults(AuditStatusChange, now)
     new_message = _defaults(OutboxMessage, now)
     requests: list[dict[str, Any]] = []
     for request in plan.requests:
@@ -300,7 +334,7 @@ async def _create_requests(
         case = cases.get(request.case_id) if request.case_id else None
         if case is not None and subject_id is None:
             subject_id = case.allocated_worker_id
-        subject = staff.get(subject_id) if subject_id else None
+        subject = people.get(subject_id) if subject_id else None
         requests.append(
             new_request
             | dict(
@@ -314,7 +348,7 @@ async def _create_requests(
                 status=AuditStatus.REQUESTED,
                 due_on=due_on,
                 dispatch_key=request.key,
-                team=audited_team(case, subject, staff.get(request.auditor_id)),
+                team=audited_team(case, subject, people.get(request.auditor_id)),
             )
         )
     connection = await session.connection()
@@ -323,51 +357,104 @@ async def _create_requests(
     for start in range(0, total, CREATE_BATCH):
         await connection.execute(sa_insert(table), requests[start : start + CREATE_BATCH])
         progress("creating audit requests", min(start + CREATE_BATCH, total), total)
+    await _record_requested(connection, plan.month, now)
     ids = {
         key: audit_id
         for audit_id, key in await connection.execute(
             sa_select(table.c.id, table.c.dispatch_key).where(table.c.month == plan.month)
         )
     }
-    status_table = AuditStatusChange.__table__  # type: ignore[attr-defined]
-    outbox_table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    history: list[dict[str, Any]] = []
+    outbox = _Inserts(connection, OutboxMessage.__table__)  # type: ignore[attr-defined]
     messages: list[dict[str, Any]] = []
-    for queued, row in enumerate(requests, 1):
-        progress("queuing request cards", queued, total)
-        audit_id = ids[row["dispatch_key"]]
-        history.append(
-            new_change
-            | dict(
-                audit_id=audit_id,
-                status=AuditStatus.REQUESTED,
-                note="dispatch",
+    try:
+        for queued, row in enumerate(requests, 1):
+            progress("queuing request cards", queued, total)
+            audit_id = ids[row["dispatch_key"]]
+            standard = framework.standard(row["standard"])
+            assert standard is not None
+            case = cases.get(row["case_id"]) if row["case_id"] else None
+            subject = people.get(row["subject_worker_id"]) if row["subject_worker_id"] else None
+            heading = heading_of(
+                audit_id,
+                plan.month,
+                AuditKind(row["kind"]),
+                due_on,
+                standard,
+                case.reference if case else None,
+                subject.name if subject else None,
             )
-        )
-        standard = framework.standard(row["standard"])
-        assert standard is not None
-        case = cases.get(row["case_id"]) if row["case_id"] else None
-        subject = staff.get(row["subject_worker_id"]) if row["subject_worker_id"] else None
-        heading = heading_of(
-            audit_id, plan.month, AuditKind(row["kind"]), due_on, standard, case, subject
-        )
-        messages.append(
-            new_message
-            | dict(
-                idempotency_key=request_key_of(audit_id),
-                recipient_id=row["auditor_id"],
-                purpose="audit_request",
-                period=plan.month,
-                audit_id=audit_id,
-                activity=json.dumps(request_message(heading, standard), separators=(",", ":")),
-                status=OutboxStatus.PENDING,
+            messages.append(
+                new_message
+                | dict(
+                    idempotency_key=request_key_of(audit_id),
+                    recipient_id=row["auditor_id"],
+                    purpose="audit_request",
+                    period=plan.month,
+                    audit_id=audit_id,
+                    activity=json.dumps(request_message(heading, standard), separators=(",", ":")),
+                    status=OutboxStatus.PENDING,
+                )
             )
+            # Written a batch at a time, so that a workforce's cards are never all in memory,
+            # and while the next batch is built.
+            if len(messages) == CREATE_BATCH or queued == total:
+                await outbox.write(messages)
+                messages = []
+        await outbox.finish()
+    finally:
+        await outbox.settle()
+
+
+class _Inserts:
+    """Insert batches of new rows into a table, each while the caller builds the next."""
+
+    def __init__(self, connection: AsyncConnection, table: Any) -> None:
+        self._connection = connection
+        self._table = table
+        self._writing: asyncio.Task[Any] | None = None
+
+    async def write(self, rows: list[dict[str, Any]]) -> None:
+        """Start inserting `rows` once the batch before them is in."""
+        await self.finish()
+        # The connection is used by one statement at a time: this one, until the next
+        # `write` or `finish` waits for it. The database works on it meanwhile.
+        self._writing = asyncio.ensure_future(
+            self._connection.execute(sa_insert(self._table), rows)
         )
-        # Written a batch at a time, so that a workforce's cards are never all in memory.
-        if len(messages) == CREATE_BATCH or queued == total:
-            await connection.execute(sa_insert(status_table), history)
-            await connection.execute(sa_insert(outbox_table), messages)
-            history, messages = [], []
+        await asyncio.sleep(0)  # let it send the statement before the caller goes on
+
+    async def finish(self) -> None:
+        """Wait for the batch being inserted, and raise what it raised."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    async def settle(self) -> None:
+        """Wait for any batch still being inserted (after an error elsewhere), ignoring its own."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)
+
+
+async def _record_requested(connection: AsyncConnection, month: str, now: datetime) -> None:
+    """Start the status history of the month's dispatched audits that have none yet."""
+    audit_table = AuditRequest.__table__  # type: ignore[attr-defined]
+    history = AuditStatusChange.__table__  # type: ignore[attr-defined]
+    await connection.execute(
+        sa_insert(history).from_select(
+            ["audit_id", "status", "changed_at", "note"],
+            sa_select(
+                audit_table.c.id,
+                literal(AuditStatus.REQUESTED.value, history.c.status.type),
+                literal(now, history.c.changed_at.type),
+                literal("dispatch", history.c.note.type),
+            ).where(
+                audit_table.c.month == month,
+                audit_table.c.dispatch_key.is_not(None),
+                ~sa_exists().where(history.c.audit_id == audit_table.c.id),
+            ),
+        )
+    )
 
 
 def _defaults(model: type[SQLModel], now: datetime) -> dict[str, Any]:

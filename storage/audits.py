@@ -6,7 +6,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as select_entities
@@ -65,7 +65,14 @@ class AuditDetail:
         )
 
 
-def audited_team(case: CaseRecord | None, subject: Staff | None, auditor: Staff | None) -> str:
+class HasTeam(Protocol):
+    """Anything that belongs to a team: a case, a member of staff."""
+
+    @property
+    def team(self) -> str: ...
+
+
+def audited_team(case: HasTeam | None, subject: HasTeam | None, auditor: HasTeam | None) -> str:
     """Return the team whose practice an audit looks at: the case's, the worker's, or ''."""
     if case is not None and case.team:
         return case.team

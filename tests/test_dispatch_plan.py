@@ -10,6 +10,7 @@ import pytest
 
 from practice.calendar import audits_in_month
 from practice.dispatch import (
+    CasePool,
     DispatchInputs,
     DispatchPlan,
     RosterEntry,
@@ -251,3 +252,45 @@ def test_a_month_without_audits_cannot_be_planned(framework: Framework) -> None:
 
 def test_keys_name_month_standard_auditor_and_slot() -> None:
     assert request_key("2026-11", 3, 42, 2) == "2026-11/s3/a42/2"
+
+
+def test_the_case_pool_gives_each_takeable_case_once_in_a_seeded_order() -> None:
+    today = date(2026, 11, 2)
+    cases = [
+        CaseCandidate(n, "Team 00", 1000 + n % 7, n % 5 != 0, None if n % 5 else today)
+        for n in range(1, 401)
+    ]
+
+    def drawn(seed: str) -> list[int]:
+        pool = CasePool(cases, lambda c: c.id % 3 != 0, random.Random(seed))
+        out: list[int] = []
+        while (case := pool.draw()) is not None:
+            out.append(case.id)
+        return out
+
+    order = drawn("a")
+    assert sorted(order) == [c.id for c in cases if c.id % 3 != 0]  # each once, none refused
+    assert order == drawn("a")  # a seed repeats its draw
+    assert order != drawn("b")
+    assert order != sorted(order)
+    assert [c.id for c in cases][:5] == [1, 2, 3, 4, 5]  # the caller's list is left alone
+
+    pool = CasePool(cases, lambda c: True, random.Random("c"))
+    first, second, third = pool.draw(), pool.draw(), pool.draw()
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    pool.put_back([first, second])  # passed over: the next auditor is offered them first
+    assert [pool.draw(), pool.draw()] == [first, second]
+    assert pool.draw() not in (first, second, third)
+
+
+def test_the_first_draws_of_the_case_pool_are_spread_over_the_whole_list() -> None:
+    cases = [CaseCandidate(n, "Team 00", None, True, None) for n in range(10_000)]
+    firsts: Counter[int] = Counter()
+    for seed in range(400):
+        pool = CasePool(cases, lambda c: True, random.Random(seed))
+        case = pool.draw()
+        assert case is not None
+        firsts[case.id // 2_500] += 1  # which quarter of the list the first case came from
+    assert all(60 < firsts[quarter] < 140 for quarter in range(4)), firsts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +16,7 @@ from practice.calendar import audit_year, audits_in_month, days_before_due
 from practice.framework import Framework
 from scheduler.jobs import (
     Cycle,
+    _dispatch_inputs,
     close_moderation,
     close_months,
     dispatch_month,
@@ -34,6 +35,8 @@ from storage.models import (
     AuditRequest,
     AuditStatus,
     AuditStatusChange,
+    CaseRecord,
+    CaseStatus,
     JobRun,
     ModerationSample,
     OutboxMessage,
@@ -146,6 +149,66 @@ async def test_dispatch_creates_requests_once_and_records_its_seed(
         assert audit is not None
         assert audit.dispatch_key is not None
         assert str(audit.due_on) == "2026-11-30"
+
+
+async def test_the_dispatch_reads_only_the_cases_a_draw_may_take(
+    database: Database, framework: Framework
+) -> None:
+    today = date(2026, 11, 2)
+    await seeded(database, framework, today)
+    async with database.session() as session:
+        cases = list(await session.exec(select(CaseRecord).order_by(col(CaseRecord.id).desc())))
+        auditor = (await session.exec(select(Staff))).first()
+        assert auditor is not None
+        assert auditor.id is not None
+        long_closed, just_closed, audited, audited_long_ago, taken = cases[:5]
+        long_closed.status, long_closed.closed_on = CaseStatus.CLOSED, date(2024, 1, 5)
+        just_closed.status, just_closed.closed_on = CaseStatus.CLOSED, date(2026, 10, 20)
+        for case, month in (
+            (audited, "2026-06"),
+            (audited_long_ago, "2025-10"),
+            (taken, "2026-11"),
+        ):
+            session.add(case)
+            session.add(
+                AuditRequest(
+                    month=month,
+                    standard=2,
+                    kind="sampled",
+                    framework_version="test",
+                    auditor_id=auditor.id,
+                    case_id=case.id,
+                    status=AuditStatus.REQUESTED,
+                    due_on=today,
+                    team=case.team,
+                )
+            )
+        session.add(long_closed)
+        session.add(just_closed)
+        await session.commit()
+        inputs, people = await _dispatch_inputs(
+            session, framework, audits_in_month(framework, today.year, today.month)
+        )
+    read = [c.id for c in inputs.cases]
+    assert read == sorted(read), "read in id order, so a seed draws alike on every database"
+    not_before = today - timedelta(days=framework.recently_closed_days)
+    open_or_recent = {
+        c.id
+        for c in cases
+        if c.status == CaseStatus.OPEN or (c.closed_on is not None and c.closed_on >= not_before)
+    }
+    assert long_closed.id not in open_or_recent
+    assert just_closed.id in open_or_recent
+    assert set(read) == open_or_recent - {audited.id}
+    assert audited_long_ago.id in read  # audited thirteen months ago: may be drawn again
+    assert inputs.cases_taken_this_month == {taken.id}
+    assert taken.id in read  # left out by the plan, which knows it is taken this month
+    assert {c.id: (c.open, c.closed_on) for c in inputs.cases}[just_closed.id] == (
+        False,
+        date(2026, 10, 20),
+    )
+    assert people[auditor.id] == (auditor.name, auditor.team)
+    assert len(inputs.staff) == len(people)
 
 
 async def test_a_month_without_audits_is_refused(
