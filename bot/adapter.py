@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ActivityEventNames, ActivityTypes, ResourceResponse
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AuthenticateRequestResult,
@@ -125,8 +126,80 @@ class ReusingAuthentication(ConfigurationBotFrameworkAuthentication):  # type: i
         return client
 
 
-def create_adapter(settings: Settings) -> CloudAdapter:
-    """Return a CloudAdapter; with no app id (development only) it skips authentication."""
+class RequestCounter(Protocol):
+    """Counts the requests this process makes to Teams against the tenant's limit."""
+
+    def replies_started(self, count: int) -> None: ...
+
+    def replies_finished(self, count: int) -> None: ...
+
+
+class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
+    """The CloudAdapter, counting the requests its answers to people make.
+
+    Teams allows an app 50 requests a second per tenant, answers and proactive messages
+    together. Told of the answers (`replies`), the outbox sender leaves them room rather
+    than keeping a fixed share of the limit idle for them; its own messages, sent in
+    proactive turns, it counts itself.
+    """
+
+    replies: RequestCounter | None = None
+
+    async def send_activities(
+        self, context: TurnContext, activities: list[Activity]
+    ) -> list[ResourceResponse]:
+        requests = self._requests(context, activities)
+        sending = super().send_activities(context, activities)
+        responses: list[ResourceResponse] = (
+            await self._counted(requests, sending)
+            if requests and self.replies is not None
+            else await sending
+        )
+        return responses
+
+    async def update_activity(self, context: TurnContext, activity: Activity) -> Any:
+        if self.replies is None or _proactive(context):
+            return await super().update_activity(context, activity)
+        return await self._counted(1, super().update_activity(context, activity))
+
+    async def delete_activity(self, context: TurnContext, reference: Any) -> Any:
+        if self.replies is None or _proactive(context):
+            return await super().delete_activity(context, reference)
+        return await self._counted(1, super().delete_activity(context, reference))
+
+    async def _counted(self, requests: int, sending: Awaitable[Any]) -> Any:
+        assert self.replies is not None
+        self.replies.replies_started(requests)
+        try:
+            return await sending
+        finally:
+            self.replies.replies_finished(requests)
+
+    @staticmethod
+    def _requests(context: TurnContext, activities: list[Activity]) -> int:
+        """Return how many of the activities the adapter posts to Teams (an answer's)."""
+        if _proactive(context):
+            return 0
+        # A delay is a pause, an invoke response the HTTP answer itself, a trace shown only
+        # in the Bot Framework Emulator: none is a request to Teams.
+        return sum(
+            1
+            for activity in activities
+            if activity.type not in ("delay", ActivityTypes.invoke_response, ActivityTypes.trace)
+        )
+
+
+def _proactive(context: TurnContext) -> bool:
+    activity = context.activity
+    return (
+        activity is not None
+        and activity.type == ActivityTypes.event
+        and activity.name == ActivityEventNames.continue_conversation
+    )
+
+
+def create_adapter(settings: Settings) -> TeamsAdapter:
+    """Return the adapter; with no app id (development only) it skips authentication."""
     configuration = AuthConfiguration(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,
@@ -136,7 +209,7 @@ def create_adapter(settings: Settings) -> CloudAdapter:
         APP_TENANTID=settings.app_tenant_id,
     )
     use_async_key_refresh()
-    adapter = CloudAdapter(ReusingAuthentication(configuration))
+    adapter = TeamsAdapter(ReusingAuthentication(configuration))
     adapter.on_turn_error = on_turn_error
     return adapter
 

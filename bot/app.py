@@ -206,6 +206,8 @@ def create_app(
                 instance_id=settings.instance_name,
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
             )
+            # Answers to people count in the sender's limit: it leaves them room.
+            adapter.replies = sender.limiter
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
         scheduler: CycleScheduler | None = None
         if settings.run_scheduler:

@@ -85,10 +85,11 @@ TEAMS_CONVERSATION_LIMITS: tuple[tuple[int, float], ...] = (
 class SendLimits:
     """How fast, how often and how patiently the sender sends. Times are in seconds."""
 
-    # Teams allows 50 requests/s per app per tenant, replies to people included: the
-    # outbox keeps some of that for them. Several sender processes share the limit, so
-    # give each its part.
-    global_rate: float = 45.0
+    # Teams allows 50 requests/s per app per tenant, answers to people included. This
+    # process's answers are counted in the same window (`TeamsAdapter.replies`), so the
+    # outbox leaves them room as they come; the 2 left over cover what it cannot see.
+    # Several sender processes share the limit, so give each its part.
+    global_rate: float = 48.0
     global_burst: int = 5
     per_conversation: tuple[tuple[int, float], ...] = TEAMS_CONVERSATION_LIMITS
     concurrency: int = 16  # conversations sent to at once
@@ -214,6 +215,10 @@ class SlidingWindows:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), delay)
 
+    def started(self, count: int) -> None:
+        """Count requests as started now without waiting for room (replies to people)."""
+        self._in_flight += count
+
     def finish(self) -> None:
         """Count a started request as finished now."""
         self._in_flight -= 1
@@ -324,6 +329,15 @@ class RateLimiter:
         self._global.cancel()
         self._conversations[conversation].cancel()
 
+    def replies_started(self, count: int) -> None:
+        """Count requests this process makes to answer people: they never wait, the outbox does."""
+        self._global.started(count)
+
+    def replies_finished(self, count: int) -> None:
+        """Count those requests as finished now."""
+        for _ in range(count):
+            self._global.finish()
+
     def throttled(self, conversation: str, pause: float) -> None:
         """Pause a conversation Teams throttled; if 429s are frequent, slow everything."""
         now = time.monotonic()
@@ -423,6 +437,11 @@ class OutboxSender:
     @property
     def limits(self) -> SendLimits:
         return self._limits
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The limits this sender keeps (answers to people can be counted in them too)."""
+        return self._limiter
 
     # -- the loops ----------------------------------------------------------------------
 

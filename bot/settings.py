@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(default=True, validation_alias="PQF_RUN_SCHEDULER")
     job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
     run_sender: bool = Field(default=True, validation_alias="PQF_RUN_SENDER")
-    send_rate: float = Field(default=45.0, gt=0, le=50, validation_alias="PQF_SEND_RATE")
+    send_rate: float = Field(default=48.0, gt=0, le=50, validation_alias="PQF_SEND_RATE")
     public_url: str = Field(default="", validation_alias="PQF_PUBLIC_URL", max_length=300)
     link_secret: str = Field(
         default_factory=lambda: secrets.token_urlsafe(32),

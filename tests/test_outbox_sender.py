@@ -21,11 +21,18 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationReference,
+)
 from sqlmodel import col, select
 
-from bot.adapter import create_adapter
+from bot.adapter import TeamsAdapter, create_adapter
 from bot.outbox_sender import (
     DrainReport,
     OutboxSender,
@@ -636,3 +643,62 @@ async def given_up(database: Database, message_id: int | None) -> bool:
         m.id == message_id and m.status == OutboxStatus.UNDELIVERABLE
         for m in await messages(database)
     )
+
+
+async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> None:
+    limiter = RateLimiter(SendLimits(global_rate=10))
+    limiter.replies_started(10)  # ten answers to people under way: the limit is used up
+    waiting = asyncio.create_task(limiter.acquire("chat"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    limiter.replies_finished(10)
+    finished = time.monotonic()
+    await asyncio.sleep(0.1)
+    assert not waiting.done(), "Teams counts them for a second after they went"
+    await waiting
+    assert time.monotonic() - finished >= 1.0
+    limiter.finish("chat")
+
+
+async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages(
+    adapter: CloudAdapter, connector: FakeConnector
+) -> None:
+    counted: list[tuple[str, int]] = []
+
+    class Tally:
+        def replies_started(self, count: int) -> None:
+            counted.append(("started", count))
+
+        def replies_finished(self, count: int) -> None:
+            counted.append(("finished", count))
+
+    assert isinstance(adapter, TeamsAdapter)
+    adapter.replies = Tally()
+    message = Activity(
+        type=ActivityTypes.message, id="1", text="hello", channel_id="msteams",
+        service_url=connector.url, conversation=ConversationAccount(id="a:chat", tenant_id="t"),
+        from_property=ChannelAccount(id="29:person"), recipient=ChannelAccount(id="28:bot"),
+    )  # fmt: skip
+
+    async def answer(context: TurnContext) -> None:
+        await context.send_activities(
+            [
+                Activity(type=ActivityTypes.message, text="one"),
+                Activity(type="delay", value=1),  # a pause, not a request
+                Activity(type=ActivityTypes.message, text="two"),
+            ]
+        )
+
+    await adapter.process_activity("", message, answer)
+    assert counted == [("started", 2), ("finished", 2)]
+    assert connector.texts() == ["one", "two"]
+
+    counted.clear()
+
+    async def proactive(context: TurnContext) -> None:
+        await context.send_activity("from the outbox")
+
+    reference = TurnContext.get_conversation_reference(message)
+    await adapter.continue_conversation(reference, proactive, "")
+    assert counted == [], "the sender counts its own messages"
+    assert len(connector.calls) == 3
