@@ -188,8 +188,7 @@ class SlidingWindows:
 
     def wait(self, now: float) -> float | None:
         """Return 0 if a request may start now, else seconds to wait (None: until one ends)."""
-        while self._finished and self._finished[0] <= now - self._horizon:
-            self._finished.popleft()
+        self._forget_before(now - self._horizon)
         finished = list(self._finished)
         longest = 0.0
         for count, seconds in self._limits:
@@ -221,9 +220,21 @@ class SlidingWindows:
 
     def finish(self) -> None:
         """Count a started request as finished now."""
+        now = time.monotonic()
         self._in_flight -= 1
-        self._finished.append(time.monotonic())
+        # Here too, not only in `wait`: answers to people finish while no message waits.
+        self._forget_before(now - self._horizon)
+        self._finished.append(now)
         self._changed.set()
+
+    def counted(self) -> int:
+        """Return how many requests are in flight or still within the longest window."""
+        self._forget_before(time.monotonic() - self._horizon)
+        return self._in_flight + len(self._finished)
+
+    def _forget_before(self, moment: float) -> None:
+        while self._finished and self._finished[0] <= moment:
+            self._finished.popleft()
 
     def cancel(self) -> None:
         """Forget a request that was let through but never started."""

@@ -92,6 +92,8 @@ class DispatchInputs:
 
     audits: Sequence[AuditMonth]
     staff: Sequence[RosterEntry]
+    # The case list, or any part of it holding every case the rules allow: a reader may
+    # leave out in its query cases closed too long ago or audited lately.
     cases: Sequence[SampledCase]
     cases_audited_recently: Collection[int]
     workers_audited_recently: Collection[int]  # against the month's supervision standard
@@ -145,6 +147,10 @@ def plan_month(framework: Framework, inputs: DispatchInputs, seed: str) -> Dispa
 
         rng.shuffle(wanted)
         supervision = standard.subject == "supervision"
+        if supervision:
+            supervisees = SuperviseePool(
+                present, inputs.workers_audited_recently, taken_workers, rng
+            )
         for person, quota in wanted:
             slots = [
                 slot for slot in range(1, quota + 1)
@@ -153,7 +159,7 @@ def plan_month(framework: Framework, inputs: DispatchInputs, seed: str) -> Dispa
             if not slots:
                 continue
             if supervision:
-                picks = _draw_supervisees(person, len(slots), inputs, present, taken_workers, rng)
+                picks = supervisees.draw(person.id, len(slots))
                 short_reason = "no_supervisee"
             else:
                 picks = _draw_cases(person, len(slots), case_pool)
@@ -251,27 +257,52 @@ def _draw_cases(person: RosterEntry, count: int, pool: CasePool) -> list[int]:
     return picks
 
 
-def _draw_supervisees(
-    person: RosterEntry,
-    count: int,
-    inputs: DispatchInputs,
-    present: Sequence[RosterEntry],
-    taken: set[int],
-    rng: random.Random,
-) -> list[int]:
-    recent = set(inputs.workers_audited_recently)
-    candidates = [
-        s.id
-        for s in present
-        if s.id != person.id
-        and s.supervisor_id is not None
-        and s.supervisor_id != person.id
-        and s.id not in recent
-        and s.id not in taken
-    ]
-    picks = rng.sample(candidates, min(count, len(candidates)))
-    taken.update(picks)
-    return picks
+class SuperviseePool:
+    """Members of staff whose supervision records a month's draws may take, at random.
+
+    Most of a roster may be drawn for most managers, so a draw tries people at random and
+    checks only them; the whole list is filtered only if the tries keep missing.
+    """
+
+    TRIES_PER_PICK = 20
+
+    def __init__(
+        self,
+        present: Sequence[RosterEntry],
+        audited_recently: Collection[int],
+        taken: set[int],
+        rng: random.Random,
+    ) -> None:
+        recent = set(audited_recently)
+        self._ids = [s.id for s in present if s.supervisor_id is not None and s.id not in recent]
+        self._supervisor = {s.id: s.supervisor_id for s in present}
+        self._taken = taken
+        self._rng = rng
+
+    def draw(self, auditor_id: int, count: int) -> list[int]:
+        """Return up to `count` people for this auditor: not themselves, not their supervisees."""
+
+        def may_take(staff_id: int) -> bool:
+            return (
+                staff_id != auditor_id
+                and self._supervisor[staff_id] != auditor_id
+                and staff_id not in self._taken
+            )
+
+        picks: list[int] = []
+        for _ in range(count * self.TRIES_PER_PICK if self._ids else 0):
+            if len(picks) == count:
+                break
+            staff_id = self._ids[self._rng.randrange(len(self._ids))]
+            if may_take(staff_id):
+                picks.append(staff_id)
+                self._taken.add(staff_id)
+        if len(picks) < count:
+            rest = [staff_id for staff_id in self._ids if may_take(staff_id)]
+            more = self._rng.sample(rest, min(count - len(picks), len(rest)))
+            picks += more
+            self._taken.update(more)
+        return picks
 
 
 def _plan_practitioners(

@@ -14,6 +14,7 @@ from practice.dispatch import (
     DispatchInputs,
     DispatchPlan,
     RosterEntry,
+    SuperviseePool,
     pair_peers,
     plan_month,
     request_key,
@@ -294,3 +295,20 @@ def test_the_first_draws_of_the_case_pool_are_spread_over_the_whole_list() -> No
         assert case is not None
         firsts[case.id // 2_500] += 1  # which quarter of the list the first case came from
     assert all(60 < firsts[quarter] < 140 for quarter in range(4)), firsts
+
+
+def test_a_supervisee_draw_finds_the_few_it_may_take_and_no_one_twice() -> None:
+    people = [
+        RosterEntry(1, "SVM", "Team 00", None, True),
+        RosterEntry(2, "SW", "Team 00", 1, True),
+        RosterEntry(3, "SW", "Team 00", 1, True),
+        RosterEntry(4, "SW", "Team 01", 9, True),
+        RosterEntry(5, "SW", "Team 01", 9, True),  # audited against this standard lately
+        RosterEntry(9, "SVM", "Team 01", None, True),
+    ]
+    taken: set[int] = set()
+    pool = SuperviseePool(people, {5}, taken, random.Random("s"))
+    assert pool.draw(1, 2) == [4]  # not their own supervisees, nor 5: one short
+    assert sorted(pool.draw(9, 3)) == [2, 3]  # 4 is taken now
+    assert taken == {2, 3, 4}
+    assert pool.draw(1, 1) == []

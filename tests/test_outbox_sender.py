@@ -38,6 +38,7 @@ from bot.outbox_sender import (
     OutboxSender,
     RateLimiter,
     SendLimits,
+    SlidingWindows,
     parse_retry_after,
 )
 from bot.proactive import Delivery, ProactiveSender
@@ -658,6 +659,18 @@ async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> 
     await waiting
     assert time.monotonic() - finished >= 1.0
     limiter.finish("chat")
+
+
+async def test_answers_counted_while_nothing_is_sent_are_forgotten_in_time() -> None:
+    window = SlidingWindows([(5, 0.05)], margin=0.0)
+    for _ in range(1000):  # a busy day's answers, with no message waiting to be sent
+        window.started(1)
+        window.finish()
+    assert window.counted() == 1000
+    await asyncio.sleep(0.06)
+    window.started(1)
+    window.finish()
+    assert window.counted() == 1, "the answers older than the window are not kept"
 
 
 async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages(
