@@ -21,6 +21,7 @@ request card carries.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import multiprocessing
 import os
@@ -364,6 +365,9 @@ async def _dispatch(url: str, month: str) -> DispatchFigures:
         # As in the bot, whose scheduler has worked out the calendar before any job runs:
         # the first call loads the `holidays` package's every country (about 0.3 s).
         audits_in_month(framework, int(month[:4]), int(month[5:]))
+        # And whose memory holds the whole bot (botbuilder, aiohttp, the dialogs and cards),
+        # so that the peak measured is the bot's, not a lighter process's.
+        importlib.import_module("bot.app").settle_heap()  # as `pqf-bot serve` does
         before = peak_rss_mb(os.getpid())
         with Stopwatch() as watch:
             report = await dispatch_month(cycle, month, seed=DISPATCH_SEED)

@@ -342,6 +342,12 @@ def _run_async(coroutine: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coroutine)
 
 
+async def _settle_heap(_app: Any) -> None:
+    from bot.app import settle_heap
+
+    settle_heap()
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -366,9 +372,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info(
         "framework %s loaded; listening on http://%s:%s/api/messages", framework.version, host, port
     )
+    app = create_app(settings, framework=framework)
+    app.on_startup.append(_settle_heap)  # after the resources create_app opens
     web.run_app(
-        create_app(settings, framework=framework), host=host, port=port, print=None,
-        access_log_class=RequestLogger,
+        app, host=host, port=port, print=None, access_log_class=RequestLogger,
     )  # fmt: skip
     return EXIT_OK
 

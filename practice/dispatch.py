@@ -24,6 +24,7 @@ running the dispatch again after a failure only adds what is missing.
 from __future__ import annotations
 
 import random
+from array import array
 from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -197,11 +198,14 @@ class CasePool:
 
     def __init__(
         self,
-        cases: Iterable[SampledCase],
+        cases: Sequence[SampledCase],
         may_take: Callable[[SampledCase], bool],
         rng: random.Random,
     ) -> None:
-        self._order = list(cases)
+        self._cases = cases
+        # The shuffle moves positions, not cases, so `cases` may build each case only when
+        # it is drawn (see `CaseColumns`).
+        self._order = array("l", range(len(cases)))
         self._drawn = 0
         self._may_take = may_take
         self._rng = rng
@@ -217,8 +221,9 @@ class CasePool:
             there = self._rng.randrange(here, len(order))
             order[here], order[there] = order[there], order[here]
             self._drawn += 1
-            if self._may_take(order[here]):
-                return order[here]
+            case = self._cases[order[here]]
+            if self._may_take(case):
+                return case
         return None
 
     def put_back(self, cases: Sequence[SampledCase]) -> None:

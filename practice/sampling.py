@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from array import array
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -17,13 +18,66 @@ class SampledCase(Protocol):
     @property
     def id(self) -> int: ...
     @property
-    def team(self) -> str: ...
-    @property
     def allocated_worker_id(self) -> int | None: ...
     @property
     def open(self) -> bool: ...
     @property
     def closed_on(self) -> date | None: ...
+
+
+class DrawnCase(NamedTuple):
+    """A case read from `CaseColumns`."""
+
+    id: int
+    allocated_worker_id: int | None
+    open: bool
+    closed_on: date | None
+
+
+class CaseColumns(Sequence[DrawnCase]):
+    """A long case list held as columns of numbers, each case built only when asked for.
+
+    A case list of 100,000 as objects takes some 20 MB; a month's draw looks at a few
+    thousand of them.
+    """
+
+    NO_WORKER = -1
+    NOT_CLOSED = 0
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+        self._workers = array("q")
+        self._open = bytearray()
+        self._closed = array("l")  # date ordinals
+
+    def append(
+        self, case_id: int, worker_id: int | None, is_open: bool, closed_on: date | None
+    ) -> None:
+        """Add a case at the end."""
+        self._ids.append(case_id)
+        self._workers.append(self.NO_WORKER if worker_id is None else worker_id)
+        self._open.append(1 if is_open else 0)
+        self._closed.append(self.NOT_CLOSED if closed_on is None else closed_on.toordinal())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> DrawnCase: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[DrawnCase]: ...
+
+    def __getitem__(self, index: int | slice) -> DrawnCase | list[DrawnCase]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        worker = self._workers[index]
+        closed = self._closed[index]
+        return DrawnCase(
+            self._ids[index],
+            None if worker == self.NO_WORKER else worker,
+            bool(self._open[index]),
+            None if closed == self.NOT_CLOSED else date.fromordinal(closed),
+        )
 
 
 @dataclass(frozen=True)

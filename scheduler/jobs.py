@@ -44,10 +44,17 @@ from practice.calendar import (
     month_key,
     previous_month,
 )
-from practice.dispatch import DispatchInputs, DispatchPlan, RosterEntry, plan_month, recent_pairs
+from practice.dispatch import (
+    DispatchInputs,
+    DispatchPlan,
+    PlannedRequest,
+    RosterEntry,
+    plan_month,
+    recent_pairs,
+)
 from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
-from practice.sampling import SampledCase
+from practice.sampling import CaseColumns
 from storage import audits as audit_store
 from storage import outbox
 from storage.audits import audited_team
@@ -213,20 +220,18 @@ async def _dispatch_inputs(
 
 async def _case_candidates(
     connection: AsyncConnection, not_before: date, audited: Select[Any]
-) -> list[SampledCase]:
+) -> CaseColumns:
     """Return the cases a draw may take: open or closed since `not_before`, not `audited`."""
     # The plan applies the same rules (`practice.dispatch`); saying them here too spares
     # reading the years of closed cases a case list holds. In the order of their ids, so a
-    # seed draws the same cases on every database. The rows, named as `SampledCase` asks,
-    # are the candidates: an object built for each of 100,000 cases would cost more than
-    # reading them.
+    # seed draws the same cases on every database. Kept as columns of numbers: an object
+    # for each of 100,000 cases would cost more memory than the rest of the dispatch.
     table = CaseRecord.__table__  # type: ignore[attr-defined]
     query = (
         sa_select(
             table.c.id,
-            table.c.team,
             table.c.allocated_worker_id,
-            type_coerce(table.c.status == CaseStatus.OPEN, Boolean).label("open"),
+            type_coerce(table.c.status == CaseStatus.OPEN, Boolean),
             table.c.closed_on,
         )
         .where(
@@ -235,9 +240,10 @@ async def _case_candidates(
         )
         .order_by(table.c.id)
     )
-    cases: list[SampledCase] = []
+    cases = CaseColumns()
     async for part in (await connection.stream(query)).partitions(READ_SLICE):
-        cases += part
+        for case_id, worker_id, is_open, closed_on in part:
+            cases.append(case_id, worker_id, is_open, closed_on)
     return cases
 
 
@@ -320,42 +326,40 @@ async def _create_requests(
 ) -> None:
     # A whole workforce at once: the rows are written with bulk INSERTs rather than as ORM
     # objects (whose construction and flush cost about as much again as everything else),
-    # each with the defaults its model gives, and the request cards are built without an
-    # AuditRequest object each. The audits are new, so their request cards cannot be in
-    # the outbox yet: no checked insert one at a time either.
+    # each with the defaults its model gives, a batch at a time so that a workforce's rows
+    # are never all in memory, and the request cards are built without an AuditRequest
+    # object each. The audits are new, so their request cards cannot be in the outbox yet:
+    # no checked insert one at a time either.
     due_on = audits[0].due_on
     total = len(plan.requests)
     now = utc_now()
     new_request = _defaults(AuditRequest, now)
     new_message = _defaults(OutboxMessage, now)
-    requests: list[dict[str, Any]] = []
-    for request in plan.requests:
-        subject_id = request.subject_id
-        case = cases.get(request.case_id) if request.case_id else None
-        if case is not None and subject_id is None:
-            subject_id = case.allocated_worker_id
-        subject = people.get(subject_id) if subject_id else None
-        requests.append(
-            new_request
-            | dict(
-                month=plan.month,
-                standard=request.standard,
-                kind=request.kind,
-                framework_version=framework.version,
-                auditor_id=request.auditor_id,
-                case_id=request.case_id,
-                subject_worker_id=subject_id,
-                status=AuditStatus.REQUESTED,
-                due_on=due_on,
-                dispatch_key=request.key,
-                team=audited_team(case, subject, people.get(request.auditor_id)),
-            )
-        )
     connection = await session.connection()
     table = AuditRequest.__table__  # type: ignore[attr-defined]
-    # In batches, which costs nothing and lets a terminal show how far it has got.
     for start in range(0, total, CREATE_BATCH):
-        await connection.execute(sa_insert(table), requests[start : start + CREATE_BATCH])
+        batch: list[dict[str, Any]] = []
+        for request in plan.requests[start : start + CREATE_BATCH]:
+            case = cases.get(request.case_id) if request.case_id else None
+            subject_id = _subject_of(request, case)
+            subject = people.get(subject_id) if subject_id else None
+            batch.append(
+                new_request
+                | dict(
+                    month=plan.month,
+                    standard=request.standard,
+                    kind=request.kind,
+                    framework_version=framework.version,
+                    auditor_id=request.auditor_id,
+                    case_id=request.case_id,
+                    subject_worker_id=subject_id,
+                    status=AuditStatus.REQUESTED,
+                    due_on=due_on,
+                    dispatch_key=request.key,
+                    team=audited_team(case, subject, people.get(request.auditor_id)),
+                )
+            )
+        await connection.execute(sa_insert(table), batch)
         progress("creating audit requests", min(start + CREATE_BATCH, total), total)
     await _record_requested(connection, plan.month, now)
     ids = {
@@ -367,42 +371,50 @@ async def _create_requests(
     outbox = _Inserts(connection, OutboxMessage.__table__)  # type: ignore[attr-defined]
     messages: list[dict[str, Any]] = []
     try:
-        for queued, row in enumerate(requests, 1):
+        for queued, request in enumerate(plan.requests, 1):
             progress("queuing request cards", queued, total)
-            audit_id = ids[row["dispatch_key"]]
-            standard = framework.standard(row["standard"])
+            audit_id = ids[request.key]
+            standard = framework.standard(request.standard)
             assert standard is not None
-            case = cases.get(row["case_id"]) if row["case_id"] else None
-            subject = people.get(row["subject_worker_id"]) if row["subject_worker_id"] else None
+            case = cases.get(request.case_id) if request.case_id else None
+            subject_id = _subject_of(request, case)
+            subject = people.get(subject_id) if subject_id else None
             heading = heading_of(
                 audit_id,
                 plan.month,
-                AuditKind(row["kind"]),
+                AuditKind(request.kind),
                 due_on,
                 standard,
                 case.reference if case else None,
                 subject.name if subject else None,
             )
+            message = request_message(heading, standard)
             messages.append(
                 new_message
                 | dict(
                     idempotency_key=request_key_of(audit_id),
-                    recipient_id=row["auditor_id"],
+                    recipient_id=request.auditor_id,
                     purpose="audit_request",
                     period=plan.month,
                     audit_id=audit_id,
-                    activity=json.dumps(request_message(heading, standard), separators=(",", ":")),
+                    activity=json.dumps(message, separators=(",", ":")),
                     status=OutboxStatus.PENDING,
                 )
             )
-            # Written a batch at a time, so that a workforce's cards are never all in memory,
-            # and while the next batch is built.
+            # Written while the next batch is built.
             if len(messages) == CREATE_BATCH or queued == total:
                 await outbox.write(messages)
                 messages = []
         await outbox.finish()
     finally:
         await outbox.settle()
+
+
+def _subject_of(request: PlannedRequest, case: CaseRecord | None) -> int | None:
+    """Return whose work a planned audit looks at: the colleague, or the case's worker."""
+    if request.subject_id is None and case is not None:
+        return case.allocated_worker_id
+    return request.subject_id
 
 
 class _Inserts:

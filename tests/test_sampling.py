@@ -5,8 +5,12 @@ from __future__ import annotations
 import random
 from datetime import date
 
+import pytest
+
 from practice.sampling import (
     CaseCandidate,
+    CaseColumns,
+    DrawnCase,
     StaffCandidate,
     choose,
     eligible_cases,
@@ -60,3 +64,17 @@ def test_choose_is_reproducible_from_a_seed() -> None:
     options = list(range(50))
     assert choose(options, random.Random("2026-11")) == choose(options, random.Random("2026-11"))
     assert choose([], random.Random(1)) is None
+
+
+def test_case_columns_give_back_each_case_as_it_was_added() -> None:
+    cases = CaseColumns()
+    cases.append(7, 12, True, None)
+    cases.append(9, None, False, date(2026, 10, 20))
+    assert len(cases) == 2
+    assert cases[0] == DrawnCase(7, 12, True, None)
+    assert cases[1] == DrawnCase(9, None, False, date(2026, 10, 20))
+    assert cases[-1].closed_on == date(2026, 10, 20)
+    assert list(cases) == [cases[0], cases[1]]
+    assert cases[1:] == [cases[1]]
+    with pytest.raises(IndexError):
+        cases[2]
