@@ -154,7 +154,7 @@ def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
 def settle_heap() -> None:
     """Keep what start-up built (it lives as long as the process) out of the collector's way."""
     # The collector's full passes walk every tracked object, and start-up leaves some
-    # 400,000 (botbuilder, SQLAlchemy, the framework): each pass would walk them again
+    # 190,000 (botbuilder, SQLAlchemy, the framework): each pass would walk them again
     # while a turn, or a month's dispatch making 100,000 rows, waits. Frozen, they are
     # left out; none of them is garbage, as a collection has just run.
     gc.collect()
