@@ -8,7 +8,6 @@ late after the bot was down, and still asks and tells everyone once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -368,46 +367,41 @@ async def _create_requests(
             sa_select(table.c.id, table.c.dispatch_key).where(table.c.month == plan.month)
         )
     }
-    outbox = _Inserts(connection, OutboxMessage.__table__)  # type: ignore[attr-defined]
+    outbox_table = OutboxMessage.__table__  # type: ignore[attr-defined]
     messages: list[dict[str, Any]] = []
-    try:
-        for queued, request in enumerate(plan.requests, 1):
-            progress("queuing request cards", queued, total)
-            audit_id = ids[request.key]
-            standard = framework.standard(request.standard)
-            assert standard is not None
-            case = cases.get(request.case_id) if request.case_id else None
-            subject_id = _subject_of(request, case)
-            subject = people.get(subject_id) if subject_id else None
-            heading = heading_of(
-                audit_id,
-                plan.month,
-                AuditKind(request.kind),
-                due_on,
-                standard,
-                case.reference if case else None,
-                subject.name if subject else None,
+    for queued, request in enumerate(plan.requests, 1):
+        progress("queuing request cards", queued, total)
+        audit_id = ids[request.key]
+        standard = framework.standard(request.standard)
+        assert standard is not None
+        case = cases.get(request.case_id) if request.case_id else None
+        subject_id = _subject_of(request, case)
+        subject = people.get(subject_id) if subject_id else None
+        heading = heading_of(
+            audit_id,
+            plan.month,
+            AuditKind(request.kind),
+            due_on,
+            standard,
+            case.reference if case else None,
+            subject.name if subject else None,
+        )
+        message = request_message(heading, standard)
+        messages.append(
+            new_message
+            | dict(
+                idempotency_key=request_key_of(audit_id),
+                recipient_id=request.auditor_id,
+                purpose="audit_request",
+                period=plan.month,
+                audit_id=audit_id,
+                activity=json.dumps(message, separators=(",", ":")),
+                status=OutboxStatus.PENDING,
             )
-            message = request_message(heading, standard)
-            messages.append(
-                new_message
-                | dict(
-                    idempotency_key=request_key_of(audit_id),
-                    recipient_id=request.auditor_id,
-                    purpose="audit_request",
-                    period=plan.month,
-                    audit_id=audit_id,
-                    activity=json.dumps(message, separators=(",", ":")),
-                    status=OutboxStatus.PENDING,
-                )
-            )
-            # Written while the next batch is built.
-            if len(messages) == CREATE_BATCH or queued == total:
-                await outbox.write(messages)
-                messages = []
-        await outbox.finish()
-    finally:
-        await outbox.settle()
+        )
+        if len(messages) == CREATE_BATCH or queued == total:
+            await connection.execute(sa_insert(outbox_table), messages)
+            messages = []
 
 
 def _subject_of(request: PlannedRequest, case: CaseRecord | None) -> int | None:
@@ -415,37 +409,6 @@ def _subject_of(request: PlannedRequest, case: CaseRecord | None) -> int | None:
     if request.subject_id is None and case is not None:
         return case.allocated_worker_id
     return request.subject_id
-
-
-class _Inserts:
-    """Insert batches of new rows into a table, each while the caller builds the next."""
-
-    def __init__(self, connection: AsyncConnection, table: Any) -> None:
-        self._connection = connection
-        self._table = table
-        self._writing: asyncio.Task[Any] | None = None
-
-    async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Start inserting `rows` once the batch before them is in."""
-        await self.finish()
-        # The connection is used by one statement at a time: this one, until the next
-        # `write` or `finish` waits for it. The database works on it meanwhile.
-        self._writing = asyncio.ensure_future(
-            self._connection.execute(sa_insert(self._table), rows)
-        )
-        await asyncio.sleep(0)  # let it send the statement before the caller goes on
-
-    async def finish(self) -> None:
-        """Wait for the batch being inserted, and raise what it raised."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
-
-    async def settle(self) -> None:
-        """Wait for any batch still being inserted (after an error elsewhere), ignoring its own."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await asyncio.gather(writing, return_exceptions=True)
 
 
 async def _record_requested(connection: AsyncConnection, month: str, now: datetime) -> None:
