@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -102,6 +102,9 @@ class _Outcome:
     end: bool = False
     submitted: bool = False
     message: str | None = None
+    # The audit as the answer left it, when that is known without reading it again (the
+    # case step changes the case and people it joins, so it is read again).
+    detail: AuditDetail | None = None
 
 
 class AuditDialog(Dialog):  # type: ignore[misc]
@@ -215,9 +218,14 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             if outcome.show is not None:
                 await audit_store.move_to_step(session=session, audit=audit, step=outcome.show)
                 await session.flush()
-                fresh = await audit_store.audit_detail(session=session, audit_id=answer.audit_id)
-                assert fresh is not None
-                detail = fresh
+                if outcome.detail is not None:
+                    detail = outcome.detail
+                else:
+                    fresh = await audit_store.audit_detail(
+                        session=session, audit_id=answer.audit_id
+                    )
+                    assert fresh is not None
+                    detail = fresh
                 card = await self._card_for(
                     session, detail, standard, outcome.show, seq, outcome.problems, outcome.draft
                 )
@@ -400,13 +408,15 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         rating = answer.rating.strip() or None
         if rating is not None and self._framework.rating(rating) is None:
             rating = None
-        await audit_store.save_rating(
+        row = await audit_store.save_rating(
             session=session,
             audit_id=answer.audit_id,
             criterion_id=criterion_id,
             rating=rating,
             evidence=answer.evidence,
+            saved=detail.ratings,
         )
+        after = replace(detail, ratings={**detail.ratings, criterion_id: row})
         await audit_store.start(
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
         )
@@ -419,16 +429,18 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         else:
             saved = f"{option.label} — saved" if option else "saved"
         if answer.nav == "save_exit":
-            return self._leave(_Outcome(done_label=label, done_outcome=saved))
+            return self._leave(_Outcome(detail=after, done_label=label, done_outcome=saved))
         if answer.nav == "back":
             return _Outcome(
+                detail=after,
                 show=step_before(standard, detail.kind, answer.step),
                 done_label=label,
                 done_outcome=saved,
             )
         if problems:
-            return _Outcome(show=answer.step, in_place=True, problems=problems)
+            return _Outcome(detail=after, show=answer.step, in_place=True, problems=problems)
         return _Outcome(
+            detail=after,
             show=self._after(standard, detail.kind, answer.step, state),
             done_label=label,
             done_outcome=saved,
@@ -451,7 +463,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             answer.what_they_said,
             answer.no_contact_reason,
         )
-        await audit_store.save_feedback_call(
+        row = await audit_store.save_feedback_call(
             session=session,
             audit_id=answer.audit_id,
             contacted=contacted,
@@ -463,18 +475,23 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         await audit_store.start(
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
         )
+        after = replace(detail, feedback=row)
         saved = "saved" if not problems else "draft saved"
         if answer.nav == "save_exit":
-            return self._leave(_Outcome(done_label="Feedback call", done_outcome=saved))
+            return self._leave(
+                _Outcome(detail=after, done_label="Feedback call", done_outcome=saved)
+            )
         if answer.nav == "back":
             return _Outcome(
+                detail=after,
                 show=step_before(standard, detail.kind, FEEDBACK),
                 done_label="Feedback call",
                 done_outcome=saved,
             )
         if problems:
-            return _Outcome(show=FEEDBACK, in_place=True, problems=problems)
+            return _Outcome(detail=after, show=FEEDBACK, in_place=True, problems=problems)
         return _Outcome(
+            detail=after,
             show=self._after(standard, detail.kind, FEEDBACK, state),
             done_label="Feedback call",
             done_outcome="saved",
@@ -499,7 +516,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         problems += check_involvement(
             self._framework, answer.how, feedback_on, answer.reason, self._today()
         )
-        await audit_store.save_involvement(
+        row = await audit_store.save_involvement(
             session=session,
             audit_id=answer.audit_id,
             how=how,
@@ -510,23 +527,29 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         await audit_store.start(
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
         )
+        after = replace(detail, involvement=row)
         saved = "saved" if not problems else "draft saved"
         if answer.nav == "save_exit":
-            return self._leave(_Outcome(done_label="Involving the worker", done_outcome=saved))
+            return self._leave(
+                _Outcome(detail=after, done_label="Involving the worker", done_outcome=saved)
+            )
         if answer.nav == "back":
             return _Outcome(
+                detail=after,
                 show=step_before(standard, detail.kind, INVOLVEMENT),
                 done_label="Involving the worker",
                 done_outcome=saved,
             )
         if problems:
             return _Outcome(
+                detail=after,
                 show=INVOLVEMENT,
                 in_place=True,
                 problems=problems,
                 draft={"feedback_on": answer.feedback_on} if feedback_on is None else {},
             )
         return _Outcome(
+            detail=after,
             show=self._after(standard, detail.kind, INVOLVEMENT, state),
             done_label="Involving the worker",
             done_outcome="saved",
@@ -542,7 +565,9 @@ class AuditDialog(Dialog):  # type: ignore[misc]
     ) -> _Outcome:
         if answer.nav == "save_exit":
             return self._leave(
-                _Outcome(done_label="Check your answers", done_outcome="not submitted yet")
+                _Outcome(
+                    detail=detail, done_label="Check your answers", done_outcome="not submitted yet"
+                )
             )
         if answer.nav == "edit":
             target = answer.edit_step
@@ -556,14 +581,21 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 )
             ):
                 return _Outcome(
-                    show=SUMMARY, in_place=True, problems=["That answer cannot be changed here."]
+                    detail=detail,
+                    show=SUMMARY,
+                    in_place=True,
+                    problems=["That answer cannot be changed here."],
                 )
             state["return_to_summary"] = True
             return _Outcome(
-                show=target, done_label="Check your answers", done_outcome="changing an answer"
+                detail=detail,
+                show=target,
+                done_label="Check your answers",
+                done_outcome="changing an answer",
             )
         if not is_complete(standard, detail.kind, detail.progress(self._framework)):
             return _Outcome(
+                detail=detail,
                 show=SUMMARY,
                 in_place=True,
                 problems=["Some answers are missing. Use Change beside each one marked below."],
@@ -577,6 +609,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         log.info("audit %s submitted", detail.audit.id)
         heading = audit_heading(detail, standard)
         return _Outcome(
+            detail=detail,
             end=True,
             submitted=True,
             message=(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as select_entities
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -153,6 +155,21 @@ def _detail_statement() -> Any:
 
 
 _DETAIL = _detail_statement()
+_RATINGS = select(CriterionRating).where(col(CriterionRating.audit_id) == bindparam("audit_id"))
+# Every answer runs these two. Built once and run as plain SQL: building an UPDATE and the
+# ORM's matching of it against the objects in the session cost more than running it.
+_TAKE_CARD = (
+    update(AuditRequest)
+    .where(
+        col(AuditRequest.id) == bindparam("audit"), col(AuditRequest.card_seq) == bindparam("seq")
+    )
+    .values(card_seq=bindparam("next_seq"), updated_at=bindparam("now"))
+)
+_SET_LIVE_CARD = (
+    update(AuditRequest)
+    .where(col(AuditRequest.id) == bindparam("audit"))
+    .values(live_card_activity_id=bindparam("activity_id"))
+)
 
 
 async def audit_detail(*, session: AsyncSession, audit_id: int) -> AuditDetail | None:
@@ -164,10 +181,7 @@ async def audit_detail(*, session: AsyncSession, audit_id: int) -> AuditDetail |
         return None
     audit, auditor_row, case, subject_row, allocated_row, feedback, involvement = row
     ratings = {
-        r.criterion_id: r
-        for r in await session.exec(
-            select(CriterionRating).where(CriterionRating.audit_id == audit_id)
-        )
+        r.criterion_id: r for r in await session.exec(_RATINGS, params={"audit_id": audit_id})
     }
     return AuditDetail(
         audit=audit,
@@ -204,13 +218,18 @@ async def take_card(*, session: AsyncSession, audit_id: int, seq: int) -> int | 
     The compare-and-set makes a double click, a replayed submit or two devices answering
     at once count once.
     """
-    result = await session.exec(
-        update(AuditRequest)
-        .where(col(AuditRequest.id) == audit_id, col(AuditRequest.card_seq) == seq)
-        .values(card_seq=seq + 1, updated_at=utc_now())
+    now = utc_now()
+    connection = await session.connection()
+    result = await connection.execute(
+        _TAKE_CARD, {"audit": audit_id, "seq": seq, "next_seq": seq + 1, "now": now}
     )
     if not result.rowcount:
         return None
+    # The audit, if this session holds it, shows the card taken (as the row now does).
+    held = session.identity_map.get(identity_key(AuditRequest, audit_id))
+    if held is not None:
+        set_committed_value(held, "card_seq", seq + 1)
+        set_committed_value(held, "updated_at", now)
     return seq + 1
 
 
@@ -236,11 +255,11 @@ async def move_to_step(*, session: AsyncSession, audit: AuditRequest, step: str)
 
 async def set_live_card(*, session: AsyncSession, audit_id: int, activity_id: str | None) -> None:
     """Record the Teams activity id of the audit's live card (so it can be replaced later)."""
-    await session.exec(
-        update(AuditRequest)
-        .where(col(AuditRequest.id) == audit_id)
-        .values(live_card_activity_id=activity_id)
-    )
+    connection = await session.connection()
+    await connection.execute(_SET_LIVE_CARD, {"audit": audit_id, "activity_id": activity_id})
+    held = session.identity_map.get(identity_key(AuditRequest, audit_id))
+    if held is not None:
+        set_committed_value(held, "live_card_activity_id", activity_id)
 
 
 async def start(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
@@ -266,22 +285,37 @@ async def confirm_case(
 
 
 async def save_rating(
-    *, session: AsyncSession, audit_id: int, criterion_id: str, rating: str | None, evidence: str
-) -> None:
-    """Save (or replace) the rating and evidence for one criterion; a draft may lack a rating."""
-    row = (
-        await session.exec(
-            select(CriterionRating).where(
-                CriterionRating.audit_id == audit_id, CriterionRating.criterion_id == criterion_id
+    *,
+    session: AsyncSession,
+    audit_id: int,
+    criterion_id: str,
+    rating: str | None,
+    evidence: str,
+    saved: Mapping[str, CriterionRating] | None = None,
+) -> CriterionRating:
+    """Save (or replace) the rating and evidence for one criterion; a draft may lack a rating.
+
+    `saved` is the audit's ratings as this session already read them (`AuditDetail.ratings`),
+    so they need not be read again. Return the row as saved.
+    """
+    if saved is not None:
+        row = saved.get(criterion_id)
+    else:
+        row = (
+            await session.exec(
+                select(CriterionRating).where(
+                    CriterionRating.audit_id == audit_id,
+                    CriterionRating.criterion_id == criterion_id,
+                )
             )
-        )
-    ).first()
+        ).first()
     if row is None:
         row = CriterionRating(audit_id=audit_id, criterion_id=criterion_id)
     row.rating = rating
     row.evidence = evidence
     row.updated_at = utc_now()
     session.add(row)
+    return row
 
 
 async def save_feedback_call(
@@ -293,8 +327,8 @@ async def save_feedback_call(
     no_contact_reason: str,
     suitable_for_report: bool,
     complete: bool,
-) -> None:
-    """Save (or replace) the feedback call."""
+) -> FeedbackCall:
+    """Save (or replace) the feedback call; return the row as saved."""
     row = await session.get(FeedbackCall, audit_id) or FeedbackCall(audit_id=audit_id)
     row.contacted = ",".join(contacted)
     row.what_they_said = what_they_said
@@ -303,6 +337,7 @@ async def save_feedback_call(
     row.complete = complete
     row.updated_at = utc_now()
     session.add(row)
+    return row
 
 
 async def save_involvement(
@@ -313,8 +348,8 @@ async def save_involvement(
     feedback_on: date | None,
     reason: str,
     complete: bool,
-) -> None:
-    """Save (or replace) how the allocated worker was involved."""
+) -> WorkerInvolvement:
+    """Save (or replace) how the allocated worker was involved; return the row as saved."""
     row = await session.get(WorkerInvolvement, audit_id) or WorkerInvolvement(audit_id=audit_id)
     row.how = how
     row.feedback_on = feedback_on
@@ -322,6 +357,7 @@ async def save_involvement(
     row.complete = complete
     row.updated_at = utc_now()
     session.add(row)
+    return row
 
 
 async def submit(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from botbuilder.schema import ConversationReference
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import and_, col, or_, select
@@ -37,21 +38,22 @@ async def staff_and_conversation_by_aad_id(
 
     The same as `staff_by_aad_id` and `conversation_of` together; every message needs both.
     """
-    aad = aad_object_id.lower()
-    row = (
-        await session.exec(
-            select(Staff, TeamsConversation)
-            .outerjoin(
-                TeamsConversation,
-                and_(
-                    col(TeamsConversation.aad_object_id) == aad,
-                    col(TeamsConversation.installed).is_(True),
-                ),
-            )
-            .where(Staff.aad_object_id == aad)
-        )
-    ).first()
+    row = (await session.exec(_STAFF_AND_CHAT, params={"aad": aad_object_id.lower()})).first()
     return (row[0], row[1]) if row is not None else (None, None)
+
+
+# Built once (every message runs it): building it anew cost more than running it.
+_STAFF_AND_CHAT = (
+    select(Staff, TeamsConversation)
+    .outerjoin(
+        TeamsConversation,
+        and_(
+            col(TeamsConversation.aad_object_id) == bindparam("aad"),
+            col(TeamsConversation.installed).is_(True),
+        ),
+    )
+    .where(col(Staff.aad_object_id) == bindparam("aad"))
+)
 
 
 async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:
