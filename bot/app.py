@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from json import JSONDecodeError
 
 from aiohttp import web
-from botbuilder.core import ConversationState, serializer_helper
+from botbuilder.core import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 from msrest.exceptions import DeserializationError
@@ -33,7 +33,7 @@ from practice.framework import Framework, load_framework
 from scheduler.jobs import Cycle
 from scheduler.runner import JOBS, CycleScheduler
 from storage import outbox
-from storage.bot_state import SqlStorage
+from storage.bot_state import SqlConversationState, SqlStorage
 from storage.database import Database
 from storage.migrate import is_current
 
@@ -197,7 +197,7 @@ def create_app(
         app[BOT] = AuditBot(
             database=database,
             framework=framework,
-            conversation_state=ConversationState(SqlStorage(database)),
+            conversation_state=SqlConversationState(SqlStorage(database)),
             zone=settings.zone,
             support_contact=settings.support_contact,
             clock=now,

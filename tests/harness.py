@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botbuilder.core import ConversationState, Storage
+from botbuilder.core import Storage
 from botbuilder.core.adapters import TestAdapter
 from botbuilder.schema import (
     Activity,
@@ -22,7 +22,7 @@ from bot.adapter import on_turn_error
 from bot.handler import AuditBot
 from bot.limits import MessageRateLimit
 from practice.framework import Framework
-from storage.bot_state import SqlStorage
+from storage.bot_state import SqlConversationState, SqlStorage
 from storage.database import Database
 
 TENANT = "00000000-0000-0000-0000-0000000000001"
@@ -166,7 +166,7 @@ class BotHarness:
         self.bot = AuditBot(
             database=database,
             framework=framework,
-            conversation_state=ConversationState(storage or SqlStorage(database)),
+            conversation_state=SqlConversationState(storage or SqlStorage(database)),
             zone=ZoneInfo("Europe/London"),
             support_contact="the Practice Quality team (pqf@example.com)",
             clock=clock,

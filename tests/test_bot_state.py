@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from botbuilder.core import StoreItem
+from botbuilder.core import StoreItem, TurnContext
+from botbuilder.core.adapters import TestAdapter
 from botbuilder.dialogs import DialogInstance, DialogState
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationAccount
 
-from storage.bot_state import SqlStorage, StateConflictError
+from storage.bot_state import SqlConversationState, SqlStorage, StateConflictError
 from storage.database import Database
 
 
@@ -120,3 +123,64 @@ async def test_concurrent_first_writes_do_not_fail(database: Database) -> None:
     storage = SqlStorage(database)
     await asyncio.gather(*(storage.write({"fresh": {"n": n}}) for n in range(6)))
     assert (await storage.read(["fresh"]))["fresh"]["e_tag"] == "6"
+
+
+class CountingStorage(SqlStorage):
+    """Counts the writes reaching the table."""
+
+    writes = 0
+
+    async def write(self, changes: dict[str, Any]) -> None:
+        self.writes += 1
+        await super().write(changes)
+
+
+def _turn() -> TurnContext:
+    return TurnContext(
+        TestAdapter(),
+        Activity(
+            type=ActivityTypes.message,
+            channel_id="msteams",
+            conversation=ConversationAccount(id="a:chat-1"),
+            from_property=ChannelAccount(id="29:someone"),
+            recipient=ChannelAccount(id="28:bot"),
+        ),
+    )
+
+
+async def test_conversation_state_is_written_only_when_it_changed(database: Database) -> None:
+    storage = CountingStorage(database)
+    state = SqlConversationState(storage)
+    dialogs = state.create_property("DialogState")
+
+    turn = _turn()
+    stack = await dialogs.get(turn, DialogState)
+    stack.dialog_stack.append(DialogInstance(id="AuditDialog", state={"audit_id": 7}))
+    await state.save_changes(turn)
+    assert storage.writes == 1
+
+    turn = _turn()  # a turn that reads the state and changes nothing
+    found = await dialogs.get(turn, DialogState)
+    assert found.dialog_stack[0].state == {"audit_id": 7}
+    await state.save_changes(turn)
+    assert storage.writes == 1
+
+    turn = _turn()  # a change deep inside the stack is still a change
+    found = await dialogs.get(turn, DialogState)
+    found.dialog_stack[0].state["return_to_summary"] = True
+    await state.save_changes(turn)
+    assert storage.writes == 2
+    turn = _turn()
+    found = await dialogs.get(turn, DialogState)
+    assert found.dialog_stack[0].state == {"audit_id": 7, "return_to_summary": True}
+
+
+async def test_conversation_state_that_cannot_be_stored_is_still_refused(
+    database: Database,
+) -> None:
+    state = SqlConversationState(SqlStorage(database))
+    turn = _turn()
+    await state.load(turn)
+    state.get(turn)["when"] = object()
+    with pytest.raises(TypeError):
+        await state.save_changes(turn)
