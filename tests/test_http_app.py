@@ -5,26 +5,37 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from botbuilder.schema import ChannelAccount
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from msrest.serialization import Serializer
 
-from bot.adapter import CLIENTS_KEPT, AuthConfiguration, ReusingAuthentication
+from bot.adapter import (
+    CLIENTS_KEPT,
+    AuthConfiguration,
+    JsonContentSerializer,
+    ReusingAuthentication,
+)
 from bot.app import MAX_BODY_BYTES, create_app
 from bot.demo_data import staff_csv
 from bot.settings import Settings, load_settings
+from cards.audit_cards import criterion_card
+from dialogs.turn import card_message
 from practice.framework import Framework
 from storage import roster
 from storage.csv_import import import_staff
 from storage.database import Database
 from tests.fake_connector import FakeConnector
+from tests.test_cards import HEADING, SCALE
 
 APP_ID = "11111111-1111-1111-1111-111111111111"
 TENANT_ID = "22222222-2222-2222-2222-222222222222"
@@ -452,3 +463,29 @@ async def test_turns_reuse_the_connector_and_token_clients_per_app_and_service_u
     assert (
         await authentication.create_connector_factory(anonymous).create(europe, None) is not first
     )
+
+
+async def test_activities_are_serialised_as_msrest_would() -> None:
+    authentication = ReusingAuthentication(
+        AuthConfiguration(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant", APP_TENANTID="")
+    )
+    client = await authentication.create_connector_factory(ClaimsIdentity({}, True)).create(
+        "https://smba.trafficmanager.net/emea/", None
+    )
+    ours = client.conversations._serialize
+    assert isinstance(ours, JsonContentSerializer)
+    assert client.attachments._serialize is ours
+    msrest = Serializer(ours.dependencies)
+
+    card = criterion_card(
+        HEADING, seq=3, step="criterion:3.2", criterion_id="3.2", criterion_text="What matters",
+        position=2, total=8, scale=SCALE, rating="meets", evidence="Seen “here”",
+        max_length=4000, problems=["Add the evidence"],
+    )  # fmt: skip
+    plain = card_message(card)
+    plain.value = {"pqf": "audit.criterion", "seq": 3, "ok": True, "n": 1.5, "none": None}
+    # Not plain JSON: msrest's own rules apply (a model inside, a date, a tuple, a number key).
+    mixed = card_message({**card, "by": ChannelAccount(id="29:x", name="Alex")})
+    mixed.value = {"when": datetime(2026, 11, 23, 9, 30, tzinfo=UTC), "pair": (1, 2), 3: "x"}
+    for activity in (plain, mixed):
+        assert ours.body(activity, "Activity") == msrest.body(activity, "Activity")
