@@ -10,7 +10,10 @@ from which an auditor takes the `seq` and `step` of its next submit, as Teams wo
 Two loads, each after a warm-up: a closed loop (200 auditors, each sending its next turn as
 soon as the last was answered: the saturation rate) and an open loop (Poisson arrivals at
 20 turns/s, each given to an idle auditor: latency from sending the POST to its answer, by
-kind of turn). The echo bot has no database, so it is measured once per run.
+kind of turn). All the bots run at once but only one is loaded at a time: the run goes in
+rounds, and in each round every bot takes the closed loop, then every bot the open loop, in
+an order that turns each round; a bot's saturation rate is the median of its rounds, and its
+ratio to the echo bot the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import asyncio
 import contextlib
 import csv
 import ctypes
+import functools
 import io
 import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -68,46 +73,61 @@ EVIDENCE = (
     "builds on the support their family already gives. Outcomes are specific and reviewed."
 )
 # What profiling (py-spy on the bot process during the closed loop) found, and what
-# changed; the figures are --quick runs on SQLite on the machine above.
+# changed; the figures are --quick runs on the machine above.
 PROFILE_NOTES = (
-    "Before and after (py-spy, 200 Hz, on the bot process during the closed loop). First "
-    "run: 39.6 turns/s = 0.48 × echo, open-loop p50 27.5 ms (2.0 × echo), p99 444 ms "
-    "(5.8 × echo), peak RSS 211 MB: every goal missed. What dominated the event loop: "
-    "(1) `audit_detail`, read once or twice every turn, built three `aliased(Staff)` and "
-    "their joins anew on each call: a quarter of the loop's CPU went on SQLAlchemy "
-    "making column proxies, and a new statement is never found in the compiled cache. It "
-    "is now built once, with a bound parameter (storage/audits.py). (2) botbuilder's "
-    "CloudAdapter builds a Connector client and a user-token client for every turn (each "
-    "a requests Session, urllib3 pool, msrest retry policy and pipeline): about a fifth of "
-    "the loop. `ReusingAuthentication` (bot/adapter.py) keeps one per app, service URL and "
-    "audience, as botbuilder's older BotFrameworkAdapter did. (3) On SQLite, writers that "
-    "found the database locked slept in SQLite's busy handler (up to 100 ms a time) while "
-    "the lock was free again: one asyncio lock per engine now queues the writers and wakes "
-    "the next at once (storage/database.py), taking the open-loop p95 from 759 ms to about "
-    "220 ms before (1) and (2). (4) Identifying the sender and checking their stored chat "
-    "is one query instead of two (storage/roster.py). After: 43.6 turns/s = 0.55 × echo, "
-    "p50 20.5 ms (1.05 × echo), p99 99.5 ms (0.69 × echo), peak RSS 168 MB.",
-    "What remains (the saturation rate): msrest serialising the outgoing Activities, "
-    "walking every node of the Adaptive Card (a criterion card has the standard's text, "
-    "the four ratings and the evidence box; the echo bot's card is one line), is now the "
-    "largest single cost in the bot's loop, then the ORM loading the audit, its people and "
-    "ratings and saving the answer and the dialog state (about 6 queries a turn, 2 "
-    "writes). The echo bot does neither. The design's answer to more load than one "
-    "process's event loop serves is more processes: `pqf-bot serve` instances on one "
-    "PostgreSQL behind the Azure Bot's endpoint (README, section 'More than one instance'); "
-    "a council's peak (a few hundred auditors in the last days of a month) is a few turns "
-    "a second, a tenth of one process's saturation rate.",
-    "Run to run: on this shared 2-core machine the closed loop varies by a fifth or more "
-    "between runs (two full runs of this code on 2026-11-23: echo 79.2 and 69.2 turns/s, "
-    "ours on SQLite 41.5 and 57.5, on PostgreSQL 55.4 and 47.2), so compare ratios from "
-    "one run, "
-    "and repeat a run before trusting a difference. The first of those runs missed the "
-    "SQLite goals (0.52 × echo; p99 2.44 × echo) where the second met them. On SQLite "
-    "every query is a round trip to the thread aiosqlite keeps for each connection and "
-    "all turns' writers queue for the one database lock; on PostgreSQL the driver answers "
-    "on the event loop and writers do not wait for each other. SQLite is the default for "
-    "`make run`, trials and a small team; a council's deployment uses PostgreSQL "
-    "(README, Deploying to Azure Bot and Teams).",
+    "First round of profiling (stop 8; py-spy, 200 Hz, on the bot process during the closed "
+    "loop). First run: 39.6 turns/s = 0.48 × echo, open-loop p50 27.5 ms (2.0 × echo), p99 "
+    "444 ms (5.8 × echo), peak RSS 211 MB. What dominated the event loop: (1) `audit_detail` "
+    "built three `aliased(Staff)` and their joins anew on each call (a quarter of the "
+    "loop's CPU, and never found in the compiled cache): now built once with a bound "
+    "parameter (storage/audits.py). (2) botbuilder's CloudAdapter builds a Connector client "
+    "and a user-token client for every turn (each a requests Session, urllib3 pool, msrest "
+    "retry policy and pipeline): about a fifth of the loop. `ReusingAuthentication` "
+    "(bot/adapter.py) keeps one per app, service URL and audience, as botbuilder's older "
+    "BotFrameworkAdapter did. (3) On SQLite, writers that found the database locked slept "
+    "in SQLite's busy handler (up to 100 ms a time) while the lock was free again: one "
+    "asyncio lock per engine now queues the writers and wakes the next at once "
+    "(storage/database.py). (4) Identifying the sender and checking their stored chat is "
+    "one query instead of two (storage/roster.py).",
+    "Second round (this page; py-spy on the bot in the closed loop, and on the TestAdapter "
+    "harness doing whole audits, which leaves HTTP out). A criterion turn ran 11 SQL "
+    "statements and read the audit's detail (a join of seven tables, loaded as ORM "
+    "objects) twice, before and after saving the answer; building statements anew each "
+    "turn (SQLAlchemy expressions, cache keys) was a seventh of the turn; botbuilder "
+    "hashed the conversation state with jsonpickle twice a turn (7%); msrest walked every "
+    "node of each outgoing card, checking each against the Connector's 159 model classes "
+    "(0.5-0.95 ms a card, two cards a turn). Changes: the audit is not read again after an "
+    "answer whose effect is known (every step but the case); the saved rating is not "
+    "selected again; the per-turn statements are built once with bound parameters, the "
+    "two per-turn UPDATEs run as plain SQL (storage/audits.py, roster.py, bot_state.py); "
+    "the conversation state is compared by its stored JSON (`SqlConversationState`); "
+    "plain-JSON cards pass msrest unwalked (`JsonContentSerializer`, bot/adapter.py; "
+    "tested to give msrest's bytes). A criterion turn now runs 8 statements; in the "
+    "harness it went from 12-13 ms to 7 ms, a whole audit from 140-158 ms to 89-99 ms of "
+    "CPU.",
+    "Before and after, with this benchmark as it now is (--quick, 2 rounds, same day): "
+    "before, SQLite 27.5 turns/s = 0.56 × echo, PostgreSQL 33.1 = 0.67 × echo, open-loop "
+    "p50 2.93 × and 2.54 × echo, p99 1.53 × and 1.72 ×; after, SQLite 52.0 = 0.99 × echo, "
+    "PostgreSQL 50.9 = 0.96 × echo, p50 0.88 × and 1.05 ×, p99 1.10 × and 1.04 ×. The echo "
+    "bot is botbuilder as shipped (a new Connector client each turn, msrest's card walk): "
+    "ours now spends about as much CPU on a whole audit turn, database and cards included, "
+    "as the stock SDK spends on echoing; the bot_cpu_ms_per_turn column says so directly.",
+    "The benchmark itself was changed too. The closed loop used to start all 200 auditors "
+    "at once: the bot's event loop shares itself among the turns in hand, so turns begun "
+    "together ended together and the next 200 began together, and the answers came in "
+    "waves a few seconds apart; a window's count depended on how many waves it held (the "
+    "echo bot measured 60 to 80 turns/s on one day, and a --quick window counted exactly "
+    "one wave of 200). The auditors now start one after another over the warm-up, and the "
+    "bots run at once and take turns round by round (above), so the machine's drift falls "
+    "on all of them alike.",
+    "What remains of a turn's cost: botbuilder's HTTP path (aiohttp, msrest deserialising "
+    "the incoming activity, requests sending two replies on executor threads) is now most "
+    "of it, then the ORM loading the audit with its people and ratings (a criterion turn "
+    "reads 4 times and writes 4). The design's answer to more load than one process's event loop "
+    "serves is more processes: `pqf-bot serve` instances on one PostgreSQL behind the "
+    "Azure Bot's endpoint (README, section 'More than one instance'); a council's peak (a "
+    "few hundred auditors in the last days of a month) is a few turns a second, a tenth "
+    "of one process's saturation rate.",
 )
 _NAV_FORWARD = ("next", "submit")
 _ECHO_SEQUENCE = ("open", "case", *["criterion"] * 8, "feedback", "submit")
@@ -121,8 +141,9 @@ _KIND_OF_CARD = {
 
 @dataclass(frozen=True)
 class Plan:
-    """How long each load runs (seconds), warm-up apart."""
+    """How long each load runs (seconds), warm-up apart, and in how many rounds."""
 
+    rounds: int
     closed_warmup: float
     closed_seconds: float
     open_warmup: float
@@ -133,10 +154,10 @@ class Plan:
     def of(quick: bool) -> Plan:
         """Return the full plan, or the quick one for trying."""
         if quick:
-            return Plan(closed_warmup=1, closed_seconds=5, open_warmup=1, open_seconds=8,
-                        audits_each=3)  # fmt: skip
-        return Plan(closed_warmup=5, closed_seconds=20, open_warmup=5, open_seconds=45,
-                    audits_each=6)  # fmt: skip
+            return Plan(rounds=2, closed_warmup=3, closed_seconds=4, open_warmup=1,
+                        open_seconds=5, audits_each=3)  # fmt: skip
+        return Plan(rounds=3, closed_warmup=5, closed_seconds=10, open_warmup=3,
+                    open_seconds=15, audits_each=6)  # fmt: skip
 
 
 # -- the processes ---------------------------------------------------------------------------
@@ -616,15 +637,26 @@ class Load:
         await asyncio.gather(*(self.turn(a) for a in self.auditors))
 
     async def closed_loop(self, warmup: float, seconds: float) -> list[Sample]:
-        """Keep every auditor busy; return the turns answered within the measured window."""
-        stop = asyncio.Event()
+        """Keep every auditor busy; return the turns answered within the measured window.
 
-        async def keep_going(auditor: Auditor) -> None:
+        The auditors start one after another over most of the warm-up. Started together,
+        they stay in step: the bot's event loop shares itself among the turns in hand, so
+        200 alike turns begun together end together, and the next 200 begin together. The
+        answers then come in waves a few seconds apart, and a window's count depends on how
+        many waves it happens to hold (up to a fifth either way, in runs before this).
+        """
+        stop = asyncio.Event()
+        spread = warmup * 0.6 / len(self.auditors)
+
+        async def keep_going(auditor: Auditor, start_after: float) -> None:
+            await asyncio.sleep(start_after)
             while not stop.is_set():
                 await self.turn(auditor)
 
         first = len(self.samples)
-        tasks = [asyncio.create_task(keep_going(a)) for a in self.auditors]
+        tasks = [
+            asyncio.create_task(keep_going(a, n * spread)) for n, a in enumerate(self.auditors)
+        ]
         try:
             await asyncio.sleep(warmup)
             window_start = time.perf_counter()
@@ -692,21 +724,36 @@ class Load:
 
 @dataclass
 class Measured:
-    """What one bot did under both loads."""
+    """What one bot did under both loads, over all the rounds."""
 
     closed_turns: int = 0
     closed_seconds: float = 0.0
+    closed_rates: list[float] = field(default_factory=list)  # turns/s, one per round
     open_samples: list[Sample] = field(default_factory=list)
     open_seconds: float = 0.0
     open_waiting: int = 0
     problems: int = 0
     audits_submitted: int = 0
-    cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # load -> (bot, us) %
+    cpu_seconds: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
 
     @property
     def rate(self) -> float:
-        return self.closed_turns / self.closed_seconds if self.closed_seconds else 0.0
+        """Return the median of the rounds' closed-loop rates."""
+        return statistics.median(self.closed_rates) if self.closed_rates else 0.0
+
+    @property
+    def cpu(self) -> dict[str, tuple[float, float]]:
+        """Return each load's CPU use (% of one core): the bot's and the load generator's."""
+        return {
+            load: (bot / seconds * 100, ours / seconds * 100)
+            for load, (bot, ours, seconds) in self.cpu_seconds.items()
+        }
+
+    def add_cpu(self, load: str, bot: float, ours: float, seconds: float) -> None:
+        """Count CPU seconds used during a load's window of `seconds`."""
+        before = self.cpu_seconds.get(load, (0.0, 0.0, 0.0))
+        self.cpu_seconds[load] = (before[0] + bot, before[1] + ours, before[2] + seconds)
 
     def by_kind(self) -> dict[str, list[float]]:
         """Return the open-loop latencies (ms) by kind of turn, and of all turns."""
@@ -717,73 +764,116 @@ class Measured:
         return found
 
 
-async def _cpu_during(child: Child, work: Callable[[], Awaitable[Any]]) -> tuple[Any, float, float]:
-    """Run the work; return its result and the bot's and this process's CPU use in %."""
+async def _cpu_during(
+    child: Child, work: Callable[[], Awaitable[Any]]
+) -> tuple[Any, float, float, float]:
+    """Run the work; return its result, the bot's and this process's CPU seconds, and seconds."""
     bot_before, ours_before = child.cpu_seconds(), time.process_time()
     with Stopwatch() as watch:
         result = await work()
-    bot = (child.cpu_seconds() - bot_before) / watch.seconds * 100
-    ours = (time.process_time() - ours_before) / watch.seconds * 100
-    return result, bot, ours
+    bot = child.cpu_seconds() - bot_before
+    ours = time.process_time() - ours_before
+    return result, bot, ours, watch.seconds
 
 
-async def measure(child: Child, auditors: list[Auditor], plan: Plan, label: str) -> Measured:
-    """Drive one running bot with the warm-up, the closed loop and the open loop."""
-    connector = await Connector().start()
-    measured = Measured()
-    try:
-        load = Load(child.url, connector, auditors)
-        async with load.session():
+@dataclass
+class Subject:
+    """One bot under test: its process, its Connector, its auditors and what they measured."""
+
+    label: str
+    child: Child
+    auditors: list[Auditor]
+    connector: Connector = field(default_factory=Connector)
+    measured: Measured = field(default_factory=Measured)
+    load: Load | None = None
+
+
+async def measure(subjects: list[Subject], plan: Plan) -> None:
+    """Drive every bot with the warm-up, then closed and open loops, round by round.
+
+    The bots take turns within each round (in a different order each round), so a change
+    in the machine's speed during the run (it is shared) falls on all of them alike; each
+    round's ratio to the echo bot is taken within the round.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        for subject in subjects:
+            await subject.connector.start()
+            stack.push_async_callback(subject.connector.close)
+            subject.load = Load(subject.child.url, subject.connector, subject.auditors)
+            await stack.enter_async_context(subject.load.session())
             # Every auditor's first turn stores their conversation: part of the warm-up.
-            await load.everyone_once()
-            window, bot_cpu, our_cpu = await _cpu_during(
-                child, lambda: load.closed_loop(plan.closed_warmup, plan.closed_seconds)
-            )
-            measured.closed_turns = len(window)
-            measured.closed_seconds = plan.closed_seconds
-            measured.cpu["closed"] = (bot_cpu, our_cpu)
-            print(
-                f"[turns] {label}: closed loop {measured.rate:.1f} turns/s "
-                f"(bot CPU {bot_cpu:.0f}%, load generator {our_cpu:.0f}%)",
-                flush=True,
-            )
-            (samples, waiting), bot_cpu, our_cpu = await _cpu_during(
-                child, lambda: load.open_loop(OPEN_LOOP_RATE, plan.open_warmup, plan.open_seconds)
-            )
-            measured.open_samples = samples
-            measured.open_seconds = plan.open_seconds
-            measured.open_waiting = waiting
-            measured.cpu["open"] = (bot_cpu, our_cpu)
-        measured.problems = sum(a.problems for a in auditors)
-        measured.audits_submitted = sum(a.finished for a in auditors)
-        measured.peak_rss_mb = child.peak_rss_mb()
-    finally:
-        await connector.close()
-    return measured
+            await subject.load.everyone_once()
+        for number in range(plan.rounds):
+            for subject in _in_turn(subjects, number):
+                load = subject.load
+                assert load is not None
+                window, bot, ours, seconds = await _cpu_during(
+                    subject.child,
+                    functools.partial(load.closed_loop, plan.closed_warmup, plan.closed_seconds),
+                )
+                measured = subject.measured
+                measured.closed_turns += len(window)
+                measured.closed_seconds += plan.closed_seconds
+                measured.closed_rates.append(len(window) / plan.closed_seconds)
+                measured.add_cpu("closed", bot, ours, seconds)
+                print(
+                    f"[turns] round {number + 1}, {subject.label}: closed loop "
+                    f"{measured.closed_rates[-1]:.1f} turns/s (bot CPU {bot / seconds:.0%}, "
+                    f"load generator {ours / seconds:.0%})",
+                    flush=True,
+                )
+            for subject in _in_turn(subjects, number):
+                load = subject.load
+                assert load is not None
+                (samples, waiting), bot, ours, seconds = await _cpu_during(
+                    subject.child,
+                    functools.partial(
+                        load.open_loop, OPEN_LOOP_RATE, plan.open_warmup, plan.open_seconds
+                    ),
+                )
+                measured = subject.measured
+                measured.open_samples += samples
+                measured.open_seconds += plan.open_seconds
+                measured.open_waiting += waiting
+                measured.add_cpu("open", bot, ours, seconds)
+    for subject in subjects:
+        subject.measured.problems = sum(a.problems for a in subject.auditors)
+        subject.measured.audits_submitted = sum(a.finished for a in subject.auditors)
+        subject.measured.peak_rss_mb = subject.child.peak_rss_mb()
+
+
+def _in_turn(subjects: list[Subject], number: int) -> list[Subject]:
+    """Return the bots in round `number`'s order (each round starts one further on)."""
+    shift = number % len(subjects)
+    return subjects[shift:] + subjects[:shift]
 
 
 def _auditors(roster: list[Person], audits: dict[int, list[int]], echo: bool) -> list[Auditor]:
     return [Auditor(p, audits.get(p.index, [1]), echo) for p in roster]
 
 
-def run_echo(folder: Path, roster: list[Person], plan: Plan) -> Measured:
-    """Measure the echo bot."""
-    command = [sys.executable, "-m", "bench.echo_bot"]
-    with Child("echo bot", command, {"PYTHONPATH": str(ROOT)}, folder / "echo.log") as child:
+def run(folder: Path, kinds: list[str], roster: list[Person], plan: Plan) -> list[Subject]:
+    """Start the echo bot and the real bot on a new database of each kind; measure them all."""
+    with contextlib.ExitStack() as stack:
+        echo = stack.enter_context(
+            Child("echo bot", [sys.executable, "-m", "bench.echo_bot"],
+                  {"PYTHONPATH": str(ROOT)}, folder / "echo.log")
+        )  # fmt: skip
         # The echo bot ignores what it is sent: its auditors only cycle through the kinds.
-        return asyncio.run(measure(child, _auditors(roster, {}, echo=True), plan, "echo"))
-
-
-def run_ours(folder: Path, kind: str, roster: list[Person], plan: Plan) -> Measured:
-    """Measure the real bot on a new database of this kind."""
-    with database(kind, folder, "turns") as url:
-        with Stopwatch() as setup:
-            audits = prepare(folder, url, roster, plan.audits_each)
-        print(f"[turns] {kind}: roster, cases and {sum(map(len, audits.values()))} requests "
-              f"ready in {setup.seconds:.1f} s", flush=True)  # fmt: skip
-        command = [sys.executable, "-m", "bot", "serve"]
-        with Child("bot", command, _bot_env(url), folder / f"bot-{kind}.log") as child:
-            return asyncio.run(measure(child, _auditors(roster, audits, echo=False), plan, kind))
+        subjects = [Subject("echo", echo, _auditors(roster, {}, echo=True))]
+        for kind in kinds:
+            url = stack.enter_context(database(kind, folder, "turns"))
+            with Stopwatch() as setup:
+                audits = prepare(folder, url, roster, plan.audits_each)
+            print(f"[turns] {kind}: roster, cases and {sum(map(len, audits.values()))} "
+                  f"requests ready in {setup.seconds:.1f} s", flush=True)  # fmt: skip
+            child = stack.enter_context(
+                Child("bot", [sys.executable, "-m", "bot", "serve"], _bot_env(url),
+                      folder / f"bot-{kind}.log")
+            )  # fmt: skip
+            subjects.append(Subject(kind, child, _auditors(roster, audits, echo=False)))
+        asyncio.run(measure(subjects, plan))
+    return subjects
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -793,17 +883,29 @@ def _ms(value: float) -> float:
     return round(value, 1)
 
 
+def _ratios(ours: Measured, echo: Measured) -> list[float]:
+    """Return each round's closed-loop rate as a fraction of the echo bot's in that round."""
+    return [mine / floor for mine, floor in zip(ours.closed_rates, echo.closed_rates, strict=True)]
+
+
+def _ratio(ours: Measured, echo: Measured) -> float:
+    """Return the median of the rounds' ratios to the echo bot."""
+    return statistics.median(_ratios(ours, echo))
+
+
 def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: Plan) -> None:
     """Add the tables and goals."""
     section = "Closed loop (saturation)"
-    result.table(section, {"database": "none", "bot": "echo", "turns": echo.closed_turns,
-                           "seconds": echo.closed_seconds, "turns_per_s": round(echo.rate, 1),
-                           "ratio_to_echo": 1.0})  # fmt: skip
-    for kind, ours in measured.items():
-        result.table(section, {"database": kind, "bot": "ours", "turns": ours.closed_turns,
-                               "seconds": ours.closed_seconds,
-                               "turns_per_s": round(ours.rate, 1),
-                               "ratio_to_echo": round(ours.rate / echo.rate, 3)})  # fmt: skip
+    for kind, bot, runs in (("none", "echo", echo), *[(k, "ours", m) for k, m in measured.items()]):
+        result.table(section, {
+            "database": kind, "bot": bot, "turns": runs.closed_turns,
+            "seconds": runs.closed_seconds,
+            "turns_per_s_by_round": ", ".join(f"{r:.1f}" for r in runs.closed_rates),
+            "median_turns_per_s": round(runs.rate, 1),
+            "ratio_to_echo_by_round": ", ".join(f"{r:.3f}" for r in _ratios(runs, echo)),
+            "median_ratio": round(_ratio(runs, echo), 3),
+            "bot_cpu_ms_per_turn": round(runs.cpu["closed"][0] * 10 / runs.rate, 1),
+        })  # fmt: skip
 
     section = f"Open loop at {OPEN_LOOP_RATE:g} turns/s"
     echo_kinds = echo.by_kind()
@@ -850,9 +952,10 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
 
     echo_all = echo.by_kind()[ALL]
     for database_kind, ours in measured.items():
-        ratio = ours.rate / echo.rate
+        ratio = _ratio(ours, echo)
         result.goal(f"saturation rate ({database_kind})", "at least 2/3 of the echo bot's",
-                    f"{ours.rate:.1f} turns/s = {ratio:.2f} × echo ({echo.rate:.1f})",
+                    f"{ours.rate:.1f} turns/s = {ratio:.2f} × echo ({echo.rate:.1f}), "
+                    f"median of {len(ours.closed_rates)} rounds",
                     ratio >= 2 / 3)  # fmt: skip
         ours_all = ours.by_kind()[ALL]
         for name, fraction in (("p50", 0.5), ("p99", 0.99)):
@@ -881,21 +984,26 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
         "The bot runs as `pqf-bot serve` (development mode, no authentication, scheduler and "
         "outbox sender off, no per-person limit, log level WARNING) on a new database per "
         "kind; the echo bot (bench/echo_bot.py: a botbuilder ActivityHandler on aiohttp with "
-        "CloudAdapter, replying with one text and one Adaptive Card) has no database and is "
-        "measured once per run. Both send their replies through botbuilder's Connector "
-        "client, which runs on the event loop's default executor, sized alike (32 threads).",
+        "CloudAdapter, replying with one text and one Adaptive Card) has no database. All run "
+        "at once; only one is loaded at a time. Both send their replies through botbuilder's "
+        "Connector client, which runs on the event loop's default executor, sized alike "
+        "(32 threads).",
         "The load generator and the fake Bot Connector share one asyncio process (aiohttp "
         "client and server, keep-alive connections); the Connector answers every call at "
         "once and never throttles. Latency is measured in the load generator, from sending "
         "the POST to /api/messages to reading its answer (the bot answers after its replies "
         "reached the Connector).",
-        f"Warm-up: every auditor's first turn (it stores their conversation), then "
-        f"{plan.closed_warmup:g} s of closed loop before a {plan.closed_seconds:g} s measured "
-        f"window, and {plan.open_warmup:g} s of open loop before a {plan.open_seconds:g} s "
-        "measured window. Closed loop: turns answered within the window / its length. Open "
-        f"loop: Poisson arrivals at {OPEN_LOOP_RATE:g} turns/s (seeded), each given to an "
-        "idle auditor (never two turns of one auditor in flight); latency of the turns sent "
-        "within the window.",
+        f"{plan.rounds} rounds; in each, every bot in turn (the order turning each round) "
+        f"takes {plan.closed_warmup:g} s of closed loop before a {plan.closed_seconds:g} s "
+        f"measured window, then every bot {plan.open_warmup:g} s of open loop before a "
+        f"{plan.open_seconds:g} s measured window. So a change in the shared machine's speed "
+        "falls on every bot alike, and each round's ratio to the echo bot is taken within "
+        "the round. Warm-up before the first round: every auditor's first turn (it stores "
+        "their conversation). Closed loop: turns answered within the window / its length; "
+        "a bot's rate is the median of its rounds, its ratio to the echo bot the median of "
+        "the rounds' ratios. Open loop (the rounds' turns together): Poisson arrivals at "
+        f"{OPEN_LOOP_RATE:g} turns/s (seeded), each given to an idle auditor (never two turns "
+        "of one auditor in flight); latency of the turns sent within the windows.",
         f"Checks: turns that did not get the expected card or confirmation {problems} (the "
         f"auditor then reopens the audit); audits submitted {submitted}; arrivals that found "
         f"no idle auditor {waiting}.",
@@ -926,9 +1034,9 @@ def main() -> None:
     folder = scratch("turns")
     roster = people(AUDITORS)
     with Stopwatch() as whole:
-        echo = run_echo(folder, roster, plan)
-        print(f"[turns] echo: closed loop {echo.rate:.1f} turns/s", flush=True)
-        measured = {kind: run_ours(folder, kind, roster, plan) for kind in kinds}
+        subjects = run(folder, kinds, roster, plan)
+        echo = subjects[0].measured
+        measured = {s.label: s.measured for s in subjects[1:]}
         report(result, measured, echo, plan)
         _limit_note(result, measured, echo)
     result.seconds = round(whole.seconds, 1)
