@@ -128,6 +128,16 @@ PROFILE_NOTES = (
     "Azure Bot's endpoint (README, section 'More than one instance'); a council's peak (a "
     "few hundred auditors in the last days of a month) is a few turns a second, a tenth "
     "of one process's saturation rate.",
+    "The open loop's p99 is set by its slowest ten or so turns, so it moves most from run "
+    "to run: the full run of 2026-11-23 12:35 missed it on PostgreSQL (234.8 ms = 1.64 × "
+    "echo, while its p95, 73.6 ms, was 0.87 × echo's), and a --quick PostgreSQL run "
+    "straight after measured 47.0 ms = 0.75 × echo. What the bot itself adds to its tail, "
+    "measured with gc.callbacks in that quick run: a full garbage-collector pass every few "
+    "seconds under load, 14-28 ms each, freeing 8,000-15,000 objects held in reference "
+    "cycles (turn objects that refer to each other: botbuilder's TurnContext and its turn "
+    "state, the ORM session's objects); collections of younger generations take 5-12 ms. "
+    "The remaining stalls of 200 ms and more fall on the echo bot too (its p99 was 143 ms "
+    "against a p50 of 24 ms): they are the shared machine's.",
 )
 _NAV_FORWARD = ("next", "submit")
 _ECHO_SEQUENCE = ("open", "case", *["criterion"] * 8, "feedback", "submit")
