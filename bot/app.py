@@ -216,6 +216,7 @@ def create_app(
                 limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
                 instance_id=settings.instance_name,
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
+                framework=framework,
             )
             # Answers to people count in the sender's limit: it leaves them room.
             adapter.replies = sender.limiter

@@ -502,7 +502,10 @@ def _request(settings: Settings, args: argparse.Namespace) -> int:
                 f"{AuditKind(audit.kind).description}, {audit.month}, due {audit.due_on}."
             )
             sender = ProactiveSender(
-                adapter=create_adapter(settings), database=database, app_id=settings.app_id
+                adapter=create_adapter(settings),
+                database=database,
+                app_id=settings.app_id,
+                framework=framework,
             )
             assert requested.message.id is not None
             result = await sender.deliver(requested.message.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceR
 from bot.commands import Command, ReportMonthsError, parse_command, report_months
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
+from bot.notices import UnrenderableMessageError, outbox_activity
 from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
 from bot.reporting import scoped_report
 from cards.cycle_cards import moderation_sample_card, new_audit_card
@@ -45,7 +45,7 @@ from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, Staff
+from storage.models import AuditRequest, AuditStatus, OutboxMessage, Staff
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,21 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         if not claimed:
             return False
         if len(claimed) <= MAX_WAITING_SENT_AS_THEY_ARE:
-            sent = [
-                await turn_context.send_activity(Activity().deserialize(json.loads(m.activity)))
-                for m in claimed
-            ]
+            made: list[tuple[OutboxMessage, Activity]] = []
+            async with self._database.session() as session:
+                for message in claimed:
+                    try:
+                        activity = await outbox_activity(
+                            session=session, framework=self._framework, message=message
+                        )
+                    except (ValueError, UnrenderableMessageError):
+                        # Left claimed: when the claim lapses the sender records why it
+                        # cannot be sent.
+                        log.warning("outbox message %s cannot be sent; left", message.id)
+                        continue
+                    made.append((message, Activity().deserialize(activity)))
+            claimed = [message for message, _activity in made]
+            sent = [await turn_context.send_activity(activity) for _message, activity in made]
         else:
             listed = await self._send_audit_list(turn_context, staff)
             sent = [listed] * len(claimed)

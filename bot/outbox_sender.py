@@ -56,12 +56,14 @@ from botbuilder.schema import Activity
 from botframework.connector.models import ErrorResponseException
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.notices import UNRENDERED_REQUEST, UnrenderableMessageError, outbox_activity
 from bot.proactive import (
     UNDELIVERABLE_STATUSES,
     Delivery,
     DeliveryResult,
     conversation_reference,
 )
+from practice.framework import Framework
 from storage import outbox, roster
 from storage.database import Database
 from storage.models import OutboxMessage, TeamsConversation, utc_now
@@ -430,8 +432,11 @@ class OutboxSender:
         clock: Callable[[], datetime] = utc_now,
         instance_id: str | None = None,
         on_attempt: Callable[[Delivery, int], None] | None = None,
+        framework: Framework | None = None,
     ) -> None:
         self._database = database
+        # Makes the request cards a month's dispatch queues unmade (bot.notices).
+        self._framework = framework
         # Told of every attempt's outcome and HTTP status (0 if none): for the metrics.
         self._on_attempt = on_attempt
         self._adapter = adapter
@@ -699,7 +704,14 @@ class OutboxSender:
 
     async def _post(self, message: OutboxMessage, conversation: TeamsConversation) -> str | None:
         """Send the message's activity to the person's chat; return Teams' activity id."""
-        activity = Activity().deserialize(json.loads(message.activity))
+        if message.activity == UNRENDERED_REQUEST:
+            async with self._database.session() as session:
+                made = await outbox_activity(
+                    session=session, framework=self._framework, message=message
+                )
+        else:
+            made = json.loads(message.activity)
+        activity = Activity().deserialize(made)
         sent: list[str | None] = []
         failures: list[Exception] = []
 
@@ -743,6 +755,8 @@ class OutboxSender:
             log.info("outbox message %s sent (attempt %d)", message.id, attempt)
             return DeliveryResult(message.id, Delivery.SENT)
 
+        if isinstance(failure, UnrenderableMessageError):
+            return await self._undeliverable(message, str(failure))
         status, detail = _describe(failure)
         if status in UNDELIVERABLE_STATUSES or (
             400 <= status < 500 and status not in RETRY_STATUSES

@@ -14,6 +14,7 @@ from enum import StrEnum
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 
+from practice.framework import Framework
 from storage.database import Database
 from storage.models import TeamsConversation
 
@@ -60,11 +61,20 @@ def conversation_reference(conversation: TeamsConversation) -> ConversationRefer
 class ProactiveSender:
     """Delivers one outbox message at a time, now (the `pqf-bot request` command)."""
 
-    def __init__(self, *, adapter: CloudAdapter, database: Database, app_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        adapter: CloudAdapter,
+        database: Database,
+        app_id: str,
+        framework: Framework | None = None,
+    ) -> None:
         # Imported here: the outbox sender imports this module for the reference and results.
         from bot.outbox_sender import OutboxSender
 
-        self._sender = OutboxSender(database=database, adapter=adapter, app_id=app_id)
+        self._sender = OutboxSender(
+            database=database, adapter=adapter, app_id=app_id, framework=framework
+        )
 
     async def deliver(self, message_id: int) -> DeliveryResult:
         """Send one pending message and record the outcome in the outbox."""

@@ -8,7 +8,6 @@ late after the bot was down, and still asks and tells everyone once.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections import Counter, defaultdict
@@ -26,14 +25,14 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import (
+    UNRENDERED_REQUEST,
     queue_digest,
     queue_moderation_sample,
     queue_reminder,
     request_key_of,
-    request_message,
 )
 from cards.cycle_cards import DigestRow, SampleEntry
-from dialogs.audit_views import heading_of, list_entry, month_label
+from dialogs.audit_views import list_entry, month_label
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
@@ -372,21 +371,7 @@ async def _create_requests(
     for queued, request in enumerate(plan.requests, 1):
         progress("queuing request cards", queued, total)
         audit_id = ids[request.key]
-        standard = framework.standard(request.standard)
-        assert standard is not None
-        case = cases.get(request.case_id) if request.case_id else None
-        subject_id = _subject_of(request, case)
-        subject = people.get(subject_id) if subject_id else None
-        heading = heading_of(
-            audit_id,
-            plan.month,
-            AuditKind(request.kind),
-            due_on,
-            standard,
-            case.reference if case else None,
-            subject.name if subject else None,
-        )
-        message = request_message(heading, standard)
+        # The sender makes the card when it sends it (bot.notices.outbox_activity).
         messages.append(
             new_message
             | dict(
@@ -395,7 +380,7 @@ async def _create_requests(
                 purpose="audit_request",
                 period=plan.month,
                 audit_id=audit_id,
-                activity=json.dumps(message, separators=(",", ":")),
+                activity=UNRENDERED_REQUEST,
                 status=OutboxStatus.PENDING,
             )
         )

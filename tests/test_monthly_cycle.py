@@ -9,9 +9,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, func, select
 
+from bot.adapter import create_adapter
 from bot.demo_data import cases_csv, staff_csv
+from bot.notices import (
+    UNRENDERED_REQUEST,
+    UnrenderableMessageError,
+    outbox_activity,
+    request_card_activity,
+)
+from bot.outbox_sender import OutboxSender
+from bot.proactive import Delivery
+from bot.settings import load_settings
 from practice.calendar import audit_year, audits_in_month, days_before_due
 from practice.framework import Framework
 from scheduler.jobs import (
@@ -29,6 +40,7 @@ from scheduler.jobs import (
 from scheduler.runner import CycleScheduler
 from storage import audits as audit_store
 from storage import moderation as moderation_store
+from storage import roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import (
@@ -42,6 +54,7 @@ from storage.models import (
     OutboxMessage,
     Staff,
 )
+from tests.fake_connector import FakeConnector
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -149,6 +162,83 @@ async def test_dispatch_creates_requests_once_and_records_its_seed(
         assert audit is not None
         assert audit.dispatch_key is not None
         assert str(audit.due_on) == "2026-11-30"
+
+
+async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
+    database: Database, framework: Framework, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    await dispatch_month(cycle, "2026-11", seed="2026-11/fixed")
+    async with database.session() as session:
+        queued = (
+            await session.exec(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.purpose) == "audit_request")
+                .order_by(col(OutboxMessage.id))
+            )
+        ).all()
+        assert queued
+        assert {m.activity for m in queued} == {UNRENDERED_REQUEST}
+        for message in queued:
+            assert message.audit_id is not None
+            detail = await audit_store.audit_detail(session=session, audit_id=message.audit_id)
+            assert detail is not None
+            standard = framework.standard(detail.audit.standard)
+            assert standard is not None
+            made = await outbox_activity(session=session, framework=framework, message=message)
+            assert made == request_card_activity(
+                detail.audit, standard, detail.case, detail.subject
+            )
+            assert made["summary"] == f"New audit: {standard.label}"
+            card = json.dumps(made["attachments"][0]["content"])
+            assert f'"audit_id": {detail.audit.id}' in card
+            if detail.case is not None:
+                assert detail.case.reference in card
+        with pytest.raises(UnrenderableMessageError, match="no framework"):
+            await outbox_activity(session=session, framework=None, message=queued[0])
+
+    # Sent through the real sender to a fake Teams, the card is the one made.
+    connector = await FakeConnector().start()
+    try:
+        message = queued[0]
+        async with database.session() as session:
+            recipient = await session.get(Staff, message.recipient_id)
+            assert recipient is not None
+            assert recipient.aad_object_id is not None
+            await roster.remember_conversation(
+                session=session,
+                aad_object_id=recipient.aad_object_id,
+                reference=ConversationReference(
+                    channel_id="msteams", service_url=connector.url,
+                    conversation=ConversationAccount(id="a:auditor", tenant_id="t"),
+                    user=ChannelAccount(id="29:auditor"), bot=ChannelAccount(id="28:bot"),
+                ),
+            )  # fmt: skip
+            expected = await outbox_activity(session=session, framework=framework, message=message)
+        monkeypatch.setenv("PQF_ENVIRONMENT", "development")
+        monkeypatch.setenv("MICROSOFT_APP_ID", "")
+        adapter = create_adapter(load_settings(env_file=None))
+        assert message.id is not None
+        without = OutboxSender(database=database, adapter=adapter, app_id="")
+        sent = await OutboxSender(
+            database=database, adapter=adapter, app_id="", framework=framework
+        ).deliver(message.id)
+        assert sent.outcome is Delivery.SENT
+        assert connector.cards() == [expected["attachments"][0]["content"]]
+        # A sender given no framework cannot make the card: the message is not sent, and
+        # says why (another of the month's cards, given to the same person).
+        other = queued[1]
+        assert other.id is not None
+        async with database.session() as session:
+            other_row = await session.get(OutboxMessage, other.id)
+            assert other_row is not None
+            other_row.recipient_id = message.recipient_id
+        refused = await without.deliver(other.id)
+        assert refused.outcome is Delivery.UNDELIVERABLE
+        assert refused.detail == "this sender was given no framework to make request cards"
+        assert len(connector.cards()) == 1
+    finally:
+        await connector.close()
 
 
 async def test_the_dispatch_reads_only_the_cases_a_draw_may_take(
