@@ -31,17 +31,6 @@ async def staff_by_aad_id(*, session: AsyncSession, aad_object_id: str) -> Staff
     ).first()
 
 
-async def staff_and_conversation_by_aad_id(
-    *, session: AsyncSession, aad_object_id: str
-) -> tuple[Staff | None, TeamsConversation | None]:
-    """Return the member of staff with this object id and their stored chat, in one query.
-
-    The same as `staff_by_aad_id` and `conversation_of` together; every message needs both.
-    """
-    row = (await session.exec(_STAFF_AND_CHAT, params={"aad": aad_object_id.lower()})).first()
-    return (row[0], row[1]) if row is not None else (None, None)
-
-
 # Built once (every message runs it): building it anew cost more than running it.
 _STAFF_AND_CHAT = (
     select(Staff, TeamsConversation)
@@ -54,6 +43,17 @@ _STAFF_AND_CHAT = (
     )
     .where(col(Staff.aad_object_id) == bindparam("aad"))
 )
+
+
+async def staff_and_conversation_by_aad_id(
+    *, session: AsyncSession, aad_object_id: str
+) -> tuple[Staff | None, TeamsConversation | None]:
+    """Return the member of staff with this object id and their stored chat, in one query.
+
+    The same as `staff_by_aad_id` and `conversation_of` together; every message needs both.
+    """
+    row = (await session.exec(_STAFF_AND_CHAT, params={"aad": aad_object_id.lower()})).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:
