@@ -170,18 +170,17 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return False
         if len(claimed) <= MAX_WAITING_SENT_AS_THEY_ARE:
             made: list[tuple[OutboxMessage, Activity]] = []
-            async with self._database.session() as session:
-                for message in claimed:
-                    try:
-                        activity = await outbox_activity(
-                            session=session, framework=self._framework, message=message
-                        )
-                    except (ValueError, UnrenderableMessageError):
-                        # Left claimed: when the claim lapses the sender records why it
-                        # cannot be sent.
-                        log.warning("outbox message %s cannot be sent; left", message.id)
-                        continue
-                    made.append((message, Activity().deserialize(activity)))
+            for message in claimed:
+                try:
+                    activity = await outbox_activity(
+                        database=self._database, framework=self._framework, message=message
+                    )
+                except (ValueError, UnrenderableMessageError):
+                    # Left claimed: when the claim lapses the sender records why it cannot
+                    # be sent.
+                    log.warning("outbox message %s cannot be sent; left", message.id)
+                    continue
+                made.append((message, Activity().deserialize(activity)))
             claimed = [message for message, _activity in made]
             sent = [await turn_context.send_activity(activity) for _message, activity in made]
         else:

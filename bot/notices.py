@@ -29,6 +29,7 @@ from dialogs.turn import card_message
 from practice.framework import Framework, Standard
 from storage import outbox
 from storage.audits import AuditDetail, audit_detail
+from storage.database import Database
 from storage.models import AuditRequest, CaseRecord, OutboxMessage, Staff
 
 
@@ -91,7 +92,7 @@ class UnrenderableMessageError(Exception):
 
 
 async def outbox_activity(
-    *, session: AsyncSession, framework: Framework | None, message: OutboxMessage
+    *, database: Database, framework: Framework | None, message: OutboxMessage
 ) -> dict[str, Any]:
     """Return the activity to send for an outbox message, making a request card now if need be.
 
@@ -105,7 +106,8 @@ async def outbox_activity(
         raise UnrenderableMessageError("this sender was given no framework to make request cards")
     if message.audit_id is None:
         raise UnrenderableMessageError("a request card without an audit")
-    detail = await audit_detail(session=session, audit_id=message.audit_id)
+    async with database.session() as session:
+        detail = await audit_detail(session=session, audit_id=message.audit_id)
     if detail is None:
         raise UnrenderableMessageError("the audit of this request card no longer exists")
     standard = framework.standard(detail.audit.standard)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -56,7 +55,7 @@ from botbuilder.schema import Activity
 from botframework.connector.models import ErrorResponseException
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import UNRENDERED_REQUEST, UnrenderableMessageError, outbox_activity
+from bot.notices import UnrenderableMessageError, outbox_activity
 from bot.proactive import (
     UNDELIVERABLE_STATUSES,
     Delivery,
@@ -704,13 +703,9 @@ class OutboxSender:
 
     async def _post(self, message: OutboxMessage, conversation: TeamsConversation) -> str | None:
         """Send the message's activity to the person's chat; return Teams' activity id."""
-        if message.activity == UNRENDERED_REQUEST:
-            async with self._database.session() as session:
-                made = await outbox_activity(
-                    session=session, framework=self._framework, message=message
-                )
-        else:
-            made = json.loads(message.activity)
+        made = await outbox_activity(
+            database=self._database, framework=self._framework, message=message
+        )
         activity = Activity().deserialize(made)
         sent: list[str | None] = []
         failures: list[Exception] = []

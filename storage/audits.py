@@ -225,11 +225,7 @@ async def take_card(*, session: AsyncSession, audit_id: int, seq: int) -> int | 
     )
     if not result.rowcount:
         return None
-    # The audit, if this session holds it, shows the card taken (as the row now does).
-    held = session.identity_map.get(identity_key(AuditRequest, audit_id))
-    if held is not None:
-        set_committed_value(held, "card_seq", seq + 1)
-        set_committed_value(held, "updated_at", now)
+    _as_stored(session, audit_id, card_seq=seq + 1, updated_at=now)
     return seq + 1
 
 
@@ -257,9 +253,15 @@ async def set_live_card(*, session: AsyncSession, audit_id: int, activity_id: st
     """Record the Teams activity id of the audit's live card (so it can be replaced later)."""
     connection = await session.connection()
     await connection.execute(_SET_LIVE_CARD, {"audit": audit_id, "activity_id": activity_id})
+    _as_stored(session, audit_id, live_card_activity_id=activity_id)
+
+
+def _as_stored(session: AsyncSession, audit_id: int, **values: Any) -> None:
+    """Give the audit this session holds, if any, the values plain SQL just stored."""
     held = session.identity_map.get(identity_key(AuditRequest, audit_id))
     if held is not None:
-        set_committed_value(held, "live_card_activity_id", activity_id)
+        for name, value in values.items():
+            set_committed_value(held, name, value)
 
 
 async def start(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:

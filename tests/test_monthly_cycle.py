@@ -185,7 +185,7 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
             assert detail is not None
             standard = framework.standard(detail.audit.standard)
             assert standard is not None
-            made = await outbox_activity(session=session, framework=framework, message=message)
+            made = await outbox_activity(database=database, framework=framework, message=message)
             assert made == request_card_activity(
                 detail.audit, standard, detail.case, detail.subject
             )
@@ -195,7 +195,7 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
             if detail.case is not None:
                 assert detail.case.reference in card
         with pytest.raises(UnrenderableMessageError, match="no framework"):
-            await outbox_activity(session=session, framework=None, message=queued[0])
+            await outbox_activity(database=database, framework=None, message=queued[0])
 
     # Sent through the real sender to a fake Teams, the card is the one made.
     connector = await FakeConnector().start()
@@ -214,7 +214,9 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
                     user=ChannelAccount(id="29:auditor"), bot=ChannelAccount(id="28:bot"),
                 ),
             )  # fmt: skip
-            expected = await outbox_activity(session=session, framework=framework, message=message)
+            expected = await outbox_activity(
+                database=database, framework=framework, message=message
+            )
         monkeypatch.setenv("PQF_ENVIRONMENT", "development")
         monkeypatch.setenv("MICROSOFT_APP_ID", "")
         adapter = create_adapter(load_settings(env_file=None))
