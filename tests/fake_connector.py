@@ -69,6 +69,8 @@ class FaultPlan:
     slow: float = 0.0
     slow_delay: float = 2.0
     drop: float = 0.0
+    # Whether card updates (PUTs) draw faults too, as Teams throttles them like any call.
+    updates: bool = False
     _random: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -235,9 +237,12 @@ class FakeConnector:
     async def _put(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         call = self._record("PUT", request, body)
-        call.status = 200
         if (refused := self._refuse(call)) is not None:
             return refused
+        fault = self.faults.draw() if self.faults is not None and self.faults.updates else None
+        if fault is not None:
+            return await self._inject(call, fault, request)
+        call.status = 200
         return web.json_response({"id": call.activity_id})
 
     def _record(self, method: str, request: web.Request, body: dict[str, Any]) -> Recorded:
