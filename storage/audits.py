@@ -13,7 +13,7 @@ from sqlalchemy import select as select_entities
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import check_criterion_answer
@@ -377,6 +377,23 @@ async def status_history(*, session: AsyncSession, audit_id: int) -> list[AuditS
         .order_by(col(AuditStatusChange.changed_at), col(AuditStatusChange.id))
     )
     return list(rows)
+
+
+async def requested_count(
+    *, session: AsyncSession, auditor_id: int, standard: int, month: str
+) -> int:
+    """Return how many audits of a standard an auditor was asked for in a month (not voluntary)."""
+    rows = await session.exec(
+        select(func.count())
+        .select_from(AuditRequest)
+        .where(
+            AuditRequest.auditor_id == auditor_id,
+            AuditRequest.standard == standard,
+            AuditRequest.month == month,
+            col(AuditRequest.voluntary).is_(False),
+        )
+    )
+    return int(rows.one())
 
 
 async def recently_audited_case_ids(*, session: AsyncSession, since_month: str) -> set[int]:
