@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 
 from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
-from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
+from botbuilder.schema import ActivityTypes, ChannelAccount, ResourceResponse
 
 from bot.commands import Command, ReportMonthsError, parse_command, report_months
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
-from bot.notices import UnrenderableMessageError, outbox_activity
 from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
 from bot.reporting import scoped_report
 from cards.cycle_cards import moderation_sample_card, new_audit_card
@@ -45,16 +44,12 @@ from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, OutboxMessage, Staff
+from storage.models import AuditRequest, AuditStatus, Staff
 
 log = logging.getLogger(__name__)
 
 # Submitted audits stay on someone's list this long.
 RECENTLY_SUBMITTED = timedelta(days=45)
-# Queued messages sent one by one when someone installs the app; more are listed instead.
-MAX_WAITING_SENT_AS_THEY_ARE = 3
-# How long a turn holds queued messages it is sending (far longer than a turn lasts).
-WAITING_LEASE = timedelta(minutes=2)
 
 
 class AuditBot(ActivityHandler):  # type: ignore[misc]
@@ -136,66 +131,21 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         await turn_context.send_activity(
             card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
         )
-        if not await self._deliver_waiting(turn_context, staff) and outstanding:
+        if not await self._wake_waiting(staff) and outstanding:
             await self._send_audit_list(turn_context, staff)
 
-    async def _deliver_waiting(self, turn_context: TurnContext, staff: Staff) -> bool:
-        """Send the messages queued before the person installed the app; say if there were any.
+    async def _wake_waiting(self, staff: Staff) -> int:
+        """Hand the messages queued before the person had the app to the sender; count them.
 
-        A few go out as they are; more would trip Teams' per-chat rate limit in one turn, so
-        they are summed up by the audit list instead.
+        The sender delivers each once, in order, within Teams' limits: sent from this turn,
+        more than a few would trip the chat's rate limit.
         """
         assert staff.id is not None
-        now = self._clock()
         async with self._database.session() as session:
-            waiting = await outbox.pending_for(session=session, recipient_id=staff.id)
-            # Claim them first, so the outbox sender (perhaps on another instance) cannot
-            # send the same message at the same moment.
-            claimed = [
-                message
-                for m in waiting
-                if m.id is not None
-                and (
-                    message := await outbox.claim_one(
-                        session=session,
-                        message_id=m.id,
-                        instance_id=self._instance_id,
-                        now=now,
-                        lease=WAITING_LEASE,
-                    )
-                )
-                is not None
-            ]
-        if not claimed:
-            return False
-        if len(claimed) <= MAX_WAITING_SENT_AS_THEY_ARE:
-            made: list[tuple[OutboxMessage, Activity]] = []
-            for message in claimed:
-                try:
-                    activity = await outbox_activity(
-                        database=self._database, framework=self._framework, message=message
-                    )
-                except (ValueError, UnrenderableMessageError):
-                    # Left claimed: when the claim lapses the sender records why it cannot
-                    # be sent.
-                    log.warning("outbox message %s cannot be sent; left", message.id)
-                    continue
-                made.append((message, Activity().deserialize(activity)))
-            claimed = [message for message, _activity in made]
-            sent = [await turn_context.send_activity(activity) for _message, activity in made]
-        else:
-            listed = await self._send_audit_list(turn_context, staff)
-            sent = [listed] * len(claimed)
-        async with self._database.session() as session:
-            for message, response in zip(claimed, sent, strict=True):
-                assert message.id is not None
-                await outbox.record_sent(
-                    session=session,
-                    message_id=message.id,
-                    activity_id=response.id if response else None,
-                    now=self._clock(),
-                )
-        return True
+            waiting = await outbox.wake(session=session, recipient_id=staff.id)
+        if waiting:
+            log.info("staff %s has the app now; %d waiting messages go out", staff.id, waiting)
+        return waiting
 
     async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
         """Stop messaging someone who removed the app."""
@@ -541,6 +491,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 reference=TurnContext.get_conversation_reference(activity),
             ):
                 log.info("an activity's conversation reference was incomplete; not stored")
+            elif stored is None:
+                # Writing before Teams told us of the installation: what waited for it goes.
+                assert staff.id is not None
+                await outbox.wake(session=session, recipient_id=staff.id)
         return staff
 
     async def _remember_chat_then_identify(self, turn_context: TurnContext) -> Staff | None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import select
 
 from bot.audit_requests import request_audit
 from bot.demo_data import PEOPLE, cases_csv, staff_csv
-from bot.notices import UNRENDERED_REQUEST
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
-from storage import audits
+from storage import audits, outbox
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, CaseRecord, OutboxMessage, Staff
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    CaseRecord,
+    OutboxMessage,
+    OutboxStatus,
+    Staff,
+)
 from tests.conftest import NOW, TODAY
 from tests.harness import BotHarness, Turn, User, action, actions, all_text, inputs
 
@@ -75,33 +83,35 @@ async def answer_criteria(
 # -- who may use the bot --------------------------------------------------------------------
 
 
-async def test_install_greets_and_delivers_waiting_requests(
+async def test_install_greets_and_hands_waiting_requests_to_the_sender(
     harness: BotHarness, framework: Framework
 ) -> None:
-    await new_request(harness.database, framework, "alexw@example.com")
-    turn = await harness.install(ALEX)
-    assert "Hello Alex" in all_text(turn.cards[0])
-    assert "You have 1 audit to do" in all_text(turn.cards[0])
-    assert "Your self-audit: Standard 3: Strengths-based assessments" in all_text(turn.cards[1])
-    again = await harness.install(ALEX)
-    assert "Your self-audit" not in str(again.cards)  # the request is not sent twice...
-    assert "Your audits" in all_text(again.cards[-1])  # ...but the list shows it
-
-
-async def test_install_delivers_a_request_card_queued_unmade(
-    harness: BotHarness, framework: Framework
-) -> None:
-    # As a month's dispatch queues them: the card is made when it is sent.
     audit_id = await new_request(harness.database, framework, "alexw@example.com")
     async with harness.database.session() as session:
         message = (
             await session.exec(select(OutboxMessage).where(OutboxMessage.audit_id == audit_id))
         ).one()
-        message.activity = UNRENDERED_REQUEST
+        # As the sender leaves it for someone without the app: put off for an hour.
+        message.next_attempt_at = NOW + timedelta(hours=1)
+        message.last_error = outbox.NOT_INSTALLED
         session.add(message)
     turn = await harness.install(ALEX)
-    assert "Your self-audit: Standard 3: Strengths-based assessments" in all_text(turn.cards[1])
-    assert any(a["data"].get("audit_id") == audit_id for a in actions(turn.cards[1]))
+    assert "Hello Alex" in all_text(turn.cards[0])
+    assert "You have 1 audit to do" in all_text(turn.cards[0])
+    # The request card comes from the outbox sender, due at once, not from this turn.
+    assert len(turn.cards) == 1
+    async with harness.database.session() as session:
+        message = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.audit_id == audit_id))
+        ).one()
+        assert (message.status, message.next_attempt_at, message.last_error) == (
+            OutboxStatus.PENDING, None, "",
+        )  # fmt: skip
+        assert message.id is not None
+        await outbox.record_sent(session=session, message_id=message.id, activity_id="a", now=NOW)
+    again = await harness.install(ALEX)
+    assert "Your self-audit" not in str(again.cards)  # the request is not sent twice...
+    assert "Your audits" in all_text(again.cards[-1])  # ...but the list shows it
 
 
 async def test_someone_not_on_the_roster_is_refused_everything(
