@@ -1,0 +1,153 @@
+"""People using the bot in Teams, for tests of the app in process.
+
+They open the bot, type and press card buttons through `/api/messages`, as Teams sends
+them; and they see their chat as Teams would show it: every message the fake Bot Connector
+accepted for their conversation, in the order it arrived, each as last replaced.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.fake_connector import FakeConnector
+from tests.harness import action, all_text
+
+TENANT_ID = "22222222-2222-2222-2222-222222222222"
+BOT = {"id": "28:pqf-audit-bot", "name": "PQF Audit Bot"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone on the roster, as Teams knows them."""
+
+    email: str
+    name: str
+    aad_object_id: str
+
+    @property
+    def handle(self) -> str:
+        return self.email.split("@")[0]
+
+    @property
+    def teams_id(self) -> str:
+        return f"29:{self.handle}"
+
+    @property
+    def conversation_id(self) -> str:
+        return f"a:personal-{self.handle}"
+
+
+@dataclass
+class ChatMessage:
+    """One message in a person's chat with the bot, as it stands now."""
+
+    id: str
+    activity: dict[str, Any]
+    proactive: bool  # sent by the bot of its own accord, not as a reply within a turn
+    position: int  # its place among everything delivered to anyone
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        attachments = self.activity.get("attachments") or []
+        return attachments[0]["content"] if attachments else None
+
+    @property
+    def text(self) -> str:
+        return str(self.activity.get("text") or "")
+
+    @property
+    def summary(self) -> str:
+        return str(self.activity.get("summary") or "")
+
+    @property
+    def words(self) -> str:
+        """Return the text of the message or every piece of text on its card."""
+        return all_text(self.card) if self.card is not None else self.text
+
+
+class Teams:
+    """The Teams clients of everyone in a test, against one app and one fake Connector."""
+
+    def __init__(self, client: TestClient, connector: FakeConnector) -> None:  # type: ignore[type-arg]
+        self._client = client
+        self._connector = connector
+        self._ids = itertools.count(1)
+
+    def chat(self, person: Person) -> list[ChatMessage]:
+        """Return the person's chat: each accepted message, oldest first, as last replaced."""
+        return self._chat(person.conversation_id)
+
+    def _chat(self, conversation_id: str) -> list[ChatMessage]:
+        messages: dict[str, ChatMessage] = {}
+        for position, call in enumerate(self._connector.calls):
+            if call.conversation_id != conversation_id or not 200 <= call.status < 300:
+                continue
+            if call.method == "POST" and call.id is not None:
+                messages[call.id] = ChatMessage(call.id, call.body, not call.is_reply, position)
+            elif call.method == "PUT" and call.activity_id in messages:
+                messages[call.activity_id].activity = call.body
+        return list(messages.values())
+
+    def since(self, person: Person, count: int) -> list[ChatMessage]:
+        """Return the messages after the first `count` of the person's chat."""
+        return self.chat(person)[count:]
+
+    def latest_card_with(self, person: Person, title: str) -> ChatMessage:
+        """Return the newest message in the chat with a button of this title."""
+        for message in reversed(self.chat(person)):
+            if message.card is None:
+                continue
+            try:
+                action(message.card, title)
+            except AssertionError:
+                continue
+            return message
+        raise AssertionError(f"no card in {person.name}'s chat has a {title!r} button")
+
+    def _activity(self, person: Person, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": f"incoming-{next(self._ids)}",
+            "channelId": "msteams",
+            "serviceUrl": self._connector.url,
+            "from": {"id": person.teams_id, "aadObjectId": person.aad_object_id,
+                     "name": person.name},
+            "conversation": {"id": person.conversation_id, "conversationType": "personal",
+                             "tenantId": TENANT_ID},
+            "recipient": BOT,
+            "channelData": {"tenant": {"id": TENANT_ID}},
+            **fields,
+        }  # fmt: skip
+
+    async def _post(self, body: dict[str, Any]) -> list[ChatMessage]:
+        before = len(self._connector.calls)
+        response = await self._client.post("/api/messages", json=body)
+        assert response.status in (200, 201), (response.status, await response.text())
+        conversation = body["conversation"]["id"]
+        answered = {
+            call.id
+            for call in self._connector.calls[before:]
+            if call.conversation_id == conversation and call.is_reply and call.id
+        }
+        return [m for m in self._chat(conversation) if m.id in answered]
+
+    async def install(self, person: Person) -> list[ChatMessage]:
+        """Open the bot for the first time (Teams installs the app in the personal scope)."""
+        return await self._post(self._activity(person, type="installationUpdate", action="add"))
+
+    async def say(self, person: Person, text: str) -> list[ChatMessage]:
+        """Type a message; return the bot's replies within the turn."""
+        return await self._post(self._activity(person, type="message", text=text))
+
+    async def press(
+        self, person: Person, message: ChatMessage, title: str, **inputs: Any
+    ) -> list[ChatMessage]:
+        """Press a button on a card in the chat, with these input values; return the replies."""
+        assert message.card is not None, "that message has no card"
+        value = {**action(message.card, title), **inputs}
+        return await self._post(
+            self._activity(person, type="message", value=value, replyToId=message.id)
+        )
