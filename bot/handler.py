@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -10,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
-from botbuilder.schema import ActivityTypes, ChannelAccount, ResourceResponse
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
 from bot.commands import Command, ReportMonthsError, parse_command, report_months
-from bot.limits import MessageRateLimit
+from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from bot.links import LinkMaker
 from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
 from bot.reporting import scoped_report
@@ -52,6 +54,17 @@ log = logging.getLogger(__name__)
 RECENTLY_SUBMITTED = timedelta(days=45)
 
 
+def _press_of(activity: Activity) -> tuple[str, str, str]:
+    """Return what makes two card presses the same: the chat, the card and what it sent."""
+    chat = activity.conversation.id if activity.conversation else ""
+    sent = json.dumps(activity.value, sort_keys=True, default=str)
+    return (
+        str(chat or ""),
+        str(activity.reply_to_id or ""),
+        hashlib.sha256(sent.encode("utf-8")).hexdigest(),
+    )
+
+
 class AuditBot(ActivityHandler):  # type: ignore[misc]
     """Routes Teams activities from the audit roster to commands and the audit dialog."""
 
@@ -71,6 +84,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self._rate_limit = rate_limit or MessageRateLimit(20, 10)
+        self._presses = RepeatedPresses()
+        self._one_turn_at_a_time = OneTurnAtATime()
         self._on_rate_limited = on_rate_limited or (lambda: None)
         self._instance_id = instance_id
         self._links = links or LinkMaker(
@@ -111,8 +126,13 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                         "a few seconds and try again; nothing you saved is lost."
                     )
                 return
-        await super().on_turn(turn_context)
-        await self._conversation_state.save_changes(turn_context)
+            if activity.value is not None and not self._presses.allow(_press_of(activity)):
+                log.info("a repeated press of one card was dropped")
+                return
+        chat = activity.conversation.id if activity.conversation else ""
+        async with self._one_turn_at_a_time.turn(str(chat or "")):
+            await super().on_turn(turn_context)
+            await self._conversation_state.save_changes(turn_context)
 
     # -- installation -------------------------------------------------------------------
 
@@ -243,21 +263,38 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         elif command is Command.REPORT:
             await self._send_report_summary(context, staff)
         elif command is Command.CANCEL:
-            if dialog_context.active_dialog is not None:
+            if self._in_audit(dialog_context):
+                await self._audit_dialog.stop(dialog_context)
                 await dialog_context.cancel_all_dialogs()
                 await context.send_activity(
                     "Stopped. Your answers so far are saved: type **resume** to carry on."
+                )
+            elif dialog_context.active_dialog is not None:
+                await dialog_context.cancel_all_dialogs()
+                await context.send_activity(
+                    "Stopped. Your claim and the views you saved are kept: type **moderation** "
+                    "to carry on."
                 )
             else:
                 await context.send_activity(
                     "There is nothing to cancel. Type **my audits** to see your audits."
                 )
+        elif command is Command.UNKNOWN and self._in_audit(dialog_context):
+            # A short hint, not the help card: "the latest card" must stay the audit's.
+            await context.send_activity(
+                "Sorry, I didn't understand that. You are in the middle of an audit: answer on "
+                "its latest card (type **resume** to see it again), or type **cancel** to stop; "
+                "your answers are kept."
+            )
+        elif command is Command.UNKNOWN and self._in(dialog_context, self._moderation_dialog):
+            await context.send_activity(
+                "Sorry, I didn't understand that. You are moderating an audit: use its "
+                "moderation card (type **moderation** to see the sample), or type **cancel**; "
+                "your claim and saved views are kept."
+            )
         else:
             if command is Command.UNKNOWN:
-                note = "Sorry, I didn't understand that."
-                if self._in_audit(dialog_context):
-                    note += " You are in the middle of an audit: answer on the latest card."
-                await context.send_activity(note)
+                await context.send_activity("Sorry, I didn't understand that.")
             outstanding = await self._outstanding(staff)
             await context.send_activity(
                 card_message(
