@@ -62,6 +62,7 @@ from practice.answers import (
     check_criterion_answer,
     check_feedback_call,
     check_involvement,
+    check_ratings_together,
     contact_options,
     is_case_reference,
 )
@@ -633,6 +634,16 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 in_place=True,
                 problems=["Some answers are missing. Use Change beside each one marked below."],
             )
+        together = check_ratings_together(
+            self._framework,
+            {
+                c.id: (r.rating, r.evidence)
+                for c in standard.criteria
+                if (r := detail.ratings.get(c.id))
+            },
+        )
+        if together:
+            return _Outcome(detail=detail, show=SUMMARY, in_place=True, problems=together)
         await audit_store.submit(
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
         )

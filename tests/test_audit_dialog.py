@@ -310,6 +310,41 @@ async def test_summary_change_returns_to_the_summary(
     assert detail.case.added_by_auditor
 
 
+async def test_an_audit_rating_every_criterion_na_without_a_reason_is_not_submitted(
+    harness: BotHarness, framework: Framework
+) -> None:
+    audit_id = await new_request(harness.database, framework, "alexw@example.com")
+    turn = await open_audit(harness, ALEX, audit_id)
+    choice = inputs(turn.card)["case_choice"]["choices"][0]["value"]
+    turn = await harness.press(ALEX, turn, "Use this case", case_choice=choice)
+    turn = await answer_criteria(harness, ALEX, turn, 8, rating="not_applicable")
+    # (answer_criteria gives evidence: take it away again, as N/A allows.)
+    async with harness.database.session() as session:
+        detail = await audits.audit_detail(session=session, audit_id=audit_id)
+        assert detail is not None
+        for row in detail.ratings.values():
+            row.evidence = ""
+            session.add(row)
+    turn = await harness.press(ALEX, turn, "Next", contacted="person", what_they_said="Fine")
+    summary_id = turn.card_ids[-1]
+    refused = await harness.press(ALEX, turn, "Submit audit")
+    assert refused.updated[-1].id == summary_id  # the summary again, in place, saying why
+    again = refused.updated_cards()[-1]
+    assert "Every criterion is rated N/A and none says why" in all_text(again)
+    assert "is submitted" not in refused.text
+    assert (await load(harness.database, audit_id)).audit.status == AuditStatus.IN_PROGRESS
+    # The reason, on one criterion, is enough.
+    change = next(a for a in actions(again) if a["data"].get("edit_step") == "criterion:3.1")
+    turn = await harness.submit(ALEX, summary_id, change["data"])
+    turn = await harness.press(
+        ALEX, turn, "Next", rating="not_applicable",
+        evidence="No assessment was done in the period: the person was in hospital.",
+    )  # fmt: skip
+    turn = await harness.press(ALEX, turn, "Submit audit")
+    assert "is submitted" in turn.text
+    assert (await load(harness.database, audit_id)).audit.status == AuditStatus.SUBMITTED
+
+
 # -- stale, forged and malformed submits ----------------------------------------------------
 
 
