@@ -201,6 +201,12 @@ async def test_moderating_an_audit_through_the_bot(seeded: Database, framework: 
     )
     assert "already submitted" in again.text
 
+    # Her report covers the audits drawn for moderation, the one she moderated among them.
+    report = await harness.say(PATTI, "report")
+    summary = all_text(report.card)
+    assert "Covering: Your audits, audits of your work and those drawn for moderation." in summary
+    assert f"Audits completed\n{len(sample)}" in summary
+
 
 async def test_only_moderators_claim_and_only_once(seeded: Database, framework: Framework) -> None:
     harness = BotHarness(database=seeded, framework=framework, clock=lambda: DECEMBER)
