@@ -36,7 +36,7 @@ from cards.submissions import (
 from dialogs.audit_dialog import AuditDialog
 from dialogs.audit_views import list_entry, month_label
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
-from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message
+from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
 from practice.access import can_view_audit, report_scope
 from practice.audit_steps import AuditKind
 from practice.calendar import moderation_until
@@ -45,6 +45,7 @@ from practice.working_days import last_working_day
 from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
+from storage import moderation as moderation_store
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, Staff
 
@@ -231,15 +232,26 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await self._send_download_links(context, staff, submission.audit_id)
         elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
             context.turn_state[MODERATION_KEY] = submission
+            # The sample card whose Claim or Moderate was pressed, shown afresh afterwards so
+            # it never offers what can no longer be done.
+            sample_card: str | None = None
             if self._in(dialog_context, self._moderation_dialog) and isinstance(
                 submission, ModerationAnswer
             ):
+                if submission.nav == "submit":
+                    sample_card = dialog_context.active_dialog.state.get("sample_card")
                 await dialog_context.continue_dialog()
+                if sample_card and not await self._moderated(submission.audit_id):
+                    sample_card = None  # not submitted (something was missing): nothing new
             else:
+                if not isinstance(submission, ModerationAnswer):
+                    sample_card = context.activity.reply_to_id
                 await dialog_context.cancel_all_dialogs()
                 await dialog_context.begin_dialog(
-                    self._moderation_dialog.id, {"action": submission}
+                    self._moderation_dialog.id, {"action": submission, "sample_card": sample_card}
                 )
+            if sample_card and is_moderator(self._framework, staff):
+                await self._refresh_sample_card(context, staff, submission.audit_id, sample_card)
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):
@@ -375,6 +387,33 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 sent += 1
         if not sent:
             await context.send_activity("There are no audits to moderate at the moment.")
+
+    async def _moderated(self, audit_id: int) -> bool:
+        async with self._database.session() as session:
+            moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
+        return moderation is not None and moderation.submitted_at is not None
+
+    async def _refresh_sample_card(
+        self, context: TurnContext, staff: Staff, audit_id: int, card_id: str
+    ) -> None:
+        """Show a moderation sample card as it now stands, in place of the one pressed."""
+        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
+        async with self._database.session() as session:
+            sample = await moderation_store.sample_of(session=session, audit_id=audit_id)
+            if sample is None:
+                return
+            entries = await sample_entries(session, cycle, sample.month, staff)
+        year, number = int(sample.month[:4]), int(sample.month[5:])
+        card = moderation_sample_card(
+            month_label=month_label(sample.month),
+            until=moderation_until(year, number),
+            entries=entries,
+            moderator_name=staff.name,
+        )
+        try:
+            await context.update_activity(card_update(card_id, card))
+        except Exception:  # the claim or moderation stands; the old card only lags behind
+            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
         text = context.activity.text if context.activity.value is None else "report"

@@ -361,7 +361,9 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         await audit_store.confirm_case(
             session=session, audit=detail.audit, case=case, subject=subject
         )
-        await audit_store.start(session=session, audit=detail.audit, actor_id=staff.id or 0)
+        await audit_store.start(
+            session=session, audit=detail.audit, actor_id=staff.id or 0, now=self._clock()
+        )
         about = case.reference if case else (subject.name if subject else "")
         return _Outcome(
             show=self._after(standard, detail.kind, CASE, state),
@@ -452,7 +454,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         )
         after = replace(detail, ratings={**detail.ratings, criterion_id: row})
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         position, total = criterion_position(standard, criterion_id)
         label = f"Criterion {position} of {total} ({criterion_id})"
@@ -507,7 +509,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             complete=not problems,
         )
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, feedback=row)
         saved = "saved" if not problems else "draft saved"
@@ -559,7 +561,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             complete=not problems,
         )
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, involvement=row)
         saved = "saved" if not problems else "draft saved"
@@ -645,7 +647,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         if together:
             return _Outcome(detail=detail, show=SUMMARY, in_place=True, problems=together)
         await audit_store.submit(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         await queue_outcome(
             session=session, framework=self._framework, detail=detail, submitted_on=self._today()

@@ -264,10 +264,12 @@ def _as_stored(session: AsyncSession, audit_id: int, **values: Any) -> None:
             set_committed_value(held, name, value)
 
 
-async def start(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
-    """Mark a requested audit as in progress."""
+async def start(
+    *, session: AsyncSession, audit: AuditRequest, actor_id: int, now: datetime | None = None
+) -> None:
+    """Mark a requested audit as in progress (now, by the bot's clock)."""
     if audit.status == AuditStatus.REQUESTED:
-        audit.started_at = utc_now()
+        audit.started_at = now or utc_now()
         await _record_status(session, audit, AuditStatus.IN_PROGRESS, actor_id, "")
 
 
@@ -362,9 +364,11 @@ async def save_involvement(
     return row
 
 
-async def submit(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
-    """Mark the audit submitted; its answers can no longer change."""
-    audit.submitted_at = utc_now()
+async def submit(
+    *, session: AsyncSession, audit: AuditRequest, actor_id: int, now: datetime | None = None
+) -> None:
+    """Mark the audit submitted (now, by the bot's clock); its answers can no longer change."""
+    audit.submitted_at = now or utc_now()
     audit.live_card_activity_id = None
     await _record_status(session, audit, AuditStatus.SUBMITTED, actor_id, "")
 

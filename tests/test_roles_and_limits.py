@@ -53,6 +53,7 @@ class Role:
 
 
 OWN = "Your audits and audits of your work"
+OWN_AND_SAMPLE = "Your audits, audits of your work and those drawn for moderation"
 ROLES = (
     Role("DIR", "dana.reid@example.com", "All teams", True),
     Role("SM", "lynner@example.com", "All teams", True),
@@ -64,7 +65,7 @@ ROLES = (
     Role("OT", "adelev@example.com", OWN, False),
     Role("ASCP", "ruth.evans@example.com", OWN, False),
     Role("OTA", "kim.lowe@example.com", OWN, False),
-    Role("MOD", "pattif@example.com", OWN, True),
+    Role("MOD", "pattif@example.com", OWN_AND_SAMPLE, True),
 )  # fmt: skip
 
 
