@@ -217,6 +217,7 @@ def create_app(
                 instance_id=settings.instance_name,
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
+                clock=now,
             )
             # Answers to people count in the sender's limit: it leaves them room.
             adapter.replies = sender.limiter

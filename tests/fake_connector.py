@@ -112,11 +112,9 @@ class Recorded:
     arrived: float = 0.0  # the connector's clock (time.monotonic()) when the request arrived
     arrived_at: datetime | None = None  # wall-clock time, for HTTP-date Retry-After
     id: str | None = None  # the id Teams gave a message it accepted
-
-    @property
-    def is_reply(self) -> bool:
-        """Return whether this is a reply within a turn (it names the activity it answers)."""
-        return self.method == "POST" and self.activity_id is not None
+    # A reply within a turn: a POST answering an activity Teams sent the bot (`incoming`).
+    # botbuilder names an activity in proactive sends too: its own continuation event's.
+    is_reply: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -140,6 +138,9 @@ class FakeConnector:
     # The clock Teams' rate limits are counted on (seconds). A test may run it ahead of
     # time.monotonic() to stand for people taking a few seconds over each card.
     clock: Callable[[], float] = time.monotonic
+    # The ids of the activities Teams sent the bot (a test's people add theirs): a POST
+    # answering one of them is a reply within that turn.
+    incoming: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _server: TestServer | None = None
     _arrivals: deque[float] = field(default_factory=deque)
@@ -259,10 +260,12 @@ class FakeConnector:
         return web.json_response({"id": call.activity_id})
 
     def _record(self, method: str, request: web.Request, body: dict[str, Any]) -> Recorded:
+        answering = request.match_info.get("activity")
         call = Recorded(
-            method, request.match_info["conversation"], request.match_info.get("activity"),
+            method, request.match_info["conversation"], answering,
             body, request.headers.get("Authorization"),
             arrived=self.clock(), arrived_at=datetime.now(UTC),
+            is_reply=method == "POST" and answering in self.incoming,
         )  # fmt: skip
         self.calls.append(call)
         return call

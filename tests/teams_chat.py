@@ -8,7 +8,7 @@ accepted for their conversation, in the order it arrived, each as last replaced.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -46,9 +46,15 @@ class ChatMessage:
     """One message in a person's chat with the bot, as it stands now."""
 
     id: str
-    activity: dict[str, Any]
+    activity: dict[str, Any]  # as last replaced
     proactive: bool  # sent by the bot of its own accord, not as a reply within a turn
     position: int  # its place among everything delivered to anyone
+    sent: dict[str, Any] = field(default_factory=dict)  # as first sent
+
+    @property
+    def notification(self) -> str:
+        """Return the summary Teams showed in the notification of the message as first sent."""
+        return str(self.sent.get("summary") or "")
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -87,7 +93,9 @@ class Teams:
             if call.conversation_id != conversation_id or not 200 <= call.status < 300:
                 continue
             if call.method == "POST" and call.id is not None:
-                messages[call.id] = ChatMessage(call.id, call.body, not call.is_reply, position)
+                messages[call.id] = ChatMessage(
+                    call.id, call.body, not call.is_reply, position, call.body
+                )
             elif call.method == "PUT" and call.activity_id in messages:
                 messages[call.activity_id].activity = call.body
         return list(messages.values())
@@ -109,8 +117,10 @@ class Teams:
         raise AssertionError(f"no card in {person.name}'s chat has a {title!r} button")
 
     def _activity(self, person: Person, **fields: Any) -> dict[str, Any]:
+        activity_id = f"incoming-{next(self._ids)}"
+        self._connector.incoming.add(activity_id)
         return {
-            "id": f"incoming-{next(self._ids)}",
+            "id": activity_id,
             "channelId": "msteams",
             "serviceUrl": self._connector.url,
             "from": {"id": person.teams_id, "aadObjectId": person.aad_object_id,
@@ -147,7 +157,12 @@ class Teams:
     ) -> list[ChatMessage]:
         """Press a button on a card in the chat, with these input values; return the replies."""
         assert message.card is not None, "that message has no card"
-        value = {**action(message.card, title), **inputs}
+        return await self.send(person, message, {**action(message.card, title), **inputs})
+
+    async def send(
+        self, person: Person, message: ChatMessage, value: dict[str, Any]
+    ) -> list[ChatMessage]:
+        """Send what a button of this message's card sends (its data and the inputs)."""
         return await self._post(
             self._activity(person, type="message", value=value, replyToId=message.id)
         )
