@@ -2,17 +2,25 @@
 
 They open the bot, type and press card buttons through `/api/messages`, as Teams sends
 them; and they see their chat as Teams would show it: every message the fake Bot Connector
-accepted for their conversation, in the order it arrived, each as last replaced.
+accepted for their conversation, in the order it arrived, each as last replaced. The bot's
+own messages reach them through its outbox sender (`settle_outbox` waits for it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
 
+from storage import outbox
+from storage.database import Database
+from storage.models import OutboxMessage, OutboxStatus
 from tests.fake_connector import FakeConnector
 from tests.harness import action, all_text
 
@@ -166,3 +174,53 @@ class Teams:
         return await self._post(
             self._activity(person, type="message", value=value, replyToId=message.id)
         )
+
+
+class SettableClock(Protocol):
+    """The bot's clock in a test: it reads `now`, which the test may move on."""
+
+    now: datetime
+
+    def __call__(self) -> datetime: ...
+
+
+async def settle_outbox(database: Database, clock: SettableClock, within: float = 90.0) -> None:
+    """Wait while the bot's outbox sender delivers all it can, moving the clock on to retries.
+
+    A message Teams refused waits for its retry time, by the bot's clock: the clock is moved
+    on to it (time passes) rather than waited for. Messages put off until their recipient
+    opens the bot are left waiting.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        now = clock()
+        async with database.session() as session:
+            rows = list(
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .order_by(col(OutboxMessage.id))
+                )
+            )
+        busy = [r for r in rows if r.claimed_until is not None and r.claimed_until >= now]
+        behind: set[int] = set()  # people with an earlier message waiting: the rest queue
+        claimable, later = [], []
+        for row in rows:
+            due = row.next_attempt_at is None or row.next_attempt_at <= now
+            # Put off until the person opens the bot: due again each hour, yet going
+            # nowhere until they do (their opening the bot makes them due at once).
+            for_later = row.last_error == outbox.NOT_INSTALLED
+            if row.recipient_id not in behind and due and not for_later:
+                claimable.append(row)
+            if not due and not for_later:
+                later.append(row)
+            if not due or row in busy or for_later:
+                behind.add(row.recipient_id)
+        if not busy and not claimable:
+            if not later:
+                return
+            # A retry: Teams asked to wait, or the sender backs off. Time passes.
+            clock.now = min(r.next_attempt_at for r in later if r.next_attempt_at is not None)
+            clock.now += timedelta(seconds=1)
+        assert time.monotonic() < deadline, f"the outbox did not settle: {len(rows)} pending"
+        await asyncio.sleep(0.05)

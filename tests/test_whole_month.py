@@ -46,7 +46,6 @@ from practice.framework import Framework
 from practice.working_days import is_working_day
 from scheduler.jobs import Cycle
 from scheduler.runner import JOBS
-from storage import outbox
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import (
@@ -60,7 +59,7 @@ from storage.models import (
 )
 from tests.fake_connector import FakeConnector, FaultPlan
 from tests.harness import actions, inputs
-from tests.teams_chat import ChatMessage, Person, Teams
+from tests.teams_chat import ChatMessage, Person, Teams, settle_outbox
 
 LONDON = ZoneInfo("Europe/London")
 # Replies within a turn and card updates draw faults too once they survive Teams'
@@ -254,41 +253,9 @@ class Month:
         await self.settle()
         return done
 
-    async def settle(self, within: float = 90.0) -> None:
+    async def settle(self) -> None:
         """Let the outbox sender deliver all it can, moving the clock on to retries' times."""
-        deadline = time.monotonic() + within
-        while True:
-            now = self.clock()
-            async with self.database.session() as session:
-                rows = list(
-                    await session.exec(
-                        select(OutboxMessage)
-                        .where(OutboxMessage.status == OutboxStatus.PENDING)
-                        .order_by(col(OutboxMessage.id))
-                    )
-                )
-            busy = [r for r in rows if r.claimed_until is not None and r.claimed_until >= now]
-            waiting_recipient: set[int] = set()
-            claimable, later = [], []
-            for row in rows:
-                due = row.next_attempt_at is None or row.next_attempt_at <= now
-                # Put off until the person opens the bot: due again each hour, yet going
-                # nowhere until they do (their opening the bot makes them due at once).
-                for_later = row.last_error == outbox.NOT_INSTALLED
-                if row.recipient_id not in waiting_recipient and due and not for_later:
-                    claimable.append(row)
-                if not due and not for_later:
-                    later.append(row)
-                if not due or row in busy or for_later:
-                    waiting_recipient.add(row.recipient_id)  # the rest queue behind it
-            if not busy and not claimable:
-                if not later:
-                    return
-                # A retry: Teams asked to wait, or the sender backs off. Time passes.
-                self.clock.now = min(r.next_attempt_at for r in later if r.next_attempt_at)
-                self.clock.now += timedelta(seconds=1)
-            assert time.monotonic() < deadline, f"the outbox did not settle: {len(rows)} pending"
-            await asyncio.sleep(0.05)
+        await settle_outbox(self.database, self.clock)
 
     def think(self) -> None:
         self.thinking.thought += THINKING_SECONDS
