@@ -201,7 +201,6 @@ def create_app(
             zone=settings.zone,
             support_contact=settings.support_contact,
             clock=now,
-            instance_id=settings.instance_name,
             links=links,
             rate_limit=MessageRateLimit(*settings.user_rate),
             on_rate_limited=metrics.rate_limited.inc,

@@ -78,7 +78,6 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         zone: ZoneInfo,
         support_contact: str,
         clock: Callable[[], datetime],
-        instance_id: str = "bot",
         links: LinkMaker | None = None,
         rate_limit: MessageRateLimit | None = None,
         on_rate_limited: Callable[[], None] | None = None,
@@ -88,7 +87,6 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._presses = RepeatedPresses()
         self._one_turn_at_a_time = OneTurnAtATime()
         self._on_rate_limited = on_rate_limited or (lambda: None)
-        self._instance_id = instance_id
         self._links = links or LinkMaker(
             public_url="http://localhost:3978",
             secret=secrets.token_urlsafe(32),
