@@ -139,8 +139,8 @@ def all_cards() -> dict[str, dict[str, Any]]:
         "submitted": submitted_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24)),
         "step_done": step_done_card(HEADING, label="Criterion 1 of 8", outcome="Meets — saved"),
         "replaced": replaced_card(HEADING),
-        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2),
-        "help": help_card(name="", greeting=False, outstanding=0),
+        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2, moderator=False),
+        "help": help_card(name="", greeting=False, outstanding=0, moderator=True),
         "my_audits": my_audits_card(
             [
                 AuditListEntry(7, "Standard 3: Strengths-based assessments", "self-audit",

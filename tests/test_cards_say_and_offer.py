@@ -1,0 +1,55 @@
+"""Each card says the right thing to the right person and offers only what works: the help
+card lists what that person may use, Download is offered only for finished audits, the
+feedback box asks to leave names out, and a manager's digest says why the bot cannot reach
+someone (never opened it, removed it, blocked it) rather than guessing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cards.help_cards import help_card
+from tests.harness import User, all_text
+from tests.test_roles_and_limits import ROLES, Role, World
+from tests.test_roles_and_limits import world as world  # a fixture, used by name
+
+ALEX = User("00000000-0000-0000-0000-0000000000020", "user-id-0", "Alex Wilber")
+
+
+def commands_on(card: dict[str, Any]) -> list[str]:
+    """Return the commands a help card lists, in order."""
+    return [
+        fact["title"]
+        for element in card["body"]
+        if element.get("type") == "FactSet"
+        for fact in element["facts"]
+    ]
+
+
+# -- the help card ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.code for r in ROLES])
+async def test_the_help_card_lists_what_each_person_may_use(role: Role, world: World) -> None:
+    harness, user = world.harness, role.user
+    expected = ["my audits", "resume", "new audit", "report"]
+    expected += ["moderation"] if role.moderates else []
+    expected += ["cancel", "help"]
+    welcome = (await harness.install(user)).cards[0]
+    assert "Hello" in all_text(welcome)
+    assert commands_on(welcome) == expected
+    assert commands_on((await harness.say(user, "help")).card) == expected
+    # Everything listed works for them: none is refused or misunderstood.
+    for command in expected:
+        answered = await harness.say(user, command)
+        assert answered.sent, command
+        for refusal in ("can't find you", "Moderation is done by moderators", "didn't understand"):
+            assert refusal not in answered.text, (command, answered.text)
+
+
+def test_resume_is_offered_only_with_something_to_resume() -> None:
+    idle = help_card(name="Alex Wilber", greeting=False, outstanding=0, moderator=False)
+    busy = help_card(name="Alex Wilber", greeting=False, outstanding=2, moderator=False)
+    assert [a["title"] for a in idle["actions"]] == ["My audits"]
+    assert [a["title"] for a in busy["actions"]] == ["My audits", "Resume"]
