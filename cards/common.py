@@ -98,6 +98,11 @@ def submit(
     return action
 
 
+def action_set(*actions: Element) -> Element:
+    """Return buttons placed in the card's body, on a row of their own."""
+    return {"type": "ActionSet", "actions": list(actions)}
+
+
 def long_date(day: date) -> str:
     """Return 'Friday 28 November 2025'."""
     return f"{day:%A} {day.day} {day:%B %Y}"

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
+from bot.audit_requests import request_audit
+from bot.demo_data import cases_csv, staff_csv
 from cards.help_cards import help_card
-from tests.harness import User, all_text
+from practice.framework import Framework
+from storage.csv_import import import_cases, import_staff
+from storage.database import Database
+from tests.conftest import NOW, TODAY
+from tests.harness import BotHarness, User, actions, all_text
+from tests.test_moderation_and_outcomes import complete
 from tests.test_roles_and_limits import ROLES, Role, World
 from tests.test_roles_and_limits import world as world  # a fixture, used by name
 
@@ -53,3 +60,39 @@ def test_resume_is_offered_only_with_something_to_resume() -> None:
     busy = help_card(name="Alex Wilber", greeting=False, outstanding=2, moderator=False)
     assert [a["title"] for a in idle["actions"]] == ["My audits"]
     assert [a["title"] for a in busy["actions"]] == ["My audits", "Resume"]
+
+
+# -- downloads --------------------------------------------------------------------------------
+
+
+async def test_the_report_card_offers_downloads_only_for_finished_audits(
+    sqlite_database: Database, framework: Framework
+) -> None:
+    database = sqlite_database
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=staff_csv())).ok
+        assert (await import_cases(session=session, text=cases_csv(TODAY))).ok
+        made = [
+            await request_audit(
+                session=session, framework=framework, auditor_email="alexw@example.com",
+                standard_number=number, month="2026-11", today=TODAY,
+            )
+            for number in (3, 2)
+        ]  # fmt: skip
+    finished, unfinished = (m.audit.id for m in made)
+    assert finished is not None
+    assert unfinished is not None
+    await complete(database, framework, finished)
+    harness = BotHarness(database=database, framework=framework, clock=lambda: NOW)
+
+    card = (await harness.say(ALEX, "report 2026-11")).card
+    downloads = [a["data"]["audit_id"] for a in actions(card) if a["title"] == "Download"]
+    assert downloads == [finished]
+    assert "not submitted yet" in all_text(card)
+    links = await harness.submit(ALEX, None, {"pqf": "audit.download", "audit_id": finished})
+    assert "Download the audit" in all_text(links.card)
+    assert {a["title"] for a in actions(links.card)} == {"Download as PDF", "Open as a web page"}
+    # A crafted press for the unfinished one is told so, and gets no links.
+    refused = await harness.submit(ALEX, None, {"pqf": "audit.download", "audit_id": unfinished})
+    assert refused.cards == []
+    assert "not finished yet" in refused.text
