@@ -375,7 +375,9 @@ def feedback_card(
             {
                 "type": "Input.Text",
                 "id": "what_they_said",
-                "label": "What they said about their experience",
+                "label": "What they said about their experience, without names",
+                "placeholder": "Write “the person” or “her daughter”, never a name or initials: "
+                "these words may be quoted to the Practice Quality Board.",
                 "isMultiline": True,
                 "maxLength": max_length,
             },
@@ -384,8 +386,8 @@ def feedback_card(
         {
             "type": "Input.Toggle",
             "id": "suitable_for_report",
-            "title": "Their words may be quoted, without names, in reports to the Practice "
-            "Quality Board",
+            "title": "Their words may be quoted in reports to the Practice Quality Board (no "
+            "names in them)",
             "label": "Sharing their feedback",
             "value": "true" if suitable_for_report else "false",
             "valueOn": "true",

@@ -13,10 +13,11 @@ from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
 from cards.help_cards import help_card
 from practice.framework import Framework
+from storage import audits as audit_store
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from tests.conftest import NOW, TODAY
-from tests.harness import BotHarness, User, actions, all_text
+from tests.harness import BotHarness, User, action, actions, all_text, inputs
 from tests.test_moderation_and_outcomes import complete
 from tests.test_roles_and_limits import ROLES, Role, World
 from tests.test_roles_and_limits import world as world  # a fixture, used by name
@@ -96,3 +97,55 @@ async def test_the_report_card_offers_downloads_only_for_finished_audits(
     refused = await harness.submit(ALEX, None, {"pqf": "audit.download", "audit_id": unfinished})
     assert refused.cards == []
     assert "not finished yet" in refused.text
+
+
+# -- the feedback box ------------------------------------------------------------------------
+
+
+async def test_the_feedback_box_asks_to_leave_names_out_and_holds_named_quotes(
+    sqlite_database: Database, framework: Framework
+) -> None:
+    database = sqlite_database
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=staff_csv())).ok
+        assert (await import_cases(session=session, text=cases_csv(TODAY))).ok
+        made = await request_audit(
+            session=session, framework=framework, auditor_email="alexw@example.com",
+            standard_number=3, month="2026-11", today=TODAY,
+        )  # fmt: skip
+    audit_id = made.audit.id
+    assert audit_id is not None
+    harness = BotHarness(database=database, framework=framework, clock=lambda: NOW)
+    turn = await harness.submit(ALEX, None, {"pqf": "audit.open", "audit_id": audit_id})
+    choice = inputs(turn.card)["case_choice"]["choices"][0]["value"]
+    turn = await harness.press(ALEX, turn, "Use this case", case_choice=choice)
+    while "Criterion" in all_text(turn.card):
+        turn = await harness.press(ALEX, turn, "Next", rating="meets", evidence="Good notes")
+    assert "Feedback call" in all_text(turn.card)
+    said = inputs(turn.card)["what_they_said"]
+    assert "without names" in said["label"]
+    assert "never a name or initials" in said["placeholder"]
+    assert "Practice Quality Board" in said["placeholder"]
+
+    named = "Mrs B said the worker listened and explained the plan."
+    held = await harness.press(
+        ALEX, turn, "Next", contacted="person", what_they_said=named, suitable_for_report="true"
+    )
+    shown = held.updated_cards()[-1]  # the same card again, in place, saying what to fix
+    assert "Feedback call" in all_text(shown)
+    assert "leave names out: you wrote “Mrs B”" in all_text(shown)
+    async with database.session() as session:
+        detail = await audit_store.audit_detail(session=session, audit_id=audit_id)
+    assert detail is not None
+    assert detail.feedback is not None
+    assert detail.feedback.what_they_said == named  # kept as a draft, nothing lost
+    assert detail.feedback.complete is False
+
+    unnamed = "She said the worker listened and explained the plan."
+    card_id = held.updated[-1].id
+    data = action(shown, "Next")
+    done = await harness.submit(
+        ALEX, card_id,
+        {**data, "contacted": "person", "what_they_said": unnamed, "suitable_for_report": "true"},
+    )  # fmt: skip
+    assert "Check your answers" in all_text(done.card)
