@@ -5,20 +5,35 @@ someone (never opened it, removed it, blocked it) rather than guessing."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from typing import Any
 
 import pytest
+from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
+from sqlmodel import col, select
 
+from bot.adapter import create_adapter
 from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
+from bot.outbox_sender import OutboxSender
+from bot.proactive import Delivery
+from bot.settings import load_settings
+from cards.cycle_cards import DIGEST_STATES
 from cards.help_cards import help_card
 from practice.framework import Framework
+from scheduler.jobs import dispatch_month, send_digests, team_digest_rows
 from storage import audits as audit_store
+from storage import roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
+from storage.models import OutboxMessage, Staff
+from storage.roster import Reach
 from tests.conftest import NOW, TODAY
+from tests.fake_connector import FakeConnector, Fault
 from tests.harness import BotHarness, User, action, actions, all_text, inputs
 from tests.test_moderation_and_outcomes import complete
+from tests.test_monthly_cycle import seeded
 from tests.test_roles_and_limits import ROLES, Role, World
 from tests.test_roles_and_limits import world as world  # a fixture, used by name
 
@@ -149,3 +164,132 @@ async def test_the_feedback_box_asks_to_leave_names_out_and_holds_named_quotes(
         {**data, "contacted": "person", "what_they_said": unnamed, "suitable_for_report": "true"},
     )  # fmt: skip
     assert "Check your answers" in all_text(done.card)
+
+
+# -- the digest ------------------------------------------------------------------------------
+
+
+def test_every_way_of_being_out_of_reach_has_its_place_in_the_digest() -> None:
+    assert {r.value for r in Reach if r is not Reach.REACHABLE} <= set(DIGEST_STATES)
+
+
+async def test_the_digest_says_why_someone_cannot_be_reached(
+    database: Database, framework: Framework, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jordan Price's team: each of them out of reach in a different way, or not at all."""
+    cycle = await seeded(database, framework, date(2026, 11, 2))
+    async with database.session() as session:
+        lee = (
+            "lee.ash@example.com,Lee Ash,SW,Sedgemoor Adult Social Care Team,"
+            "jordan.price@example.com,,yes\n"
+        )
+        imported = await import_staff(session=session, framework=framework, text=staff_csv() + lee)
+        assert imported.ok
+    connector = await FakeConnector().start()
+    try:
+        # Four of them opened the bot before the month began; Priya never has, and Lee has
+        # no Teams id on the roster. Then Tom removed the app.
+        async with database.session() as session:
+            people = {
+                s.email.split("@")[0]: s
+                for s in await session.exec(
+                    select(Staff).where(col(Staff.team).contains("Sedgemoor"))
+                )
+            }
+            for name in ("sam.green", "tom.hale", "dev.patel", "ben.ward"):
+                person = people[name]
+                assert person.aad_object_id is not None
+                await roster.remember_conversation(
+                    session=session, aad_object_id=person.aad_object_id,
+                    reference=ConversationReference(
+                        channel_id="msteams", service_url=connector.url,
+                        conversation=ConversationAccount(id=f"a:{name}", tenant_id="t"),
+                        user=ChannelAccount(id=f"29:{name}"), bot=ChannelAccount(id="28:bot"),
+                    ),
+                )  # fmt: skip
+            tom = people["tom.hale"].aad_object_id
+            assert tom is not None
+            await roster.forget_installation(session=session, aad_object_id=tom)
+        await dispatch_month(cycle, "2026-11", seed="reach")
+        async with database.session() as session:
+            queued = {
+                m.recipient_id: m.id
+                for m in await session.exec(select(OutboxMessage))
+                if m.purpose == "audit_request"
+            }
+        connector.blocked = {"a:sam.green"}
+        monkeypatch.setenv("PQF_ENVIRONMENT", "development")
+        monkeypatch.setenv("MICROSOFT_APP_ID", "")
+        sender = OutboxSender(
+            database=database, adapter=create_adapter(load_settings(env_file=None)), app_id="",
+            framework=framework,
+        )  # fmt: skip
+        outcomes = {}
+        for name in ("sam.green", "dev.patel", "ben.ward"):
+            if name == "ben.ward":
+                connector.script.append(Fault(status=404))  # the chat is gone
+            message_id = queued[people[name].id]
+            assert message_id is not None
+            outcomes[name] = (await sender.deliver(message_id)).outcome
+        assert outcomes == {
+            "sam.green": Delivery.UNDELIVERABLE,
+            "dev.patel": Delivery.SENT,
+            "ben.ward": Delivery.UNDELIVERABLE,
+        }
+    finally:
+        await connector.close()
+
+    digest_day = date(2026, 11, 25)
+    async with database.session() as session:
+        jordan = (
+            await session.exec(select(Staff).where(Staff.email == "jordan.price@example.com"))
+        ).one()
+        rows = {r.name: r.state for r in await team_digest_rows(session, cycle, jordan, "2026-11", digest_day)}  # fmt: skip
+    assert rows == {
+        "Sam Green": "blocked",
+        "Priya Shah": "never_opened",
+        "Tom Hale": "removed",
+        "Dev Patel": "not_started",
+        "Ben Ward": "undelivered",
+        "Lee Ash": "no_teams_id",
+    }
+
+    await send_digests(cycle, digest_day)
+    async with database.session() as session:
+        message = (
+            await session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.purpose == "digest", OutboxMessage.recipient_id == jordan.id
+                )
+            )
+        ).one()
+    text = message.activity
+    assert "Not opened the audit bot yet" in text
+    assert "Blocked the audit bot" in text
+    assert "Removed the audit bot" in text
+    assert "blocked or removed" not in text  # no more guessing
+    opening = next(
+        block["text"]
+        for block in json.loads(text)["attachments"][0]["content"]["body"]
+        if block.get("text", "").startswith("Audits are due")
+    )
+    assert opening == (
+        "Audits are due by Monday 30 November 2026. 1 not started, 1 not opened the audit bot "
+        "yet, 1 removed the audit bot, 1 blocked the audit bot, 1 not reached by the audit bot, "
+        "1 not linked to Teams on the roster."
+    )
+
+    # Sam opens the bot again: the chat stored anew outranks the old refusal.
+    async with database.session() as session:
+        sam = people["sam.green"]
+        assert sam.aad_object_id is not None
+        await roster.remember_conversation(
+            session=session, aad_object_id=sam.aad_object_id,
+            reference=ConversationReference(
+                channel_id="msteams", service_url="https://smba.example.test/",
+                conversation=ConversationAccount(id="a:sam.green", tenant_id="t"),
+                user=ChannelAccount(id="29:sam.green"), bot=ChannelAccount(id="28:bot"),
+            ),
+        )  # fmt: skip
+        reach = await roster.reach_of(session=session, people=[sam])
+    assert reach == {sam.id: Reach.REACHABLE}
