@@ -1,4 +1,10 @@
-"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders."""
+"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders.
+
+Every card must fit a phone (Teams leaves a card about 306 px on a 320 px screen; see
+`tests/test_cards_on_a_phone.py`): no button beside text in a column (the text gets squeezed
+until words break), at most two buttons in a row and short titles (a row of Teams buttons is
+about 274 px), and every choice and toggle wraps its words.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from datetime import date
 from cards.audit_cards import AuditHeading, SummaryItem, summary_blocks
 from cards.common import (
     Element,
+    action_set,
     adaptive_card,
     download_action,
     facts,
@@ -296,10 +297,9 @@ def moderation_card(
         comment["value"] = overall_comment
     body.append(comment)
     data = {"pqf": "moderation.answer", "audit_id": audit.audit_id, "seq": seq}
-    actions = [
-        submit("Submit moderation", {**data, "nav": "submit"}, style="positive"),
-        submit("Save and finish later", {**data, "nav": "save"}),
-    ]
+    # Two rows: side by side, these titles do not fit the width of a phone.
+    body.append(action_set(submit("Save and finish later", {**data, "nav": "save"})))
+    actions = [submit("Submit moderation", {**data, "nav": "submit"}, style="positive")]
     return adaptive_card(body, actions)
 
 
@@ -365,6 +365,7 @@ def new_audit_card(
             "id": "what",
             "label": "What will you audit?",
             "style": "expanded",
+            "wrap": True,
             "value": "own",
             "choices": [
                 {"title": "One of my own cases (or my own supervision records)", "value": "own"},

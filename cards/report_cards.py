@@ -79,6 +79,7 @@ def report_summary_card(
 
 def download_card(*, title: str, html_url: str, pdf_url: str, minutes: int) -> Element:
     """Return the links to download one audit for the supervision file."""
+    # One button a row: side by side, the two titles do not fit the width of a phone.
     return adaptive_card(
         [
             heading("Download the audit", size="Medium"),
@@ -87,6 +88,7 @@ def download_card(*, title: str, html_url: str, pdf_url: str, minutes: int) -> E
                 f"For the supervision file. The links work for {minutes} minutes and only for you.",
                 subtle=True,
             ),
+            action_set(_open_url("Download as PDF", pdf_url)),
         ],
-        [_open_url("Open as a web page", html_url), _open_url("Download as PDF", pdf_url)],
+        [_open_url("Open as a web page", html_url)],
     )
