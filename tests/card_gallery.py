@@ -8,6 +8,7 @@ audit cards are made the way the bot makes them, from stored audits through
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -178,6 +179,9 @@ def phone_gallery(framework: Framework) -> dict[str, dict[str, Any]]:
 
     peer = audit_detail(framework, most, AuditKind.PEER, submitted=False)
     peer_heading = audit_heading(peer, most)
+    fresh = audit_detail(framework, most, AuditKind.PEER, submitted=False)
+    fresh.audit.case_confirmed_at = None
+    unanswered = replace(fresh, ratings={}, feedback=None, involvement=None)
     done = audit_detail(framework, most, AuditKind.PEER, submitted=True)
     done_items = summary_items(done, most, framework)
     sampled = audit_detail(framework, long_title, AuditKind.SAMPLED, submitted=False)
@@ -302,6 +306,10 @@ def phone_gallery(framework: Framework) -> dict[str, dict[str, Any]]:
         ),
         "summary_supervision": summary_card(
             supervision_heading, seq=5, items=summary_items(supervised, supervision, framework),
+        ),
+        "summary_unanswered": summary_card(
+            peer_heading, seq=5, items=summary_items(unanswered, most, framework),
+            problems=["Some answers are missing: use Change to complete them."],
         ),
         "submitted": submitted_card(
             audit_heading(done, most), items=done_items, submitted_on=SUBMITTED
