@@ -57,6 +57,11 @@ def check_at_phone_width(
             page.add_style_tag(path=str(STYLES))
             page.add_script_tag(path=str(RENDERER))
             page.add_script_tag(path=str(CHECKER))
+            if not page.evaluate("() => window.pqfFontInstalled()"):
+                pytest.fail(
+                    "None of Segoe UI, Helvetica Neue, Arial or Liberation Sans is installed, so "
+                    "text widths would not be Teams-like: install fonts-liberation."
+                )
             entries = [{"name": name, "card": card} for name, card in cards.items()]
             problems: dict[str, list[str]] = page.evaluate(
                 "([entries, width, gutter]) => window.pqfPhoneCheck(entries, width, gutter)",

@@ -220,6 +220,16 @@
     }
   }
 
+  // Whether one of the fonts above is installed (else the widths measured mean little).
+  window.pqfFontInstalled = function () {
+    const probe = document.createElement("canvas").getContext("2d");
+    const widthIn = (family) => {
+      probe.font = `14px ${family}`;
+      return probe.measureText("Feedback call · Involving the worker").width;
+    };
+    return widthIn(FONT.replace("sans-serif", "monospace")) !== widthIn("monospace");
+  };
+
   window.pqfPhoneCheck = function (entries, width, gutter) {
     install();
     const boxes = entries.map(({ name, card }) => {
