@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="pqf-bot",
         description="Run Somerset Adult Social Care's Practice Quality Framework audits in "
         "Microsoft Teams. Settings come from the environment and an optional .env file "
-        "(see the README).",
+        "(see docs/configuration.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -270,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser(
         "backup", help="copy the SQLite database consistently (PostgreSQL: use pg_dump)",
         description="Write a consistent copy of a SQLite database while the bot runs. For "
-        "PostgreSQL, use pg_dump as the README describes.",
+        "PostgreSQL, use pg_dump as docs/operations.md describes.",
     )  # fmt: skip
     backup.add_argument("path", type=Path, metavar="PATH")
 
@@ -1078,7 +1078,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if url.get_backend_name() != "sqlite":
         print("pqf-bot: for PostgreSQL use pg_dump, e.g.\n"
               "  pg_dump --format=custom --file=pqf-$(date +%F).dump \"$DATABASE_URL\"\n"
-              "and restore with pg_restore (see the README).", file=sys.stderr)  # fmt: skip
+              "and restore with pg_restore (see docs/operations.md).", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     if not url.database or not Path(url.database).is_file():
         print(f"pqf-bot: there is no database at {url.database!r} to back up", file=sys.stderr)

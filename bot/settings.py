@@ -19,7 +19,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    """Everything the bot reads from its environment. See the README for each variable."""
+    """Everything the bot reads from its environment. docs/configuration.md describes each."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
