@@ -9,12 +9,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from json import JSONDecodeError
+from typing import Any
 
 from aiohttp import web
 from botbuilder.core import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ChannelAccount
 from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
 from sqlmodel import select
@@ -22,6 +22,7 @@ from sqlmodel import select
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.json_body import BodyError, read_json
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
@@ -65,31 +66,52 @@ def tenant_of(activity: Activity) -> str | None:
     return str(found).lower() if found else None
 
 
+def _authentication_view(body: dict[str, Any]) -> Activity:
+    """Return an activity holding only the fields the token check reads, each if it is text."""
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    recipient = body.get("recipient")
+    role = text(recipient.get("role")) if isinstance(recipient, dict) else None
+    return Activity(
+        channel_id=text(body.get("channelId")),
+        service_url=text(body.get("serviceUrl")),
+        recipient=ChannelAccount(role=role),
+    )
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
-    """Hand an activity from Teams to the adapter, after checking it is one."""
+    """Hand an activity from Teams to the adapter, after checking it is one and genuine."""
     if request.content_type != "application/json":
         return _problem(request, 415, "content_type", "expected application/json")
     try:
-        body = await request.json()
-    except (JSONDecodeError, UnicodeDecodeError):
-        return _problem(request, 400, "not_json", "the body is not JSON")
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(request, 413, "too_large", "the body is too large")
+    try:
+        body = read_json(data)
+    except BodyError as error:
+        return _problem(request, 400, error.reason, str(error))
     if not isinstance(body, dict):
         return _problem(request, 400, "not_activity", "the body is not an activity")
+    adapter = request.app[ADAPTER]
+    # The token is checked before the body is read as an activity: a stranger's request
+    # costs a bounded parse and a signature check, and never reaches botbuilder's models.
+    try:
+        authenticated = await authenticate(
+            adapter, _authentication_view(body), request.headers.get("Authorization", "")
+        )
+    except NotAuthenticatedError:
+        return _problem(request, 401, "not_authenticated", "not authorised")
+    except AuthenticationUnavailableError:
+        return _problem(request, 503, "keys_unavailable", "cannot check the token now; try again")
     try:
         activity = Activity().deserialize(body)
     except (DeserializationError, TypeError, ValueError, AttributeError):
         return _problem(request, 400, "not_activity", "the body is not an activity")
     if not activity.type or not isinstance(activity.type, str):
         return _problem(request, 400, "not_activity", "the activity has no type")
-    adapter = request.app[ADAPTER]
-    try:
-        authenticated = await authenticate(
-            adapter, activity, request.headers.get("Authorization", "")
-        )
-    except NotAuthenticatedError:
-        return _problem(request, 401, "not_authenticated", "not authorised")
-    except AuthenticationUnavailableError:
-        return _problem(request, 503, "keys_unavailable", "cannot check the token now; try again")
     tenants = request.app[SETTINGS].tenants
     if tenants and tenant_of(activity) not in tenants:
         log.warning("refused an activity from tenant %s, not ours", tenant_of(activity))

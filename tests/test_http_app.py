@@ -12,7 +12,7 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from botbuilder.schema import ChannelAccount
+from botbuilder.schema import Activity, ChannelAccount
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -154,6 +154,78 @@ async def test_requests_that_are_not_activities_are_refused(
             assert response.status == status, (status, await response.text())
     finally:
         await client.close()
+
+
+async def test_deeply_nested_bodies_are_refused_with_400_before_any_parsing(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    # About 12 KB of nested objects: Python's parser ran out of stack on this (500).
+    text = json.dumps(activity(connector.url))[:-1] + ', "value": ' + '{"a":' * 1000 + "{}"
+    text += "}" * 1000 + "}"
+    assert len(text) < 16_000
+    bodies = [
+        text,
+        "[" * 100_000,
+        '{"type": "message", "value": ' + "[" * 70 + "]" * 70 + "}",
+        '{"type": "message", "text": "[\\"", "value": ' + '{"a":' * 65 + "1" + "}" * 66,
+    ]
+    for settings in (dev_settings(sqlite_url), auth_settings(sqlite_url)):
+        client = await client_for(settings, framework)
+        try:
+            for body in bodies:
+                response = await client.post(
+                    "/api/messages", data=body, headers={"Content-Type": "application/json"}
+                )
+                assert response.status == 400, (body[:80], response.status)
+            # Just within the limit (brackets inside strings do not count): served.
+            shallow = activity(connector.url, text="[" * 500)
+            shallow["value"] = None
+            shallow["channelData"]["deep"] = json.loads("[" * 62 + "]" * 62)
+            if settings.is_development:
+                response = await client.post("/api/messages", json=shallow)
+                assert response.status == 201, await response.text()
+            metrics = await (await client.get("/metrics")).text()
+        finally:
+            await client.close()
+        assert 'pqf_requests_refused_total{reason="too_deep"} 4.0' in metrics
+
+
+async def test_unauthenticated_requests_are_refused_before_the_activity_is_read(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    openid_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await seeded(sqlite_url, framework)
+    read: list[object] = []
+    deserialize = Activity.deserialize
+
+    def spy(self: Activity, data: Any) -> Any:
+        read.append(data)
+        return deserialize(self, data)
+
+    monkeypatch.setattr(Activity, "deserialize", spy)
+    not_an_activity = {"type": ["message"], "from": 3, "channelId": 5, "serviceUrl": {}}
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:
+        for body in (activity(connector.url), not_an_activity, {"text": "no type"}):
+            for header in ({}, {"Authorization": "Bearer garbage"}):
+                response = await client.post("/api/messages", json=body, headers=header)
+                assert response.status == 401, (body, header, response.status)
+        assert read == []
+        # With a genuine token, the same malformed bodies are 400, never 500.
+        token = {"Authorization": "Bearer " + channel_token(signing_key, connector.url)}
+        for body in (not_an_activity, {"text": "no type", "serviceUrl": connector.url}):
+            response = await client.post(
+                "/api/messages", json={**body, "serviceUrl": connector.url}, headers=token
+            )
+            assert response.status == 400, (body, response.status, await response.text())
+    finally:
+        await client.close()
+    assert connector.calls == []
 
 
 async def test_health_and_readiness(sqlite_url: str, framework: Framework, tmp_path: Any) -> None:
