@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -134,7 +135,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Report the metrics in Prometheus' text format (keep this path off the internet)."""
+    """Report the metrics in Prometheus' text format, to a caller with the token if one is set."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return _problem(request, 401, "metrics_token", "not authorised")
     metrics = request.app[METRICS]
     try:
         async with request.app[DATABASE].session() as session:
@@ -165,6 +171,22 @@ async def readyz(request: web.Request) -> web.Response:
     if not current:
         return web.json_response({"status": "migrations pending: run pqf-bot migrate"}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def _start_metrics_listener(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve /metrics (and the health checks) alone on a port of its own; return its runner."""
+    own = web.Application()
+    own[SETTINGS] = app[SETTINGS]
+    own[DATABASE] = app[DATABASE]
+    own[METRICS] = app[METRICS]
+    own.router.add_get("/metrics", metrics_page)
+    own.router.add_get("/healthz", healthz)
+    own.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(own, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("metrics on http://%s:%s/metrics", host, port)
+    return runner
 
 
 def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
@@ -243,6 +265,9 @@ def create_app(
             # Answers to people count in the sender's limit: it leaves them room.
             adapter.replies = sender.limiter
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
+        metrics_site: web.AppRunner | None = None
+        if settings.metrics_port is not None:
+            metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)
         scheduler: CycleScheduler | None = None
         if settings.run_scheduler:
             cycle = Cycle(
@@ -262,12 +287,15 @@ def create_app(
         stop.set()
         if sender_task is not None:
             await sender_task
+        if metrics_site is not None:
+            await metrics_site.cleanup()
         await database.dispose()
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_page)
+    if settings.metrics_on_main_listener:
+        app.router.add_get("/metrics", metrics_page)
     add_pages(app, settings=settings, framework=framework, database_key=DATABASE)
     return app

@@ -1045,6 +1045,12 @@ def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
     if not settings.tenants:
         print("  note: no MICROSOFT_APP_TENANT_ID or PQF_ALLOWED_TENANTS: any tenant is accepted")
     print(f"  links start {settings.links_base} and work for {settings.link_minutes} minutes")
+    if settings.metrics_port is not None:
+        print(f"  metrics: /metrics on port {settings.metrics_port} only")
+    elif settings.metrics_token:
+        print("  metrics: /metrics needs PQF_METRICS_TOKEN as a bearer token")
+    elif not settings.metrics_on_main_listener:
+        print("  note: /metrics is off: set PQF_METRICS_PORT or PQF_METRICS_TOKEN to serve it")
     try:
         framework = _framework(settings)
         print(f"Framework: {framework.version}, {len(framework.standards)} standards.")

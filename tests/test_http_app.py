@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
+from aiohttp import ClientConnectionError, ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 from botbuilder.schema import Activity, ChannelAccount
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
@@ -86,8 +86,12 @@ def auth_settings(url: str) -> Settings:
         env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="production", MICROSOFT_APP_ID=APP_ID,
         MICROSOFT_APP_PASSWORD="secret", MICROSOFT_APP_TENANT_ID=TENANT_ID,
         PQF_LINK_SECRET="x" * 40, PQF_PUBLIC_URL="https://pqf.example",
-        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false", PQF_METRICS_TOKEN=METRICS_TOKEN,
     )  # fmt: skip
+
+
+METRICS_TOKEN = "m" * 40
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 async def client_for(settings: Settings, framework: Framework) -> TestClient:  # type: ignore[type-arg]
@@ -185,7 +189,7 @@ async def test_deeply_nested_bodies_are_refused_with_400_before_any_parsing(
             if settings.is_development:
                 response = await client.post("/api/messages", json=shallow)
                 assert response.status == 201, await response.text()
-            metrics = await (await client.get("/metrics")).text()
+            metrics = await (await client.get("/metrics", headers=SCRAPER)).text()
         finally:
             await client.close()
         assert 'pqf_requests_refused_total{reason="too_deep"} 4.0' in metrics
@@ -428,7 +432,7 @@ async def test_activities_from_another_tenant_are_refused_and_logged(
         refused = await client.post("/api/messages", json=foreign(activity(connector.url)),
                                     headers=token)  # fmt: skip
         assert refused.status == 403
-        metrics = await (await client.get("/metrics")).text()
+        metrics = await (await client.get("/metrics", headers=SCRAPER)).text()
     finally:
         await client.close()
     assert connector.calls == []
@@ -503,6 +507,48 @@ async def test_metrics_are_in_prometheus_text_format(
     assert 'pqf_outbox_send_attempts_total{outcome="undeliverable"} 0.0' in lines
     assert "pqf_teams_throttled_total 0.0" in lines
     assert 'pqf_scheduler_runs_total{job="retention",outcome="failed"} 0.0' in lines
+
+
+async def test_metrics_stay_off_the_public_listener_in_production(
+    sqlite_url: str, framework: Framework, unused_tcp_port: int
+) -> None:
+    production = auth_settings(sqlite_url).model_copy(update={"metrics_token": ""})
+    client = await client_for(production, framework)
+    try:  # neither a token nor a port of their own: not served at all
+        assert (await client.get("/metrics")).status == 404
+    finally:
+        await client.close()
+
+    client = await client_for(auth_settings(sqlite_url), framework)
+    try:  # behind a bearer token
+        for header in ({}, {"Authorization": "Bearer " + "n" * 40}, {"Authorization": "m" * 40}):
+            refused = await client.get("/metrics", headers=header)
+            assert refused.status == 401, header
+            assert "pqf_" not in await refused.text()
+        served = await client.get("/metrics", headers=SCRAPER)
+        assert served.status == 200
+        assert 'pqf_requests_refused_total{reason="metrics_token"} 3.0' in await served.text()
+    finally:
+        await client.close()
+
+    separate = production.model_copy(update={"metrics_port": unused_tcp_port})
+    client = await client_for(separate, framework)
+    try:  # on a port of their own, for the monitoring network only
+        assert (await client.get("/metrics")).status == 404
+        async with ClientSession() as session:
+            own = f"http://{separate.host}:{unused_tcp_port}"
+            async with session.get(f"{own}/metrics") as response:
+                assert response.status == 200
+                assert "pqf_turns_total" in await response.text()
+            async with session.get(f"{own}/healthz") as response:
+                assert response.status == 200
+            async with session.post(f"{own}/api/messages", json={}) as response:
+                assert response.status in (404, 405)
+    finally:
+        await client.close()
+    async with ClientSession() as session:  # closed with the app
+        with pytest.raises(ClientConnectionError):
+            await session.get(f"http://{separate.host}:{unused_tcp_port}/metrics")
 
 
 async def test_turns_reuse_the_connector_and_token_clients_per_app_and_service_url() -> None:
