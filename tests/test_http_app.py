@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -26,6 +28,7 @@ from bot.adapter import (
     ReusingAuthentication,
 )
 from bot.app import MAX_BODY_BYTES, create_app
+from bot.auth import KEY_FETCH_TIMEOUT
 from bot.demo_data import staff_csv
 from bot.settings import Settings, load_settings
 from cards.audit_cards import criterion_card
@@ -400,6 +403,98 @@ async def test_unreachable_signing_keys_give_503(
     finally:
         await client.close()
     assert response.status == 503
+
+
+async def test_cached_keys_serve_genuine_tokens_while_the_key_endpoint_is_silent(
+    sqlite_url: str,
+    framework: Framework,
+    connector: FakeConnector,
+    signing_key: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A silent key endpoint delays nobody whose token a cached key checks; one fetch at a time."""
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    jwk.update(kid="test-key", endorsements=["msteams"])
+    silent = asyncio.Event()
+    release = asyncio.Event()
+    failing = asyncio.Event()
+    fetches: list[str] = []
+
+    async def config(request: web.Request) -> web.Response:
+        fetches.append("config")
+        if silent.is_set():
+            await release.wait()  # answers nothing until released
+        if failing.is_set():
+            return web.json_response({"error": "unavailable"}, status=500)
+        return web.json_response({"jwks_uri": str(request.url.with_path("/keys"))})
+
+    async def keys(_request: web.Request) -> web.Response:
+        return web.json_response({"keys": [jwk]})
+
+    keys_app = web.Application()
+    keys_app.router.add_get("/openid", config)
+    keys_app.router.add_get("/keys", keys)
+    server = TestServer(keys_app, host="127.0.0.1")
+    await server.start_server()
+    metadata = _OpenIdMetadata(str(server.make_url("/openid")))
+    metadata_url = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    monkeypatch.setitem(JwtTokenExtractor.metadataCache, metadata_url, metadata)
+    await seeded(sqlite_url, framework)
+    client = await client_for(auth_settings(sqlite_url), framework)
+    token = {"Authorization": "Bearer " + channel_token(signing_key, connector.url)}
+
+    # Typing indicators: authenticated like any activity, and answered with nothing (a reply
+    # would need a token from Microsoft Entra ID, which this machine cannot reach).
+    typing = {**activity(connector.url), "type": "typing"}
+
+    async def post(headers: dict[str, str]) -> int:
+        return (await client.post("/api/messages", json=typing, headers=headers)).status
+
+    try:
+        assert await post(token) == 201
+        assert fetches == ["config"]
+        # A day later the keys are due for a refresh, and the endpoint has gone silent.
+        silent.set()
+        metadata.last_updated -= timedelta(days=2)
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(post(token) for _ in range(8)))
+        waited = time.perf_counter() - started
+        assert answers == [201] * 8
+        assert waited < KEY_FETCH_TIMEOUT.total / 2, waited  # nobody waited for the fetch
+        assert fetches == ["config", "config"]  # one refresh in flight, not eight
+        # A token with a key id we do not know waits for that same fetch (no new one), and
+        # is refused once it brings no such key.
+        claims = jwt.decode(
+            channel_token(signing_key, connector.url), options={"verify_signature": False}
+        )
+        rotated = jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": "rotated"})
+        waiting = asyncio.ensure_future(post({"Authorization": "Bearer " + rotated}))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        assert await post(token) == 201
+        release.set()
+        assert await waiting == 401
+        assert fetches == ["config", "config"]
+
+        # The endpoint now fails at once: the cached keys still serve, and after a failure
+        # nothing is fetched again for a while, however many requests come.
+        silent.clear()
+        failing.set()
+        metadata.last_updated -= timedelta(days=2)
+        assert await post(token) == 201
+        with contextlib.suppress(Exception):
+            await metadata._pqf_fetch
+        assert [await post(token) for _ in range(5)] == [201] * 5
+        assert fetches == ["config", "config", "config"]
+        # Keys too old to trust are not used: with no fresh ones, Teams is told to retry.
+        metadata.last_updated -= timedelta(days=10)
+        assert await post(token) == 503
+        assert fetches == ["config", "config", "config"]
+    finally:
+        release.set()
+        await client.close()
+        await server.close()
 
 
 # -- one tenant only, the message limit, metrics --------------------------------------------
