@@ -21,6 +21,7 @@ from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
+from storage.files import create_private_file, write_private
 
 log = logging.getLogger("pqf-bot")
 
@@ -790,25 +791,25 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             await database.dispose()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         today = datetime.now(UTC).astimezone(settings.zone).date()
         if args.format == "html":
-            args.out.write_text(
+            write_private(
+                args.out,
                 render_report_html(
                     report,
                     title="Practice quality audits: report to the Practice Quality Board",
                     generated_on=today,
                     names=names,
-                ),
-                encoding="utf-8",
+                ).encode("utf-8"),
             )
         elif args.format == "xlsx":
-            args.out.write_bytes(render_report_xlsx(report, names=names))
+            write_private(args.out, render_report_xlsx(report, names=names))
         elif args.format == "csv":
-            args.out.write_text(render_report_csv(report, names=names), encoding="utf-8")
+            write_private(args.out, render_report_csv(report, names=names).encode("utf-8"))
         else:
-            args.out.write_text(
-                json.dumps(report_to_json(report, names=names), indent=2), encoding="utf-8"
+            write_private(
+                args.out,
+                json.dumps(report_to_json(report, names=names), indent=2).encode("utf-8"),
             )
         print(f"Wrote {args.out}: {report.period_label}, {report.scope}, "
               f"{report.total_completed} audits completed.")  # fmt: skip
@@ -919,11 +920,10 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
         if document is None or document.submitted_on is None:
             print(f"pqf-bot: there is no completed audit {args.audit_id}", file=sys.stderr)
             return EXIT_FAILED
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.format == "pdf":
-            args.out.write_bytes(render_audit_pdf(document))
+            write_private(args.out, render_audit_pdf(document))
         else:
-            args.out.write_text(render_audit_html(document), encoding="utf-8")
+            write_private(args.out, render_audit_html(document).encode("utf-8"))
         print(f"Wrote audit {args.audit_id} to {args.out}.")
         return EXIT_OK
 
@@ -1023,8 +1023,7 @@ def _export_person(settings: Settings, args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             await database.dispose()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_private(args.out, json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"))
         print(f"Wrote everything held about {args.email} to {args.out} "
               f"({len(record['audits_they_did'])} audits they did, "
               f"{len(record['audits_of_their_work'])} of their work).")  # fmt: skip
@@ -1092,7 +1091,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if args.path.exists():
         print(f"pqf-bot: {args.path} exists; choose a new file", file=sys.stderr)
         return EXIT_FAILED
-    args.path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(args.path)  # before SQLite creates it with the umask's mode
     # SQLite's backup API copies a consistent snapshot while the bot keeps writing.
     source = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
     target = sqlite3.connect(args.path)

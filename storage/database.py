@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.files import create_private_file
+
 # How long a SQLite writer waits for another to finish (as PRAGMA busy_timeout, in seconds).
 SQLITE_BUSY_SECONDS = 10.0
 
@@ -40,8 +42,16 @@ def sync_url(database_url: str) -> URL:
 
 
 def _prepare_sqlite_file(url: URL) -> None:
-    if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """Create the database file 0600 in a 0700 folder before SQLite opens it with the umask."""
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return
+    path = Path(url.database).expanduser()
+    create_private_file(path)
+    # SQLite gives its journal and WAL files the database file's mode; older ones are mended.
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            create_private_file(companion)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
