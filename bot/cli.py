@@ -945,6 +945,8 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
                     retention_months=settings.retention_months, dry_run=args.dry_run,
                     progress=progress,
                 )  # fmt: skip
+            if not report.dry_run:
+                await database.forget_erased()
         finally:
             progress.close()
             await database.dispose()

@@ -62,6 +62,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The purge overwrites evidence with ""; SQLite would otherwise leave the old text in
+    # the freed space of its pages. (The default depends on how SQLite was compiled.)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -145,6 +148,18 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def forget_erased(self) -> None:
+        """Make erased text leave the disk now: on SQLite, fold the WAL in and empty it.
+
+        With `secure_delete` the database pages hold zeros where erased text was, but the
+        WAL still holds the pages as they were until it is checkpointed and truncated.
+        PostgreSQL keeps old row versions until VACUUM (see the README's retention notes).
+        """
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

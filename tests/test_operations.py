@@ -375,6 +375,58 @@ def test_purge_access_log_and_export_person_at_the_command_line(
     assert "cli_export_person" not in out
 
 
+def test_purged_words_are_gone_from_the_sqlite_files(
+    workdir: Path,
+    framework: Framework,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As on a SQLite built without SECURE_DELETE on by default (Debian's has it; many don't).
+    connect = sqlite3.connect
+
+    def without_secure_delete(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.execute("PRAGMA secure_delete=OFF")
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", without_secure_delete)
+    assert run(capsys, "migrate")[0] == 0
+    path = workdir / "pqf.db"
+    database_url = f"sqlite:///{path}"
+
+    async def prepare() -> None:
+        database = Database(database_url)
+        try:
+            await seed(database, framework)
+            await audit_with_words(database, framework, "alexw@example.com",
+                                   submitted=datetime.now(UTC) - timedelta(days=800))  # fmt: skip
+            await database.forget_erased()  # the words now sit in the database file itself
+        finally:
+            await database.dispose()
+
+    import asyncio
+
+    asyncio.run(prepare())
+    secrets = (SECRET_EVIDENCE.encode(), SECRET_FEEDBACK.encode())
+    assert all(secret in path.read_bytes() for secret in secrets)
+    # The bot is running (a connection stays open), as it would be for the daily job.
+    reader = sqlite3.connect(path)
+    reader.execute("SELECT count(*) FROM staff").fetchone()
+    try:
+        status, out, _ = run(capsys, "purge")
+        assert status == 0, out
+        assert out.startswith("Erased the words of 1 audits")
+        files = [p for p in workdir.iterdir() if p.name.startswith("pqf.db")]
+        assert path in files
+        for file in files:
+            data = file.read_bytes()
+            for secret in secrets:
+                assert secret not in data, (file.name, secret)
+            assert b"Mrs Jennifer Example" not in data
+    finally:
+        reader.close()
+
+
 def test_check_config_says_what_is_wrong(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
