@@ -318,12 +318,12 @@ def _texts(value: object) -> Iterator[str]:
 @examples(600)
 @given(submissions())
 def test_card_submits_are_parsed_or_refused_naming_the_field(value: dict[str, Any]) -> None:
-    flawed = {
-        key: problem
-        for key, item in value.items()
-        for text in (item if isinstance(item, list) else [item])
-        if isinstance(text, str) and (problem := unwanted_character(text))
-    }
+    flawed: dict[str, str] = {}  # the first bad character of each field
+    for key, item in value.items():
+        for text in item if isinstance(item, list) else [item]:
+            problem = unwanted_character(text) if isinstance(text, str) else None
+            if problem:
+                flawed.setdefault(key, problem)
     try:
         parsed = parse_submission(value)
     except SubmissionError as error:
