@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -65,30 +66,58 @@ def sign(claims: LinkClaims, secret: str) -> str:
     return f"{body}.{signature}"
 
 
+# The largest id a row can have on either database (SQLite's INTEGER, PostgreSQL's integer).
+MAX_ID = 2**31 - 1
+# Expiries a link may carry: the signing process writes at most a day ahead of now.
+_EARLIEST, _LATEST = 0, 2**33  # 1970 to the year 2242, within every platform's datetime
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _whole(payload: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = payload[key]
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidLinkError("This link cannot be read.")
+    return value
+
+
+def _month(payload: dict[str, Any], key: str) -> str:
+    value = payload[key]
+    if not isinstance(value, str) or not _MONTH.match(value) or value < "1900":
+        raise InvalidLinkError("This link cannot be read.")
+    return value
+
+
+def _read(payload: Any, tzinfo: Any) -> LinkClaims:
+    """Return the claims in a genuine link's payload, every value checked for range."""
+    if not isinstance(payload, dict) or payload.get("k") not in PATHS:
+        raise InvalidLinkError("This link cannot be read.")
+    kind: LinkKind = payload["k"]
+    viewer_id = _whole(payload, "v", 1, MAX_ID)
+    expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
+    if kind == "report":
+        first, last = _month(payload, "f"), _month(payload, "l")
+        if last < first:
+            raise InvalidLinkError("This link cannot be read.")
+        return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
+    return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
+
+
 def verify(token: str, secret: str, now: datetime) -> LinkClaims:
     """Return the claims of a genuine, unexpired token, or raise InvalidLinkError."""
     if len(token) > 2000 or token.count(".") != 1:
-        raise InvalidLinkError("not a link of ours")
+        raise InvalidLinkError("This is not a link of ours.")
     body, signature = token.split(".")
     expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature):
-        raise InvalidLinkError("the link has been altered or is not ours")
+        raise InvalidLinkError("This link has been altered or is not ours.")
     try:
         payload = json.loads(_unb64(body))
-        claims = LinkClaims(
-            kind=payload["k"],
-            viewer_id=int(payload["v"]),
-            expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),
-            first_month=payload.get("f"),
-            last_month=payload.get("l"),
-            audit_id=int(payload["a"]) if "a" in payload else None,
-        )
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidLinkError("the link cannot be read") from error
-    if claims.kind not in PATHS:
-        raise InvalidLinkError("the link cannot be read")
+        claims = _read(payload, now.tzinfo)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError) as error:
+        # A genuine signature over unreadable contents: another release's link, or a bug.
+        raise InvalidLinkError("This link cannot be read.") from error
     if claims.expires <= now:
-        raise InvalidLinkError("the link has expired")
+        raise InvalidLinkError("This link has expired.")
     return claims
 
 

@@ -68,9 +68,9 @@ def _linked(
                 claims = request.app[LINKS].verify(request.query.get("t", ""))
             except InvalidLinkError as error:
                 log.info("refused a link: %s", error)
-                return _refuse(403, f"The link {error}.")
+                return _refuse(403, str(error))
             if claims.kind not in kinds:
-                return _refuse(403, "The link is for something else.")
+                return _refuse(403, "This link is for something else.")
             async with request.app[database_key].session() as session:
                 viewer = await session.get(Staff, claims.viewer_id)
             if viewer is None or not viewer.active:

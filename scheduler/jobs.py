@@ -842,4 +842,5 @@ async def purge_old_words(cycle: Cycle, today: date) -> RunOutcome | None:
     )  # fmt: skip
     if outcome.ran:
         log.info("retention %s: %s", today, outcome.summary)
+        await cycle.database.forget_erased()
     return outcome

@@ -23,8 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import is_case_reference
 from practice.framework import Framework
+from practice.text import EMAIL
 from practice.working_days import last_working_day
-from storage.csv_import import EMAIL, ImportResult, _read_rows
+from storage.csv_import import ImportResult, _read_rows
 from storage.models import (
     AuditRequest,
     AuditStatus,
@@ -81,7 +82,9 @@ async def import_audits(
     """Create or replace completed audits from CSV text; all rows or none."""
     criterion_ids = [c.id for _, c in framework.criteria()]
     result = ImportResult()
-    rows = _read_rows(text, FIXED_COLUMNS + tuple(criterion_ids), REQUIRED, result.errors)
+    rows = _read_rows(
+        text, FIXED_COLUMNS + tuple(criterion_ids), REQUIRED, result.errors, free_text=("feedback",)
+    )
     if not rows:
         return result
     staff = {s.email: s for s in await session.exec(select(Staff))}
