@@ -134,7 +134,14 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
-            card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
+            card_message(
+                help_card(
+                    name=staff.name,
+                    greeting=True,
+                    outstanding=len(outstanding),
+                    moderator=is_moderator(self._framework, staff),
+                )
+            )
         )
         if not await self._deliver_waiting(turn_context, staff) and outstanding:
             await self._send_audit_list(turn_context, staff)

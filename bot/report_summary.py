@@ -102,5 +102,6 @@ async def own_audits(
                 for option in framework.rating_scale
                 if ratings.get(option.code)
             )
-        found.append(OwnAudit(audit.id, title, role, outcome or "no ratings"))
+        submitted = audit.status == AuditStatus.SUBMITTED
+        found.append(OwnAudit(audit.id, title, role, outcome or "no ratings", submitted))
     return found

@@ -8,6 +8,7 @@ from typing import Literal
 
 from cards.common import (
     Element,
+    action_set,
     adaptive_card,
     download_action,
     facts,
@@ -96,11 +97,14 @@ def _step_data(heading_: AuditHeading, pqf: str, seq: int, step: str, nav: str) 
     return {"pqf": pqf, "audit_id": heading_.audit_id, "seq": seq, "step": step, "nav": nav}
 
 
-def _header(audit: AuditHeading, step_label: str) -> list[Element]:
+def _header(audit: AuditHeading, step_label: str, back: Element | None = None) -> list[Element]:
+    # Back sits under the heading, as a back link does on GOV.UK forms: the row of buttons at
+    # the foot of the card has room for two on a phone, Next and Save and exit.
     return [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading(step_label, size="Medium"),
         text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
+        *([action_set(back)] if back is not None else []),
     ]
 
 
@@ -268,9 +272,10 @@ def case_card(
             )
         )
         start_title = "Use this case"
+    # Leaving the case step saves nothing (the case is not chosen yet): "Not now", not "Save".
     actions = [
         submit(start_title, _step_data(audit, "audit.case", seq, CASE, "next"), style="positive"),
-        submit("Save and exit", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
+        submit("Not now", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -291,7 +296,8 @@ def criterion_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the card for one criterion: rating, evidence, and Back / Next / Save and exit."""
-    body = _header(audit, f"Criterion {position} of {total}")
+    back = submit("Back", _step_data(audit, "audit.criterion", seq, step, "back"))
+    body = _header(audit, f"Criterion {position} of {total}", back)
     body += problems_block(problems or [])
     body += [
         {
@@ -305,6 +311,7 @@ def criterion_card(
                 "id": "rating",
                 "label": "Rating (required)",
                 "style": "expanded",
+                "wrap": True,
                 "choices": [
                     {"title": f"{choice.label} — {choice.description}", "value": choice.code}
                     for choice in scale
@@ -326,7 +333,6 @@ def criterion_card(
     ]
     actions = [
         submit("Next", _step_data(audit, "audit.criterion", seq, step, "next"), style="positive"),
-        submit("Back", _step_data(audit, "audit.criterion", seq, step, "back")),
         submit("Save and exit", _step_data(audit, "audit.criterion", seq, step, "save_exit")),
     ]
     return adaptive_card(body, actions)
@@ -356,7 +362,8 @@ def feedback_card(
             "experience of Adult Social Care. If contact was not possible or appropriate, "
             "record why."
         )
-    body = _header(audit, "Feedback call")
+    back = submit("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back"))
+    body = _header(audit, "Feedback call", back)
     body += problems_block(problems or [])
     body += [
         text(intro),
@@ -367,6 +374,7 @@ def feedback_card(
                 "label": "Who gave feedback? (leave empty if nobody could be contacted)",
                 "isMultiSelect": True,
                 "style": "expanded",
+                "wrap": True,
                 "choices": [{"title": title, "value": code} for code, title in options.items()],
             },
             ",".join(contacted),
@@ -375,7 +383,9 @@ def feedback_card(
             {
                 "type": "Input.Text",
                 "id": "what_they_said",
-                "label": "What they said about their experience",
+                "label": "What they said about their experience, without names",
+                "placeholder": "Write “the person” or “her daughter”, never a name or initials: "
+                "these words may be quoted to the Practice Quality Board.",
                 "isMultiline": True,
                 "maxLength": max_length,
             },
@@ -384,9 +394,10 @@ def feedback_card(
         {
             "type": "Input.Toggle",
             "id": "suitable_for_report",
-            "title": "Their words may be quoted, without names, in reports to the Practice "
-            "Quality Board",
+            "title": "Their words may be quoted in reports to the Practice Quality Board (no "
+            "names in them)",
             "label": "Sharing their feedback",
+            "wrap": True,
             "value": "true" if suitable_for_report else "false",
             "valueOn": "true",
             "valueOff": "false",
@@ -406,7 +417,6 @@ def feedback_card(
         submit(
             "Next", _step_data(audit, "audit.feedback", seq, FEEDBACK, "next"), style="positive"
         ),
-        submit("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back")),
         submit("Save and exit", _step_data(audit, "audit.feedback", seq, FEEDBACK, "save_exit")),
     ]
     return adaptive_card(body, actions)
@@ -425,7 +435,8 @@ def involvement_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the step recording how the allocated worker (or supervisor) was involved."""
-    body = _header(audit, "Involving the worker")
+    back = submit("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back"))
+    body = _header(audit, "Involving the worker", back)
     body += problems_block(problems or [])
     body += [
         text(
@@ -439,6 +450,7 @@ def involvement_card(
                 "id": "how",
                 "label": "How they were involved (required)",
                 "style": "expanded",
+                "wrap": True,
                 "choices": [{"title": title, "value": code} for code, title in options.items()],
             },
             how,
@@ -468,7 +480,6 @@ def involvement_card(
             _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "next"),
             style="positive",
         ),
-        submit("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back")),
         submit(
             "Save and exit", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "save_exit")
         ),
@@ -482,23 +493,7 @@ def summary_blocks(
     """Return every answer as card blocks, with Change buttons when `seq` is given."""
     body: list[Element] = []
     for item in items:
-        title: Element = text(item.title, weight="Bolder")
-        if seq is not None and item.changeable:
-            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
-            data["edit_step"] = item.step
-            change = submit(item.change_label, data, send_inputs=False)
-            title = {
-                "type": "ColumnSet",
-                "columns": [
-                    {"type": "Column", "width": "stretch", "items": [title]},
-                    {
-                        "type": "Column",
-                        "width": "auto",
-                        "items": [{"type": "ActionSet", "actions": [change]}],
-                    },
-                ],
-            }
-        entry: list[Element] = [title]
+        entry: list[Element] = [text(item.title, weight="Bolder")]
         if item.lines:
             entry.append(facts(list(item.lines)))
         for label, words in item.users_words:
@@ -506,6 +501,12 @@ def summary_blocks(
             entry.append(users_text(_truncated(words)))
         if not item.complete:
             entry.append(text("Not answered yet", color="attention", weight="Bolder"))
+        if seq is not None and item.changeable:
+            # Below the answer, not in a column beside the title: on a phone the button
+            # squeezed the title until its words broke ("Feedb-ack").
+            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
+            data["edit_step"] = item.step
+            entry.append(action_set(submit(item.change_label, data, send_inputs=False)))
         body.append({"type": "Container", "separator": True, "spacing": "Medium", "items": entry})
     return body
 

@@ -1,4 +1,10 @@
-"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders."""
+"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders.
+
+Every card must fit a phone (Teams leaves a card about 306 px on a 320 px screen; see
+`tests/test_cards_on_a_phone.py`): no button beside text in a column (the text gets squeezed
+until words break), at most two buttons in a row and short titles (a row of Teams buttons is
+about 274 px), and every choice and toggle wraps its words.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +102,11 @@ def submit(
     if not send_inputs:
         action["associatedInputs"] = "none"
     return action
+
+
+def action_set(*actions: Element) -> Element:
+    """Return buttons placed in the card's body, on a row of their own."""
+    return {"type": "ActionSet", "actions": list(actions)}
 
 
 def long_date(day: date) -> str:

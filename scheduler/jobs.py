@@ -54,7 +54,7 @@ from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
 from practice.sampling import CaseColumns
 from storage import audits as audit_store
-from storage import outbox
+from storage import roster
 from storage.audits import audited_team
 from storage.database import Database
 from storage.jobs import RunOutcome, run_once
@@ -69,11 +69,11 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     Staff,
-    TeamsConversation,
     utc_now,
 )
 from storage.progress import Progress, no_progress
 from storage.retention import purge
+from storage.roster import Reach
 
 log = logging.getLogger(__name__)
 
@@ -494,15 +494,7 @@ async def team_digest_rows(
             select(Staff).where(Staff.supervisor_id == manager.id).order_by(col(Staff.name))
         )
     )
-    unreachable = {
-        u.recipient_id for u in await outbox.undeliverable_recipients(session=session, period=month)
-    }
-    installed = {
-        c.aad_object_id
-        for c in await session.exec(
-            select(TeamsConversation).where(col(TeamsConversation.installed).is_(True))
-        )
-    }
+    reach = await roster.reach_of(session=session, people=team)
     rows: list[DigestRow] = []
     for person in team:
         audits = list(
@@ -525,8 +517,9 @@ async def team_digest_rows(
             state = "none"
         elif done == len(audits):
             state = "done"
-        elif person.id in unreachable or (person.aad_object_id or "") not in installed:
-            state = "unreachable"
+        elif (reached := reach.get(person.id or 0, Reach.REACHABLE)) is not Reach.REACHABLE:
+            # Say why the bot cannot reach them, as far as it knows (a key of DIGEST_STATES).
+            state = reached.value
         elif started or done:
             state = "in_progress"
         else:

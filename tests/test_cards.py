@@ -42,6 +42,8 @@ from cards.cycle_cards import (
 from cards.help_cards import AuditListEntry, help_card, my_audits_card
 from practice.answers import CASE_CONTACTS, INVOLVEMENT_OPTIONS, SUPERVISION_CONTACTS
 from practice.audit_steps import AuditKind
+from practice.framework import Framework
+from tests.card_gallery import phone_gallery
 from tests.conftest import ROOT, skip_or_fail
 
 MAX_CARD_BYTES = 80 * 1024
@@ -139,8 +141,8 @@ def all_cards() -> dict[str, dict[str, Any]]:
         "submitted": submitted_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24)),
         "step_done": step_done_card(HEADING, label="Criterion 1 of 8", outcome="Meets — saved"),
         "replaced": replaced_card(HEADING),
-        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2),
-        "help": help_card(name="", greeting=False, outstanding=0),
+        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2, moderator=False),
+        "help": help_card(name="", greeting=False, outstanding=0, moderator=True),
         "my_audits": my_audits_card(
             [
                 AuditListEntry(7, "Standard 3: Strengths-based assessments", "self-audit",
@@ -198,7 +200,15 @@ def _walk(value: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(all_cards()))
 def test_card_shape(name: str) -> None:
-    card = all_cards()[name]
+    _check_shape(name, all_cards()[name])
+
+
+def test_the_worst_case_cards_have_the_same_shape(framework: Framework) -> None:
+    for name, card in phone_gallery(framework).items():
+        _check_shape(name, card)
+
+
+def _check_shape(name: str, card: dict[str, Any]) -> None:
     assert card["type"] == "AdaptiveCard"
     assert card["version"] == "1.5"
     size = len(json.dumps(card).encode("utf-8"))
@@ -214,12 +224,13 @@ def test_card_shape(name: str) -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_cards_validate_with_the_adaptivecards_package() -> None:
+def test_cards_validate_with_the_adaptivecards_package(framework: Framework) -> None:
     node = shutil.which("node")
     script = ROOT / "tests" / "js" / "validate_cards.js"
     if node is None or not (ROOT / "node_modules" / "adaptivecards").exists():
         skip_or_fail("PQF_REQUIRE_NODE", "Node.js and `npm ci` are needed to validate cards")
-    payload = [{"name": name, "card": card} for name, card in all_cards().items()]
+    cards = {**all_cards(), **{f"phone/{n}": c for n, c in phone_gallery(framework).items()}}
+    payload = [{"name": name, "card": card} for name, card in cards.items()]
     completed = subprocess.run(
         [node, str(script)], input=json.dumps(payload), capture_output=True, text=True,
         cwd=ROOT, timeout=60, check=True,

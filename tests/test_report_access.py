@@ -317,7 +317,7 @@ async def test_report_command_and_download_in_teams(
     )
     links_turn = await harness.submit(ALEX, mine.card_ids[-1], download)
     assert "Download the audit" in all_text(links_turn.card)
-    assert {a["title"] for a in links_turn.card["actions"]} == {
+    assert {a["title"] for a in _all_actions(links_turn.card)} == {
         "Open as a web page",
         "Download as PDF",
     }
