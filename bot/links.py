@@ -19,6 +19,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from practice.month import TEN_YEARS, Month, MonthError, check_range
+
 LinkKind = Literal["report", "audit", "audit_pdf"]
 PATHS: dict[str, str] = {"report": "/reports", "audit": "/audits", "audit_pdf": "/audits.pdf"}
 
@@ -65,8 +67,11 @@ def sign(claims: LinkClaims, secret: str) -> str:
     return f"{body}.{signature}"
 
 
-def verify(token: str, secret: str, now: datetime) -> LinkClaims:
-    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError."""
+def verify(token: str, secret: str, now: datetime, longest: int = TEN_YEARS) -> LinkClaims:
+    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError.
+
+    A report link's months must be a period a report may cover (at most `longest` months).
+    """
     if len(token) > 2000 or token.count(".") != 1:
         raise InvalidLinkError("not a link of ours")
     body, signature = token.split(".")
@@ -89,6 +94,13 @@ def verify(token: str, secret: str, now: datetime) -> LinkClaims:
         raise InvalidLinkError("the link cannot be read")
     if claims.expires <= now:
         raise InvalidLinkError("the link has expired")
+    if claims.kind == "report":
+        try:
+            first = Month.parse(claims.first_month or "")
+            last = Month.parse(claims.last_month or "")
+            check_range(first, last, today=now.date(), longest=longest)
+        except MonthError as error:
+            raise InvalidLinkError("the link's months cannot be used") from error
     return claims
 
 
@@ -106,9 +118,16 @@ class LinkMaker:
     """Makes the signed links the bot hands out."""
 
     def __init__(
-        self, *, public_url: str, secret: str, minutes: int, clock: Callable[[], datetime]
+        self,
+        *,
+        public_url: str,
+        secret: str,
+        minutes: int,
+        clock: Callable[[], datetime],
+        longest_report: int = TEN_YEARS,
     ) -> None:
         self.public_url = public_url
+        self._longest_report = longest_report
         self.minutes = minutes
         self._secret = secret
         self._clock = clock
@@ -132,4 +151,4 @@ class LinkMaker:
 
     def verify(self, token: str) -> LinkClaims:
         """Return the claims of a genuine, unexpired link (see `verify`)."""
-        return verify(token, self._secret, self._clock())
+        return verify(token, self._secret, self._clock(), self._longest_report)

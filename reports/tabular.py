@@ -76,7 +76,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from practice.report import RATINGS, Agreement, CompletionRow, Report, month_label
+from practice.month import month_label
+from practice.report import RATINGS, Agreement, CompletionRow, Report
 from reports.html import RATING_LABELS, meets_or_exceeds
 
 JSON_VERSION = 1
