@@ -813,7 +813,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         elif args.format == "xlsx":
             args.out.write_bytes(render_report_xlsx(report, names=names))
         elif args.format == "csv":
-            args.out.write_text(render_report_csv(report, names=names), encoding="utf-8")
+            args.out.write_bytes(render_report_csv(report, names=names))
         else:
             args.out.write_text(
                 json.dumps(report_to_json(report, names=names), indent=2), encoding="utf-8"
