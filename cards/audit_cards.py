@@ -17,6 +17,7 @@ from cards.common import (
     short_date,
     submit,
     text,
+    users_facts,
     users_text,
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
@@ -100,7 +101,7 @@ def _header(audit: AuditHeading, step_label: str) -> list[Element]:
     return [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading(step_label, size="Medium"),
-        text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
+        users_text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
     ]
 
 
@@ -130,7 +131,7 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
     body: list[Element] = [
         text(f"Practice quality audit · {audit.month_label}", subtle=True, weight="Bolder"),
         heading(f"Your {audit.kind.description}: {audit.title}"),
-        text(task),
+        users_text(task),
         facts([("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]),
     ]
     if what_people_can_expect:
@@ -174,7 +175,7 @@ def case_card(
     if mode == "confirm_case":
         body.append(text("This case was chosen at random for your audit this month."))
         body.append(
-            facts(
+            users_facts(
                 [
                     ("Case reference", audit.case_reference or "not set"),
                     ("Team", team or "not recorded"),
@@ -192,7 +193,7 @@ def case_card(
         start_title = "Start the audit"
     elif mode == "confirm_supervision":
         body.append(
-            text(
+            users_text(
                 f"You are auditing the supervision records of {audit.subject_name or 'the worker'}"
                 ". Open their supervision file, then start."
             )
@@ -225,7 +226,7 @@ def case_card(
             owner = audit.subject_name or "the worker"
             whose = f"{owner}'s"
         body.append(
-            text(
+            users_text(
                 f"Choose one of {whose} open or recently closed cases. Give the case reference "
                 "only, never the person's name."
             )
@@ -249,7 +250,7 @@ def case_card(
             )
         else:
             body.append(
-                text(
+                users_text(
                     f"No open or recently closed cases are recorded for {owner} on the case "
                     "list, so type the reference below.",
                     subtle=True,
@@ -428,7 +429,7 @@ def involvement_card(
     body = _header(audit, "Involving the worker")
     body += problems_block(problems or [])
     body += [
-        text(
+        users_text(
             f"Audits are not done in isolation. How was {worker_label} involved? Do the audit "
             "together (face to face or in Teams) where you can; otherwise arrange a date to "
             "give them feedback."
@@ -500,7 +501,7 @@ def summary_blocks(
             }
         entry: list[Element] = [title]
         if item.lines:
-            entry.append(facts(list(item.lines)))
+            entry.append(users_facts(list(item.lines)))
         for label, words in item.users_words:
             entry.append(text(label, subtle=True, spacing="Small"))
             entry.append(users_text(_truncated(words)))
@@ -545,7 +546,9 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
     body = [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading("Audit submitted", size="Medium"),
-        text(f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True),
+        users_text(
+            f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True
+        ),
     ]
     body += summary_blocks(items, seq=None, audit=audit)
     return adaptive_card(body, [download_action(audit.audit_id)])
@@ -555,8 +558,8 @@ def step_done_card(audit: AuditHeading, *, label: str, outcome: str) -> Element:
     """Return the small record that replaces a step's card once it has been answered."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
-            text(f"{label}: {outcome}", weight="Bolder"),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{label}: {outcome}", weight="Bolder"),
         ]
     )
 
@@ -565,7 +568,7 @@ def replaced_card(audit: AuditHeading) -> Element:
     """Return the notice that replaces a card superseded by a newer one."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
             text("This card was replaced by a newer one further down the chat.", weight="Bolder"),
         ]
     )

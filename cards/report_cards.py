@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cards.common import Element, adaptive_card, facts, heading, text
+from cards.common import Element, adaptive_card, facts, heading, text, users_text
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def report_summary_card(
     body: list[Element] = [
         text(f"Practice quality audits · {period}", subtle=True, weight="Bolder"),
         heading("Audit report", size="Medium"),
-        text(f"Covering: {scope}.", subtle=True),
+        users_text(f"Covering: {scope}.", subtle=True),
         facts([("Audits completed", str(completed)), ("Completion", completion)]),
     ]
     if below:
@@ -68,7 +68,7 @@ def report_summary_card(
                     "separator": True,
                     "items": [
                         text(audit.title, weight="Bolder"),
-                        text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
+                        users_text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
                         {
                             "type": "ActionSet",
                             "actions": [
