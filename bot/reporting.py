@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
@@ -41,6 +43,8 @@ T = TypeVar("T")
 Product = Callable[[Report, dict[int, str]], T]
 # A worker is replaced after this many reports, giving back the memory a long one took.
 REPORTS_PER_WORKER = 50
+# Workers run at a lower CPU priority (nice) than the bot, whose turns people wait on.
+WORKER_NICENESS = 10
 
 
 async def scoped_report(
@@ -100,6 +104,10 @@ async def _make(database: Database, job: _Job, product: Product[T]) -> T:
     return product(report, names)
 
 
+def _start_worker() -> None:
+    os.nice(WORKER_NICENESS)
+
+
 def _make_in_worker(job: _Job, product: Product[T]) -> T:
     async def go() -> T:
         database = Database(job.database_url)
@@ -129,6 +137,15 @@ class ReportMaker:
         job = _Job(url, self._framework, self._zone, request)
         if self._workers == 0:
             return await _make(self._database, job, product)
+        try:
+            return await self._in_worker(job, product)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the pool is unusable, so start afresh.
+            log.warning("a report worker died; starting new workers")
+            self.close()
+            return await self._in_worker(job, product)
+
+    async def _in_worker(self, job: _Job, product: Product[T]) -> T:
         if self._pool is None:
             # "spawn": forking a process that runs threads (the database driver's, the
             # sender's) can copy a lock held at that moment and hang the child.
@@ -136,6 +153,7 @@ class ReportMaker:
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 max_tasks_per_child=REPORTS_PER_WORKER,
+                initializer=_start_worker,
             )
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, _make_in_worker, job, product
@@ -144,8 +162,8 @@ class ReportMaker:
     def close(self) -> None:
         """Stop the worker processes (a report being made is abandoned)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 async def audit_document(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -84,5 +86,20 @@ async def test_a_long_report_does_not_stop_the_event_loop(
         # Made in the bot's own process, the same report stops everything until it is done.
         work = asyncio.ensure_future(here.make(REQUEST, partial(slow_summary, 1.0)))
         assert await _longest_pause(work) >= 1.0
+    finally:
+        away.close()
+
+
+def die(report: Report, names: dict[int, str]) -> ReportSummary:
+    """Stand for a worker killed while making a report (out of memory, say)."""
+    os._exit(1)
+
+
+async def test_reports_go_on_after_a_worker_dies(history: Database, framework: Framework) -> None:
+    away = ReportMaker(database=history, framework=framework, zone=LONDON, workers=1)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            await away.make(REQUEST, die)
+        assert (await away.make(REQUEST, summarise)).completed > 0
     finally:
         away.close()
