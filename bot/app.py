@@ -30,8 +30,10 @@ from bot.metrics import OUTBOX_STATES, Metrics
 from bot.outbox_sender import OutboxSender, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
+from bot.reporting import ReportMaker
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
+from practice.month import longest_range
 from scheduler.jobs import Cycle
 from scheduler.runner import JOBS, CycleScheduler
 from storage import outbox
@@ -52,6 +54,7 @@ FRAMEWORK = web.AppKey("framework", Framework)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
 BOT = web.AppKey("bot", AuditBot)
 METRICS = web.AppKey("metrics", Metrics)
+REPORTS = web.AppKey("reports", ReportMaker)
 
 
 def _problem(request: web.Request, status: int, reason: str, message: str) -> web.Response:
@@ -223,6 +226,7 @@ def create_app(
         secret=settings.link_secret,
         minutes=settings.link_minutes,
         clock=now,
+        longest_report=longest_range(settings.retention_months),
     )
     app[LINKS] = links
     metrics = Metrics(jobs=list(JOBS), send_outcomes=[d.value for d in Delivery])
@@ -238,6 +242,11 @@ def create_app(
         adapter = create_adapter(settings)
         app[DATABASE] = database
         app[ADAPTER] = adapter
+        reports = ReportMaker(
+            database=database, framework=framework, zone=settings.zone,
+            workers=settings.report_workers,
+        )  # fmt: skip
+        app[REPORTS] = reports
         app[BOT] = AuditBot(
             database=database,
             framework=framework,
@@ -249,6 +258,8 @@ def create_app(
             links=links,
             rate_limit=MessageRateLimit(*settings.user_rate),
             on_rate_limited=metrics.rate_limited.inc,
+            reports=reports,
+            longest_report=longest_range(settings.retention_months),
         )
         stop = asyncio.Event()
         sender_task: asyncio.Task[None] | None = None
@@ -289,6 +300,7 @@ def create_app(
             await sender_task
         if metrics_site is not None:
             await metrics_site.cleanup()
+        reports.close()
         await database.dispose()
 
     app.cleanup_ctx.append(resources)
@@ -297,5 +309,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     if settings.metrics_on_main_listener:
         app.router.add_get("/metrics", metrics_page)
-    add_pages(app, settings=settings, framework=framework, database_key=DATABASE)
+    add_pages(
+        app, settings=settings, framework=framework, database_key=DATABASE, reports_key=REPORTS
+    )
     return app

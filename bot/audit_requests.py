@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.notices import queue_request_card
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
+from practice.month import Month
 from practice.sampling import (
     CaseCandidate,
     StaffCandidate,
@@ -40,12 +41,6 @@ class RequestedAudit:
     audit: AuditRequest
     auditor: Staff
     message: OutboxMessage
-
-
-def previous_year_month(month: str) -> str:
-    """Return the month twelve months before 'YYYY-MM'."""
-    year, number = (int(p) for p in month.split("-"))
-    return f"{year - 1:04d}-{number:02d}"
 
 
 def default_kind(framework: Framework, auditor: Staff, calendar_month: int) -> AuditKind:
@@ -90,9 +85,9 @@ async def request_audit(
             f"there is no standard {standard_number}; "
             f"the framework has standards 1 to {len(framework.standards)}"
         )
-    year, calendar_month = (int(p) for p in month.split("-"))
-    kind = kind or default_kind(framework, auditor, calendar_month)
-    since = previous_year_month(month)
+    requested_month = Month.parse(month)
+    kind = kind or default_kind(framework, auditor, requested_month.number)
+    since = str(requested_month.plus(-12))
 
     case: CaseRecord | None = None
     subject: Staff | None = None
@@ -181,7 +176,7 @@ async def request_audit(
         standard=standard,
         kind=kind,
         month=month,
-        due_on=last_working_day(year, calendar_month),
+        due_on=last_working_day(requested_month.year, requested_month.number),
         framework_version=framework.version,
         case=case,
         subject=subject,

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
@@ -21,6 +20,7 @@ from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
+from practice.month import Month, MonthError, check_range, longest_range
 from storage.files import create_private_file, write_private
 
 log = logging.getLogger("pqf-bot")
@@ -28,7 +28,6 @@ log = logging.getLogger("pqf-bot")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_SETUP = 2
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -36,9 +35,10 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _month(text: str) -> str:
-    if not MONTH.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2024-09")
-    return text
+    try:
+        return str(Month.parse(text))
+    except MonthError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2024-09") from None
 
 
 def _day(text: str) -> date:
@@ -755,6 +755,15 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     if last < args.month:
         print("pqf-bot: --to must not be before --month", file=sys.stderr)
         return EXIT_FAILED
+    today = datetime.now(UTC).astimezone(settings.zone).date()
+    try:
+        check_range(
+            Month.parse(args.month), Month.parse(last), today=today,
+            longest=longest_range(settings.retention_months),
+        )  # fmt: skip
+    except MonthError as error:
+        print(f"pqf-bot: {error}", file=sys.stderr)
+        return EXIT_FAILED
     framework = _framework(settings)
 
     async def go() -> int:
@@ -783,7 +792,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 report, names = await scoped_report(
                     session=session, framework=framework, zone=settings.zone,
-                    first_month=args.month, last_month=last, scope=scope,
+                    first_month=args.month, last_month=last, scope=scope, as_of=today,
                 )  # fmt: skip
                 await access_log.record(
                     session=session, staff_id=None, action="cli_report",
@@ -791,7 +800,6 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             await database.dispose()
-        today = datetime.now(UTC).astimezone(settings.zone).date()
         if args.format == "html":
             write_private(
                 args.out,
@@ -805,7 +813,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         elif args.format == "xlsx":
             write_private(args.out, render_report_xlsx(report, names=names))
         elif args.format == "csv":
-            write_private(args.out, render_report_csv(report, names=names).encode("utf-8"))
+            write_private(args.out, render_report_csv(report, names=names))
         else:
             write_private(
                 args.out,

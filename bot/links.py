@@ -12,13 +12,14 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
+
+from practice.month import TEN_YEARS, Month, MonthError, check_range
 
 LinkKind = Literal["report", "audit", "audit_pdf"]
 PATHS: dict[str, str] = {"report": "/reports", "audit": "/audits", "audit_pdf": "/audits.pdf"}
@@ -70,7 +71,6 @@ def sign(claims: LinkClaims, secret: str) -> str:
 MAX_ID = 2**31 - 1
 # Expiries a link may carry: the signing process writes at most a day ahead of now.
 _EARLIEST, _LATEST = 0, 2**33  # 1970 to the year 2242, within every platform's datetime
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _whole(payload: dict[str, Any], key: str, low: int, high: int) -> int:
@@ -82,9 +82,10 @@ def _whole(payload: dict[str, Any], key: str, low: int, high: int) -> int:
 
 def _month(payload: dict[str, Any], key: str) -> str:
     value = payload[key]
-    if not isinstance(value, str) or not _MONTH.match(value) or value < "1900":
-        raise InvalidLinkError("This link cannot be read.")
-    return value
+    try:
+        return str(Month.parse(value))
+    except MonthError as error:
+        raise InvalidLinkError("This link cannot be read.") from error
 
 
 def _read(payload: Any, tzinfo: Any) -> LinkClaims:
@@ -96,14 +97,15 @@ def _read(payload: Any, tzinfo: Any) -> LinkClaims:
     expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
     if kind == "report":
         first, last = _month(payload, "f"), _month(payload, "l")
-        if last < first:
-            raise InvalidLinkError("This link cannot be read.")
         return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
     return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
 
 
-def verify(token: str, secret: str, now: datetime) -> LinkClaims:
-    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError."""
+def verify(token: str, secret: str, now: datetime, longest: int = TEN_YEARS) -> LinkClaims:
+    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError.
+
+    A report link's months must be a period a report may cover (at most `longest` months).
+    """
     if len(token) > 2000 or token.count(".") != 1:
         raise InvalidLinkError("This is not a link of ours.")
     body, signature = token.split(".")
@@ -118,6 +120,13 @@ def verify(token: str, secret: str, now: datetime) -> LinkClaims:
         raise InvalidLinkError("This link cannot be read.") from error
     if claims.expires <= now:
         raise InvalidLinkError("This link has expired.")
+    if claims.kind == "report":
+        try:
+            first = Month.parse(claims.first_month or "")
+            last = Month.parse(claims.last_month or "")
+            check_range(first, last, today=now.date(), longest=longest)
+        except MonthError as error:
+            raise InvalidLinkError("This link cannot be read.") from error
     return claims
 
 
@@ -135,9 +144,16 @@ class LinkMaker:
     """Makes the signed links the bot hands out."""
 
     def __init__(
-        self, *, public_url: str, secret: str, minutes: int, clock: Callable[[], datetime]
+        self,
+        *,
+        public_url: str,
+        secret: str,
+        minutes: int,
+        clock: Callable[[], datetime],
+        longest_report: int = TEN_YEARS,
     ) -> None:
         self.public_url = public_url
+        self._longest_report = longest_report
         self.minutes = minutes
         self._secret = secret
         self._clock = clock
@@ -161,4 +177,4 @@ class LinkMaker:
 
     def verify(self, token: str) -> LinkClaims:
         """Return the claims of a genuine, unexpired link (see `verify`)."""
-        return verify(token, self._secret, self._clock())
+        return verify(token, self._secret, self._clock(), self._longest_report)

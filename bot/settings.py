@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json", ""] = Field(default="", validation_alias="PQF_LOG_FORMAT")
     retention_months: int = Field(default=24, ge=1, le=240, validation_alias="PQF_RETENTION_MONTHS")
+    # Processes that make reports, so a long one never holds up the bot's turns (0: in the
+    # bot's own process, for tests).
+    report_workers: int = Field(default=2, ge=0, le=16, validation_alias="PQF_REPORT_WORKERS")
     allowed_tenants: str = Field(default="", validation_alias="PQF_ALLOWED_TENANTS")
     allow_any_tenant: bool = Field(default=False, validation_alias="PQF_ALLOW_ANY_TENANT")
     metrics_token: str = Field(default="", validation_alias="PQF_METRICS_TOKEN", repr=False)
@@ -251,6 +254,7 @@ _VARIABLES = {
     "link_minutes": "PQF_LINK_MINUTES",
     "log_format": "PQF_LOG_FORMAT",
     "retention_months": "PQF_RETENTION_MONTHS",
+    "report_workers": "PQF_REPORT_WORKERS",
     "allowed_tenants": "PQF_ALLOWED_TENANTS",
     "user_rate_limit": "PQF_USER_RATE_LIMIT",
     "public_url": "PQF_PUBLIC_URL",

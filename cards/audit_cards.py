@@ -18,6 +18,7 @@ from cards.common import (
     short_date,
     submit,
     text,
+    users_facts,
     users_text,
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
@@ -103,7 +104,7 @@ def _header(audit: AuditHeading, step_label: str, back: Element | None = None) -
     return [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading(step_label, size="Medium"),
-        text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
+        users_text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
         *([action_set(back)] if back is not None else []),
     ]
 
@@ -134,7 +135,7 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
     body: list[Element] = [
         text(f"Practice quality audit · {audit.month_label}", subtle=True, weight="Bolder"),
         heading(f"Your {audit.kind.description}: {audit.title}"),
-        text(task),
+        users_text(task),
         facts([("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]),
     ]
     if what_people_can_expect:
@@ -178,7 +179,7 @@ def case_card(
     if mode == "confirm_case":
         body.append(text("This case was chosen at random for your audit this month."))
         body.append(
-            facts(
+            users_facts(
                 [
                     ("Case reference", audit.case_reference or "not set"),
                     ("Team", team or "not recorded"),
@@ -196,7 +197,7 @@ def case_card(
         start_title = "Start the audit"
     elif mode == "confirm_supervision":
         body.append(
-            text(
+            users_text(
                 f"You are auditing the supervision records of {audit.subject_name or 'the worker'}"
                 ". Open their supervision file, then start."
             )
@@ -229,7 +230,7 @@ def case_card(
             owner = audit.subject_name or "the worker"
             whose = f"{owner}'s"
         body.append(
-            text(
+            users_text(
                 f"Choose one of {whose} open or recently closed cases. Give the case reference "
                 "only, never the person's name."
             )
@@ -253,7 +254,7 @@ def case_card(
             )
         else:
             body.append(
-                text(
+                users_text(
                     f"No open or recently closed cases are recorded for {owner} on the case "
                     "list, so type the reference below.",
                     subtle=True,
@@ -439,7 +440,7 @@ def involvement_card(
     body = _header(audit, "Involving the worker", back)
     body += problems_block(problems or [])
     body += [
-        text(
+        users_text(
             f"Audits are not done in isolation. How was {worker_label} involved? Do the audit "
             "together (face to face or in Teams) where you can; otherwise arrange a date to "
             "give them feedback."
@@ -495,7 +496,7 @@ def summary_blocks(
     for item in items:
         entry: list[Element] = [text(item.title, weight="Bolder")]
         if item.lines:
-            entry.append(facts(list(item.lines)))
+            entry.append(users_facts(list(item.lines)))
         for label, words in item.users_words:
             entry.append(text(label, subtle=True, spacing="Small"))
             entry.append(users_text(_truncated(words)))
@@ -546,7 +547,9 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
     body = [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading("Audit submitted", size="Medium"),
-        text(f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True),
+        users_text(
+            f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True
+        ),
     ]
     body += summary_blocks(items, seq=None, audit=audit)
     return adaptive_card(body, [download_action(audit.audit_id)])
@@ -556,8 +559,8 @@ def step_done_card(audit: AuditHeading, *, label: str, outcome: str) -> Element:
     """Return the small record that replaces a step's card once it has been answered."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
-            text(f"{label}: {outcome}", weight="Bolder"),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{label}: {outcome}", weight="Bolder"),
         ]
     )
 
@@ -566,7 +569,7 @@ def replaced_card(audit: AuditHeading) -> Element:
     """Return the notice that replaces a card superseded by a newer one."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
             text("This card was replaced by a newer one further down the chat.", weight="Bolder"),
         ]
     )

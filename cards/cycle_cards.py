@@ -18,6 +18,7 @@ from cards.common import (
     short_date,
     submit,
     text,
+    users_facts,
     users_text,
 )
 from cards.help_cards import AuditListEntry, audit_list_blocks
@@ -118,7 +119,7 @@ def digest_card(*, month_label: str, due_on: date, rows: list[DigestRow], today:
         if not members:
             continue
         body.append(text(shown.heading, weight="Bolder", spacing="Medium"))
-        body.append(facts([(r.name, r.detail or "—") for r in members]))
+        body.append(users_facts([(r.name, r.detail or "—") for r in members]))
         if shown.advice:
             body.append(text(shown.advice, subtle=True, spacing="Small"))
     return adaptive_card(body)
@@ -141,7 +142,7 @@ def outcome_card(
     body: list[Element] = [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading("A completed audit to discuss in supervision", size="Medium"),
-        text(
+        users_text(
             f"{auditor_name} completed an audit of {whose} ({audit.about}) on "
             f"{short_date(submitted_on)}. Please talk it through in supervision."
         ),
@@ -187,8 +188,10 @@ def moderation_sample_card(
             state = "Not claimed yet"
         items: list[Element] = [
             text(entry.title, weight="Bolder"),
-            text(f"{entry.kind.capitalize()} of {entry.about} · {entry.team}", spacing="None"),
-            text(state, subtle=True, spacing="None"),
+            users_text(
+                f"{entry.kind.capitalize()} of {entry.about} · {entry.team}", spacing="None"
+            ),
+            users_text(state, subtle=True, spacing="None"),
         ]
         if entry.claimed_by is None:
             items.append(
@@ -238,8 +241,12 @@ def moderation_card(
     """Return the moderation of one audit: per criterion, agree or a rating with a reason."""
     body: list[Element] = [
         text(f"{audit.title} · moderation", subtle=True, weight="Bolder"),
-        heading(f"Moderate the {audit.kind.description} of {audit.about}", size="Medium"),
-        text(
+        users_text(
+            f"Moderate the {audit.kind.description} of {audit.about}",
+            size="Medium",
+            weight="Bolder",
+        ),
+        users_text(
             f"Audited by {auditor_name}. For each criterion, agree with the auditor's rating or "
             "give yours, with the reason when you differ."
         ),
@@ -320,7 +327,7 @@ def moderated_card(
     body: list[Element] = [
         text(f"{audit.title} · moderation", subtle=True, weight="Bolder"),
         heading("Moderation", size="Medium"),
-        text(intro),
+        users_text(intro),
     ]
     agreed = sum(1 for _, verdict, _ in lines if verdict == "Agreed")
     body.append(text(f"Agreed on {agreed} of {len(lines)} criteria.", weight="Bolder"))

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from cards.common import Element, adaptive_card, heading, long_date, short_date, submit, text
+from cards.common import (
+    Element,
+    adaptive_card,
+    heading,
+    long_date,
+    short_date,
+    submit,
+    text,
+    users_text,
+)
 
 # What everyone on the roster may type, in the order the help card lists it; `moderation`
 # (moderators only) is listed after `report`.
@@ -52,7 +61,9 @@ def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool) -
     """Return the welcome (on installation) or help card, listing what this person may use."""
     first = name.split()[0] if name.strip() else "there"
     body: list[Element] = [
-        heading(f"Hello {first}" if greeting else "How to use the audit bot"),
+        users_text(f"Hello {first}", size="Large", weight="Bolder")
+        if greeting
+        else heading("How to use the audit bot"),
         text(
             "I run Adult Social Care's monthly practice quality audits under the Practice "
             "Quality Framework. I send you the audits your role asks for, guide you "
@@ -103,7 +114,7 @@ def audit_list_blocks(entries: list[AuditListEntry]) -> list[Element]:
             state = f"In progress: {entry.steps_done} of {entry.steps_total} steps done"
         items: list[Element] = [
             text(entry.title, weight="Bolder"),
-            text(f"{entry.kind.capitalize()} of {entry.about}", spacing="None"),
+            users_text(f"{entry.kind.capitalize()} of {entry.about}", spacing="None"),
             text(f"Due by {long_date(entry.due_on)} · {state}", subtle=True, spacing="None"),
         ]
         if entry.submitted_on is None:

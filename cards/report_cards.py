@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cards.common import Element, action_set, adaptive_card, facts, heading, submit, text
+from cards.common import (
+    Element,
+    action_set,
+    adaptive_card,
+    facts,
+    heading,
+    submit,
+    text,
+    users_text,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ def report_summary_card(
     body: list[Element] = [
         text(f"Practice quality audits · {period}", subtle=True, weight="Bolder"),
         heading("Audit report", size="Medium"),
-        text(f"Covering: {scope}.", subtle=True),
+        users_text(f"Covering: {scope}.", subtle=True),
         facts([("Audits completed", str(completed)), ("Completion", completion)]),
     ]
     if below:
@@ -65,7 +74,7 @@ def report_summary_card(
         for audit in own:
             items = [
                 text(audit.title, weight="Bolder"),
-                text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
+                users_text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
             ]
             if audit.submitted:
                 download = {"pqf": "audit.download", "audit_id": audit.audit_id}

@@ -233,7 +233,7 @@ async def test_purge_erases_old_words_keeps_ratings_and_never_touches_open_audit
     async with database.session() as session:
         report_before, _ = await scoped_report(
             session=session, framework=framework, zone=LONDON, first_month="2026-11",
-            last_month="2026-11", scope=ReportScope("All teams"),
+            last_month="2026-11", scope=ReportScope("All teams"), as_of=NOW.date(),
         )  # fmt: skip
         dry = await purge(session=session, now=NOW, retention_months=24, dry_run=True)
     assert (dry.audits, dry.evidence, dry.feedback, dry.moderations, dry.messages) == (
@@ -266,7 +266,7 @@ async def test_purge_erases_old_words_keeps_ratings_and_never_touches_open_audit
         }
         report_after, _ = await scoped_report(
             session=session, framework=framework, zone=LONDON, first_month="2026-11",
-            last_month="2026-11", scope=ReportScope("All teams"),
+            last_month="2026-11", scope=ReportScope("All teams"), as_of=NOW.date(),
         )  # fmt: skip
         again = await purge(session=session, now=NOW, retention_months=24, dry_run=False)
     assert SECRET_FEEDBACK not in messages["old-outcome"]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -332,6 +333,12 @@ async def test_report_command_and_download_in_teams(
     assert "not one you may see" in refused.text
     bad = await harness.say(ALEX, "report last month")
     assert "couldn't read that" in bad.text
+    started = time.perf_counter()
+    huge = await harness.say(ALEX, "report 0001-01 to 9999-12")
+    assert "can't make that report: 0001-01 is before 2000-01" in huge.text
+    long = await harness.say(ALEX, "report 2010-01 to 2026-11")
+    assert "a report covers at most 120 months (10 years)" in long.text
+    assert time.perf_counter() - started < 5
 
 
 def _all_actions(card: dict) -> list[dict]:  # type: ignore[type-arg]
