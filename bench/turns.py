@@ -125,7 +125,7 @@ PROFILE_NOTES = (
     "of it, then the ORM loading the audit with its people and ratings (a criterion turn "
     "reads 4 times and writes 4). The design's answer to more load than one process's event loop "
     "serves is more processes: `pqf-bot serve` instances on one PostgreSQL behind the "
-    "Azure Bot's endpoint (README, section 'More than one instance'); a council's peak (a "
+    "Azure Bot's endpoint (docs/deploy.md, 'More than one instance'); a council's peak (a "
     "few hundred auditors in the last days of a month) is a few turns a second, a tenth "
     "of one process's saturation rate.",
     "The open loop's p99 is set by its slowest ten or so turns, so it moves most from run "

@@ -14,6 +14,7 @@ from practice.audit_steps import AuditKind
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota
 from practice.framework import Framework
+from practice.month import Month
 from practice.sampling import (
     CaseCandidate,
     StaffCandidate,
@@ -42,12 +43,6 @@ class RequestedAudit:
     audit: AuditRequest
     auditor: Staff
     message: OutboxMessage
-
-
-def previous_year_month(month: str) -> str:
-    """Return the month twelve months before 'YYYY-MM'."""
-    year, number = (int(p) for p in month.split("-"))
-    return f"{year - 1:04d}-{number:02d}"
 
 
 def default_kind(framework: Framework, auditor: Staff, calendar_month: int) -> AuditKind:
@@ -111,9 +106,9 @@ async def request_audit(
             f"there is no standard {standard_number}; "
             f"the framework has standards 1 to {len(framework.standards)}"
         )
-    year, calendar_month = (int(p) for p in month.split("-"))
-    kind = kind or default_kind(framework, auditor, calendar_month)
-    since = previous_year_month(month)
+    requested_month = Month.parse(month)
+    kind = kind or default_kind(framework, auditor, requested_month.number)
+    since = str(requested_month.plus(-12))
 
     case: CaseRecord | None = None
     subject: Staff | None = None
@@ -201,7 +196,7 @@ async def request_audit(
         framework,
         auditor.role_code,
         standard.number,
-        audits_in_month(framework, year, calendar_month),
+        audits_in_month(framework, requested_month.year, requested_month.number),
     )
     already = await audit_store.requested_count(
         session=session, auditor_id=auditor.id, standard=standard.number, month=month
@@ -214,7 +209,7 @@ async def request_audit(
         standard=standard,
         kind=kind,
         month=month,
-        due_on=last_working_day(year, calendar_month),
+        due_on=last_working_day(requested_month.year, requested_month.number),
         framework_version=framework.version,
         case=case,
         subject=subject,

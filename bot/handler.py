@@ -14,11 +14,17 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
-from bot.commands import Command, ReportMonthsError, parse_command, report_months
+from bot.commands import (
+    Command,
+    ReportMonthsError,
+    ReportRangeError,
+    parse_command,
+    report_months,
+)
 from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from bot.links import LinkMaker
-from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
-from bot.reporting import scoped_report
+from bot.report_summary import latest_reported_month, own_audits, summarise
+from bot.reporting import ReportMaker, ReportRequest
 from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
@@ -34,13 +40,14 @@ from cards.submissions import (
     parse_submission,
 )
 from dialogs.audit_dialog import AuditDialog
-from dialogs.audit_views import list_entry, month_label
+from dialogs.audit_views import list_entry
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
 from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
 from practice.access import can_view_audit, report_scope
 from practice.audit_steps import AuditKind
 from practice.calendar import moderation_until
 from practice.framework import Framework
+from practice.month import TEN_YEARS, Month, month_label
 from practice.working_days import last_working_day
 from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
@@ -81,8 +88,12 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         links: LinkMaker | None = None,
         rate_limit: MessageRateLimit | None = None,
         on_rate_limited: Callable[[], None] | None = None,
+        reports: ReportMaker | None = None,
+        longest_report: int = TEN_YEARS,
     ) -> None:
         super().__init__()
+        self._reports = reports or ReportMaker(database=database, framework=framework, zone=zone)
+        self._longest_report = longest_report
         self._rate_limit = rate_limit or MessageRateLimit(20, 10)
         self._presses = RepeatedPresses()
         self._one_turn_at_a_time = OneTurnAtATime()
@@ -148,7 +159,14 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
-            card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
+            card_message(
+                help_card(
+                    name=staff.name,
+                    greeting=True,
+                    outstanding=len(outstanding),
+                    moderator=is_moderator(self._framework, staff),
+                )
+            )
         )
         if not await self._wake_waiting(staff) and outstanding:
             await self._send_audit_list(turn_context, staff)
@@ -374,10 +392,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         async with self._database.session() as session:
             for month in await open_sample_months(session, today):
                 entries = await sample_entries(session, cycle, month, staff)
-                year, number = int(month[:4]), int(month[5:])
+                sample_month = Month.parse(month)
                 card = moderation_sample_card(
-                    month_label=month_label(month),
-                    until=moderation_until(year, number),
+                    month_label=sample_month.label,
+                    until=moderation_until(sample_month.year, sample_month.number),
                     entries=entries,
                     moderator_name=staff.name,
                 )
@@ -401,10 +419,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             if sample is None:
                 return
             entries = await sample_entries(session, cycle, sample.month, staff)
-        year, number = int(sample.month[:4]), int(sample.month[5:])
+        sample_month = Month.parse(sample.month)
         card = moderation_sample_card(
-            month_label=month_label(sample.month),
-            until=moderation_until(year, number),
+            month_label=sample_month.label,
+            until=moderation_until(sample_month.year, sample_month.number),
             entries=entries,
             moderator_name=staff.name,
         )
@@ -415,38 +433,42 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
         text = context.activity.text if context.activity.value is None else "report"
+        today = self._clock().astimezone(self._zone).date()
         try:
-            first, last = report_months(text)
+            months = report_months(text, today=today, longest=self._longest_report)
+        except ReportRangeError as error:
+            await context.send_activity(f"I can't make that report: {error}.")
+            return
         except ReportMonthsError as error:
             await context.send_activity(f"I couldn't read that: {error}.")
             return
-        today = self._clock().astimezone(self._zone).date()
         async with self._database.session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
             scope = report_scope(self._framework, viewer)
             if scope is None:
                 await context.send_activity("Reports are only for staff on the audit roster.")
                 return
-            if first is None or last is None:
+            if months is None:
                 first = last = await latest_reported_month(session, today)
-            report, names = await scoped_report(
-                session=session, framework=self._framework, zone=self._zone, first_month=first,
-                last_month=last, scope=scope,
-            )  # fmt: skip
+            else:
+                first, last = str(months[0]), str(months[1])
+        # Made away from this process's event loop: other people's turns go on meanwhile.
+        summary = await self._reports.make(ReportRequest(first, last, scope, today), summarise)
+        async with self._database.session() as session:
             own = None
             if scope.person_id is not None or scope.people is not None:
-                own = await own_audits(session, self._framework, report, staff, names)
+                own = await own_audits(session, self._framework, summary, staff)
             await access_log.record(
                 session=session, staff_id=staff.id, action="report_card",
                 target=f"{first} to {last}", via="teams",
             )  # fmt: skip
         assert staff.id is not None
         card = report_summary_card(
-            period=report.period_label,
-            scope=report.scope,
-            completed=report.total_completed,
-            completion=completion_text(report),
-            below=most_often_below(report),
+            period=summary.period,
+            scope=summary.scope,
+            completed=summary.completed,
+            completion=summary.completion,
+            below=summary.below,
             own=own,
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,

@@ -498,6 +498,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             answer.contacted,
             answer.what_they_said,
             answer.no_contact_reason,
+            suitable_for_report=answer.suitable_for_report,
         )
         row = await audit_store.save_feedback_call(
             session=session,

@@ -39,6 +39,7 @@ from dialogs.audit_views import audit_heading
 from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
 from practice.calendar import moderation_until
 from practice.framework import Framework, Standard
+from practice.month import Month
 from storage import access_log
 from storage import audits as audit_store
 from storage import moderation as moderation_store
@@ -125,7 +126,8 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             if sample is None or detail is None:
                 await context.send_activity("That audit is not in a moderation sample.")
                 return await dialog_context.end_dialog()
-            until = moderation_until(int(sample.month[:4]), int(sample.month[5:]))
+            sample_month = Month.parse(sample.month)
+            until = moderation_until(sample_month.year, sample_month.number)
             if self._today() > until:
                 await context.send_activity(
                     f"Moderation of these audits closed on {long_date(until)}, so it can no "

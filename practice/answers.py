@@ -11,6 +11,9 @@ from practice.framework import Framework, Standard
 
 # A case reference from the council's case system: never a name.
 CASE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{0,39}$")
+# A title and a name or initial ("Mrs B", "Mr. Jones"): how names most often slip into what a
+# person or carer said.
+TITLED_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Sir|Dame)\b\.? ?[A-Z][A-Za-z'’-]*")
 
 
 def is_case_reference(text: str) -> bool:
@@ -89,14 +92,24 @@ def check_ratings_together(
     ]
 
 
+def titled_names(text: str) -> list[str]:
+    """Return the titles with a name or initial in the text ("Mrs B", "Dr Jones")."""
+    return [match.group(0) for match in TITLED_NAME.finditer(text)]
+
+
 def check_feedback_call(
     framework: Framework,
     standard: Standard,
     contacted: Collection[str],
     what_they_said: str,
     no_contact_reason: str,
+    *,
+    suitable_for_report: bool,
 ) -> list[str]:
-    """Check the feedback call: who was contacted and what they said, or why nobody was."""
+    """Check the feedback call: who was contacted and what they said, or why nobody was.
+
+    Words that may be quoted to the Practice Quality Board must not name anyone.
+    """
     problems = _too_long(framework, "What they said", what_they_said)
     problems += _too_long(framework, "The reason", no_contact_reason)
     allowed = contact_options(standard)
@@ -108,6 +121,13 @@ def check_feedback_call(
     elif not contacted and not no_contact_reason.strip():
         problems.append(
             "Nobody was contacted, so record why contact was not possible or not appropriate."
+        )
+    names = titled_names(what_they_said) if suitable_for_report and contacted else []
+    if names:
+        problems.append(
+            f"Their words may be quoted to the Practice Quality Board, so leave names out: you "
+            f"wrote “{names[0]}”. Write “the person”, “her daughter” or “the worker” instead, "
+            "or untick sharing."
         )
     return problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.framework import Framework
+from practice.month import Month
 from practice.report import ActionFacts, AuditFacts, FeedbackQuote, ModerationPair
 from storage.models import (
     AuditRequest,
@@ -72,6 +74,7 @@ async def report_facts(
         .scalar_subquery()
     )
     timetabled = {t.month: t.standard for t in framework.timetable}
+    calendar_month = functools.cache(lambda month: Month.parse(month).number)  # once a month
     # Rows are unpacked by position: reading the columns of a year's 23,000 audits by name
     # took a tenth of a second.
     for (
@@ -115,7 +118,8 @@ async def report_facts(
                 subject_id=subject_id,
                 ratings=_ratings(folded),
                 voluntary=voluntary,
-                additional=not voluntary and timetabled.get(int(month[5:])) not in (None, standard),
+                additional=not voluntary
+                and timetabled.get(calendar_month(month)) not in (None, standard),
                 imported=source == "import",
                 sampled_for_moderation=sampled is not None,
             )

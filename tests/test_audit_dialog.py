@@ -572,3 +572,38 @@ async def test_answering_a_card_of_another_own_audit_switches_to_it(
     assert "Criterion 1 of 8" in all_text(answered.card)
     assert (await load(harness.database, first)).audit.case_confirmed_at is not None
     assert (await load(harness.database, second)).audit.case_confirmed_at is None
+
+
+async def test_control_characters_in_card_answers_are_refused_naming_the_field(
+    database: Database, framework: Framework, clock: object
+) -> None:
+    """On both databases: NUL in evidence made PostgreSQL fail ('Sorry, something went wrong')."""
+    await seed(database, framework)
+    harness = BotHarness(database=database, framework=framework, clock=clock)  # type: ignore[arg-type]
+    audit_id = await new_request(database, framework, "alexw@example.com")
+    turn = await open_audit(harness, ALEX, audit_id)
+    choice = inputs(turn.card)["case_choice"]["choices"][0]["value"]
+    turn = await harness.press(ALEX, turn, "Use this case", case_choice=choice)
+    criterion = turn
+    for evidence, shown in (
+        ("Seen at home\x00 on Monday", "U+0000"),
+        ("Bell\x07", "U+0007"),
+        ("Half a pair \ud83d", "an unpaired surrogate (U+D83D)"),
+    ):
+        refused = await harness.press(ALEX, criterion, "Next", rating="meets", evidence=evidence)
+        assert shown in refused.text
+        assert refused.text.startswith("The evidence contains")
+        assert "Nothing was saved" in refused.text
+        assert "something went wrong" not in refused.text.lower()
+        assert refused.updated == []  # the card stays, with what was typed in it
+    detail = await load(database, audit_id)
+    assert all(r.evidence == "" for r in detail.ratings.values())
+    # Line breaks and tabs are part of ordinary evidence.
+    turn = await harness.press(
+        ALEX, criterion, "Next", rating="meets", evidence="First visit:\n\tall well\r\nSecond"
+    )
+    assert "Criterion 2 of" in all_text(turn.card)
+    detail = await load(database, audit_id)
+    assert [r.evidence for r in detail.ratings.values() if r.evidence] == [
+        "First visit:\n\tall well\r\nSecond"
+    ]

@@ -496,7 +496,7 @@ async def test_digest_shows_each_person_of_the_team(
         }
     assert rows["Alex Wilber"].state == "done"
     assert rows["Ruth Evans"].state == "on_leave"
-    assert rows["Adele Vance"].state == "unreachable"  # she has not installed the bot
+    assert rows["Adele Vance"].state == "never_opened"  # she has not installed the bot
     digest = [
         m
         for m in await _all(database, OutboxMessage)
@@ -505,7 +505,7 @@ async def test_digest_shows_each_person_of_the_team(
     assert len(digest) == 1
     text = digest[0].activity
     assert "Alex Wilber" in text
-    assert "Cannot be reached in Teams" in text
+    assert "Not opened the audit bot yet" in text
 
 
 async def test_month_end_marks_late_audits_overdue_and_samples_for_moderation(

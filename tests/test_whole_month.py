@@ -620,15 +620,23 @@ async def test_every_role_gets_its_months_messages_exactly_once(
     # Nothing was sent twice behind the scenes either (a lapsed claim sent again).
     doubled = [r.getMessage() for r in caplog.records if "another sender" in r.getMessage()]
     assert doubled == []
-    # Jordan's digests named Tom, who blocked the bot, as out of reach, and Priya on leave.
+    # Jordan's digests named Tom as having blocked the bot, and Priya as on leave; Lynne's
+    # first named Jordan as not having opened the bot yet.
     digests = [m.words for m in month.teams.chat(JORDAN) if m.notification == SUMMARIES["digest"]]
     assert digests
-    assert all("Cannot be reached in Teams\nTom Hale" in words for words in digests)
-    assert "On leave\nPriya Shah" in digests[0]
+    assert all(_listed(words, "Blocked the audit bot", TOM) for words in digests)
+    assert _listed(digests[0], "On leave", PRIYA)
+    lynnes = [m.words for m in month.teams.chat(LYNNE) if m.notification == SUMMARIES["digest"]]
+    assert _listed(lynnes[0], "Not opened the audit bot yet", JORDAN)
     faults = month.connector.faults_answered()
     assert faults["429+retry-after"], faults
     assert faults["429"], faults
     assert faults["502"] + faults["503"] + faults["504"], faults
+
+
+def _listed(words: str, heading: str, person: Person) -> bool:
+    """Return whether a digest lists the person under this heading (first under it)."""
+    return f"{heading}\n{person.name}: " in words
 
 
 def _after(day: date, working_days: int) -> date:
