@@ -254,7 +254,6 @@ def create_app(
             zone=settings.zone,
             support_contact=settings.support_contact,
             clock=now,
-            instance_id=settings.instance_name,
             links=links,
             rate_limit=MessageRateLimit(*settings.user_rate),
             on_rate_limited=metrics.rate_limited.inc,
@@ -272,6 +271,7 @@ def create_app(
                 instance_id=settings.instance_name,
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
+                clock=now,
             )
             # Answers to people count in the sender's limit: it leaves them room.
             adapter.replies = sender.limiter

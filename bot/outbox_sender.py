@@ -12,7 +12,7 @@ the adapter and records the outcome:
 - 403 (blocked or removed the app) and 404 (chat gone): undeliverable at once;
 - any other 4xx: undeliverable, with the status; after `max_attempts`: undeliverable;
 - no installed chat: left pending without counting an attempt, looked at again later
-  (the activity handler also sends waiting messages when the person installs the app).
+  (when the person installs the app, the activity handler makes what waited due at once).
 
 Rate limits: a global token bucket (plus a one-second window that counts requests still
 in flight, so answers that arrive late cannot let a burst through) and, per conversation,
@@ -612,7 +612,7 @@ class OutboxSender:
         until = self._clock() + timedelta(seconds=self._limits.not_installed_delay)
         ids = [m.id for m in queue if m.id is not None]
         async with self._database.session() as session:
-            await outbox.defer(
+            await outbox.defer_until_installed(
                 session=session, message_ids=ids, instance_id=self.instance_id, until=until
             )
         for message_id in ids:

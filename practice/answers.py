@@ -4,7 +4,7 @@ the auditor can act on; an empty list means the answer is complete."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 
 from practice.framework import Framework, Standard
@@ -69,6 +69,27 @@ def check_criterion_answer(framework: Framework, rating: str | None, evidence: s
             "shows it. Evidence is needed for every rating except N/A."
         )
     return problems
+
+
+def check_ratings_together(
+    framework: Framework, answers: Mapping[str, tuple[str | None, str]]
+) -> list[str]:
+    """Check the criteria's answers as a whole (criterion id -> rating, evidence).
+
+    An audit rating every criterion N/A without a word of why says nothing about the
+    practice, yet would count as done and in the Board's N/A figures.
+    """
+    if not answers:
+        return []
+    for rating, evidence in answers.values():
+        option = framework.rating(rating) if rating else None
+        if option is None or option.requires_evidence or evidence.strip():
+            return []
+    return [
+        "Every criterion is rated N/A and none says why, so this audit would say nothing about "
+        "the practice. Rate the criteria that apply or, if none does, give the reason in the "
+        "evidence of at least one."
+    ]
 
 
 def titled_names(text: str) -> list[str]:

@@ -51,6 +51,7 @@ class AuditFacts:
     voluntary: bool = False
     additional: bool = False
     imported: bool = False
+    sampled_for_moderation: bool = False
 
     @property
     def completed(self) -> bool:
@@ -103,6 +104,7 @@ class ReportScope:
     subject_id: int | None = None
     person_id: int | None = None  # audits this person did or whose work was audited
     people: frozenset[int] | None = None  # audits any of these did, or of their work
+    moderation_sample: bool = False  # also the audits drawn for moderation (moderators)
 
     def includes(self, audit: AuditFacts) -> bool:
         """Return whether the audit is within this scope."""
@@ -112,6 +114,8 @@ class ReportScope:
             return False
         if self.subject_id is not None and audit.subject_id != self.subject_id:
             return False
+        if self.moderation_sample and audit.sampled_for_moderation:
+            return True
         if self.people is not None and not (
             audit.auditor_id in self.people or audit.subject_id in self.people
         ):

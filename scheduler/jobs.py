@@ -178,17 +178,22 @@ async def _dispatch_inputs(
     cases_taken: set[int] = set()
     workers_taken: set[int] = set()
     peer_subjects: set[int] = set()
-    for standard, kind, case_id, subject_id, key in await connection.execute(
+    requested: Counter[tuple[int, int]] = Counter()
+    for auditor_id, standard, kind, case_id, subject_id, key, voluntary in await connection.execute(
         sa_select(
+            audit_table.c.auditor_id,
             audit_table.c.standard,
             audit_table.c.kind,
             audit_table.c.case_id,
             audit_table.c.subject_worker_id,
             audit_table.c.dispatch_key,
+            audit_table.c.voluntary,
         ).where(audit_table.c.month == month)
     ):
         if key:
             existing_keys.add(key)
+        if not voluntary:
+            requested[(auditor_id, standard)] += 1
         if case_id is not None:
             cases_taken.add(case_id)
         if standard in supervision and kind == AuditKind.SAMPLED and subject_id:
@@ -207,6 +212,7 @@ async def _dispatch_inputs(
         cases_taken_this_month=cases_taken,
         workers_taken_this_month=workers_taken,
         peer_subjects_this_month=peer_subjects,
+        requested_this_month=requested,
     )
     return inputs, people
 

@@ -21,6 +21,7 @@ from storage.models import (
     LearningAction,
     Moderation,
     ModerationRating,
+    ModerationSample,
     Staff,
 )
 
@@ -29,6 +30,7 @@ RATING = CriterionRating.__table__  # type: ignore[attr-defined]
 FEEDBACK = FeedbackCall.__table__  # type: ignore[attr-defined]
 MODERATION = Moderation.__table__  # type: ignore[attr-defined]
 MODERATION_RATING = ModerationRating.__table__  # type: ignore[attr-defined]
+SAMPLE = ModerationSample.__table__  # type: ignore[attr-defined]
 STAFF = Staff.__table__  # type: ignore[attr-defined]
 ACTION = LearningAction.__table__  # type: ignore[attr-defined]
 # ASCII's unit separator: between a criterion's id and its rating, and between criteria.
@@ -77,7 +79,7 @@ async def report_facts(
     # took a tenth of a second.
     for (
         audit_id, month, standard, kind, status, due_on, submitted_at, auditor_id, role_code,
-        team, subject_id, voluntary, source, folded,
+        team, subject_id, voluntary, source, folded, sampled,
     ) in await connection.execute(
         select(
             AUDIT.c.id,
@@ -94,8 +96,10 @@ async def report_facts(
             AUDIT.c.voluntary,
             AUDIT.c.source,
             ratings,
+            SAMPLE.c.audit_id,
         )
         .join(STAFF, STAFF.c.id == AUDIT.c.auditor_id)
+        .outerjoin(SAMPLE, SAMPLE.c.audit_id == AUDIT.c.id)
         .where(in_range)
     ):  # fmt: skip
         submitted = submitted_at if status == AuditStatus.SUBMITTED else None
@@ -117,6 +121,7 @@ async def report_facts(
                 additional=not voluntary
                 and timetabled.get(calendar_month(month)) not in (None, standard),
                 imported=source == "import",
+                sampled_for_moderation=sampled is not None,
             )
         )
 

@@ -10,6 +10,7 @@ from practice.answers import (
     check_criterion_answer,
     check_feedback_call,
     check_involvement,
+    check_ratings_together,
     contact_options,
     is_case_reference,
 )
@@ -171,3 +172,14 @@ def test_involvement_rules(framework: Framework) -> None:
 )  # fmt: skip
 def test_case_reference_form(text: str, ok: bool) -> None:
     assert is_case_reference(text) is ok
+
+
+def test_an_audit_all_na_must_say_why_somewhere(framework: Framework) -> None:
+    na, meets = "not_applicable", "meets"
+    problem = check_ratings_together(framework, {"3.1": (na, ""), "3.2": (na, " ")})
+    assert problem
+    assert "Every criterion is rated N/A" in problem[0]
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (na, "No plan yet")}) == []
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (meets, "Seen")}) == []
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (None, "")}) == []
+    assert check_ratings_together(framework, {}) == []

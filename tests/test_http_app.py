@@ -20,6 +20,7 @@ from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from msrest.serialization import Serializer
+from sqlmodel import col, select
 
 from bot.adapter import (
     CLIENTS_KEPT,
@@ -28,17 +29,23 @@ from bot.adapter import (
     ReusingAuthentication,
 )
 from bot.app import MAX_BODY_BYTES, create_app
+from bot.audit_requests import request_audit
 from bot.auth import KEY_FETCH_TIMEOUT
-from bot.demo_data import staff_csv
+from bot.demo_data import cases_csv, staff_csv
+from bot.notices import queue_outcome, queue_reminder
 from bot.settings import Settings, load_settings
 from cards.audit_cards import criterion_card
 from dialogs.turn import card_message
 from practice.framework import Framework
-from storage import roster
-from storage.csv_import import import_staff
+from storage import outbox, roster
+from storage.audits import audit_detail
+from storage.csv_import import import_cases, import_staff
 from storage.database import Database
+from storage.models import OutboxMessage, OutboxStatus
+from tests.conftest import TODAY
 from tests.fake_connector import FakeConnector
 from tests.test_cards import HEADING, SCALE
+from tests.test_outbox_sender import wait_until
 
 APP_ID = "11111111-1111-1111-1111-111111111111"
 TENANT_ID = "22222222-2222-2222-2222-222222222222"
@@ -702,3 +709,112 @@ async def test_activities_are_serialised_as_msrest_would() -> None:
     mixed.value = {"when": datetime(2026, 11, 23, 9, 30, tzinfo=UTC), "pair": (1, 2), 3: "x"}
     for activity in (plain, mixed):
         assert ours.body(activity, "Activity") == msrest.body(activity, "Activity")
+
+
+# -- messages that waited for someone to open the bot ----------------------------------------
+
+MEGAN_AAD = "00000000-0000-0000-0000-0000000000021"
+
+
+def sender_settings(url: str) -> Settings:
+    return load_settings(
+        env_file=None, DATABASE_URL=url, PQF_ENVIRONMENT="development",
+        PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="true",
+    )  # fmt: skip
+
+
+async def _megans_waiting_notices(url: str, framework: Framework) -> list[int]:
+    """Queue what the demo trial found waiting for Megan: 4 requests, a reminder, 2 outcomes."""
+    database = Database(url)
+    queued: list[int] = []
+    try:
+        async with database.session() as session:
+            assert (await import_cases(session=session, text=cases_csv(TODAY))).ok
+            for standard in (3, 3, 4, 4):
+                requested = await request_audit(
+                    session=session, framework=framework, auditor_email="meganb@example.com",
+                    standard_number=standard, month="2026-11", today=TODAY,
+                )  # fmt: skip
+                assert requested.message.id is not None
+                queued.append(requested.message.id)
+            megan = await roster.staff_by_email(session=session, email="meganb@example.com")
+            assert megan is not None
+            reminder = await queue_reminder(
+                session=session, auditor=megan, entries=[], due_on=TODAY, today=TODAY
+            )
+            assert reminder.id is not None
+            queued.append(reminder.id)
+            for email in ("alexw@example.com", "adelev@example.com"):
+                done = await request_audit(
+                    session=session, framework=framework, auditor_email=email,
+                    standard_number=3, month="2026-11", today=TODAY,
+                )  # fmt: skip
+                assert done.audit.id is not None
+                detail = await audit_detail(session=session, audit_id=done.audit.id)
+                assert detail is not None
+                for message in await queue_outcome(
+                    session=session, framework=framework, detail=detail, submitted_on=TODAY
+                ):
+                    assert message.id is not None
+                    if message.recipient_id == megan.id:
+                        queued.append(message.id)
+    finally:
+        await database.dispose()
+    assert len(queued) == 7
+    return queued
+
+
+async def test_every_notice_waiting_reaches_someone_once_when_they_open_the_bot(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    waiting = await _megans_waiting_notices(sqlite_url, framework)
+    database = Database(sqlite_url)
+    client = await client_for(sender_settings(sqlite_url), framework)
+    try:
+
+        async def put_off() -> bool:
+            async with database.session() as session:
+                rows = await session.exec(
+                    select(OutboxMessage).where(col(OutboxMessage.id).in_(waiting))
+                )
+                return all(m.last_error == outbox.NOT_INSTALLED for m in rows)
+
+        # The sender has tried them and put them off: Megan has not opened the bot.
+        await wait_until(put_off, within=10, what="the messages to be put off")
+        install = {
+            **activity(connector.url, aad=MEGAN_AAD),
+            "type": "installationUpdate",
+            "action": "add",
+            "from": {"id": "29:megan", "aadObjectId": MEGAN_AAD, "name": "Megan Bowen"},
+            "conversation": {
+                "id": "a:personal-megan", "conversationType": "personal", "tenantId": TENANT_ID,
+            },
+        }  # fmt: skip
+        install.pop("text")
+        assert (await client.post("/api/messages", json=install)).status in (200, 201)
+
+        async def all_sent() -> bool:
+            async with database.session() as session:
+                rows = await session.exec(
+                    select(OutboxMessage).where(col(OutboxMessage.id).in_(waiting))
+                )
+                return all(m.status == OutboxStatus.SENT for m in rows)
+
+        await wait_until(all_sent, within=15, what="the waiting messages to be sent")
+    finally:
+        await client.close()
+        await database.dispose()
+    to_megan = [c.body for c in connector.calls if c.delivered]
+    assert all(c.conversation_id == "a:personal-megan" for c in connector.calls)
+    # The welcome, then each waiting notice once, in the order they were queued.
+    assert "Hello Megan" in json.dumps(to_megan[0])
+    assert [body.get("summary", "") for body in to_megan[1:]] == [
+        "New audit: Standard 3: Strengths-based assessments",
+        "New audit: Standard 3: Strengths-based assessments",
+        "New audit: Standard 4: Working with risk",
+        "New audit: Standard 4: Working with risk",
+        "Audits due soon",
+        "Completed audit: Standard 3: Strengths-based assessments",
+        "Completed audit: Standard 3: Strengths-based assessments",
+    ]

@@ -139,13 +139,14 @@ def test_production_logs_are_json_lines_with_emails_masked(
 
 
 async def audit_with_words(
-    database: Database, framework: Framework, email: str, *, submitted: datetime | None
-) -> int:
+    database: Database, framework: Framework, email: str, *, submitted: datetime | None,
+    month: str = "2026-11",
+) -> int:  # fmt: skip
     """Create an audit with evidence, feedback and a moderation; submit it at a time, or not."""
     async with database.session() as session:
         requested = await request_audit(
             session=session, framework=framework, auditor_email=email, standard_number=3,
-            month="2026-11", today=TODAY,
+            month=month, today=TODAY,
         )  # fmt: skip
         audit = requested.audit
         assert audit.id is not None
@@ -327,8 +328,10 @@ def test_purge_access_log_and_export_person_at_the_command_line(
         database = Database(database_url)
         try:
             await seed(database, framework)
+            # Two months: nobody is asked for two audits of a standard in one.
             old = await audit_with_words(database, framework, "alexw@example.com",
-                                         submitted=datetime.now(UTC) - timedelta(days=800))  # fmt: skip
+                                         submitted=datetime.now(UTC) - timedelta(days=800),
+                                         month="2024-09")  # fmt: skip
             recent = await audit_with_words(database, framework, "alexw@example.com",
                                             submitted=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
             async with database.session() as session:

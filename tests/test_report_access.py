@@ -21,6 +21,7 @@ from bot.links import InvalidLinkError, LinkClaims, LinkMaker, sign, verify
 from bot.settings import load_settings
 from practice.access import AuditAccess, Viewer, can_view_audit, report_scope
 from practice.framework import Framework
+from practice.report import AuditFacts, ModerationPair, ReportScope, build_report
 from scheduler.jobs import Cycle, dispatch_month, sample_for_moderation
 from storage import access_log
 from storage.csv_import import import_cases, import_staff
@@ -67,7 +68,7 @@ AUDIT = AuditAccess(auditor_id=10, subject_id=20, team="Sedgemoor")
             True,
             "Your audits and your team's",
         ),  # supervisor
-        (viewer("MOD"), False, "Your audits and audits of your work"),
+        (viewer("MOD"), False, "Your audits, audits of your work and those drawn for moderation"),
     ],
 )
 def test_each_role_against_an_audit_and_the_report(
@@ -88,6 +89,34 @@ def test_moderators_see_sampled_audits_and_inactive_people_nothing(framework: Fr
     gone = Viewer(id=10, role_code="PDAP", team="x", active=False)
     assert not can_view_audit(framework, gone, AUDIT)
     assert report_scope(framework, gone) is None
+
+
+def test_a_moderators_report_covers_the_audits_drawn_for_moderation(framework: Framework) -> None:
+    def audit(audit_id: int, auditor: int, *, sampled: bool) -> AuditFacts:
+        return AuditFacts(
+            audit_id=audit_id, month="2026-11", standard=3, kind="sampled", status="submitted",
+            due_on=date(2026, 11, 30), submitted_on=date(2026, 11, 20), auditor_id=auditor,
+            auditor_role="SVM", team="Sedgemoor", subject_id=30, ratings={"3.1": "meets"},
+            sampled_for_moderation=sampled,
+        )  # fmt: skip
+
+    audits = [audit(1, 10, sampled=True), audit(2, 11, sampled=False)]
+    pairs = [ModerationPair(1, 10, "3.1", "meets", "below")]
+    scope = report_scope(framework, viewer("MOD", staff_id=40))
+    assert scope is not None
+    report = build_report(
+        framework, first_month="2026-11", last_month="2026-11", audits=audits,
+        moderation=pairs, scope=scope, as_of=date(2026, 12, 2),
+    )  # fmt: skip
+    assert report.total_completed == 1
+    assert report.moderation_overall is not None
+    # A drill-down still narrows it: another team's sample is not in a team's page.
+    narrowed = ReportScope(scope.label, teams=frozenset({"Mendip"}), moderation_sample=True)
+    assert not narrowed.includes(audits[0])
+    # Nobody else sees an audit for being in the sample.
+    other = report_scope(framework, viewer("SW", staff_id=40))
+    assert other is not None
+    assert not other.includes(audits[0])
 
 
 def test_links_are_signed_and_expire() -> None:
