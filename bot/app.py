@@ -22,6 +22,7 @@ from sqlmodel import select
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.late_replies import OutboxReplies
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
@@ -191,7 +192,10 @@ def create_app(
             ThreadPoolExecutor(max_workers=SEND_CONCURRENCY + 16, thread_name_prefix="pqf")
         )
         database = Database(settings.database_url)
-        adapter = create_adapter(settings)
+        adapter = create_adapter(settings, clock=now)
+        # Answers Teams will not take during their turn follow through the outbox.
+        adapter.late_replies = OutboxReplies(database=database, clock=now, zone=settings.zone)
+        adapter.on_answer = lambda outcome: metrics.answers.labels(outcome).inc()
         app[DATABASE] = database
         app[ADAPTER] = adapter
         app[BOT] = AuditBot(

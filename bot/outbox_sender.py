@@ -45,8 +45,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -61,6 +60,7 @@ from bot.proactive import (
     Delivery,
     DeliveryResult,
     conversation_reference,
+    retry_after_of,
 )
 from practice.framework import Framework
 from storage import outbox, roster
@@ -135,34 +135,6 @@ class DrainReport:
     undeliverable: int = 0
     pending: int = 0  # tried, and to be tried again after a back-off longer than the wait
     not_installed: int = 0
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Return the seconds a Retry-After value (seconds or an HTTP date) asks to wait."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def retry_after_of(error: ErrorResponseException, now: datetime) -> float | None:
-    """Return the Retry-After of a Connector error answer, in seconds, if it has one."""
-    # msrest keeps the `requests.Response` as `error.response`; its headers ignore case.
-    headers = getattr(getattr(error, "response", None), "headers", None)
-    value = headers.get("Retry-After") if headers is not None else None
-    return parse_retry_after(value if isinstance(value, str) else None, now)
 
 
 def default_instance_id() -> str:

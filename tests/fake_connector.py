@@ -64,7 +64,8 @@ class FaultPlan:
     throttle_with_retry_after: float = 0.0
     retry_after: str = "1"
     throttle: float = 0.0
-    server_error: float = 0.0  # 502, 503 or 504
+    server_error: float = 0.0  # one of server_errors
+    server_errors: tuple[int, ...] = (502, 503, 504)
     precondition_failed: float = 0.0  # 412
     slow: float = 0.0
     slow_delay: float = 2.0
@@ -82,7 +83,7 @@ class FaultPlan:
         for fraction, fault in (
             (self.throttle_with_retry_after, Fault(429, self.retry_after)),
             (self.throttle, Fault(429)),
-            (self.server_error, Fault(self._random.choice((502, 503, 504)))),
+            (self.server_error, Fault(self._random.choice(self.server_errors))),
             (self.precondition_failed, Fault(412)),
             (self.slow, Fault(504, delay=self.slow_delay)),
             (self.drop, Fault(0)),
@@ -108,6 +109,7 @@ class Recorded:
     fault: str = ""
     arrived: float = 0.0  # time.monotonic() when the request arrived
     arrived_at: datetime | None = None  # wall-clock time, for HTTP-date Retry-After
+    answered_id: str | None = None  # the activity id a delivered message was given
 
     @property
     def delivered(self) -> bool:
@@ -125,6 +127,8 @@ class FakeConnector:
     faults: FaultPlan | None = None
     # Faults for the next POSTs, whatever they carry, used up in order.
     script: deque[Fault] = field(default_factory=deque)
+    # Faults for the next PUTs (card updates), used up in order.
+    script_updates: deque[Fault] = field(default_factory=deque)
     # Faults for the first attempts of the message with this text, used up in order.
     script_by_text: dict[str, list[Fault]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # conversation ids answered 403
@@ -232,14 +236,17 @@ class FakeConnector:
             call.status, call.fault = 499, "abandoned"
             return web.Response(status=499)
         call.status = 201
-        return web.json_response({"id": f"activity-{next(self._ids)}"}, status=201)
+        call.answered_id = f"activity-{next(self._ids)}"
+        return web.json_response({"id": call.answered_id}, status=201)
 
     async def _put(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         call = self._record("PUT", request, body)
         if (refused := self._refuse(call)) is not None:
             return refused
-        fault = self.faults.draw() if self.faults is not None and self.faults.updates else None
+        fault = self.script_updates.popleft() if self.script_updates else None
+        if fault is None and self.faults is not None and self.faults.updates:
+            fault = self.faults.draw()
         if fault is not None:
             return await self._inject(call, fault, request)
         call.status = 200
