@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 RECENTLY_SUBMITTED = timedelta(days=45)
 # Queued messages sent one by one when someone installs the app; more are listed instead.
 MAX_WAITING_SENT_AS_THEY_ARE = 3
-# How long a turn holds queued messages it is sending (far longer than a turn lasts).
-WAITING_LEASE = timedelta(minutes=2)
+# How long a turn holds queued messages it is sending: longer than its answers may take
+# (the adapter's ReplyLimits.budget, 8 s, from the turn's start), and as short as the
+# outbox sender's lease, so that after a crash the sender takes them over as soon.
+WAITING_LEASE = timedelta(seconds=12)
 
 
 class AuditBot(ActivityHandler):  # type: ignore[misc]

@@ -1,8 +1,8 @@
 """Deliver the outbox to Teams within Teams' rate limits, retrying what can be retried.
 
-Every proactive message is first written to the outbox; this sender claims due messages
-(a lease in the row, so two sender processes never send the same one), sends them through
-the adapter and records the outcome:
+Every proactive message is first written to the outbox, and so is an answer to a person
+that Teams would not take during its turn (purpose "reply", see `bot.adapter`); this sender
+claims due messages, sends them through the adapter and records the outcome:
 
 - accepted: sent, with the activity id Teams returned;
 - 429: tried again after Retry-After when Teams gave one (seconds or an HTTP date),
@@ -14,18 +14,33 @@ the adapter and records the outcome:
 - no installed chat: left pending without counting an attempt, looked at again later
   (the activity handler also sends waiting messages when the person installs the app).
 
+Claims. A sender writes its id (its name and a token of this start) and a lease into the
+rows it claims, so no other sender takes them, and while it runs a heartbeat renews every
+claim it holds (by default a 12 s lease, renewed every 2 s). A sender that dies (kill -9,
+a power cut) stops renewing: its claims lapse within a lease of its last heartbeat, and
+another sender, or the same one restarted, takes the messages over: within 15 s. A living
+sender starts a send only while its claim, as last confirmed by the database, is sure to
+outlast the send (`send_timeout`, when the adapter cuts the request off) with a margin; if
+it cannot renew in time (the database unreachable, the process stalled) it stops sending
+those messages (it fences itself off) rather than risk sending one that another sender
+has claimed since. So there are never two live claims on a message, nor two sends of it
+under way at once.
+
 Rate limits: a global token bucket (plus a one-second window that counts requests still
 in flight, so answers that arrive late cannot let a burst through) and, per conversation,
 Teams' sliding windows (7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour). Different
 conversations are sent to concurrently; one conversation's messages go one at a time, in
-order: a message is not claimed while an earlier one to the same person waits.
+order: a message is not claimed while an earlier one to the same person waits (a late
+answer waits only behind the person's earlier late answers).
 
-Delivery is at least once, not exactly once, in two narrow cases: if the process dies
-after Teams accepted a message but before the database recorded it, or a send times out
-after Teams accepted it, that message is sent again once the lease lapses (or at the
-retry). We prefer a duplicate to a lost audit request. Otherwise each message is sent
-once: claims are atomic, a send only starts while the lease has time left for it, and
-retries follow only answers that say Teams did not take the message.
+Delivery is at least once, not exactly once, in two narrow cases: Teams accepted a message
+but the database never recorded it (the process died in between: it is sent again once the
+claim lapses), or Teams accepted it but its answer never came (a timeout or a broken
+connection: it is sent again at the retry; this is also why a turn's answer that may have
+reached Teams is queued rather than lost). We prefer a duplicate to a lost audit request.
+Otherwise each message is sent once: claims are exclusive, a send only starts while its
+claim is sure to outlast it, and retries follow only answers that say Teams did not take
+the message.
 
 Log lines carry message, recipient and conversation row ids and status codes only: never
 names, emails, Teams ids or message text.
@@ -39,6 +54,7 @@ import logging
 import math
 import os
 import random
+import secrets
 import socket
 import time
 from bisect import bisect_right
@@ -56,6 +72,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import UnrenderableMessageError, outbox_activity
 from bot.proactive import (
+    SEND_TIMEOUT,
     UNDELIVERABLE_STATUSES,
     Delivery,
     DeliveryResult,
@@ -98,8 +115,18 @@ class SendLimits:
     backoff_base: float = 2.0
     backoff_cap: float = 600.0
     retry_after_cap: float = 3600.0  # a longer Retry-After is taken as this
-    lease: float = 120.0
-    send_timeout: float = 30.0
+    # A claim lasts `lease` from its last renewal; the sender renews all it holds every
+    # `heartbeat`. A sender that dies (kill -9, a power cut) stops renewing, and its
+    # messages are claimable by another sender, or itself restarted, a lease later (plus a
+    # `poll_interval`): within 15 s by default. A living sender starts a send only while its
+    # claim, as last confirmed, has `send_timeout + fence_margin` left; it cannot renew in
+    # time (the database unreachable, the process stalled), it stops sending rather than
+    # risk sending what another sender has claimed since.
+    lease: float = 12.0
+    heartbeat: float = 2.0
+    # The longest one send may take (the HTTP request is cut off then, not just abandoned).
+    send_timeout: float = 8.0
+    fence_margin: float = 1.5
     poll_interval: float = 0.5
     batch_size: int = 50
     not_installed_delay: float = 3600.0
@@ -117,8 +144,13 @@ class SendLimits:
     window_margin: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.lease < self.send_timeout + 2:
-            raise ValueError("the lease must outlast a send (send_timeout + 2 s)")
+        if self.heartbeat <= 0 or self.send_timeout <= 0 or self.fence_margin < 1:
+            raise ValueError("heartbeat, send_timeout positive; fence_margin 1 s or more")
+        if self.lease < self.send_timeout + self.fence_margin + self.heartbeat:
+            raise ValueError(
+                "the lease must outlast a send and a heartbeat (send_timeout + fence_margin + "
+                "heartbeat)"
+            )
         if self.global_rate <= 0 or self.global_burst < 1 or self.concurrency < 1:
             raise ValueError("rate, burst and concurrency must be positive")
         if self.max_attempts < 1 or self.batch_size < 1:
@@ -390,6 +422,57 @@ class _Tally:
         )
 
 
+class _Claims:
+    """The outbox messages this sender holds, and until when each claim is sure to last.
+
+    A claim is sure until `lease` after the moment its claim or last renewal was *sent* to
+    the database (this process's monotonic clock): the row's `claimed_until` is at least
+    that, so while it has not passed no other sender can have taken the message.
+    """
+
+    def __init__(self, lease: float, monotonic: Callable[[], float]) -> None:
+        self._lease = lease
+        self._monotonic = monotonic
+        self._sure_until: dict[int, float] = {}
+        self._renewed = asyncio.Event()
+
+    def took(self, message_ids: Sequence[int], *, since: float) -> None:
+        """Hold these messages, claimed by a statement sent at `since`."""
+        for message_id in message_ids:
+            self._sure_until[message_id] = since + self._lease
+
+    def renewed(self, message_ids: set[int], *, asked: Sequence[int], since: float) -> list[int]:
+        """Extend the claims renewed by a statement sent at `since`; return those lost."""
+        lost = [i for i in asked if i not in message_ids and i in self._sure_until]
+        for message_id in message_ids:
+            if message_id in self._sure_until:  # not recorded meanwhile
+                self._sure_until[message_id] = since + self._lease
+        for message_id in lost:
+            del self._sure_until[message_id]
+        self._renewed.set()
+        self._renewed = asyncio.Event()
+        return lost
+
+    def drop(self, message_ids: Sequence[int]) -> None:
+        """Forget messages recorded, deferred or given back: no longer held."""
+        for message_id in message_ids:
+            self._sure_until.pop(message_id, None)
+
+    def held(self) -> list[int]:
+        """Return the ids of the messages held."""
+        return list(self._sure_until)
+
+    def left(self, message_id: int) -> float | None:
+        """Return the seconds the claim on a message is sure to last, None if not held."""
+        until = self._sure_until.get(message_id)
+        return None if until is None else until - self._monotonic()
+
+    async def next_renewal(self, at_most: float) -> None:
+        """Wait until the next renewal, or `at_most` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._renewed.wait(), max(0.0, at_most))
+
+
 class OutboxSender:
     """Claims due outbox messages and delivers them to Teams within its rate limits."""
 
@@ -404,6 +487,7 @@ class OutboxSender:
         instance_id: str | None = None,
         on_attempt: Callable[[Delivery, int], None] | None = None,
         framework: Framework | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         # Makes the request cards a month's dispatch queues unmade (bot.notices).
@@ -414,7 +498,14 @@ class OutboxSender:
         self._app_id = app_id
         self._limits = limits or SendLimits()
         self._clock = clock
-        self.instance_id = (instance_id or default_instance_id())[:64]
+        self._monotonic = monotonic
+        self.name = (instance_id or default_instance_id())[:55]
+        # What the sender writes in the rows it claims: its name and a token of this start,
+        # so that a restarted process (in a container, often with the same host name and
+        # process id) or a second one given the same name never takes another's claims as
+        # its own.
+        self.instance_id = f"{self.name}#{secrets.token_hex(4)}"
+        self._claims = _Claims(self._limits.lease, monotonic)
         self._limiter = RateLimiter(self._limits)
         # Jitter only spreads retries out; it needs no cryptographic strength.
         self._random = random.Random()  # noqa: S311
@@ -459,11 +550,12 @@ class OutboxSender:
     async def _pump(self, tally: _Tally, *, stop: asyncio.Event | None) -> None:
         """Claim and send until stopped (with `stop`) or until nothing is claimable."""
         groups: set[asyncio.Task[None]] = set()
+        heartbeat = asyncio.create_task(self._keep_claims(), name="outbox-heartbeat")
         try:
             while stop is None or not stop.is_set():
                 claimed = 0
-                # Claim only while conversations are waiting for a free slot: claimed
-                # messages age against their lease.
+                # Claim only while conversations are waiting for a free slot: what one
+                # sender holds and cannot send yet, another could.
                 if len(groups) < self._limits.concurrency:
                     try:
                         claimed = await self._claim_and_start(tally, groups)
@@ -491,11 +583,45 @@ class OutboxSender:
             for group in groups:
                 group.cancel()
             await asyncio.gather(*groups, return_exceptions=True)
-            # A send once started is finished and recorded, even when stopping.
+            # A send once started is finished and recorded, even when stopping; its claim
+            # is kept alive meanwhile.
             await asyncio.gather(*self._sending, return_exceptions=True)
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _keep_claims(self) -> None:
+        """Renew the claims this sender holds, every heartbeat, for as long as it runs."""
+        while True:
+            await asyncio.sleep(self._limits.heartbeat)
+            await self._renew_claims()
+
+    async def _renew_claims(self) -> None:
+        """Extend every claim held by a lease from now; forget those another sender took."""
+        held = self._claims.held()
+        if not held:
+            return
+        since = self._monotonic()
+        now = self._clock()
+        try:
+            async with self._database.session() as session:
+                renewed = await outbox.renew_claims(
+                    session=session,
+                    message_ids=held,
+                    instance_id=self.instance_id,
+                    now=now,
+                    until=now + timedelta(seconds=self._limits.lease),
+                )
+        except Exception as error:
+            # Sends stop once what is left of the claims is too short for one (the fence).
+            log.warning("could not renew %d outbox claims: %s", len(held), type(error).__name__)
+            return
+        lost = self._claims.renewed(renewed, asked=held, since=since)
+        if lost:
+            log.warning("outbox sender %s lost %d claims", self.instance_id, len(lost))
 
     async def _claim_and_start(self, tally: _Tally, groups: set[asyncio.Task[None]]) -> int:
         """Claim a batch of due messages and start one task per person; return how many."""
+        since = self._monotonic()
         now = self._clock()
         async with self._database.session() as session:
             messages = await outbox.claim_due(
@@ -509,6 +635,7 @@ class OutboxSender:
             for message in messages:
                 by_recipient.setdefault(message.recipient_id, []).append(message)
             conversations = await self._conversations_of(session, list(by_recipient))
+        self._claims.took([m.id for m in messages if m.id is not None], since=since)
         for recipient_id, queue in by_recipient.items():
             group = asyncio.create_task(
                 self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally)
@@ -550,7 +677,7 @@ class OutboxSender:
                 for message in queue:
                     assert message.id is not None
                     await self._limiter.acquire(conversation.conversation_id)
-                    send = asyncio.create_task(self._send_claimed(message, conversation, queue))
+                    send = asyncio.create_task(self._send_claimed(message, conversation))
                     unsent += 1
                     self._sending.add(send)
                     send.add_done_callback(self._sending.discard)
@@ -569,6 +696,7 @@ class OutboxSender:
                 await self._give_back(rest)
 
     async def _give_back(self, message_ids: list[int]) -> None:
+        self._claims.drop(message_ids)
         try:
             async with self._database.session() as session:
                 await outbox.release(
@@ -583,6 +711,7 @@ class OutboxSender:
     ) -> None:
         until = self._clock() + timedelta(seconds=self._limits.not_installed_delay)
         ids = [m.id for m in queue if m.id is not None]
+        self._claims.drop(ids)
         async with self._database.session() as session:
             await outbox.defer(
                 session=session, message_ids=ids, instance_id=self.instance_id, until=until
@@ -600,6 +729,7 @@ class OutboxSender:
 
     async def deliver(self, message_id: int) -> DeliveryResult:
         """Claim one pending message and send it now, whatever its retry time."""
+        since = self._monotonic()
         now = self._clock()
         async with self._database.session() as session:
             message = await outbox.claim_one(
@@ -612,24 +742,29 @@ class OutboxSender:
             if message is None:
                 return DeliveryResult(message_id, Delivery.FAILED, "not pending")
             conversations = await self._conversations_of(session, [message.recipient_id])
+        self._claims.took([message_id], since=since)
         conversation = conversations.get(message.recipient_id)
         if conversation is None:
             await self._not_installed(message.recipient_id, [message], _Tally(track=False))
             return DeliveryResult(message_id, Delivery.NOT_INSTALLED)
         await self._limiter.acquire(conversation.conversation_id)
-        return await self._send_claimed(message, conversation, [message])
+        return await self._send_claimed(message, conversation)
 
     async def _send_claimed(
-        self,
-        message: OutboxMessage,
-        conversation: TeamsConversation,
-        queue: list[OutboxMessage],
+        self, message: OutboxMessage, conversation: TeamsConversation
     ) -> DeliveryResult:
         """Send one claimed message (the limiter already let it through) and record it."""
         assert message.id is not None
         key = conversation.conversation_id
+        activity: Activity | None = None
+        failure: BaseException | None = None
         try:
-            if not await self._hold_lease(message, queue):
+            try:
+                # Made first: the time a send may take is then the request's alone.
+                activity = await self._activity_of(message)
+            except Exception as error:
+                failure = error
+            if not await self._claim_holds(message.id):
                 self._limiter.cancel(key)
                 log.warning("outbox message %s: claim lost before sending", message.id)
                 return DeliveryResult(message.id, Delivery.FAILED, "claim lost")
@@ -637,52 +772,53 @@ class OutboxSender:
             self._limiter.cancel(key)
             raise
         activity_id: str | None = None
-        failure: BaseException | None = None
-        try:
-            activity_id = await asyncio.wait_for(
-                self._post(message, conversation), self._limits.send_timeout
-            )
-        except Exception as error:
-            failure = error
-        finally:
-            self._limiter.finish(key)
+        if activity is None:
+            self._limiter.cancel(key)  # nothing was sent
+        else:
+            try:
+                # The adapter cuts the request off at `send_timeout`; this only backs it up.
+                activity_id = await asyncio.wait_for(
+                    self._post(activity, conversation), self._limits.send_timeout + 1
+                )
+            except Exception as error:
+                failure = error
+            finally:
+                self._limiter.finish(key)
         result = await self._record(message, conversation, activity_id, failure)
         if self._on_attempt is not None:
             self._on_attempt(result.outcome, _describe(failure)[0] if failure else 200)
         return result
 
-    async def _hold_lease(self, message: OutboxMessage, queue: list[OutboxMessage]) -> bool:
-        """Make sure the claim outlasts a send, renewing the queue's claims if need be."""
-        assert message.id is not None
-        now = self._clock()
-        needed = timedelta(seconds=self._limits.send_timeout + 1)
-        if message.claimed_until is not None and message.claimed_until - now >= needed:
-            return True
-        waiting = [m for m in queue if m.id is not None and m.id >= message.id]
-        until = now + timedelta(seconds=self._limits.lease)
-        async with self._database.session() as session:
-            held = await outbox.renew_claims(
-                session=session,
-                message_ids=[m.id for m in waiting if m.id is not None],
-                instance_id=self.instance_id,
-                now=now,
-                until=until,
-            )
-        for waiting_message in waiting:
-            if waiting_message.id in held:
-                waiting_message.claimed_until = until
-        return message.id in held
+    async def _claim_holds(self, message_id: int) -> bool:
+        """Say whether the claim is sure to outlast a send, waiting for a heartbeat if need be."""
+        needed = self._limits.send_timeout + self._limits.fence_margin
+        while True:
+            left = self._claims.left(message_id)
+            if left is None:
+                return False
+            if left >= needed:
+                return True
+            if left <= 0:
+                # Never renewed in time: another sender may have it now. This one fences
+                # itself off from the message rather than risk sending it twice.
+                self._claims.drop([message_id])
+                return False
+            await self._claims.next_renewal(left)
 
-    async def _post(self, message: OutboxMessage, conversation: TeamsConversation) -> str | None:
-        """Send the message's activity to the person's chat; return Teams' activity id."""
+    async def _activity_of(self, message: OutboxMessage) -> Activity:
+        """Return the activity of an outbox message (making a request card now if need be)."""
         made = await outbox_activity(
             database=self._database, framework=self._framework, message=message
         )
-        activity = Activity().deserialize(made)
+        return Activity().deserialize(made)
+
+    async def _post(self, activity: Activity, conversation: TeamsConversation) -> str | None:
+        """Send an activity to the person's chat; return Teams' activity id."""
         sent: list[str | None] = []
         failures: list[Exception] = []
 
         async def send(context: TurnContext) -> None:
+            context.turn_state[SEND_TIMEOUT] = self._limits.send_timeout
             try:
                 response = await context.send_activity(activity)
             except Exception as error:
@@ -712,6 +848,7 @@ class OutboxSender:
         assert message.id is not None
         now = self._clock()
         attempt = message.attempts + 1
+        self._claims.drop([message.id])
         if failure is None:
             async with self._database.session() as session:
                 recorded = await outbox.record_sent(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botbuilder.core import TurnContext
@@ -529,7 +530,7 @@ async def test_two_senders_on_one_database_send_each_message_once(
     assert_within_teams_limits(connector)
 
 
-async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(
+async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
     database: Database,
     database_url: str,
     connector: FakeConnector,
@@ -538,46 +539,135 @@ async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(
 ) -> None:
     people = await seed(database, connector, people=30, each=1)
     people += await seed(database, connector, people=1, each=6, first=30)
+    # The child renews its claims every 0.5 s for 7 s, and a send may take it 4 s: once
+    # it is killed, its claims lapse within 7 s. (With the defaults, every 2 s for 12 s:
+    # `test_the_default_lease_lets_another_sender_take_over_within_15_seconds`.)
+    lease = 7.0
     connector.stall()
     child_log = tmp_path / "child.log"
     with child_log.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child", "4", "2",
-            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child",
+            str(lease), "0.5", "4", cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": ""},
         )  # fmt: skip
     try:
         await wait_until(lambda: connector.held >= 4, 30, "the child's requests to be in flight")
+        await asyncio.sleep(1.0)  # a heartbeat renews the child's claims
     finally:
         child.send_signal(signal.SIGKILL)
         await child.wait()
-    await wait_until(lambda: connector.held_connected == 0, 10, "the killed child's sockets")
-    connector.unstall()
-    await wait_until(lambda: connector.held == 0, 10, "the held requests to end")
-    # Killed with requests in flight, none of which Teams accepted.
-    assert connector.faults_answered()["abandoned"] >= 4
-    assert connector.sent == []
-    orphans = {m.id: m.claimed_until for m in await messages(database) if m.claimed_by == "child"}
-    assert len(orphans) >= 4, child_log.read_text()
-
-    sender = OutboxSender(
-        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="restarted"
+    killed = time.monotonic()
+    rows = await messages(database)
+    orphans = {m.id: m.claimed_until for m in rows if (m.claimed_by or "").startswith("child#")}
+    # Another sender was waiting all along (its first look finds everything claimed).
+    survivor = OutboxSender(
+        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="survivor"
     )
     stop = asyncio.Event()
-    running = asyncio.create_task(sender.run(stop))
+    running = asyncio.create_task(survivor.run(stop))
     try:
+        await wait_until(lambda: connector.held_connected == 0, 10, "the killed child's sockets")
+        connector.unstall()
         await wait_until(lambda: len(connector.sent) == 36, 30, "every message to be delivered")
     finally:
         stop.set()
         await running
 
+    # Killed with requests in flight, none of which Teams accepted; all 36 claimed by it,
+    # and renewed by its heartbeat past their first lease.
+    assert connector.faults_answered()["abandoned"] >= 4
+    assert len(orphans) == 36, child_log.read_text()
+    assert all(m.attempts == 0 for m in rows), "the child's sends were still under way"
     assert_each_once_in_order(connector, people)
     assert_within_teams_limits(connector)
-    rows = await messages(database)
-    assert {r.status for r in rows} == {OutboxStatus.SENT}
-    # The orphaned claims were taken over only once their lease had lapsed.
-    first_delivery = min(c.arrived_at for c in connector.calls if c.delivered and c.arrived_at)
-    assert first_delivery >= min(t for t in orphans.values() if t is not None)
+    assert {r.status for r in await messages(database)} == {OutboxStatus.SENT}
+    deliveries = [c for c in connector.calls if c.delivered]
+    # Taken over once the child's claims had lapsed (never two live claims at once) ...
+    last_claim = max(t for t in orphans.values() if t is not None)
+    assert min(c.arrived_at for c in deliveries if c.arrived_at) >= last_claim
+    # ... and within a lease of the kill, not the two minutes claims used to last.
+    first = min(c.arrived for c in deliveries)
+    assert first - killed <= lease + 1.0, first - killed
+
+
+async def test_a_sender_that_cannot_renew_its_claims_stops_sending_before_they_lapse(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    # One person with many messages: Teams' chat limits (8 per 2 s) keep the queue going
+    # for longer than the lease.
+    [person] = await seed(sqlite_database, connector, people=1, each=24)
+    limits = SendLimits(
+        lease=3.0, heartbeat=0.5, send_timeout=0.5, fence_margin=1.0, poll_interval=0.05
+    )
+    cut_off = OutboxSender(
+        database=sqlite_database, adapter=adapter, app_id="", limits=limits, instance_id="cut-off"
+    )
+
+    # After its first claim the database stops answering it: no renewal, no giving back,
+    # no further claim. (Its sends' outcomes still get recorded, to count them here.)
+    first_claim = cut_off._claim_and_start
+    claims = 0
+
+    async def claim_once(*arguments: Any) -> int:
+        nonlocal claims
+        claims += 1
+        if claims > 1:
+            raise OSError("the database is unreachable")
+        return await first_claim(*arguments)
+
+    async def not_renewed() -> None:
+        return None
+
+    async def not_given_back(message_ids: list[int]) -> None:
+        cut_off._claims.drop(message_ids)
+
+    cut_off._claim_and_start = claim_once  # type: ignore[method-assign]
+    cut_off._renew_claims = not_renewed  # type: ignore[method-assign]
+    cut_off._give_back = not_given_back  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    started = time.monotonic()
+    running = asyncio.create_task(cut_off.run(stop))
+    try:
+        await wait_until(lambda: claims > 1 and not cut_off._claims.held(), 10, "it to give up")
+        stopped = time.monotonic()
+    finally:
+        stop.set()
+        await running
+    sent_by_it = len(connector.sent)
+
+    # It sent only while its claims were sure to outlast a send, then waited for a renewal
+    # that never came, and gave up when they lapsed (3 s after the claim), with most of its
+    # queue unsent.
+    assert 0 < sent_by_it < 24
+    needed = limits.send_timeout + limits.fence_margin
+    assert all(c.arrived - started < limits.lease - needed for c in connector.calls)
+    assert stopped - started < limits.lease + 0.5
+    rows = await messages(sqlite_database)
+    assert [r.status for r in rows].count(OutboxStatus.SENT) == sent_by_it
+    held = [r for r in rows if r.status == OutboxStatus.PENDING]
+    assert {(r.claimed_by or "").split("#")[0] for r in held} == {"cut-off"}
+
+    # Another sender, once the claims have lapsed (its clock is a lease ahead), sends the
+    # rest, each once, in order.
+    ahead = timedelta(seconds=limits.lease)
+    rest = await OutboxSender(
+        database=sqlite_database, adapter=adapter, app_id="", limits=QUICK,
+        clock=lambda: datetime.now(UTC) + ahead,
+    ).drain()  # fmt: skip
+    assert rest.sent == 24 - sent_by_it
+    assert_each_once_in_order(connector, [person])
+
+
+def test_the_default_lease_lets_another_sender_take_over_within_15_seconds() -> None:
+    limits = SendLimits()
+    # A killed sender's claims run at most a lease from its last heartbeat; another
+    # sender looks for lapsed claims every poll interval.
+    assert limits.lease + limits.poll_interval <= 13.0
+    # A living sender renews well before a claim is too short to start a send on.
+    assert limits.lease - limits.heartbeat >= limits.send_timeout + limits.fence_margin
+    with pytest.raises(ValueError, match="lease must outlast"):
+        SendLimits(lease=10.0, send_timeout=8.0)
 
 
 async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
