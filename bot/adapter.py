@@ -345,8 +345,9 @@ class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
         self.limits = limits or ReplyLimits()
         self.replies: RequestCounter | None = None
         self.late_replies: LateReplies | None = None
-        # Told of each answer's fate: "sent", "retried" (a try refused and repeated),
-        # "queued" (left to the outbox) or "failed" (given to on_turn_error): for the metrics.
+        # Told of each try's fate, for the metrics: "sent", "retried" (refused, and tried
+        # again), "queued" (a message left to the outbox), "failed" (a message raised to
+        # the turn) or "not_updated" (a card update given up; the card stays as it was).
         self.on_answer: Callable[[str], None] | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._monotonic = monotonic
@@ -458,7 +459,7 @@ class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
                     )  # fmt: skip
                     await self._sleep(wait)
                     continue
-                self._told("failed")
+                self._told("not_updated")
                 raise
             self._told("sent")
             return result
