@@ -548,7 +548,7 @@ async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
     with child_log.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.outbox_sender_child", database_url, "child",
-            str(lease), "0.5", "4", cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+            str(lease), "0.5", "4", "0.05", cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": ""},
         )  # fmt: skip
     try:
