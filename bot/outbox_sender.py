@@ -184,7 +184,13 @@ class SlidingWindows:
     far end counts it lies in between, so counting this way never undercounts.
     """
 
-    def __init__(self, limits: Sequence[tuple[int, float]], margin: float) -> None:
+    def __init__(
+        self,
+        limits: Sequence[tuple[int, float]],
+        margin: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
         self._limits = [(count, seconds + margin) for count, seconds in limits]
         self._horizon = max(seconds for _, seconds in self._limits)
         self._finished: deque[float] = deque()
@@ -211,7 +217,7 @@ class SlidingWindows:
     async def acquire(self) -> None:
         """Wait for room, then count a request as started."""
         while True:
-            delay = self.wait(time.monotonic())
+            delay = self.wait(self._monotonic())
             if delay is not None and delay <= 0:
                 self._in_flight += 1
                 return
@@ -225,7 +231,7 @@ class SlidingWindows:
 
     def finish(self) -> None:
         """Count a started request as finished now."""
-        now = time.monotonic()
+        now = self._monotonic()
         self._in_flight -= 1
         # Here too, not only in `wait`: answers to people finish while no message waits.
         self._forget_before(now - self._horizon)
@@ -234,7 +240,7 @@ class SlidingWindows:
 
     def counted(self) -> int:
         """Return how many requests are in flight or still within the longest window."""
-        self._forget_before(time.monotonic() - self._horizon)
+        self._forget_before(self._monotonic() - self._horizon)
         return self._in_flight + len(self._finished)
 
     def _forget_before(self, moment: float) -> None:
@@ -249,7 +255,7 @@ class SlidingWindows:
     @property
     def idle(self) -> bool:
         """Return whether nothing in flight or within the windows is counted."""
-        now = time.monotonic()
+        now = self._monotonic()
         return self._in_flight == 0 and (
             not self._finished or self._finished[-1] <= now - self._horizon
         )
@@ -258,18 +264,21 @@ class SlidingWindows:
 class TokenBucket:
     """Let requests through at a steady rate, with a small burst, first come first served."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(
+        self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._monotonic = monotonic
         self._rate = rate
         self._burst = float(burst)
         self._tokens = float(burst)
-        self._stamp = time.monotonic()
+        self._stamp = monotonic()
         self._lock = asyncio.Lock()
         self._factor = 1.0
         self._slow_until = 0.0
 
     def slow_down(self, factor: float, seconds: float) -> None:
         """Lower the rate by this factor for a while (after Teams throttled us)."""
-        now = time.monotonic()
+        now = self._monotonic()
         self._refill(now)
         self._factor = factor
         self._slow_until = max(self._slow_until, now + seconds)
@@ -286,7 +295,7 @@ class TokenBucket:
         """Wait for a token and take it."""
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._monotonic()
                 self._refill(now)
                 if self._tokens >= 1:
                     self._tokens -= 1
@@ -297,11 +306,12 @@ class TokenBucket:
 class RateLimiter:
     """The global limits and each conversation's, with pauses Teams asked for."""
 
-    def __init__(self, limits: SendLimits) -> None:
+    def __init__(self, limits: SendLimits, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._limits = limits
-        self._bucket = TokenBucket(limits.global_rate, limits.global_burst)
+        self._monotonic = monotonic
+        self._bucket = TokenBucket(limits.global_rate, limits.global_burst, monotonic)
         self._global = SlidingWindows(
-            [(max(1, math.floor(limits.global_rate)), 1.0)], limits.window_margin
+            [(max(1, math.floor(limits.global_rate)), 1.0)], limits.window_margin, monotonic
         )
         self._conversations: dict[str, SlidingWindows] = {}
         self._paused_until: dict[str, float] = {}
@@ -312,14 +322,16 @@ class RateLimiter:
     async def acquire(self, conversation: str) -> None:
         """Wait until a message to this conversation may start; then `finish` or `cancel`."""
         while True:  # a pause can be extended while we wait
-            pause = self._paused_until.get(conversation, 0.0) - time.monotonic()
+            pause = self._paused_until.get(conversation, 0.0) - self._monotonic()
             if pause <= 0:
                 break
             await asyncio.sleep(pause)
         self._paused_until.pop(conversation, None)
         window = self._conversations.get(conversation)
         if window is None:
-            window = SlidingWindows(self._limits.per_conversation, self._limits.window_margin)
+            window = SlidingWindows(
+                self._limits.per_conversation, self._limits.window_margin, self._monotonic
+            )
             self._conversations[conversation] = window
         # The conversation first: its waits are the long ones, and no global room is
         # held meanwhile.
@@ -338,7 +350,7 @@ class RateLimiter:
         """Count the message to this conversation as sent (or failed) now."""
         self._global.finish()
         self._conversations[conversation].finish()
-        self._answers.append(time.monotonic())
+        self._answers.append(self._monotonic())
 
     def cancel(self, conversation: str) -> None:
         """Forget a message that was let through but not sent."""
@@ -356,7 +368,7 @@ class RateLimiter:
 
     def throttled(self, conversation: str, pause: float) -> None:
         """Pause a conversation Teams throttled; if 429s are frequent, slow everything."""
-        now = time.monotonic()
+        now = self._monotonic()
         self._paused_until[conversation] = max(
             self._paused_until.get(conversation, 0.0), now + pause
         )
@@ -367,7 +379,7 @@ class RateLimiter:
     @property
     def global_rate(self) -> float:
         """The messages per second allowed now (lower while slowed down)."""
-        return self._bucket.current_rate(time.monotonic())
+        return self._bucket.current_rate(self._monotonic())
 
     def throttled_share(self, now: float) -> float:
         """Return the share of the recent answers that were 429s (0 until there are a few)."""
@@ -506,7 +518,7 @@ class OutboxSender:
         # its own.
         self.instance_id = f"{self.name}#{secrets.token_hex(4)}"
         self._claims = _Claims(self._limits.lease, monotonic)
-        self._limiter = RateLimiter(self._limits)
+        self._limiter = RateLimiter(self._limits, monotonic)
         # Jitter only spreads retries out; it needs no cryptographic strength.
         self._random = random.Random()  # noqa: S311
         self._slots = asyncio.Semaphore(self._limits.concurrency)
@@ -532,7 +544,7 @@ class OutboxSender:
     async def drain(self, *, max_wait: float = 60.0) -> DrainReport:
         """Send everything due now, waiting out retries due within `max_wait` seconds."""
         tally = _Tally()
-        deadline = time.monotonic() + max_wait
+        deadline = self._monotonic() + max_wait
         while True:
             started = self._clock()
             await self._pump(tally, stop=None)
@@ -541,7 +553,7 @@ class OutboxSender:
             if not tally.retry_at:
                 break
             delay = (min(tally.retry_at.values()) - self._clock()).total_seconds()
-            if time.monotonic() + delay > deadline:
+            if self._monotonic() + delay > deadline:
                 break
             # A little past the time, so the claim's `next_attempt_at <= now` holds.
             await asyncio.sleep(max(0.0, delay) + 0.01)
