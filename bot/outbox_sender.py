@@ -455,12 +455,19 @@ class _Claims:
 
     def renewed(self, message_ids: set[int], *, asked: Sequence[int], since: float) -> list[int]:
         """Extend the claims renewed by a statement sent at `since`; return those lost."""
-        lost = [i for i in asked if i not in message_ids and i in self._sure_until]
-        for message_id in message_ids:
-            if message_id in self._sure_until:  # not recorded meanwhile
-                self._sure_until[message_id] = since + self._lease
-        for message_id in lost:
-            del self._sure_until[message_id]
+        renewed_until = since + self._lease
+        lost = []
+        for message_id in asked:
+            until = self._sure_until.get(message_id)
+            # Recorded meanwhile (gone), or claimed afresh after the renewal was sent (a
+            # later, surer claim): this renewal says nothing about it.
+            if until is None or until > renewed_until:
+                continue
+            if message_id in message_ids:
+                self._sure_until[message_id] = renewed_until
+            else:
+                del self._sure_until[message_id]
+                lost.append(message_id)
         self._renewed.set()
         self._renewed = asyncio.Event()
         return lost

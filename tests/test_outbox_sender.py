@@ -40,6 +40,7 @@ from bot.outbox_sender import (
     RateLimiter,
     SendLimits,
     SlidingWindows,
+    _Claims,
 )
 from bot.proactive import Delivery, ProactiveSender, parse_retry_after
 from bot.settings import load_settings
@@ -657,6 +658,23 @@ async def test_a_sender_that_cannot_renew_its_claims_stops_sending_before_they_l
     ).drain()  # fmt: skip
     assert rest.sent == 24 - sent_by_it
     assert_each_once_in_order(connector, [person])
+
+
+def test_a_claim_is_sure_for_a_lease_from_when_it_was_asked_for() -> None:
+    now = [100.0]
+    claims = _Claims(lease=12.0, monotonic=lambda: now[0])
+    claims.took([1, 2, 3], since=100.0)
+    now[0] = 105.0
+    assert claims.left(1) == 7.0
+    # A renewal sent at 106 comes back at 107 with 1 and 3: 2 was taken by another sender.
+    claims.drop([3])  # meanwhile 3 is recorded as sent ...
+    claims.took([3], since=106.5)  # ... and, say, claimed afresh for a retry
+    now[0] = 107.0
+    assert claims.renewed({1}, asked=[1, 2, 3], since=106.0) == [2]
+    assert claims.left(1) == 11.0
+    assert claims.left(2) is None
+    assert claims.left(3) == 11.5, "a later claim is not undone by an earlier renewal"
+    assert sorted(claims.held()) == [1, 3]
 
 
 def test_the_default_lease_lets_another_sender_take_over_within_15_seconds() -> None:
