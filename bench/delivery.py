@@ -264,6 +264,7 @@ def measure_answers(
     )
     duplicated = sum(n - 1 for n in cards.values() if n > 1)
     faults = connector.faults_answered()
+    over = Counter(c.over for c in connector.calls if c.fault == "limit")
     calls = Counter(c.method for c in connector.calls)
     result.table("Answers under Teams' faults (40 auditors at once)", {
         "database": kind, "Retry-After s": retry_after,
@@ -281,7 +282,8 @@ def measure_answers(
         "card updates given up": int(counts.get("not_updated", 0)),
         "Connector calls (POST/PUT)": f"{calls['POST']}/{calls['PUT']}",
         "429 injected": faults["429"] + faults["429+retry-after"], "503 injected": faults["503"],
-        "429 over Teams' limits": faults["limit"], "seconds": round(seconds, 1),
+        "429 over Teams' limits (global/chat)": f"{over['global']}/{over['conversation']}",
+        "seconds": round(seconds, 1),
     })  # fmt: skip
     result.goal(
         f"answers survive throttling ({kind}, Retry-After {retry_after} s)",

@@ -26,7 +26,7 @@ from bot.late_replies import OutboxReplies
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
-from bot.outbox_sender import OutboxSender, SendLimits
+from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
 from bot.settings import Settings
@@ -222,9 +222,12 @@ def create_app(
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
             )
-            # Answers to people count in the sender's limit: it leaves them room.
+            # Answers to people count in the sender's limits: it leaves them room.
             adapter.replies = sender.limiter
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
+        else:
+            # No sender here: the answers keep to Teams' limits on their own.
+            adapter.replies = RateLimiter(SendLimits(global_rate=settings.send_rate))
         scheduler: CycleScheduler | None = None
         if settings.run_scheduler:
             cycle = Cycle(

@@ -28,7 +28,9 @@ under way at once.
 
 Rate limits: a global token bucket (plus a one-second window that counts requests still
 in flight, so answers that arrive late cannot let a burst through) and, per conversation,
-Teams' sliding windows (7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour). Different
+Teams' sliding windows (7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour). The adapter's
+answers to people in turns keep to the same windows (`RateLimiter.reply_starting`) and go
+first: a message waits while an answer waits for room. Different
 conversations are sent to concurrently; one conversation's messages go one at a time, in
 order: a message is not claimed while an earlier one to the same person waits (a late
 answer waits only behind the person's earlier late answers).
@@ -59,7 +61,7 @@ import socket
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -306,9 +308,15 @@ class TokenBucket:
 class RateLimiter:
     """The global limits and each conversation's, with pauses Teams asked for."""
 
-    def __init__(self, limits: SendLimits, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: SendLimits,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._limits = limits
         self._monotonic = monotonic
+        self._sleep = sleep
         self._bucket = TokenBucket(limits.global_rate, limits.global_burst, monotonic)
         self._global = SlidingWindows(
             [(max(1, math.floor(limits.global_rate)), 1.0)], limits.window_margin, monotonic
@@ -316,6 +324,10 @@ class RateLimiter:
         self._conversations: dict[str, SlidingWindows] = {}
         self._paused_until: dict[str, float] = {}
         self._acquired = 0
+        # Answers to people waiting for room: the outbox lets them have it first.
+        self._replies_waiting = 0
+        self._no_reply_waits = asyncio.Event()
+        self._no_reply_waits.set()
         self._answers: deque[float] = deque()  # when each recent send finished
         self._throttles: deque[float] = deque()  # when each recent 429 came
 
@@ -325,23 +337,31 @@ class RateLimiter:
             pause = self._paused_until.get(conversation, 0.0) - self._monotonic()
             if pause <= 0:
                 break
-            await asyncio.sleep(pause)
+            await self._sleep(pause)
         self._paused_until.pop(conversation, None)
+        window = self._window(conversation)
+        # The conversation first: its waits are the long ones, and no global room is
+        # held meanwhile.
+        await window.acquire()
+        try:
+            await self._bucket.take()
+            await self._no_reply_waits.wait()
+            await self._global.acquire()
+        except BaseException:
+            window.cancel()
+            raise
+        self._counted_one()
+
+    def _window(self, conversation: str) -> SlidingWindows:
         window = self._conversations.get(conversation)
         if window is None:
             window = SlidingWindows(
                 self._limits.per_conversation, self._limits.window_margin, self._monotonic
             )
             self._conversations[conversation] = window
-        # The conversation first: its waits are the long ones, and no global room is
-        # held meanwhile.
-        await window.acquire()
-        try:
-            await self._bucket.take()
-            await self._global.acquire()
-        except BaseException:
-            window.cancel()
-            raise
+        return window
+
+    def _counted_one(self) -> None:
         self._acquired += 1
         if self._acquired % 1000 == 0:
             self._forget_idle()
@@ -357,14 +377,45 @@ class RateLimiter:
         self._global.cancel()
         self._conversations[conversation].cancel()
 
-    def replies_started(self, count: int) -> None:
-        """Count requests this process makes to answer people: they never wait, the outbox does."""
-        self._global.started(count)
+    async def reply_starting(self, conversation: str, within: float) -> bool:
+        """Wait, `within` seconds at most, for room for an answer to this chat; count it started.
 
-    def replies_finished(self, count: int) -> None:
-        """Count those requests as finished now."""
-        for _ in range(count):
-            self._global.finish()
+        Answers to people go first: the outbox waits while one waits for room. But they keep
+        to the limits too (the global rate, the chat's 8 requests in 2 s, a pause Teams
+        asked for): a request over them is refused and counted all the same, and the retries
+        of many refused answers keep everyone over the limit. Return False if the time ran
+        out (the answer is counted all the same: it goes, and Teams decides).
+        """
+        deadline = self._monotonic() + max(0.0, within)
+        window = self._window(conversation)
+        self._replies_waiting += 1
+        self._no_reply_waits.clear()
+        try:
+            while True:
+                now = self._monotonic()
+                pause = self._paused_until.get(conversation, 0.0) - now
+                waits = [window.wait(now), self._global.wait(now)]
+                room = pause <= 0 and all(w is not None and w <= 0 for w in waits)
+                left = deadline - now
+                if room or left <= 0:
+                    # Counted before the outbox may look again: the room is the answer's.
+                    window.started(1)
+                    self._global.started(1)
+                    self._counted_one()
+                    return room
+                delay = max([pause, *(w for w in waits if w is not None)])
+                if None in waits:  # room comes when a request in flight ends: look again soon
+                    delay = min(delay, 0.02) if delay > 0 else 0.02
+                await self._sleep(min(left, max(delay, 0.001)))
+        finally:
+            self._replies_waiting -= 1
+            if not self._replies_waiting:
+                self._no_reply_waits.set()
+
+    def reply_finished(self, conversation: str) -> None:
+        """Count an answer to this chat as finished now."""
+        self._global.finish()
+        self._window(conversation).finish()
 
     def throttled(self, conversation: str, pause: float) -> None:
         """Pause a conversation Teams throttled; if 429s are frequent, slow everything."""

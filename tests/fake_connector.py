@@ -110,6 +110,7 @@ class Recorded:
     arrived: float = 0.0  # time.monotonic() when the request arrived
     arrived_at: datetime | None = None  # wall-clock time, for HTTP-date Retry-After
     answered_id: str | None = None  # the activity id a delivered message was given
+    over: str = ""  # for a "limit" refusal: which limit, "global" or "conversation"
 
     @property
     def delivered(self) -> bool:
@@ -276,9 +277,11 @@ class FakeConnector:
     def _over_limits(self, call: Recorded) -> bool:
         # Every request counts against the limits, refused ones too, as in Teams.
         now = call.arrived
-        over = _count(self._arrivals, now, [self.global_limit])
+        over_global = _count(self._arrivals, now, [self.global_limit])
         conversation = self._conversation_arrivals[call.conversation_id]
-        return _count(conversation, now, self.conversation_limits) or over
+        over_conversation = _count(conversation, now, self.conversation_limits)
+        call.over = "conversation" if over_conversation else "global" if over_global else ""
+        return over_conversation or over_global
 
     def _next_fault(self, body: dict[str, Any]) -> Fault | None:
         scripted = self.script_by_text.get(body.get("text", ""))

@@ -755,17 +755,68 @@ async def given_up(database: Database, message_id: int | None) -> bool:
 
 async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> None:
     limiter = RateLimiter(SendLimits(global_rate=10))
-    limiter.replies_started(10)  # ten answers to people under way: the limit is used up
+    for number in range(10):  # ten answers to people under way: the limit is used up
+        await limiter.reply_starting(f"chat {number}", within=0)
     waiting = asyncio.create_task(limiter.acquire("chat"))
     await asyncio.sleep(0.1)
     assert not waiting.done()
-    limiter.replies_finished(10)
+    for number in range(10):
+        limiter.reply_finished(f"chat {number}")
     finished = time.monotonic()
     await asyncio.sleep(0.1)
     assert not waiting.done(), "Teams counts them for a second after they went"
     await waiting
     assert time.monotonic() - finished >= 1.0
     limiter.finish("chat")
+
+
+async def test_answers_wait_for_room_within_the_limits_and_for_a_pause_teams_asked_for() -> None:
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limits = SendLimits(global_rate=3, per_conversation=((2, 1.0),), window_margin=0.0)
+    limiter = RateLimiter(limits, monotonic=lambda: now[0], sleep=sleep)
+
+    async def answer(chat: str) -> None:
+        assert await limiter.reply_starting(chat, within=5.0)
+        limiter.reply_finished(chat)
+
+    await answer("chat")
+    await answer("chat")
+    assert now[0] == 100.0
+    await answer("chat")
+    assert now[0] == 101.0, "the chat's third waits until its first has left the window"
+    await answer("other chat")
+    await answer("other chat")
+    assert now[0] == 101.0
+    await answer("a third chat")
+    assert now[0] == 102.0, "and the fourth in a second waits for the global limit (3/s)"
+    # A chat Teams paused (a 429 with Retry-After to the outbox) holds answers too, while
+    # the turn's time allows.
+    limiter.throttled("a third chat", pause=3.0)
+    assert not await limiter.reply_starting("a third chat", within=1.0)  # it goes all the same
+    limiter.reply_finished("a third chat")
+    assert now[0] == 103.0
+    await answer("a third chat")
+    assert now[0] == 105.0
+
+
+async def test_the_outbox_lets_answers_waiting_for_room_go_first() -> None:
+    limiter = RateLimiter(SendLimits(global_rate=2, window_margin=0.0))
+    for _ in range(2):  # the global limit used up by answers in flight
+        assert await limiter.reply_starting("busy chat", within=0)
+    waiting_answer = asyncio.create_task(limiter.reply_starting("chat", within=5.0))
+    await asyncio.sleep(0)
+    outbox_message = asyncio.create_task(limiter.acquire("another chat"))
+    limiter.reply_finished("busy chat")  # room for one, a second later
+    assert await waiting_answer
+    assert not outbox_message.done(), "the outbox took the room an answer was waiting for"
+    limiter.reply_finished("chat")
+    limiter.reply_finished("busy chat")
+    await asyncio.wait_for(outbox_message, 5)
+    limiter.finish("another chat")
 
 
 async def test_answers_counted_while_nothing_is_sent_are_forgotten_in_time() -> None:
@@ -787,11 +838,12 @@ async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages
     counted: list[tuple[str, int]] = []
 
     class Tally:
-        def replies_started(self, count: int) -> None:
-            counted.append(("started", count))
+        async def reply_starting(self, conversation: str, within: float) -> bool:
+            counted.append(("started", conversation))
+            return True
 
-        def replies_finished(self, count: int) -> None:
-            counted.append(("finished", count))
+        def reply_finished(self, conversation: str) -> None:
+            counted.append(("finished", conversation))
 
     assert isinstance(adapter, TeamsAdapter)
     adapter.replies = Tally()
@@ -811,8 +863,9 @@ async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages
         )
 
     await adapter.process_activity("", message, answer)
-    # Each request counted as it goes (a try repeated after a 429 counts again).
-    assert counted == [("started", 1), ("finished", 1)] * 2
+    # Each request waits for room in its chat's limits and is counted as it goes (in the
+    # global window and the chat's; a try repeated after a 429 counts again).
+    assert counted == [("started", "a:chat"), ("finished", "a:chat")] * 2
     assert connector.texts() == ["one", "two"]
 
     counted.clear()

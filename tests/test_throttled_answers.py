@@ -91,11 +91,12 @@ class Tally:
     started: int = 0
     finished: int = 0
 
-    def replies_started(self, count: int) -> None:
-        self.started += count
+    async def reply_starting(self, conversation: str, within: float) -> bool:
+        self.started += 1
+        return True
 
-    def replies_finished(self, count: int) -> None:
-        self.finished += count
+    def reply_finished(self, conversation: str) -> None:
+        self.finished += 1
 
 
 @pytest.fixture
