@@ -2,7 +2,7 @@
 #   docker build -t pqf-audit-bot .
 #   docker run --rm --env-file /etc/pqf-bot/pqf-bot.env pqf-audit-bot pqf-bot migrate
 #   docker run -d --name pqf-bot --env-file /etc/pqf-bot/pqf-bot.env -p 127.0.0.1:3978:3978 pqf-audit-bot
-# Settings come from the environment (README "Configuration"); none are baked in.
+# Settings come from the environment (docs/configuration.md); none are baked in.
 
 # -- build: install the bot and its dependencies into a virtual environment ----------------
 FROM python:3.11-slim AS build

@@ -131,9 +131,7 @@ class Auditor:
                     break
                 call, data = found
                 await asyncio.sleep(self.random.uniform(*THINK))
-                answered = await self._turn(
-                    session, bot_url, tally, self._answer(data), call.answered_id
-                )
+                answered = await self._turn(session, bot_url, tally, self._answer(data), call.id)
 
     def _answer(self, data: dict[str, Any]) -> dict[str, Any]:
         answer = dict(data)

@@ -57,6 +57,7 @@ from bench.common import (
 from practice.calendar import AuditMonth, audits_in_month
 from practice.dispatch import plan_month, request_key
 from practice.framework import Framework, load_framework
+from practice.month import Month
 from scheduler.jobs import Cycle, _dispatch_inputs, dispatch_month
 from storage import roster
 from storage.database import Database, sync_url
@@ -93,6 +94,11 @@ GOAL_PLAN_SECONDS = 2.0
 GOAL_RATE = 45.0
 DEFAULT_SEND_RATE = 48.0  # PQF_SEND_RATE's default (answers to people are counted in it)
 GOAL_RSS_MB = 200.0
+
+
+def _year_and_number(month: str) -> tuple[int, int]:
+    parsed = Month.parse(month)
+    return parsed.year, parsed.number
 
 
 # What profiling found and what changed, with the figures before and after.
@@ -156,7 +162,7 @@ def role_counts(size: int) -> dict[str, int]:
 def workforce(framework: Framework, size: int, seed: int = 2) -> Workforce:
     """Return a roster of `size` staff with cases and a year of audits, drawn from a seed."""
     rng = random.Random(seed)
-    today = audits_in_month(framework, int(MONTH[:4]), int(MONTH[5:]))[0].requests_on
+    today = audits_in_month(framework, *_year_and_number(MONTH))[0].requests_on
     now = datetime.now(UTC)
     teams = [f"Locality Team {n:03d}" for n in range(max(4, size // STAFF_PER_TEAM))]
     counts = role_counts(size)
@@ -228,7 +234,7 @@ def aad_of(staff_id: int) -> str:
 
 
 def _months_before(month: str, count: int) -> Iterator[tuple[int, int]]:
-    year, number = int(month[:4]), int(month[5:])
+    year, number = _year_and_number(month)
     for _ in range(count):
         year, number = (year - 1, 12) if number == 1 else (year, number - 1)
         yield year, number
@@ -363,7 +369,7 @@ class PlanFigures:
 
 async def time_plan(url: str, framework: Framework, month: str, runs: int) -> PlanFigures:
     """Time `plan_month` alone on the inputs `dispatch_month` would read."""
-    audits = audits_in_month(framework, int(month[:4]), int(month[5:]))
+    audits = audits_in_month(framework, *_year_and_number(month))
     db = Database(url)
     try:
         async with db.session() as session:
@@ -402,7 +408,7 @@ async def _dispatch(url: str, month: str) -> DispatchFigures:
         cycle = Cycle(database=db, framework=framework, zone=ZONE, instance="bench")
         # As in the bot, whose scheduler has worked out the calendar before any job runs:
         # the first call loads the `holidays` package's every country (about 0.3 s).
-        audits_in_month(framework, int(month[:4]), int(month[5:]))
+        audits_in_month(framework, *_year_and_number(month))
         # And whose memory holds the whole bot (botbuilder, aiohttp, the dialogs and cards),
         # so that the peak measured is the bot's, not a lighter process's.
         importlib.import_module("bot.app").settle_heap()  # as `pqf-bot serve` does

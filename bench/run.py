@@ -33,6 +33,8 @@ BENCHMARKS = {
 }
 PACKAGES = ("botbuilder-core", "aiohttp", "sqlmodel", "SQLAlchemy", "psycopg", "aiosqlite",
             "APScheduler", "pydantic")  # fmt: skip
+# Sections after this line in docs/PERFORMANCE.md are written by hand and kept by each run.
+BY_HAND = "<!-- Written by hand below this line: `make bench` keeps it. -->"
 
 
 def _postgres_version() -> str | None:
@@ -173,6 +175,12 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
     return "\n".join(lines)
 
 
+def by_hand(doc: Path) -> str:
+    """Return the sections written by hand at the end of the page, which a new run keeps."""
+    existing = doc.read_text(encoding="utf-8") if doc.exists() else ""
+    return "\n" + existing[existing.index(BY_HAND) :] if BY_HAND in existing else ""
+
+
 def main() -> int:
     """Run the benchmarks and write the page; exit 1 if any benchmark failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -214,7 +222,8 @@ def main() -> int:
         result["seconds"] = result.get("seconds") or time.monotonic() - began
         results.append(result)
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(render(facts, results, failures, args.quick), encoding="utf-8")
+    page = render(facts, results, failures, args.quick)
+    args.doc.write_text(page + by_hand(args.doc), encoding="utf-8")
     missed = sum(1 for r in results for g in r["goals"] if not g["met"])
     print(f"== wrote {args.doc} in {time.monotonic() - started:.0f} s: "
           f"{sum(len(r['goals']) for r in results)} goals, {missed} missed, "

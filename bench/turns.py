@@ -125,7 +125,7 @@ PROFILE_NOTES = (
     "of it, then the ORM loading the audit with its people and ratings (a criterion turn "
     "reads 4 times and writes 4). The design's answer to more load than one process's event loop "
     "serves is more processes: `pqf-bot serve` instances on one PostgreSQL behind the "
-    "Azure Bot's endpoint (README, section 'More than one instance'); a council's peak (a "
+    "Azure Bot's endpoint (docs/deploy.md, 'More than one instance'); a council's peak (a "
     "few hundred auditors in the last days of a month) is a few turns a second, a tenth "
     "of one process's saturation rate.",
     "The open loop's p99 is set by its slowest ten or so turns, so it moves most from run "
@@ -333,15 +333,23 @@ def _cases_csv(auditors: list[Person]) -> str:
     return out.getvalue()
 
 
+def _months_back(month: str, count: int) -> str:
+    """Return the month `count` months before 'YYYY-MM' (one audit of a standard a month each)."""
+    index = int(month[:4]) * 12 + int(month[5:]) - 1 - count
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 async def _request_audits(
     database_url: str, auditors: list[Person], each: int
 ) -> dict[int, list[int]]:
     """Ask every auditor for `each` self-audits of the standard, as `pqf-bot request` would.
 
-    Auditor n's first audit is already answered up to step n mod 11 (nothing, the case, the
-    case and some criteria, ... everything but the summary), stored as the bot stores it, so
-    that the auditors are spread over the steps of an audit from the start, as in a real
-    month, instead of all taking the same kind of turn at the same moment.
+    One a month, this month's and the months before (nobody is asked for two audits of a
+    standard in one month). Auditor n's first audit is already answered up to step n mod 11
+    (nothing, the case, the case and some criteria, ... everything but the summary), stored
+    as the bot stores it, so that the auditors are spread over the steps of an audit from
+    the start, as in a real month, instead of all taking the same kind of turn at the same
+    moment.
     """
     from bot.audit_requests import request_audit
     from practice.audit_steps import AuditKind
@@ -362,7 +370,8 @@ async def _request_audits(
                 for number in range(each):
                     requested = await request_audit(
                         session=session, framework=framework, auditor_email=p.email,
-                        standard_number=STANDARD, month=MONTH, today=today, kind=AuditKind.SELF,
+                        standard_number=STANDARD, month=_months_back(MONTH, number), today=today,
+                        kind=AuditKind.SELF,
                     )  # fmt: skip
                     audit = requested.audit
                     assert audit.id is not None

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from json import JSONDecodeError
+from typing import Any
 
 from aiohttp import web
 from botbuilder.core import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ChannelAccount
 from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
 from sqlmodel import select
@@ -22,6 +23,7 @@ from sqlmodel import select
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
+from bot.json_body import BodyError, read_json
 from bot.late_replies import OutboxReplies
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
@@ -29,8 +31,10 @@ from bot.metrics import OUTBOX_STATES, Metrics
 from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
+from bot.reporting import ReportMaker
 from bot.settings import Settings
 from practice.framework import Framework, load_framework
+from practice.month import longest_range
 from scheduler.jobs import Cycle
 from scheduler.runner import JOBS, CycleScheduler
 from storage import outbox
@@ -51,6 +55,7 @@ FRAMEWORK = web.AppKey("framework", Framework)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
 BOT = web.AppKey("bot", AuditBot)
 METRICS = web.AppKey("metrics", Metrics)
+REPORTS = web.AppKey("reports", ReportMaker)
 
 
 def _problem(request: web.Request, status: int, reason: str, message: str) -> web.Response:
@@ -66,31 +71,52 @@ def tenant_of(activity: Activity) -> str | None:
     return str(found).lower() if found else None
 
 
+def _authentication_view(body: dict[str, Any]) -> Activity:
+    """Return an activity holding only the fields the token check reads, each if it is text."""
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    recipient = body.get("recipient")
+    role = text(recipient.get("role")) if isinstance(recipient, dict) else None
+    return Activity(
+        channel_id=text(body.get("channelId")),
+        service_url=text(body.get("serviceUrl")),
+        recipient=ChannelAccount(role=role),
+    )
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
-    """Hand an activity from Teams to the adapter, after checking it is one."""
+    """Hand an activity from Teams to the adapter, after checking it is one and genuine."""
     if request.content_type != "application/json":
         return _problem(request, 415, "content_type", "expected application/json")
     try:
-        body = await request.json()
-    except (JSONDecodeError, UnicodeDecodeError):
-        return _problem(request, 400, "not_json", "the body is not JSON")
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(request, 413, "too_large", "the body is too large")
+    try:
+        body = read_json(data)
+    except BodyError as error:
+        return _problem(request, 400, error.reason, str(error))
     if not isinstance(body, dict):
         return _problem(request, 400, "not_activity", "the body is not an activity")
+    adapter = request.app[ADAPTER]
+    # The token is checked before the body is read as an activity: a stranger's request
+    # costs a bounded parse and a signature check, and never reaches botbuilder's models.
+    try:
+        authenticated = await authenticate(
+            adapter, _authentication_view(body), request.headers.get("Authorization", "")
+        )
+    except NotAuthenticatedError:
+        return _problem(request, 401, "not_authenticated", "not authorised")
+    except AuthenticationUnavailableError:
+        return _problem(request, 503, "keys_unavailable", "cannot check the token now; try again")
     try:
         activity = Activity().deserialize(body)
     except (DeserializationError, TypeError, ValueError, AttributeError):
         return _problem(request, 400, "not_activity", "the body is not an activity")
     if not activity.type or not isinstance(activity.type, str):
         return _problem(request, 400, "not_activity", "the activity has no type")
-    adapter = request.app[ADAPTER]
-    try:
-        authenticated = await authenticate(
-            adapter, activity, request.headers.get("Authorization", "")
-        )
-    except NotAuthenticatedError:
-        return _problem(request, 401, "not_authenticated", "not authorised")
-    except AuthenticationUnavailableError:
-        return _problem(request, 503, "keys_unavailable", "cannot check the token now; try again")
     tenants = request.app[SETTINGS].tenants
     if tenants and tenant_of(activity) not in tenants:
         log.warning("refused an activity from tenant %s, not ours", tenant_of(activity))
@@ -113,7 +139,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Report the metrics in Prometheus' text format (keep this path off the internet)."""
+    """Report the metrics in Prometheus' text format, to a caller with the token if one is set."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return _problem(request, 401, "metrics_token", "not authorised")
     metrics = request.app[METRICS]
     try:
         async with request.app[DATABASE].session() as session:
@@ -144,6 +175,22 @@ async def readyz(request: web.Request) -> web.Response:
     if not current:
         return web.json_response({"status": "migrations pending: run pqf-bot migrate"}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def _start_metrics_listener(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve /metrics (and the health checks) alone on a port of its own; return its runner."""
+    own = web.Application()
+    own[SETTINGS] = app[SETTINGS]
+    own[DATABASE] = app[DATABASE]
+    own[METRICS] = app[METRICS]
+    own.router.add_get("/metrics", metrics_page)
+    own.router.add_get("/healthz", healthz)
+    own.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(own, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("metrics on http://%s:%s/metrics", host, port)
+    return runner
 
 
 def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
@@ -180,6 +227,7 @@ def create_app(
         secret=settings.link_secret,
         minutes=settings.link_minutes,
         clock=now,
+        longest_report=longest_range(settings.retention_months),
     )
     app[LINKS] = links
     metrics = Metrics(jobs=list(JOBS), send_outcomes=[d.value for d in Delivery])
@@ -198,6 +246,11 @@ def create_app(
         adapter.on_answer = lambda outcome: metrics.answers.labels(outcome).inc()
         app[DATABASE] = database
         app[ADAPTER] = adapter
+        reports = ReportMaker(
+            database=database, framework=framework, zone=settings.zone,
+            workers=settings.report_workers,
+        )  # fmt: skip
+        app[REPORTS] = reports
         app[BOT] = AuditBot(
             database=database,
             framework=framework,
@@ -205,10 +258,11 @@ def create_app(
             zone=settings.zone,
             support_contact=settings.support_contact,
             clock=now,
-            instance_id=settings.instance_name,
             links=links,
             rate_limit=MessageRateLimit(*settings.user_rate),
             on_rate_limited=metrics.rate_limited.inc,
+            reports=reports,
+            longest_report=longest_range(settings.retention_months),
         )
         stop = asyncio.Event()
         sender_task: asyncio.Task[None] | None = None
@@ -221,6 +275,7 @@ def create_app(
                 instance_id=settings.instance_name,
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
+                clock=now,
             )
             # Answers to people count in the sender's limits: it leaves them room.
             adapter.replies = sender.limiter
@@ -228,6 +283,9 @@ def create_app(
         else:
             # No sender here: the answers keep to Teams' limits on their own.
             adapter.replies = RateLimiter(SendLimits(global_rate=settings.send_rate))
+        metrics_site: web.AppRunner | None = None
+        if settings.metrics_port is not None:
+            metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)
         scheduler: CycleScheduler | None = None
         if settings.run_scheduler:
             cycle = Cycle(
@@ -247,12 +305,18 @@ def create_app(
         stop.set()
         if sender_task is not None:
             await sender_task
+        if metrics_site is not None:
+            await metrics_site.cleanup()
+        reports.close()
         await database.dispose()
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_page)
-    add_pages(app, settings=settings, framework=framework, database_key=DATABASE)
+    if settings.metrics_on_main_listener:
+        app.router.add_get("/metrics", metrics_page)
+    add_pages(
+        app, settings=settings, framework=framework, database_key=DATABASE, reports_key=REPORTS
+    )
     return app

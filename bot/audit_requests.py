@@ -11,7 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.notices import queue_request_card
 from practice.audit_steps import AuditKind
+from practice.calendar import audits_in_month
+from practice.dispatch import monthly_quota
 from practice.framework import Framework
+from practice.month import Month
 from practice.sampling import (
     CaseCandidate,
     StaffCandidate,
@@ -42,12 +45,6 @@ class RequestedAudit:
     message: OutboxMessage
 
 
-def previous_year_month(month: str) -> str:
-    """Return the month twelve months before 'YYYY-MM'."""
-    year, number = (int(p) for p in month.split("-"))
-    return f"{year - 1:04d}-{number:02d}"
-
-
 def default_kind(framework: Framework, auditor: Staff, calendar_month: int) -> AuditKind:
     """Return the kind of audit the auditor's role does this month."""
     role = framework.role(auditor.role_code)
@@ -55,6 +52,25 @@ def default_kind(framework: Framework, auditor: Staff, calendar_month: int) -> A
         return AuditKind.SAMPLED
     entry = framework.timetable_for_month(calendar_month)
     return AuditKind(entry.practitioner_kind) if entry else AuditKind.SELF
+
+
+def _quota_reached(
+    framework: Framework, auditor: Staff, standard: int, month: str, quota: int
+) -> str:
+    """Say why nobody is asked for more than their role's quota, and what they can do."""
+    extra = "they can start an extra one themselves with 'new audit' in Teams"
+    if quota == 0:
+        role = framework.role(auditor.role_code)
+        why = " (moderators moderate audits)" if role and role.audit_kind == "moderation" else ""
+        return (
+            f"{auditor.email}'s role ({auditor.role_code}) is asked for no audits of standard "
+            f"{standard}{why}; {extra}"
+        )
+    asked = "1 audit" if quota == 1 else f"{quota} audits"
+    return (
+        f"{auditor.email} already has the {asked} of standard {standard} their role "
+        f"({auditor.role_code}) is asked for in {month}; nobody is asked for more ({extra})"
+    )
 
 
 def _staff_candidate(person: Staff) -> StaffCandidate:
@@ -90,9 +106,9 @@ async def request_audit(
             f"there is no standard {standard_number}; "
             f"the framework has standards 1 to {len(framework.standards)}"
         )
-    year, calendar_month = (int(p) for p in month.split("-"))
-    kind = kind or default_kind(framework, auditor, calendar_month)
-    since = previous_year_month(month)
+    requested_month = Month.parse(month)
+    kind = kind or default_kind(framework, auditor, requested_month.number)
+    since = str(requested_month.plus(-12))
 
     case: CaseRecord | None = None
     subject: Staff | None = None
@@ -175,13 +191,25 @@ async def request_audit(
             "--case is only for case audits by managers; practitioners choose the case themselves"
         )
 
+    assert auditor.id is not None
+    quota = monthly_quota(
+        framework,
+        auditor.role_code,
+        standard.number,
+        audits_in_month(framework, requested_month.year, requested_month.number),
+    )
+    already = await audit_store.requested_count(
+        session=session, auditor_id=auditor.id, standard=standard.number, month=month
+    )
+    if already >= quota:
+        raise RequestError(_quota_reached(framework, auditor, standard.number, month, quota))
     audit = await audit_store.create_audit_request(
         session=session,
         auditor=auditor,
         standard=standard,
         kind=kind,
         month=month,
-        due_on=last_working_day(year, calendar_month),
+        due_on=last_working_day(requested_month.year, requested_month.number),
         framework_version=framework.version,
         case=case,
         subject=subject,

@@ -8,16 +8,25 @@ Microsoft's signing keys becomes `AuthenticationUnavailableError` (answered 503,
 Connector retries).
 
 botbuilder also fetches those keys with a blocking `requests.get` without a timeout, inside
-the event loop. `use_async_key_refresh()` replaces that fetch with an aiohttp one with a
-timeout, and makes an unknown key id a plain authentication failure.
+the event loop, and every request that finds the keys a day old fetches them again, each on
+its own. `use_async_key_refresh()` replaces that with:
+
+- an aiohttp fetch with a timeout, one at a time: requests needing it wait for the same one;
+- keys a day old refreshed in the background while the cached ones go on checking tokens,
+  so a silent key endpoint delays nobody (up to `MAX_KEY_AGE`, past which they are not used);
+- after a failed fetch, none for `RETRY_AFTER`; an unknown key id is a plain authentication
+  failure, or 503 when the keys cannot be fetched to look for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from datetime import datetime
-from typing import Any
+import time
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import aiohttp
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -66,9 +75,63 @@ def _find(self: Any, key_id: str | None) -> Any:
     return botbuilder_jwt._OpenIdConfig(public_key, matching[0].get("endorsements", []))
 
 
+# Microsoft publishes its keys well ahead of use and keeps retired ones for weeks: cached
+# keys may go on checking tokens for some days while the key endpoint does not answer.
+REFRESH_AGE = timedelta(days=1)
+MAX_KEY_AGE = timedelta(days=5)
+UNKNOWN_KEY_REFRESH_AGE = timedelta(hours=1)
+RETRY_AFTER = 30.0  # seconds after a failed fetch before another is tried
+
+
+def _fetch_once(self: Any) -> asyncio.Future[None]:
+    """Return the fetch of the keys in flight, starting one unless one failed just now."""
+    loop = asyncio.get_running_loop()
+    fetch = getattr(self, "_pqf_fetch", None)
+    if fetch is not None and not fetch.done() and fetch.get_loop() is loop:
+        return cast("asyncio.Future[None]", fetch)
+    failed_at = getattr(self, "_pqf_failed_at", None)
+    if failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER:
+        raise _KeyFetchError(f"fetching {self.url} failed less than {RETRY_AFTER:.0f} s ago")
+    fetch = loop.create_task(self._refresh(), name="signing-keys")
+    self._pqf_fetch = fetch
+    self._pqf_fetches = getattr(self, "_pqf_fetches", 0) + 1
+
+    def settled(done: asyncio.Task[None]) -> None:
+        error = None if done.cancelled() else done.exception()
+        if error is not None or done.cancelled():
+            self._pqf_failed_at = time.monotonic()
+            log.warning("cannot refresh the signing keys: %s", error or "cancelled")
+        else:
+            self._pqf_failed_at = None
+
+    fetch.add_done_callback(settled)
+    return fetch
+
+
+async def _await_fetch(self: Any) -> None:
+    # Shielded: one request giving up (its client went away) does not stop the others' fetch.
+    await asyncio.shield(_fetch_once(self))
+
+
+async def _get(self: Any, key_id: str | None) -> Any:
+    age = datetime.now() - self.last_updated
+    if not self.keys or age > MAX_KEY_AGE:
+        await _await_fetch(self)
+    elif age > REFRESH_AGE:
+        with contextlib.suppress(_KeyFetchError):
+            _fetch_once(self)  # in the background; the cached keys answer meanwhile
+    key = self._find(key_id)
+    if key is None and datetime.now() - self.last_updated > UNKNOWN_KEY_REFRESH_AGE:
+        # Perhaps a key newer than ours: look once (together with anyone else asking).
+        await _await_fetch(self)
+        key = self._find(key_id)
+    return key
+
+
 def use_async_key_refresh() -> None:
-    """Make botbuilder fetch signing keys without blocking, with a timeout (idempotent)."""
+    """Make botbuilder fetch signing keys without blocking, once at a time (idempotent)."""
     metadata_class: Any = botbuilder_jwt._OpenIdMetadata
+    metadata_class.get = _get
     metadata_class._refresh = _refresh
     metadata_class._find = _find
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
@@ -21,13 +20,14 @@ from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
+from practice.month import Month, MonthError, check_range, longest_range
+from storage.files import create_private_file, write_private
 
 log = logging.getLogger("pqf-bot")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_SETUP = 2
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -35,9 +35,10 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _month(text: str) -> str:
-    if not MONTH.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2024-09")
-    return text
+    try:
+        return str(Month.parse(text))
+    except MonthError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2024-09") from None
 
 
 def _day(text: str) -> date:
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="pqf-bot",
         description="Run Somerset Adult Social Care's Practice Quality Framework audits in "
         "Microsoft Teams. Settings come from the environment and an optional .env file "
-        "(see the README).",
+        "(see docs/configuration.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -270,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser(
         "backup", help="copy the SQLite database consistently (PostgreSQL: use pg_dump)",
         description="Write a consistent copy of a SQLite database while the bot runs. For "
-        "PostgreSQL, use pg_dump as the README describes.",
+        "PostgreSQL, use pg_dump as docs/operations.md describes.",
     )  # fmt: skip
     backup.add_argument("path", type=Path, metavar="PATH")
 
@@ -754,6 +755,15 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     if last < args.month:
         print("pqf-bot: --to must not be before --month", file=sys.stderr)
         return EXIT_FAILED
+    today = datetime.now(UTC).astimezone(settings.zone).date()
+    try:
+        check_range(
+            Month.parse(args.month), Month.parse(last), today=today,
+            longest=longest_range(settings.retention_months),
+        )  # fmt: skip
+    except MonthError as error:
+        print(f"pqf-bot: {error}", file=sys.stderr)
+        return EXIT_FAILED
     framework = _framework(settings)
 
     async def go() -> int:
@@ -782,7 +792,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 report, names = await scoped_report(
                     session=session, framework=framework, zone=settings.zone,
-                    first_month=args.month, last_month=last, scope=scope,
+                    first_month=args.month, last_month=last, scope=scope, as_of=today,
                 )  # fmt: skip
                 await access_log.record(
                     session=session, staff_id=None, action="cli_report",
@@ -790,25 +800,24 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             await database.dispose()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        today = datetime.now(UTC).astimezone(settings.zone).date()
         if args.format == "html":
-            args.out.write_text(
+            write_private(
+                args.out,
                 render_report_html(
                     report,
                     title="Practice quality audits: report to the Practice Quality Board",
                     generated_on=today,
                     names=names,
-                ),
-                encoding="utf-8",
+                ).encode("utf-8"),
             )
         elif args.format == "xlsx":
-            args.out.write_bytes(render_report_xlsx(report, names=names))
+            write_private(args.out, render_report_xlsx(report, names=names))
         elif args.format == "csv":
-            args.out.write_text(render_report_csv(report, names=names), encoding="utf-8")
+            write_private(args.out, render_report_csv(report, names=names))
         else:
-            args.out.write_text(
-                json.dumps(report_to_json(report, names=names), indent=2), encoding="utf-8"
+            write_private(
+                args.out,
+                json.dumps(report_to_json(report, names=names), indent=2).encode("utf-8"),
             )
         print(f"Wrote {args.out}: {report.period_label}, {report.scope}, "
               f"{report.total_completed} audits completed.")  # fmt: skip
@@ -919,11 +928,10 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
         if document is None or document.submitted_on is None:
             print(f"pqf-bot: there is no completed audit {args.audit_id}", file=sys.stderr)
             return EXIT_FAILED
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.format == "pdf":
-            args.out.write_bytes(render_audit_pdf(document))
+            write_private(args.out, render_audit_pdf(document))
         else:
-            args.out.write_text(render_audit_html(document), encoding="utf-8")
+            write_private(args.out, render_audit_html(document).encode("utf-8"))
         print(f"Wrote audit {args.audit_id} to {args.out}.")
         return EXIT_OK
 
@@ -945,6 +953,8 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
                     retention_months=settings.retention_months, dry_run=args.dry_run,
                     progress=progress,
                 )  # fmt: skip
+            if not report.dry_run:
+                await database.forget_erased()
         finally:
             progress.close()
             await database.dispose()
@@ -1023,8 +1033,7 @@ def _export_person(settings: Settings, args: argparse.Namespace) -> int:
                 )  # fmt: skip
         finally:
             await database.dispose()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_private(args.out, json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"))
         print(f"Wrote everything held about {args.email} to {args.out} "
               f"({len(record['audits_they_did'])} audits they did, "
               f"{len(record['audits_of_their_work'])} of their work).")  # fmt: skip
@@ -1045,6 +1054,12 @@ def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
     if not settings.tenants:
         print("  note: no MICROSOFT_APP_TENANT_ID or PQF_ALLOWED_TENANTS: any tenant is accepted")
     print(f"  links start {settings.links_base} and work for {settings.link_minutes} minutes")
+    if settings.metrics_port is not None:
+        print(f"  metrics: /metrics on port {settings.metrics_port} only")
+    elif settings.metrics_token:
+        print("  metrics: /metrics needs PQF_METRICS_TOKEN as a bearer token")
+    elif not settings.metrics_on_main_listener:
+        print("  note: /metrics is off: set PQF_METRICS_PORT or PQF_METRICS_TOKEN to serve it")
     try:
         framework = _framework(settings)
         print(f"Framework: {framework.version}, {len(framework.standards)} standards.")
@@ -1078,7 +1093,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if url.get_backend_name() != "sqlite":
         print("pqf-bot: for PostgreSQL use pg_dump, e.g.\n"
               "  pg_dump --format=custom --file=pqf-$(date +%F).dump \"$DATABASE_URL\"\n"
-              "and restore with pg_restore (see the README).", file=sys.stderr)  # fmt: skip
+              "and restore with pg_restore (see docs/operations.md).", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     if not url.database or not Path(url.database).is_file():
         print(f"pqf-bot: there is no database at {url.database!r} to back up", file=sys.stderr)
@@ -1086,7 +1101,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if args.path.exists():
         print(f"pqf-bot: {args.path} exists; choose a new file", file=sys.stderr)
         return EXIT_FAILED
-    args.path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(args.path)  # before SQLite creates it with the umask's mode
     # SQLite's backup API copies a consistent snapshot while the bot keeps writing.
     source = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
     target = sqlite3.connect(args.path)

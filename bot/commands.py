@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from enum import StrEnum
+
+from practice.month import TEN_YEARS, Month, MonthError, check_range
 
 
 class Command(StrEnum):
@@ -46,7 +49,9 @@ _TAGS = re.compile(r"<[^>]{0,200}>")
 MAX_COMMAND_LENGTH = 200
 
 
-_REPORT = re.compile(r"^report(?: (?P<first>\d{4}-\d{2})(?:(?: to | )(?P<last>\d{4}-\d{2}))?)?$")
+_REPORT = re.compile(
+    r"^report(?: (?P<first>[0-9]{4}-[0-9]{2})(?:(?: to | )(?P<last>[0-9]{4}-[0-9]{2}))?)?$"
+)
 
 
 def _clean(text: str) -> str:
@@ -68,15 +73,29 @@ class ReportMonthsError(ValueError):
     """The months after `report` cannot be read."""
 
 
-def report_months(text: str | None) -> tuple[str | None, str | None]:
-    """Return the months named in `report 2023-09` or `report 2023-09 to 2024-02` (or none)."""
+class ReportRangeError(ReportMonthsError):
+    """The months after `report` are read, but are not a period a report may cover."""
+
+
+def report_months(
+    text: str | None, *, today: date, longest: int = TEN_YEARS
+) -> tuple[Month, Month] | None:
+    """Return the months named in `report 2023-09` or `report 2023-09 to 2024-02` (or None).
+
+    The period is checked against what a report may cover (`practice.month.check_range`).
+    """
     match = _REPORT.match(_clean(text or ""))
     if match is None:
         raise ReportMonthsError("type report, report 2023-09, or report 2023-09 to 2024-02")
-    first, last = match["first"], match["last"] or match["first"]
-    for month in (first, last):
-        if month is not None and not 1 <= int(month[5:]) <= 12:
-            raise ReportMonthsError(f"{month} is not a month")
-    if first and last and last < first:
-        raise ReportMonthsError("the second month comes before the first")
+    if match["first"] is None:
+        return None
+    try:
+        first = Month.parse(match["first"])
+        last = Month.parse(match["last"] or match["first"])
+    except MonthError as error:
+        raise ReportMonthsError(str(error)) from None
+    try:
+        check_range(first, last, today=today, longest=longest)
+    except MonthError as error:
+        raise ReportRangeError(str(error)) from None
     return first, last

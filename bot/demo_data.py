@@ -20,6 +20,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.audit_requests import RequestError, request_audit
+from practice.calendar import audits_in_month
+from practice.dispatch import monthly_quota
 from practice.framework import Framework
 from storage.csv_import import ImportResult, import_cases, import_staff
 from storage.models import AuditRequest, Staff
@@ -185,14 +187,15 @@ PEOPLE: tuple[DemoPerson, ...] = (
     ),
 )
 
-# How many of the month's audits each demo user with a playground login is asked for.
-DEMO_REQUESTS = {
-    "alexw@example.com": 1,
-    "adelev@example.com": 1,
-    "meganb@example.com": 2,
-    "isaiahl@example.com": 2,
-    "lynner@example.com": 1,
-}
+# The demo users with a playground login who are asked for this month's audits: each for
+# their role's quota, as the monthly dispatch would ask them (Patti moderates instead).
+DEMO_AUDITORS = (
+    "alexw@example.com",
+    "adelev@example.com",
+    "meganb@example.com",
+    "isaiahl@example.com",
+    "lynner@example.com",
+)
 
 
 def staff_csv() -> str:
@@ -258,18 +261,17 @@ async def load_demo_data(
     standard = entry.standard if entry else DEMO_STANDARD_OUTSIDE_TIMETABLE
     rng = random.Random(month)  # noqa: S311 - the same demo draw every time for a month
     created: list[AuditRequest] = []
-    for email, count in DEMO_REQUESTS.items():
+    for email in DEMO_AUDITORS:
+        # Up to the role's quota, counting what an earlier run (or the month's dispatch)
+        # already asked: `request_audit` refuses beyond it.
         person = (await session.exec(select(Staff).where(Staff.email == email))).one()
-        already = (
-            await session.exec(
-                select(AuditRequest).where(
-                    AuditRequest.auditor_id == person.id, AuditRequest.month == month
-                )
-            )
-        ).first()
-        if already is not None:
-            continue
-        for _ in range(count):
+        quota = monthly_quota(
+            framework,
+            person.role_code,
+            standard,
+            audits_in_month(framework, today.year, today.month),
+        )
+        for _ in range(quota):
             try:
                 requested = await request_audit(
                     session=session,
@@ -281,7 +283,7 @@ async def load_demo_data(
                     rng=rng,
                 )
             except RequestError:
-                continue
+                break
             created.append(requested.audit)
     return staff_result, case_result, created
 

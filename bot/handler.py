@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -12,12 +14,17 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
-from bot.commands import Command, ReportMonthsError, parse_command, report_months
-from bot.limits import MessageRateLimit
+from bot.commands import (
+    Command,
+    ReportMonthsError,
+    ReportRangeError,
+    parse_command,
+    report_months,
+)
+from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from bot.links import LinkMaker
-from bot.notices import UnrenderableMessageError, outbox_activity
-from bot.report_summary import completion_text, latest_reported_month, most_often_below, own_audits
-from bot.reporting import scoped_report
+from bot.report_summary import latest_reported_month, own_audits, summarise
+from bot.reporting import ReportMaker, ReportRequest
 from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
@@ -33,30 +40,37 @@ from cards.submissions import (
     parse_submission,
 )
 from dialogs.audit_dialog import AuditDialog
-from dialogs.audit_views import list_entry, month_label
+from dialogs.audit_views import list_entry
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
-from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message
+from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
 from practice.access import can_view_audit, report_scope
 from practice.audit_steps import AuditKind
 from practice.calendar import moderation_until
 from practice.framework import Framework
+from practice.month import TEN_YEARS, Month, month_label
 from practice.working_days import last_working_day
 from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
+from storage import moderation as moderation_store
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, OutboxMessage, Staff
+from storage.models import AuditRequest, AuditStatus, Staff
 
 log = logging.getLogger(__name__)
 
 # Submitted audits stay on someone's list this long.
 RECENTLY_SUBMITTED = timedelta(days=45)
-# Queued messages sent one by one when someone installs the app; more are listed instead.
-MAX_WAITING_SENT_AS_THEY_ARE = 3
-# How long a turn holds queued messages it is sending: longer than its answers may take
-# (the adapter's ReplyLimits.budget, 8 s, from the turn's start), and as short as the
-# outbox sender's lease, so that after a crash the sender takes them over as soon.
-WAITING_LEASE = timedelta(seconds=12)
+
+
+def _press_of(activity: Activity) -> tuple[str, str, str]:
+    """Return what makes two card presses the same: the chat, the card and what it sent."""
+    chat = activity.conversation.id if activity.conversation else ""
+    sent = json.dumps(activity.value, sort_keys=True, default=str)
+    return (
+        str(chat or ""),
+        str(activity.reply_to_id or ""),
+        hashlib.sha256(sent.encode("utf-8")).hexdigest(),
+    )
 
 
 class AuditBot(ActivityHandler):  # type: ignore[misc]
@@ -71,15 +85,19 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         zone: ZoneInfo,
         support_contact: str,
         clock: Callable[[], datetime],
-        instance_id: str = "bot",
         links: LinkMaker | None = None,
         rate_limit: MessageRateLimit | None = None,
         on_rate_limited: Callable[[], None] | None = None,
+        reports: ReportMaker | None = None,
+        longest_report: int = TEN_YEARS,
     ) -> None:
         super().__init__()
+        self._reports = reports or ReportMaker(database=database, framework=framework, zone=zone)
+        self._longest_report = longest_report
         self._rate_limit = rate_limit or MessageRateLimit(20, 10)
+        self._presses = RepeatedPresses()
+        self._one_turn_at_a_time = OneTurnAtATime()
         self._on_rate_limited = on_rate_limited or (lambda: None)
-        self._instance_id = instance_id
         self._links = links or LinkMaker(
             public_url="http://localhost:3978",
             secret=secrets.token_urlsafe(32),
@@ -118,8 +136,13 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                         "a few seconds and try again; nothing you saved is lost."
                     )
                 return
-        await super().on_turn(turn_context)
-        await self._conversation_state.save_changes(turn_context)
+            if activity.value is not None and not self._presses.allow(_press_of(activity)):
+                log.info("a repeated press of one card was dropped")
+                return
+        chat = activity.conversation.id if activity.conversation else ""
+        async with self._one_turn_at_a_time.turn(str(chat or "")):
+            await super().on_turn(turn_context)
+            await self._conversation_state.save_changes(turn_context)
 
     # -- installation -------------------------------------------------------------------
 
@@ -136,68 +159,30 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
-            card_message(help_card(name=staff.name, greeting=True, outstanding=len(outstanding)))
+            card_message(
+                help_card(
+                    name=staff.name,
+                    greeting=True,
+                    outstanding=len(outstanding),
+                    moderator=is_moderator(self._framework, staff),
+                )
+            )
         )
-        if not await self._deliver_waiting(turn_context, staff) and outstanding:
+        if not await self._wake_waiting(staff) and outstanding:
             await self._send_audit_list(turn_context, staff)
 
-    async def _deliver_waiting(self, turn_context: TurnContext, staff: Staff) -> bool:
-        """Send the messages queued before the person installed the app; say if there were any.
+    async def _wake_waiting(self, staff: Staff) -> int:
+        """Hand the messages queued before the person had the app to the sender; count them.
 
-        A few go out as they are; more would trip Teams' per-chat rate limit in one turn, so
-        they are summed up by the audit list instead.
+        The sender delivers each once, in order, within Teams' limits: sent from this turn,
+        more than a few would trip the chat's rate limit.
         """
         assert staff.id is not None
-        now = self._clock()
         async with self._database.session() as session:
-            waiting = await outbox.pending_for(session=session, recipient_id=staff.id)
-            # Claim them first, so the outbox sender (perhaps on another instance) cannot
-            # send the same message at the same moment.
-            claimed = [
-                message
-                for m in waiting
-                if m.id is not None
-                and (
-                    message := await outbox.claim_one(
-                        session=session,
-                        message_id=m.id,
-                        instance_id=self._instance_id,
-                        now=now,
-                        lease=WAITING_LEASE,
-                    )
-                )
-                is not None
-            ]
-        if not claimed:
-            return False
-        if len(claimed) <= MAX_WAITING_SENT_AS_THEY_ARE:
-            made: list[tuple[OutboxMessage, Activity]] = []
-            for message in claimed:
-                try:
-                    activity = await outbox_activity(
-                        database=self._database, framework=self._framework, message=message
-                    )
-                except (ValueError, UnrenderableMessageError):
-                    # Left claimed: when the claim lapses the sender records why it cannot
-                    # be sent.
-                    log.warning("outbox message %s cannot be sent; left", message.id)
-                    continue
-                made.append((message, Activity().deserialize(activity)))
-            claimed = [message for message, _activity in made]
-            sent = [await turn_context.send_activity(activity) for _message, activity in made]
-        else:
-            listed = await self._send_audit_list(turn_context, staff)
-            sent = [listed] * len(claimed)
-        async with self._database.session() as session:
-            for message, response in zip(claimed, sent, strict=True):
-                assert message.id is not None
-                await outbox.record_sent(
-                    session=session,
-                    message_id=message.id,
-                    activity_id=response.id if response else None,
-                    now=self._clock(),
-                )
-        return True
+            waiting = await outbox.wake(session=session, recipient_id=staff.id)
+        if waiting:
+            log.info("staff %s has the app now; %d waiting messages go out", staff.id, waiting)
+        return waiting
 
     async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
         """Stop messaging someone who removed the app."""
@@ -263,15 +248,26 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await self._send_download_links(context, staff, submission.audit_id)
         elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
             context.turn_state[MODERATION_KEY] = submission
+            # The sample card whose Claim or Moderate was pressed, shown afresh afterwards so
+            # it never offers what can no longer be done.
+            sample_card: str | None = None
             if self._in(dialog_context, self._moderation_dialog) and isinstance(
                 submission, ModerationAnswer
             ):
+                if submission.nav == "submit":
+                    sample_card = dialog_context.active_dialog.state.get("sample_card")
                 await dialog_context.continue_dialog()
+                if sample_card and not await self._moderated(submission.audit_id):
+                    sample_card = None  # not submitted (something was missing): nothing new
             else:
+                if not isinstance(submission, ModerationAnswer):
+                    sample_card = context.activity.reply_to_id
                 await dialog_context.cancel_all_dialogs()
                 await dialog_context.begin_dialog(
-                    self._moderation_dialog.id, {"action": submission}
+                    self._moderation_dialog.id, {"action": submission, "sample_card": sample_card}
                 )
+            if sample_card and is_moderator(self._framework, staff):
+                await self._refresh_sample_card(context, staff, submission.audit_id, sample_card)
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):
@@ -295,21 +291,38 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         elif command is Command.REPORT:
             await self._send_report_summary(context, staff)
         elif command is Command.CANCEL:
-            if dialog_context.active_dialog is not None:
+            if self._in_audit(dialog_context):
+                await self._audit_dialog.stop(dialog_context)
                 await dialog_context.cancel_all_dialogs()
                 await context.send_activity(
                     "Stopped. Your answers so far are saved: type **resume** to carry on."
+                )
+            elif dialog_context.active_dialog is not None:
+                await dialog_context.cancel_all_dialogs()
+                await context.send_activity(
+                    "Stopped. Your claim and the views you saved are kept: type **moderation** "
+                    "to carry on."
                 )
             else:
                 await context.send_activity(
                     "There is nothing to cancel. Type **my audits** to see your audits."
                 )
+        elif command is Command.UNKNOWN and self._in_audit(dialog_context):
+            # A short hint, not the help card: "the latest card" must stay the audit's.
+            await context.send_activity(
+                "Sorry, I didn't understand that. You are in the middle of an audit: answer on "
+                "its latest card (type **resume** to see it again), or type **cancel** to stop; "
+                "your answers are kept."
+            )
+        elif command is Command.UNKNOWN and self._in(dialog_context, self._moderation_dialog):
+            await context.send_activity(
+                "Sorry, I didn't understand that. You are moderating an audit: use its "
+                "moderation card (type **moderation** to see the sample), or type **cancel**; "
+                "your claim and saved views are kept."
+            )
         else:
             if command is Command.UNKNOWN:
-                note = "Sorry, I didn't understand that."
-                if self._in_audit(dialog_context):
-                    note += " You are in the middle of an audit: answer on the latest card."
-                await context.send_activity(note)
+                await context.send_activity("Sorry, I didn't understand that.")
             outstanding = await self._outstanding(staff)
             await context.send_activity(
                 card_message(
@@ -379,10 +392,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         async with self._database.session() as session:
             for month in await open_sample_months(session, today):
                 entries = await sample_entries(session, cycle, month, staff)
-                year, number = int(month[:4]), int(month[5:])
+                sample_month = Month.parse(month)
                 card = moderation_sample_card(
-                    month_label=month_label(month),
-                    until=moderation_until(year, number),
+                    month_label=sample_month.label,
+                    until=moderation_until(sample_month.year, sample_month.number),
                     entries=entries,
                     moderator_name=staff.name,
                 )
@@ -391,40 +404,71 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         if not sent:
             await context.send_activity("There are no audits to moderate at the moment.")
 
+    async def _moderated(self, audit_id: int) -> bool:
+        async with self._database.session() as session:
+            moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
+        return moderation is not None and moderation.submitted_at is not None
+
+    async def _refresh_sample_card(
+        self, context: TurnContext, staff: Staff, audit_id: int, card_id: str
+    ) -> None:
+        """Show a moderation sample card as it now stands, in place of the one pressed."""
+        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
+        async with self._database.session() as session:
+            sample = await moderation_store.sample_of(session=session, audit_id=audit_id)
+            if sample is None:
+                return
+            entries = await sample_entries(session, cycle, sample.month, staff)
+        sample_month = Month.parse(sample.month)
+        card = moderation_sample_card(
+            month_label=sample_month.label,
+            until=moderation_until(sample_month.year, sample_month.number),
+            entries=entries,
+            moderator_name=staff.name,
+        )
+        try:
+            await context.update_activity(card_update(card_id, card))
+        except Exception:  # the claim or moderation stands; the old card only lags behind
+            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
+
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
         text = context.activity.text if context.activity.value is None else "report"
+        today = self._clock().astimezone(self._zone).date()
         try:
-            first, last = report_months(text)
+            months = report_months(text, today=today, longest=self._longest_report)
+        except ReportRangeError as error:
+            await context.send_activity(f"I can't make that report: {error}.")
+            return
         except ReportMonthsError as error:
             await context.send_activity(f"I couldn't read that: {error}.")
             return
-        today = self._clock().astimezone(self._zone).date()
         async with self._database.session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
             scope = report_scope(self._framework, viewer)
             if scope is None:
                 await context.send_activity("Reports are only for staff on the audit roster.")
                 return
-            if first is None or last is None:
+            if months is None:
                 first = last = await latest_reported_month(session, today)
-            report, names = await scoped_report(
-                session=session, framework=self._framework, zone=self._zone, first_month=first,
-                last_month=last, scope=scope,
-            )  # fmt: skip
+            else:
+                first, last = str(months[0]), str(months[1])
+        # Made away from this process's event loop: other people's turns go on meanwhile.
+        summary = await self._reports.make(ReportRequest(first, last, scope, today), summarise)
+        async with self._database.session() as session:
             own = None
             if scope.person_id is not None or scope.people is not None:
-                own = await own_audits(session, self._framework, report, staff, names)
+                own = await own_audits(session, self._framework, summary, staff)
             await access_log.record(
                 session=session, staff_id=staff.id, action="report_card",
                 target=f"{first} to {last}", via="teams",
             )  # fmt: skip
         assert staff.id is not None
         card = report_summary_card(
-            period=report.period_label,
-            scope=report.scope,
-            completed=report.total_completed,
-            completion=completion_text(report),
-            below=most_often_below(report),
+            period=summary.period,
+            scope=summary.scope,
+            completed=summary.completed,
+            completion=summary.completion,
+            below=summary.below,
             own=own,
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,
@@ -543,6 +587,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 reference=TurnContext.get_conversation_reference(activity),
             ):
                 log.info("an activity's conversation reference was incomplete; not stored")
+            elif stored is None:
+                # Writing before Teams told us of the installation: what waited for it goes.
+                assert staff.id is not None
+                await outbox.wake(session=session, recipient_id=staff.id)
         return staff
 
     async def _remember_chat_then_identify(self, turn_context: TurnContext) -> Staff | None:

@@ -1,9 +1,12 @@
-"""A per-person limit on inbound messages, so one person (or a stuck client) cannot flood us."""
+"""Limits on what people send: a per-person message limit, so one person (or a stuck client)
+cannot flood us; one turn at a time per chat; and bursts of the same card press answered once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
 from time import monotonic
 
 
@@ -41,3 +44,56 @@ class MessageRateLimit:
             ]:
                 self._seen.pop(person, None)
                 self._warned.pop(person, None)
+
+
+class OneTurnAtATime:
+    """Run each chat's turns one after another, in the order they came (in this process).
+
+    A second press that arrives while the first is still being answered then sees what the
+    first did (an audit submitted, a card answered) instead of racing it.
+    """
+
+    def __init__(self) -> None:
+        self._chats: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, chat: str) -> AsyncIterator[None]:
+        """Hold the chat's turn while the block runs."""
+        lock, users = self._chats.get(chat, (asyncio.Lock(), 0))
+        self._chats[chat] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._chats[chat]
+            if users == 1:
+                del self._chats[chat]  # nobody else waits: keep memory flat
+            else:
+                self._chats[chat] = (lock, users - 1)
+
+
+class RepeatedPresses:
+    """Notice a burst of the same press of the same card: a double click, an impatient hand.
+
+    The first press does what it says and the first repeat is answered (it is told what
+    happened, e.g. that the audit is already submitted); further repeats within `seconds`
+    are dropped, so a burst never gets one message per press.
+    """
+
+    def __init__(self, seconds: float = 10.0, clock: Callable[[], float] = monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._seen: dict[Hashable, tuple[float, int]] = {}  # first seen, and how often
+
+    def allow(self, press: Hashable) -> bool:
+        """Return whether to handle this press (False: a repeat beyond the first)."""
+        now = self._clock()
+        # Oldest first (insertion order): forget the presses whose burst is over.
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest][0] > now - self._seconds:
+                break
+            del self._seen[oldest]
+        first, count = self._seen.get(press, (now, 0))
+        self._seen[press] = (first, count + 1)
+        return count < 2

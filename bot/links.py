@@ -19,6 +19,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from practice.month import TEN_YEARS, Month, MonthError, check_range
+
 LinkKind = Literal["report", "audit", "audit_pdf"]
 PATHS: dict[str, str] = {"report": "/reports", "audit": "/audits", "audit_pdf": "/audits.pdf"}
 
@@ -65,30 +67,66 @@ def sign(claims: LinkClaims, secret: str) -> str:
     return f"{body}.{signature}"
 
 
-def verify(token: str, secret: str, now: datetime) -> LinkClaims:
-    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError."""
+# The largest id a row can have on either database (SQLite's INTEGER, PostgreSQL's integer).
+MAX_ID = 2**31 - 1
+# Expiries a link may carry: the signing process writes at most a day ahead of now.
+_EARLIEST, _LATEST = 0, 2**33  # 1970 to the year 2242, within every platform's datetime
+
+
+def _whole(payload: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = payload[key]
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidLinkError("This link cannot be read.")
+    return value
+
+
+def _month(payload: dict[str, Any], key: str) -> str:
+    value = payload[key]
+    try:
+        return str(Month.parse(value))
+    except MonthError as error:
+        raise InvalidLinkError("This link cannot be read.") from error
+
+
+def _read(payload: Any, tzinfo: Any) -> LinkClaims:
+    """Return the claims in a genuine link's payload, every value checked for range."""
+    if not isinstance(payload, dict) or payload.get("k") not in PATHS:
+        raise InvalidLinkError("This link cannot be read.")
+    kind: LinkKind = payload["k"]
+    viewer_id = _whole(payload, "v", 1, MAX_ID)
+    expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
+    if kind == "report":
+        first, last = _month(payload, "f"), _month(payload, "l")
+        return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
+    return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
+
+
+def verify(token: str, secret: str, now: datetime, longest: int = TEN_YEARS) -> LinkClaims:
+    """Return the claims of a genuine, unexpired token, or raise InvalidLinkError.
+
+    A report link's months must be a period a report may cover (at most `longest` months).
+    """
     if len(token) > 2000 or token.count(".") != 1:
-        raise InvalidLinkError("not a link of ours")
+        raise InvalidLinkError("This is not a link of ours.")
     body, signature = token.split(".")
     expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature):
-        raise InvalidLinkError("the link has been altered or is not ours")
+        raise InvalidLinkError("This link has been altered or is not ours.")
     try:
         payload = json.loads(_unb64(body))
-        claims = LinkClaims(
-            kind=payload["k"],
-            viewer_id=int(payload["v"]),
-            expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),
-            first_month=payload.get("f"),
-            last_month=payload.get("l"),
-            audit_id=int(payload["a"]) if "a" in payload else None,
-        )
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidLinkError("the link cannot be read") from error
-    if claims.kind not in PATHS:
-        raise InvalidLinkError("the link cannot be read")
+        claims = _read(payload, now.tzinfo)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError) as error:
+        # A genuine signature over unreadable contents: another release's link, or a bug.
+        raise InvalidLinkError("This link cannot be read.") from error
     if claims.expires <= now:
-        raise InvalidLinkError("the link has expired")
+        raise InvalidLinkError("This link has expired.")
+    if claims.kind == "report":
+        try:
+            first = Month.parse(claims.first_month or "")
+            last = Month.parse(claims.last_month or "")
+            check_range(first, last, today=now.date(), longest=longest)
+        except MonthError as error:
+            raise InvalidLinkError("This link cannot be read.") from error
     return claims
 
 
@@ -106,9 +144,16 @@ class LinkMaker:
     """Makes the signed links the bot hands out."""
 
     def __init__(
-        self, *, public_url: str, secret: str, minutes: int, clock: Callable[[], datetime]
+        self,
+        *,
+        public_url: str,
+        secret: str,
+        minutes: int,
+        clock: Callable[[], datetime],
+        longest_report: int = TEN_YEARS,
     ) -> None:
         self.public_url = public_url
+        self._longest_report = longest_report
         self.minutes = minutes
         self._secret = secret
         self._clock = clock
@@ -132,4 +177,4 @@ class LinkMaker:
 
     def verify(self, token: str) -> LinkClaims:
         """Return the claims of a genuine, unexpired link (see `verify`)."""
-        return verify(token, self._secret, self._clock())
+        return verify(token, self._secret, self._clock(), self._longest_report)

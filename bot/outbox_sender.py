@@ -12,7 +12,7 @@ claims due messages, sends them through the adapter and records the outcome:
 - 403 (blocked or removed the app) and 404 (chat gone): undeliverable at once;
 - any other 4xx: undeliverable, with the status; after `max_attempts`: undeliverable;
 - no installed chat: left pending without counting an attempt, looked at again later
-  (the activity handler also sends waiting messages when the person installs the app).
+  (when the person installs the app, the activity handler makes what waited due at once).
 
 Claims. A sender writes its id (its name and a token of this start) and a lease into the
 rows it claims, so no other sender takes them, and while it runs a heartbeat renews every
@@ -783,7 +783,7 @@ class OutboxSender:
         ids = [m.id for m in queue if m.id is not None]
         self._claims.drop(ids)
         async with self._database.session() as session:
-            await outbox.defer(
+            await outbox.defer_until_installed(
                 session=session, message_ids=ids, instance_id=self.instance_id, until=until
             )
         for message_id in ids:

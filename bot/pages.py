@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import date
+from functools import partial
 
 from aiohttp import web
 
 from bot.links import InvalidLinkError, LinkClaims, LinkMaker
-from bot.reporting import audit_document, scoped_report
+from bot.reporting import ReportMaker, ReportRequest, audit_document
 from bot.settings import Settings
 from practice.access import can_view_audit, report_scope
 from practice.framework import Framework
+from practice.report import Report
 from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import render_report_html
 from storage import access_log, roster
@@ -68,9 +71,9 @@ def _linked(
                 claims = request.app[LINKS].verify(request.query.get("t", ""))
             except InvalidLinkError as error:
                 log.info("refused a link: %s", error)
-                return _refuse(403, f"The link {error}.")
+                return _refuse(403, str(error))
             if claims.kind not in kinds:
-                return _refuse(403, "The link is for something else.")
+                return _refuse(403, "This link is for something else.")
             async with request.app[database_key].session() as session:
                 viewer = await session.get(Staff, claims.viewer_id)
             if viewer is None or not viewer.active:
@@ -83,12 +86,23 @@ def _linked(
     return wrap
 
 
+def report_page_html(generated_on: date, report: Report, names: dict[int, str]) -> str:
+    """Return the report as the page a link opens."""
+    return render_report_html(
+        report,
+        title="Practice quality audits: report to the Practice Quality Board",
+        generated_on=generated_on,
+        names=names,
+    )
+
+
 def add_pages(
     app: web.Application,
     *,
     settings: Settings,
     framework: Framework,
     database_key: web.AppKey[Database],
+    reports_key: web.AppKey[ReportMaker],
 ) -> None:
     """Add the report and download pages to the app."""
 
@@ -98,27 +112,24 @@ def add_pages(
     ) -> web.StreamResponse:
         assert claims.first_month is not None
         assert claims.last_month is not None
+        today = request.app[LINKS].today(settings.zone)
         async with request.app[database_key].session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
             scope = report_scope(framework, viewer)
             if scope is None:
                 return _refuse(403, "Reports are only for staff on the audit roster.")
-            report, names = await scoped_report(
-                session=session, framework=framework, zone=settings.zone,
-                first_month=claims.first_month, last_month=claims.last_month, scope=scope,
-            )  # fmt: skip
+        # Made and rendered away from the event loop: other people's turns go on meanwhile.
+        page = await request.app[reports_key].make(
+            ReportRequest(claims.first_month, claims.last_month, scope, today),
+            partial(report_page_html, today),
+        )
+        async with request.app[database_key].session() as session:
             await access_log.record(
                 session=session, staff_id=staff.id, action="report_page",
                 target=f"{claims.first_month} to {claims.last_month}", via="link",
             )  # fmt: skip
         log.info("staff %s opened the report of %s to %s", staff.id, claims.first_month,
                  claims.last_month)  # fmt: skip
-        page = render_report_html(
-            report,
-            title="Practice quality audits: report to the Practice Quality Board",
-            generated_on=request.app[LINKS].today(settings.zone),
-            names=names,
-        )
         return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
 
     @_linked(("audit", "audit_pdf"), database_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -11,12 +12,41 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.report_cards import BelowCriterion, OwnAudit
 from practice.framework import Framework
-from practice.report import Report, month_label
+from practice.month import month_label
+from practice.report import Report
 from reports.html import format_percent
 from storage.models import AuditRequest, AuditStatus, CriterionRating, Staff
 
 OWN_AUDITS_SHOWN = 10
 BELOW_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What the `report` command's card shows of a report (small: it comes from a worker)."""
+
+    first_month: str
+    last_month: str
+    period: str
+    scope: str
+    completed: int
+    completion: str
+    below: list[BelowCriterion]
+    names: dict[int, str]
+
+
+def summarise(report: Report, names: dict[int, str]) -> ReportSummary:
+    """Return the summary of a report for the `report` command's card."""
+    return ReportSummary(
+        first_month=report.first_month,
+        last_month=report.last_month,
+        period=report.period_label,
+        scope=report.scope,
+        completed=report.total_completed,
+        completion=completion_text(report),
+        below=most_often_below(report),
+        names=names,
+    )
 
 
 def completion_text(report: Report) -> str:
@@ -60,15 +90,15 @@ async def latest_reported_month(session: AsyncSession, today: date) -> str:
 
 
 async def own_audits(
-    session: AsyncSession, framework: Framework, report: Report, staff: Staff, names: dict[int, str]
+    session: AsyncSession, framework: Framework, summary: ReportSummary, staff: Staff
 ) -> list[OwnAudit]:
     """Return the person's audits of the period: done by them, or of their work."""
     rows = list(
         await session.exec(
             select(AuditRequest)
             .where(
-                col(AuditRequest.month) >= report.first_month,
-                col(AuditRequest.month) <= report.last_month,
+                col(AuditRequest.month) >= summary.first_month,
+                col(AuditRequest.month) <= summary.last_month,
                 or_(
                     AuditRequest.auditor_id == staff.id,
                     AuditRequest.subject_worker_id == staff.id,
@@ -88,7 +118,7 @@ async def own_audits(
         if audit.auditor_id == staff.id:
             role = "You audited"
         else:
-            role = f"Your work, audited by {names.get(audit.auditor_id, 'a colleague')}"
+            role = f"Your work, audited by {summary.names.get(audit.auditor_id, 'a colleague')}"
         if audit.status != AuditStatus.SUBMITTED:
             outcome = "not submitted yet"
         else:
@@ -102,5 +132,6 @@ async def own_audits(
                 for option in framework.rating_scale
                 if ratings.get(option.code)
             )
-        found.append(OwnAudit(audit.id, title, role, outcome or "no ratings"))
+        submitted = audit.status == AuditStatus.SUBMITTED
+        found.append(OwnAudit(audit.id, title, role, outcome or "no ratings", submitted))
     return found

@@ -1,21 +1,50 @@
-"""Build the Board's report for a person's scope, and one audit's document, from the database."""
+"""Build the Board's report for a person's scope, and one audit's document, from the database.
+
+A report reads every audit of its period and counts them in Python: for years of history that
+is seconds of work, which on the event loop would hold up every other person's turn (and
+/healthz) for as long. `ReportMaker` makes reports in worker processes instead, each with its
+own database connection, and hands back only what the caller shows (a summary, a page); the
+turn that asked waits for it without stopping anyone else.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dialogs.audit_views import audit_heading, involved_worker_label, month_label
+from dialogs.audit_views import audit_heading, involved_worker_label
 from practice.answers import INVOLVEMENT_OPTIONS, contact_options
 from practice.framework import Framework
+from practice.month import month_label
 from practice.report import Report, ReportScope, build_report
 from reports.audit_document import AuditDocument, CriterionAnswer
 from storage import audits as audit_store
 from storage import moderation as moderation_store
+from storage.database import Database
 from storage.models import Staff
 from storage.reporting import report_facts
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# What a caller makes of a report and the names it may show: a module-level function (or a
+# functools.partial of one), so that it can be sent to a worker process.
+Product = Callable[[Report, dict[int, str]], T]
+# A worker is replaced after this many reports, giving back the memory a long one took.
+REPORTS_PER_WORKER = 50
+# Workers run at a lower CPU priority (nice) than the bot, whose turns people wait on.
+WORKER_NICENESS = 10
 
 
 async def scoped_report(
@@ -26,7 +55,7 @@ async def scoped_report(
     first_month: str,
     last_month: str,
     scope: ReportScope,
-    as_of: date | None = None,
+    as_of: date,
 ) -> tuple[Report, dict[int, str]]:
     """Return the report for the months and scope, and the names it may show."""
     facts = await report_facts(
@@ -42,9 +71,99 @@ async def scoped_report(
         moderation=facts.moderation,
         actions=facts.actions,
         scope=scope,
-        as_of=as_of or datetime.now(UTC).astimezone(zone).date(),
+        as_of=as_of,
     )
     return report, facts.names
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Which report to make: the months, the scope and the day it is made."""
+
+    first_month: str
+    last_month: str
+    scope: ReportScope
+    as_of: date
+
+
+@dataclass(frozen=True)
+class _Job:
+    database_url: str
+    framework: Framework
+    zone: ZoneInfo
+    request: ReportRequest
+
+
+async def _make(database: Database, job: _Job, product: Product[T]) -> T:
+    async with database.session() as session:
+        report, names = await scoped_report(
+            session=session, framework=job.framework, zone=job.zone,
+            first_month=job.request.first_month, last_month=job.request.last_month,
+            scope=job.request.scope, as_of=job.request.as_of,
+        )  # fmt: skip
+    return product(report, names)
+
+
+def _start_worker() -> None:
+    os.nice(WORKER_NICENESS)
+
+
+def _make_in_worker(job: _Job, product: Product[T]) -> T:
+    async def go() -> T:
+        database = Database(job.database_url)
+        try:
+            return await _make(database, job, product)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+class ReportMaker:
+    """Makes reports in worker processes (or, with no workers, in this one: for tests)."""
+
+    def __init__(
+        self, *, database: Database, framework: Framework, zone: ZoneInfo, workers: int = 0
+    ) -> None:
+        self._database = database
+        self._framework = framework
+        self._zone = zone
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def make(self, request: ReportRequest, product: Product[T]) -> T:
+        """Return what `product` makes of the report asked for."""
+        url = self._database.url.render_as_string(hide_password=False)
+        job = _Job(url, self._framework, self._zone, request)
+        if self._workers == 0:
+            return await _make(self._database, job, product)
+        try:
+            return await self._in_worker(job, product)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the pool is unusable, so start afresh.
+            log.warning("a report worker died; starting new workers")
+            self.close()
+            return await self._in_worker(job, product)
+
+    async def _in_worker(self, job: _Job, product: Product[T]) -> T:
+        if self._pool is None:
+            # "spawn": forking a process that runs threads (the database driver's, the
+            # sender's) can copy a lock held at that moment and hang the child.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=REPORTS_PER_WORKER,
+                initializer=_start_worker,
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, _make_in_worker, job, product
+        )
+
+    def close(self) -> None:
+        """Stop the worker processes (a report being made is abandoned)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 async def audit_document(

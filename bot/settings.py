@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from datetime import time
@@ -19,7 +20,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    """Everything the bot reads from its environment. See the README for each variable."""
+    """Everything the bot reads from its environment. docs/configuration.md describes each."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
@@ -62,7 +63,15 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json", ""] = Field(default="", validation_alias="PQF_LOG_FORMAT")
     retention_months: int = Field(default=24, ge=1, le=240, validation_alias="PQF_RETENTION_MONTHS")
+    # Processes that make reports, so a long one never holds up the bot's turns (0: in the
+    # bot's own process, for tests).
+    report_workers: int = Field(default=2, ge=0, le=16, validation_alias="PQF_REPORT_WORKERS")
     allowed_tenants: str = Field(default="", validation_alias="PQF_ALLOWED_TENANTS")
+    allow_any_tenant: bool = Field(default=False, validation_alias="PQF_ALLOW_ANY_TENANT")
+    metrics_token: str = Field(default="", validation_alias="PQF_METRICS_TOKEN", repr=False)
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, validation_alias="PQF_METRICS_PORT"
+    )
     user_rate_limit: str = Field(default="20/10", validation_alias="PQF_USER_RATE_LIMIT")
     run_scheduler: bool = Field(default=True, validation_alias="PQF_RUN_SCHEDULER")
     job_time: time = Field(default=time(8, 30), validation_alias="PQF_JOB_TIME")
@@ -122,6 +131,39 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production needs the bot's Azure credentials; missing: " + ", ".join(missing)
             )
+        if not self.public_url.lower().startswith("https://"):
+            raise ValueError(
+                "PQF_PUBLIC_URL: production needs an https:// address (report links carry "
+                "personal data and their signed token)"
+            )
+        if self.app_type == "MultiTenant" and not self.tenants and not self.allow_any_tenant:
+            raise ValueError(
+                "MICROSOFT_APP_TYPE=MultiTenant would serve any organisation's users: set "
+                "MICROSOFT_APP_TENANT_ID or PQF_ALLOWED_TENANTS to the tenants to serve (or "
+                "PQF_ALLOW_ANY_TENANT=true if that is really meant)"
+            )
+        return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[a-z0-9.-]+(:\d{1,5})?(/[^\s?#]*)?$", value, re.I):
+            raise ValueError("must be an address like https://pqf-bot.example.gov.uk")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough_token(cls, value: str) -> str:
+        if value and (len(value) < 32 or not value.isprintable() or " " in value):
+            raise ValueError(
+                "must be at least 32 characters without spaces (e.g. from `openssl rand -hex 32`)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("PQF_METRICS_PORT: must differ from PQF_PORT")
         return self
 
     @field_validator("link_secret")
@@ -157,6 +199,14 @@ class Settings(BaseSettings):
         if self.app_tenant_id:
             listed.add(self.app_tenant_id.lower())
         return frozenset(listed)
+
+    @property
+    def metrics_on_main_listener(self) -> bool:
+        """Return whether /metrics is served beside /api/messages (see `metrics_port`)."""
+        if self.metrics_port is not None:
+            return False
+        # In production the main listener is public: metrics there only behind a token.
+        return self.is_development or bool(self.metrics_token)
 
     @property
     def links_base(self) -> str:
@@ -204,7 +254,11 @@ _VARIABLES = {
     "link_minutes": "PQF_LINK_MINUTES",
     "log_format": "PQF_LOG_FORMAT",
     "retention_months": "PQF_RETENTION_MONTHS",
+    "report_workers": "PQF_REPORT_WORKERS",
     "allowed_tenants": "PQF_ALLOWED_TENANTS",
     "user_rate_limit": "PQF_USER_RATE_LIMIT",
     "public_url": "PQF_PUBLIC_URL",
+    "allow_any_tenant": "PQF_ALLOW_ANY_TENANT",
+    "metrics_token": "PQF_METRICS_TOKEN",
+    "metrics_port": "PQF_METRICS_PORT",
 }

@@ -8,6 +8,7 @@ from typing import Literal
 
 from cards.common import (
     Element,
+    action_set,
     adaptive_card,
     download_action,
     facts,
@@ -17,6 +18,7 @@ from cards.common import (
     short_date,
     submit,
     text,
+    users_facts,
     users_text,
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
@@ -96,11 +98,14 @@ def _step_data(heading_: AuditHeading, pqf: str, seq: int, step: str, nav: str) 
     return {"pqf": pqf, "audit_id": heading_.audit_id, "seq": seq, "step": step, "nav": nav}
 
 
-def _header(audit: AuditHeading, step_label: str) -> list[Element]:
+def _header(audit: AuditHeading, step_label: str, back: Element | None = None) -> list[Element]:
+    # Back sits under the heading, as a back link does on GOV.UK forms: the row of buttons at
+    # the foot of the card has room for two on a phone, Next and Save and exit.
     return [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading(step_label, size="Medium"),
-        text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
+        users_text(f"Auditing {audit.about} · due by {long_date(audit.due_on)}", subtle=True),
+        *([action_set(back)] if back is not None else []),
     ]
 
 
@@ -130,7 +135,7 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
     body: list[Element] = [
         text(f"Practice quality audit · {audit.month_label}", subtle=True, weight="Bolder"),
         heading(f"Your {audit.kind.description}: {audit.title}"),
-        text(task),
+        users_text(task),
         facts([("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]),
     ]
     if what_people_can_expect:
@@ -174,7 +179,7 @@ def case_card(
     if mode == "confirm_case":
         body.append(text("This case was chosen at random for your audit this month."))
         body.append(
-            facts(
+            users_facts(
                 [
                     ("Case reference", audit.case_reference or "not set"),
                     ("Team", team or "not recorded"),
@@ -192,7 +197,7 @@ def case_card(
         start_title = "Start the audit"
     elif mode == "confirm_supervision":
         body.append(
-            text(
+            users_text(
                 f"You are auditing the supervision records of {audit.subject_name or 'the worker'}"
                 ". Open their supervision file, then start."
             )
@@ -225,7 +230,7 @@ def case_card(
             owner = audit.subject_name or "the worker"
             whose = f"{owner}'s"
         body.append(
-            text(
+            users_text(
                 f"Choose one of {whose} open or recently closed cases. Give the case reference "
                 "only, never the person's name."
             )
@@ -249,7 +254,7 @@ def case_card(
             )
         else:
             body.append(
-                text(
+                users_text(
                     f"No open or recently closed cases are recorded for {owner} on the case "
                     "list, so type the reference below.",
                     subtle=True,
@@ -268,9 +273,10 @@ def case_card(
             )
         )
         start_title = "Use this case"
+    # Leaving the case step saves nothing (the case is not chosen yet): "Not now", not "Save".
     actions = [
         submit(start_title, _step_data(audit, "audit.case", seq, CASE, "next"), style="positive"),
-        submit("Save and exit", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
+        submit("Not now", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -291,7 +297,8 @@ def criterion_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the card for one criterion: rating, evidence, and Back / Next / Save and exit."""
-    body = _header(audit, f"Criterion {position} of {total}")
+    back = submit("Back", _step_data(audit, "audit.criterion", seq, step, "back"))
+    body = _header(audit, f"Criterion {position} of {total}", back)
     body += problems_block(problems or [])
     body += [
         {
@@ -305,6 +312,7 @@ def criterion_card(
                 "id": "rating",
                 "label": "Rating (required)",
                 "style": "expanded",
+                "wrap": True,
                 "choices": [
                     {"title": f"{choice.label} — {choice.description}", "value": choice.code}
                     for choice in scale
@@ -326,7 +334,6 @@ def criterion_card(
     ]
     actions = [
         submit("Next", _step_data(audit, "audit.criterion", seq, step, "next"), style="positive"),
-        submit("Back", _step_data(audit, "audit.criterion", seq, step, "back")),
         submit("Save and exit", _step_data(audit, "audit.criterion", seq, step, "save_exit")),
     ]
     return adaptive_card(body, actions)
@@ -356,7 +363,8 @@ def feedback_card(
             "experience of Adult Social Care. If contact was not possible or appropriate, "
             "record why."
         )
-    body = _header(audit, "Feedback call")
+    back = submit("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back"))
+    body = _header(audit, "Feedback call", back)
     body += problems_block(problems or [])
     body += [
         text(intro),
@@ -367,6 +375,7 @@ def feedback_card(
                 "label": "Who gave feedback? (leave empty if nobody could be contacted)",
                 "isMultiSelect": True,
                 "style": "expanded",
+                "wrap": True,
                 "choices": [{"title": title, "value": code} for code, title in options.items()],
             },
             ",".join(contacted),
@@ -375,7 +384,9 @@ def feedback_card(
             {
                 "type": "Input.Text",
                 "id": "what_they_said",
-                "label": "What they said about their experience",
+                "label": "What they said about their experience, without names",
+                "placeholder": "Write “the person” or “her daughter”, never a name or initials: "
+                "these words may be quoted to the Practice Quality Board.",
                 "isMultiline": True,
                 "maxLength": max_length,
             },
@@ -384,9 +395,10 @@ def feedback_card(
         {
             "type": "Input.Toggle",
             "id": "suitable_for_report",
-            "title": "Their words may be quoted, without names, in reports to the Practice "
-            "Quality Board",
+            "title": "Their words may be quoted in reports to the Practice Quality Board (no "
+            "names in them)",
             "label": "Sharing their feedback",
+            "wrap": True,
             "value": "true" if suitable_for_report else "false",
             "valueOn": "true",
             "valueOff": "false",
@@ -406,7 +418,6 @@ def feedback_card(
         submit(
             "Next", _step_data(audit, "audit.feedback", seq, FEEDBACK, "next"), style="positive"
         ),
-        submit("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back")),
         submit("Save and exit", _step_data(audit, "audit.feedback", seq, FEEDBACK, "save_exit")),
     ]
     return adaptive_card(body, actions)
@@ -425,10 +436,11 @@ def involvement_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the step recording how the allocated worker (or supervisor) was involved."""
-    body = _header(audit, "Involving the worker")
+    back = submit("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back"))
+    body = _header(audit, "Involving the worker", back)
     body += problems_block(problems or [])
     body += [
-        text(
+        users_text(
             f"Audits are not done in isolation. How was {worker_label} involved? Do the audit "
             "together (face to face or in Teams) where you can; otherwise arrange a date to "
             "give them feedback."
@@ -439,6 +451,7 @@ def involvement_card(
                 "id": "how",
                 "label": "How they were involved (required)",
                 "style": "expanded",
+                "wrap": True,
                 "choices": [{"title": title, "value": code} for code, title in options.items()],
             },
             how,
@@ -468,7 +481,6 @@ def involvement_card(
             _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "next"),
             style="positive",
         ),
-        submit("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back")),
         submit(
             "Save and exit", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "save_exit")
         ),
@@ -482,30 +494,20 @@ def summary_blocks(
     """Return every answer as card blocks, with Change buttons when `seq` is given."""
     body: list[Element] = []
     for item in items:
-        title: Element = text(item.title, weight="Bolder")
-        if seq is not None and item.changeable:
-            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
-            data["edit_step"] = item.step
-            change = submit(item.change_label, data, send_inputs=False)
-            title = {
-                "type": "ColumnSet",
-                "columns": [
-                    {"type": "Column", "width": "stretch", "items": [title]},
-                    {
-                        "type": "Column",
-                        "width": "auto",
-                        "items": [{"type": "ActionSet", "actions": [change]}],
-                    },
-                ],
-            }
-        entry: list[Element] = [title]
+        entry: list[Element] = [text(item.title, weight="Bolder")]
         if item.lines:
-            entry.append(facts(list(item.lines)))
+            entry.append(users_facts(list(item.lines)))
         for label, words in item.users_words:
             entry.append(text(label, subtle=True, spacing="Small"))
             entry.append(users_text(_truncated(words)))
         if not item.complete:
             entry.append(text("Not answered yet", color="attention", weight="Bolder"))
+        if seq is not None and item.changeable:
+            # Below the answer, not in a column beside the title: on a phone the button
+            # squeezed the title until its words broke ("Feedb-ack").
+            data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
+            data["edit_step"] = item.step
+            entry.append(action_set(submit(item.change_label, data, send_inputs=False)))
         body.append({"type": "Container", "separator": True, "spacing": "Medium", "items": entry})
     return body
 
@@ -545,7 +547,9 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
     body = [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading("Audit submitted", size="Medium"),
-        text(f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True),
+        users_text(
+            f"Auditing {audit.about}. Submitted on {short_date(submitted_on)}.", subtle=True
+        ),
     ]
     body += summary_blocks(items, seq=None, audit=audit)
     return adaptive_card(body, [download_action(audit.audit_id)])
@@ -555,8 +559,8 @@ def step_done_card(audit: AuditHeading, *, label: str, outcome: str) -> Element:
     """Return the small record that replaces a step's card once it has been answered."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
-            text(f"{label}: {outcome}", weight="Bolder"),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{label}: {outcome}", weight="Bolder"),
         ]
     )
 
@@ -565,7 +569,7 @@ def replaced_card(audit: AuditHeading) -> Element:
     """Return the notice that replaces a card superseded by a newer one."""
     return adaptive_card(
         [
-            text(f"{audit.title} · {audit.about}", subtle=True),
+            users_text(f"{audit.title} · {audit.about}", subtle=True),
             text("This card was replaced by a newer one further down the chat.", weight="Bolder"),
         ]
     )

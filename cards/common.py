@@ -1,4 +1,17 @@
-"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders."""
+"""Small builders shared by every card. All cards are Adaptive Card 1.5, the most Teams renders.
+
+Every card must fit a phone (Teams leaves a card about 306 px on a 320 px screen; see
+`tests/test_cards_on_a_phone.py`): no button beside text in a column (the text gets squeezed
+until words break), at most two buttons in a row and short titles (a row of Teams buttons is
+about 274 px), and every choice and toggle wraps its words.
+
+Teams renders a subset of markdown in a TextBlock's text and in a FactSet's titles and values:
+a name typed as `[click me](https://…)` would show as a link, `**x**` as bold. So words that
+people typed or imported (names, teams, case references, evidence, quotes, reasons) go only
+through `users_text` and `users_facts`, which put them in a RichTextBlock's TextRun: the
+schema gives TextRun no markdown at all, so they are shown exactly as written. `text`,
+`heading` and `facts` are for the bot's own words.
+"""
 
 from __future__ import annotations
 
@@ -59,16 +72,68 @@ def text(
     return block
 
 
-def users_text(value: str, *, italic: bool = False) -> Element:
-    """Return text someone typed, shown exactly as typed (no markdown, no links)."""
+def _run(
+    value: str,
+    *,
+    italic: bool = False,
+    subtle: bool = False,
+    weight: str | None = None,
+    size: str | None = None,
+    color: str | None = None,
+) -> Element:
     run: Element = {"type": "TextRun", "text": value}
     if italic:
         run["italic"] = True
-    return {"type": "RichTextBlock", "inlines": [run]}
+    if subtle:
+        run["isSubtle"] = True
+    if weight:
+        run["weight"] = weight
+    if size:
+        run["size"] = size
+    if color:
+        run["color"] = color
+    return run
+
+
+def users_text(
+    value: str,
+    *,
+    italic: bool = False,
+    subtle: bool = False,
+    weight: str | None = None,
+    size: str | None = None,
+    color: str | None = None,
+    spacing: str | None = None,
+) -> Element:
+    """Return text holding words people typed or imported, shown exactly as written."""
+    block: Element = {
+        "type": "RichTextBlock",
+        "inlines": [
+            _run(value, italic=italic, subtle=subtle, weight=weight, size=size, color=color)
+        ],
+    }
+    if spacing:
+        block["spacing"] = spacing
+    return block
+
+
+def users_facts(pairs: list[tuple[str, str]]) -> Element:
+    """Return label: value lines holding people's words, shown exactly as written."""
+    return {
+        "type": "Container",
+        "items": [
+            {
+                "type": "RichTextBlock",
+                "inlines": [_run(f"{title}: ", weight="Bolder"), _run(value)],
+                **({"spacing": "None"} if index else {}),
+            }
+            for index, (title, value) in enumerate(pairs)
+        ],
+    }
 
 
 def facts(pairs: list[tuple[str, str]]) -> Element:
-    """Return a fact set (label: value lines)."""
+    """Return a fact set (label: value lines) of the bot's own words."""
     return {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in pairs]}
 
 
@@ -96,6 +161,11 @@ def submit(
     if not send_inputs:
         action["associatedInputs"] = "none"
     return action
+
+
+def action_set(*actions: Element) -> Element:
+    """Return buttons placed in the card's body, on a row of their own."""
+    return {"type": "ActionSet", "actions": list(actions)}
 
 
 def long_date(day: date) -> str:

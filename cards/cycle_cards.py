@@ -8,6 +8,7 @@ from datetime import date
 from cards.audit_cards import AuditHeading, SummaryItem, summary_blocks
 from cards.common import (
     Element,
+    action_set,
     adaptive_card,
     download_action,
     facts,
@@ -17,6 +18,7 @@ from cards.common import (
     short_date,
     submit,
     text,
+    users_facts,
     users_text,
 )
 from cards.help_cards import AuditListEntry, audit_list_blocks
@@ -45,14 +47,55 @@ class DigestRow:
     detail: str
 
 
+@dataclass(frozen=True)
+class DigestState:
+    """How the digest shows one state: a heading, words for the count, and what to do."""
+
+    heading: str
+    counted: str  # after a count in the opening sentence: "1 not opened the audit bot yet"
+    advice: str = ""
+
+
+_OPEN_THE_BOT = "in Teams, Apps, then PQF Audit Bot"
+# In the order the digest lists them. The bot can only say why it cannot reach someone as
+# far as Teams told it: never opened, removed, blocked (Teams refused its messages), other.
 DIGEST_STATES = {
-    "done": "Done",
-    "in_progress": "In progress",
-    "not_started": "Not started",
-    "on_leave": "On leave",
-    "inactive": "Marked inactive on the roster",
-    "unreachable": "Cannot be reached in Teams",
-    "none": "No audit this month",
+    "done": DigestState("Done", "done"),
+    "in_progress": DigestState("In progress", "in progress"),
+    "not_started": DigestState("Not started", "not started"),
+    "never_opened": DigestState(
+        "Not opened the audit bot yet",
+        "not opened the audit bot yet",
+        "They have not opened the audit bot in Teams yet, so their audit requests are waiting "
+        f"for them there. Please ask them to open it ({_OPEN_THE_BOT}).",
+    ),
+    "removed": DigestState(
+        "Removed the audit bot",
+        "removed the audit bot",
+        "They removed the audit bot from Teams, so it cannot send them their audits or "
+        f"reminders. Please ask them to add it again ({_OPEN_THE_BOT}); their answers are kept.",
+    ),
+    "blocked": DigestState(
+        "Blocked the audit bot",
+        "blocked the audit bot",
+        "Teams refused the audit bot's messages to them, as it does when someone has blocked "
+        "the bot. Please ask them to open their chat with the audit bot and unblock it.",
+    ),
+    "undelivered": DigestState(
+        "Messages not delivered",
+        "not reached by the audit bot",
+        "The audit bot's latest message to them could not be delivered in Teams. Please ask "
+        f"them to open the audit bot ({_OPEN_THE_BOT}).",
+    ),
+    "no_teams_id": DigestState(
+        "Not linked to Teams on the roster",
+        "not linked to Teams on the roster",
+        "The roster has no Microsoft Entra ID for them, so the audit bot cannot recognise them "
+        "in Teams. Please ask whoever keeps the roster to add it.",
+    ),
+    "on_leave": DigestState("On leave", "on leave"),
+    "inactive": DigestState("Marked inactive on the roster", "marked inactive on the roster"),
+    "none": DigestState("No audit this month", "with no audit this month"),
 }
 
 
@@ -60,30 +103,25 @@ def digest_card(*, month_label: str, due_on: date, rows: list[DigestRow], today:
     """Return a manager's digest of their team's audits for the month."""
     counts = {state: sum(1 for r in rows if r.state == state) for state in DIGEST_STATES}
     summary = ", ".join(
-        f"{counts[state]} {label.lower()}"
-        for state, label in DIGEST_STATES.items()
+        f"{counts[state]} {shown.counted}"
+        for state, shown in DIGEST_STATES.items()
         if counts[state]
     )
     days = "today" if due_on == today else f"by {long_date(due_on)}"
     body: list[Element] = [
         text(f"Practice quality audits · {month_label}", subtle=True, weight="Bolder"),
         heading("Your team's audits", size="Medium"),
-        text(f"Audits are due {days}. {summary.capitalize()}." if summary else "No audits."),
+        # Counts lead the sentence: never change its case ("Teams" stays "Teams").
+        text(f"Audits are due {days}. {summary}." if summary else "No audits."),
     ]
-    for state, label in DIGEST_STATES.items():
+    for state, shown in DIGEST_STATES.items():
         members = [r for r in rows if r.state == state]
         if not members:
             continue
-        body.append(text(label, weight="Bolder", spacing="Medium"))
-        body.append(facts([(r.name, r.detail or "—") for r in members]))
-    if counts["unreachable"]:
-        body.append(
-            text(
-                "Those who cannot be reached have blocked or removed the audit bot in Teams: "
-                "please ask them to add it again.",
-                subtle=True,
-            )
-        )
+        body.append(text(shown.heading, weight="Bolder", spacing="Medium"))
+        body.append(users_facts([(r.name, r.detail or "—") for r in members]))
+        if shown.advice:
+            body.append(text(shown.advice, subtle=True, spacing="Small"))
     return adaptive_card(body)
 
 
@@ -104,7 +142,7 @@ def outcome_card(
     body: list[Element] = [
         text(f"{audit.title} · {audit.kind.description}", subtle=True, weight="Bolder"),
         heading("A completed audit to discuss in supervision", size="Medium"),
-        text(
+        users_text(
             f"{auditor_name} completed an audit of {whose} ({audit.about}) on "
             f"{short_date(submitted_on)}. Please talk it through in supervision."
         ),
@@ -150,8 +188,10 @@ def moderation_sample_card(
             state = "Not claimed yet"
         items: list[Element] = [
             text(entry.title, weight="Bolder"),
-            text(f"{entry.kind.capitalize()} of {entry.about} · {entry.team}", spacing="None"),
-            text(state, subtle=True, spacing="None"),
+            users_text(
+                f"{entry.kind.capitalize()} of {entry.about} · {entry.team}", spacing="None"
+            ),
+            users_text(state, subtle=True, spacing="None"),
         ]
         if entry.claimed_by is None:
             items.append(
@@ -201,8 +241,12 @@ def moderation_card(
     """Return the moderation of one audit: per criterion, agree or a rating with a reason."""
     body: list[Element] = [
         text(f"{audit.title} · moderation", subtle=True, weight="Bolder"),
-        heading(f"Moderate the {audit.kind.description} of {audit.about}", size="Medium"),
-        text(
+        users_text(
+            f"Moderate the {audit.kind.description} of {audit.about}",
+            size="Medium",
+            weight="Bolder",
+        ),
+        users_text(
             f"Audited by {auditor_name}. For each criterion, agree with the auditor's rating or "
             "give yours, with the reason when you differ."
         ),
@@ -260,10 +304,9 @@ def moderation_card(
         comment["value"] = overall_comment
     body.append(comment)
     data = {"pqf": "moderation.answer", "audit_id": audit.audit_id, "seq": seq}
-    actions = [
-        submit("Submit moderation", {**data, "nav": "submit"}, style="positive"),
-        submit("Save and finish later", {**data, "nav": "save"}),
-    ]
+    # Two rows: side by side, these titles do not fit the width of a phone.
+    body.append(action_set(submit("Save and finish later", {**data, "nav": "save"})))
+    actions = [submit("Submit moderation", {**data, "nav": "submit"}, style="positive")]
     return adaptive_card(body, actions)
 
 
@@ -284,7 +327,7 @@ def moderated_card(
     body: list[Element] = [
         text(f"{audit.title} · moderation", subtle=True, weight="Bolder"),
         heading("Moderation", size="Medium"),
-        text(intro),
+        users_text(intro),
     ]
     agreed = sum(1 for _, verdict, _ in lines if verdict == "Agreed")
     body.append(text(f"Agreed on {agreed} of {len(lines)} criteria.", weight="Bolder"))
@@ -329,6 +372,7 @@ def new_audit_card(
             "id": "what",
             "label": "What will you audit?",
             "style": "expanded",
+            "wrap": True,
             "value": "own",
             "choices": [
                 {"title": "One of my own cases (or my own supervision records)", "value": "own"},

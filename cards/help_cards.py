@@ -5,12 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from cards.common import Element, adaptive_card, heading, long_date, short_date, submit, text
+from cards.common import (
+    Element,
+    adaptive_card,
+    heading,
+    long_date,
+    short_date,
+    submit,
+    text,
+    users_text,
+)
 
+# What everyone on the roster may type, in the order the help card lists it; `moderation`
+# (moderators only) is listed after `report`.
 COMMANDS = (
     ("my audits", "List the audits you have to do and the ones you have done."),
     ("resume", "Carry on with the audit you were doing, at the first unanswered question."),
     ("new audit", "Start an extra audit of any standard, for your team or supervision."),
+    (
+        "report",
+        "A summary of the latest month's audits that you may see, with a link to the full "
+        "report. For another month, add it: report 2023-09.",
+    ),
     ("cancel", "Stop the audit you are doing. Your answers so far are kept."),
     ("help", "Show this help."),
 )
@@ -32,11 +48,22 @@ class AuditListEntry:
     submitted_on: date | None
 
 
-def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool = False) -> Element:
-    """Return the welcome (on installation) or help card."""
+def commands_for(*, moderator: bool) -> list[tuple[str, str]]:
+    """Return the commands this person may use, with what each does."""
+    listed = list(COMMANDS)
+    if moderator:
+        at = next(i for i, (command, _) in enumerate(listed) if command == "report") + 1
+        listed[at:at] = MODERATOR_COMMANDS
+    return listed
+
+
+def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool) -> Element:
+    """Return the welcome (on installation) or help card, listing what this person may use."""
     first = name.split()[0] if name.strip() else "there"
     body: list[Element] = [
-        heading(f"Hello {first}" if greeting else "How to use the audit bot"),
+        users_text(f"Hello {first}", size="Large", weight="Bolder")
+        if greeting
+        else heading("How to use the audit bot"),
         text(
             "I run Adult Social Care's monthly practice quality audits under the Practice "
             "Quality Framework. I send you the audits your role asks for, guide you "
@@ -53,14 +80,14 @@ def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool = 
             "type": "FactSet",
             "facts": [
                 {"title": command, "value": meaning}
-                for command, meaning in COMMANDS + (MODERATOR_COMMANDS if moderator else ())
+                for command, meaning in commands_for(moderator=moderator)
             ],
         }
     )
-    actions = [
-        submit("My audits", {"pqf": "command", "command": "my audits"}, style="positive"),
-        submit("Resume", {"pqf": "command", "command": "resume"}),
-    ]
+    actions = [submit("My audits", {"pqf": "command", "command": "my audits"}, style="positive")]
+    if outstanding:
+        # With nothing to do, Resume could only say so.
+        actions.append(submit("Resume", {"pqf": "command", "command": "resume"}))
     return adaptive_card(body, actions)
 
 
@@ -87,7 +114,7 @@ def audit_list_blocks(entries: list[AuditListEntry]) -> list[Element]:
             state = f"In progress: {entry.steps_done} of {entry.steps_total} steps done"
         items: list[Element] = [
             text(entry.title, weight="Bolder"),
-            text(f"{entry.kind.capitalize()} of {entry.about}", spacing="None"),
+            users_text(f"{entry.kind.capitalize()} of {entry.about}", spacing="None"),
             text(f"Due by {long_date(entry.due_on)} · {state}", subtle=True, spacing="None"),
         ]
         if entry.submitted_on is None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cards.common import Element, adaptive_card, facts, heading, text
+from cards.common import (
+    Element,
+    action_set,
+    adaptive_card,
+    facts,
+    heading,
+    submit,
+    text,
+    users_text,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,7 @@ class OwnAudit:
     title: str
     role: str  # "You audited" / "Your work, audited by Megan Bowen"
     outcome: str  # "Meets 5, Exceeds 2, Below 1" or "not submitted yet"
+    submitted: bool  # only a submitted audit can be downloaded
 
 
 def _open_url(title: str, url: str) -> Element:
@@ -46,7 +56,7 @@ def report_summary_card(
     body: list[Element] = [
         text(f"Practice quality audits · {period}", subtle=True, weight="Bolder"),
         heading("Audit report", size="Medium"),
-        text(f"Covering: {scope}.", subtle=True),
+        users_text(f"Covering: {scope}.", subtle=True),
         facts([("Audits completed", str(completed)), ("Completion", completion)]),
     ]
     if below:
@@ -62,26 +72,14 @@ def report_summary_card(
         if not own:
             body.append(text("There are no audits by you or of your work in this period."))
         for audit in own:
-            body.append(
-                {
-                    "type": "Container",
-                    "separator": True,
-                    "items": [
-                        text(audit.title, weight="Bolder"),
-                        text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
-                        {
-                            "type": "ActionSet",
-                            "actions": [
-                                {
-                                    "type": "Action.Submit",
-                                    "title": "Download",
-                                    "data": {"pqf": "audit.download", "audit_id": audit.audit_id},
-                                }
-                            ],
-                        },
-                    ],
-                }
-            )
+            items = [
+                text(audit.title, weight="Bolder"),
+                users_text(f"{audit.role} · {audit.outcome}", spacing="None", subtle=True),
+            ]
+            if audit.submitted:
+                download = {"pqf": "audit.download", "audit_id": audit.audit_id}
+                items.append(action_set(submit("Download", download)))
+            body.append({"type": "Container", "separator": True, "items": items})
     body.append(
         text(f"The link opens the full report and works for {minutes} minutes.", subtle=True)
     )
@@ -90,6 +88,7 @@ def report_summary_card(
 
 def download_card(*, title: str, html_url: str, pdf_url: str, minutes: int) -> Element:
     """Return the links to download one audit for the supervision file."""
+    # One button a row: side by side, the two titles do not fit the width of a phone.
     return adaptive_card(
         [
             heading("Download the audit", size="Medium"),
@@ -98,6 +97,7 @@ def download_card(*, title: str, html_url: str, pdf_url: str, minutes: int) -> E
                 f"For the supervision file. The links work for {minutes} minutes and only for you.",
                 subtle=True,
             ),
+            action_set(_open_url("Download as PDF", pdf_url)),
         ],
-        [_open_url("Open as a web page", html_url), _open_url("Download as PDF", pdf_url)],
+        [_open_url("Open as a web page", html_url)],
     )

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from practice.text import unwanted_character
+
 # Far above any real answer; refuses absurd payloads before any other work.
 HARD_TEXT_LIMIT = 20_000
 STEP_PATTERN = r"^(case|feedback|involvement|summary|criterion:\d{1,2}\.\d{1,2})$"
@@ -205,12 +207,51 @@ Submission = Annotated[CardSubmission, Field(discriminator="pqf")]
 _ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)
 
 
+# How each field is named when a person is asked to correct it.
+FIELD_LABELS = {
+    "evidence": "The evidence",
+    "what_they_said": "What they said",
+    "no_contact_reason": "The reason nobody was contacted",
+    "reason": "The reason",
+    "comment": "Your comment",
+    "case_reference": "The case reference",
+    "case_choice": "The case",
+    "feedback_on": "The feedback date",
+}
+_MODERATION_REASON = re.compile(r"^reason_(?P<id>\d{1,2}\.\d{1,2})$")
+
+
+def _field_label(key: object) -> str:
+    if isinstance(key, str):
+        if key in FIELD_LABELS:
+            return FIELD_LABELS[key]
+        reason = _MODERATION_REASON.match(key)
+        if reason:
+            return f"The reason for criterion {reason['id']}"
+    return "One of the answers"
+
+
+def _refuse_unwanted_characters(value: dict[Any, Any]) -> None:
+    """Refuse a submit holding text that cannot be stored, naming the field to correct."""
+    for key, item in value.items():
+        texts = [item] if isinstance(item, str) else item if isinstance(item, list) else []
+        for text in texts:
+            problem = unwanted_character(text) if isinstance(text, str) else None
+            if problem:
+                raise SubmissionError(
+                    f"{_field_label(key)} contains {problem}, which I can't store. Please "
+                    "remove it (it may have come with pasted text) and try again. Nothing "
+                    "was saved."
+                )
+
+
 def parse_submission(value: Any) -> CardSubmission:
     """Return the submission a card sent, or raise SubmissionError."""
     if not isinstance(value, dict):
         raise SubmissionError("That card sent something I can't read.")
     if "pqf" not in value:
         raise SubmissionError("That card isn't one of mine, so I can't act on it.")
+    _refuse_unwanted_characters(value)
     try:
         return _ADAPTER.validate_python(value)
     except ValidationError as error:

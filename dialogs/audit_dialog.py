@@ -21,7 +21,9 @@ someone else's audit, an audit already submitted) is refused with a message and 
 nothing. The card that was answered is replaced so it cannot be submitted twice.
 
 Typed commands are handled by the bot before this dialog sees the turn: `cancel` ends the
-dialog (answers are kept), `resume` shows the first unanswered step again.
+dialog and retires its live card (`stop`; answers are kept), `resume` shows the first
+unanswered step again. A press of a card from before the audit was stopped (or left with Save
+and exit) says how to carry on.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from practice.answers import (
     check_criterion_answer,
     check_feedback_call,
     check_involvement,
+    check_ratings_together,
     contact_options,
     is_case_reference,
 )
@@ -150,6 +153,35 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             return Dialog.end_of_turn
         return await self._answer(dialog_context, answer)
 
+    async def stop(self, dialog_context: DialogContext) -> None:
+        """Retire the audit's live card (on `cancel`), so its buttons no longer look live.
+
+        The answers stay saved; `resume` shows the card again.
+        """
+        audit_id = dialog_context.active_dialog.state.get("audit_id")
+        if audit_id is None:
+            return
+        async with self._database.session() as session:
+            detail = await audit_store.audit_detail(session=session, audit_id=int(audit_id))
+            if detail is None or detail.audit.status == AuditStatus.SUBMITTED:
+                return
+            standard = self._standard_of(detail)
+            live = detail.audit.live_card_activity_id
+            await audit_store.take_card(
+                session=session, audit_id=int(audit_id), seq=detail.audit.card_seq
+            )
+            await audit_store.set_live_card(
+                session=session, audit_id=int(audit_id), activity_id=None
+            )
+        log.info("audit %s stopped; its live card is retired", audit_id)
+        if live and standard is not None:
+            stopped = audit_cards.step_done_card(
+                audit_heading(detail, standard),
+                label="Stopped",
+                outcome="your answers so far are saved. Type resume to carry on",
+            )
+            await self._replace(dialog_context.context, live, stopped)
+
     # -- opening --------------------------------------------------------------------------
 
     async def _open(self, dialog_context: DialogContext) -> DialogTurnResult:
@@ -195,7 +227,9 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             if detail is None:
                 return await refuse(None)
             if detail.audit.status == AuditStatus.SUBMITTED:
-                return await refuse(self._already_submitted(detail))
+                return await refuse(
+                    self._already_submitted(detail, submit=isinstance(answer, SummaryAction))
+                )
             standard = self._standard_of(detail)
             if standard is None:
                 return await refuse(self._unknown_standard(detail))
@@ -331,7 +365,9 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         await audit_store.confirm_case(
             session=session, audit=detail.audit, case=case, subject=subject
         )
-        await audit_store.start(session=session, audit=detail.audit, actor_id=staff.id or 0)
+        await audit_store.start(
+            session=session, audit=detail.audit, actor_id=staff.id or 0, now=self._clock()
+        )
         about = case.reference if case else (subject.name if subject else "")
         return _Outcome(
             show=self._after(standard, detail.kind, CASE, state),
@@ -422,7 +458,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         )
         after = replace(detail, ratings={**detail.ratings, criterion_id: row})
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         position, total = criterion_position(standard, criterion_id)
         label = f"Criterion {position} of {total} ({criterion_id})"
@@ -466,6 +502,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             answer.contacted,
             answer.what_they_said,
             answer.no_contact_reason,
+            suitable_for_report=answer.suitable_for_report,
         )
         row = await audit_store.save_feedback_call(
             session=session,
@@ -477,7 +514,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             complete=not problems,
         )
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, feedback=row)
         saved = "saved" if not problems else "draft saved"
@@ -529,7 +566,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             complete=not problems,
         )
         await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, involvement=row)
         saved = "saved" if not problems else "draft saved"
@@ -604,8 +641,18 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 in_place=True,
                 problems=["Some answers are missing. Use Change beside each one marked below."],
             )
+        together = check_ratings_together(
+            self._framework,
+            {
+                c.id: (r.rating, r.evidence)
+                for c in standard.criteria
+                if (r := detail.ratings.get(c.id))
+            },
+        )
+        if together:
+            return _Outcome(detail=detail, show=SUMMARY, in_place=True, problems=together)
         await audit_store.submit(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0
+            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         await queue_outcome(
             session=session, framework=self._framework, detail=detail, submitted_on=self._today()
@@ -796,9 +843,12 @@ class AuditDialog(Dialog):  # type: ignore[misc]
     def _standard_of(self, detail: AuditDetail) -> Standard | None:
         return self._framework.standard(detail.audit.standard)
 
-    def _already_submitted(self, detail: AuditDetail) -> str:
+    def _already_submitted(self, detail: AuditDetail, *, submit: bool = False) -> str:
         when = detail.audit.submitted_at
         on = f" on {short_date(when.astimezone(self._zone).date())}" if when else ""
+        if submit:
+            # A second press of Submit: it went in, and that is all there is to say.
+            return f"That audit was already submitted{on}: nothing more is needed."
         return (
             f"That audit was already submitted{on}, so it cannot be changed. Nothing was saved "
             "from that card."
@@ -816,6 +866,12 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         )
 
     def _stale(self, detail: AuditDetail, standard: Standard) -> str:
+        if detail.audit.live_card_activity_id is None:
+            # No card of it is live: the auditor stopped it (`cancel`, Save and exit).
+            return (
+                "That card is from before you stopped this audit, so nothing was changed. Your "
+                "answers so far are saved: type **resume** to carry on where you left off."
+            )
         step = detail.audit.current_step
         criterion_id = criterion_of(step)
         if criterion_id is not None and standard.criterion(criterion_id):

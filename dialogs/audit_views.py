@@ -16,15 +16,10 @@ from practice.audit_steps import (
     criterion_step,
     steps,
 )
-from practice.framework import MONTH_NAMES, Framework, Standard
+from practice.framework import Framework, Standard
+from practice.month import month_label
 from storage.audits import AuditDetail
 from storage.models import AuditRequest, AuditStatus, CaseRecord, Staff
-
-
-def month_label(month: str) -> str:
-    """Return 'November 2026' for '2026-11'."""
-    year, number = month.split("-")
-    return f"{MONTH_NAMES[int(number) - 1]} {year}"
 
 
 def audit_heading(detail: AuditDetail, standard: Standard) -> AuditHeading:

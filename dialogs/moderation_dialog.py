@@ -39,6 +39,7 @@ from dialogs.audit_views import audit_heading
 from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
 from practice.calendar import moderation_until
 from practice.framework import Framework, Standard
+from practice.month import Month
 from storage import access_log
 from storage import audits as audit_store
 from storage import moderation as moderation_store
@@ -80,6 +81,8 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
         """Claim, open or answer a moderation."""
         action: ModerationAction = (options or {})["action"]
         dialog_context.active_dialog.state["audit_id"] = action.audit_id
+        # The sample card it was claimed or opened from, to show the moderation on it later.
+        dialog_context.active_dialog.state["sample_card"] = (options or {}).get("sample_card")
         return await self._act(dialog_context, action)
 
     async def continue_dialog(self, dialog_context: DialogContext) -> DialogTurnResult:
@@ -123,7 +126,8 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             if sample is None or detail is None:
                 await context.send_activity("That audit is not in a moderation sample.")
                 return await dialog_context.end_dialog()
-            until = moderation_until(int(sample.month[:4]), int(sample.month[5:]))
+            sample_month = Month.parse(sample.month)
+            until = moderation_until(sample_month.year, sample_month.number)
             if self._today() > until:
                 await context.send_activity(
                     f"Moderation of these audits closed on {long_date(until)}, so it can no "
@@ -140,15 +144,25 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             if not won:
                 existing = await moderation_store.moderation_of(session=session, audit_id=audit_id)
                 holder = await session.get(Staff, existing.moderator_id) if existing else None
-                if holder is not None and holder.id == staff.id:
-                    won = True  # they pressed Claim twice: carry on
-                else:
+                mine = holder is not None and holder.id == staff.id
+                if existing is not None and existing.submitted_at is not None:
+                    # A Claim left on an older card: one plain answer, nothing else.
+                    who = "You" if mine else (holder.name if holder else "Another moderator")
+                    when = long_date(existing.submitted_at.astimezone(self._zone).date())
+                    await context.send_activity(
+                        f"{who} moderated that audit on {when}: there is nothing more to do with "
+                        "it. Type **moderation** to see the rest of the sample."
+                    )
+                    return await dialog_context.end_dialog()
+                if not mine:
                     name = holder.name if holder else "another moderator"
                     await context.send_activity(
                         f"{name} has already claimed that audit. Type **moderation** to see the "
                         "rest of the sample."
                     )
                     return await dialog_context.end_dialog()
+                # They pressed Claim again: carry on with their moderation.
+                return await self._open(dialog_context, staff, audit_id)
             log.info("audit %s claimed for moderation by staff %s", audit_id, staff.id)
         await context.send_activity("You have claimed this audit for moderation.")
         return await self._open(dialog_context, staff, audit_id)
@@ -198,7 +212,7 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             submit = answer.nav == "submit" and not problems
             await moderation_store.save(
                 session=session, moderation=moderation, views=views, comment=answer.comment,
-                submit=submit,
+                submit=submit, now=self._clock(),
             )  # fmt: skip
             await session.flush()
             if submit:

@@ -81,8 +81,20 @@ def report_scope(framework: Framework, viewer: Viewer) -> ReportScope | None:
     if sees == "teams":
         teams = teams_of(viewer)
         return ReportScope(", ".join(sorted(teams)), teams=teams)
+    # Moderators see the audits drawn for moderation besides their own (`can_view_audit`).
+    moderates = _moderates(framework, viewer)
     if viewer.supervisees:
         return ReportScope(
-            "Your audits and your team's", people=frozenset({viewer.id} | viewer.supervisees)
+            "Your audits, your team's and those drawn for moderation"
+            if moderates
+            else "Your audits and your team's",
+            people=frozenset({viewer.id} | viewer.supervisees),
+            moderation_sample=moderates,
         )
-    return ReportScope("Your audits and audits of your work", person_id=viewer.id)
+    return ReportScope(
+        "Your audits, audits of your work and those drawn for moderation"
+        if moderates
+        else "Your audits and audits of your work",
+        person_id=viewer.id,
+        moderation_sample=moderates,
+    )

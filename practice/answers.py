@@ -4,13 +4,16 @@ the auditor can act on; an empty list means the answer is complete."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 
 from practice.framework import Framework, Standard
 
 # A case reference from the council's case system: never a name.
 CASE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_-]{0,39}$")
+# A title and a name or initial ("Mrs B", "Mr. Jones"): how names most often slip into what a
+# person or carer said.
+TITLED_NAME = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Sir|Dame)\b\.? ?[A-Z][A-Za-z'’-]*")
 
 
 def is_case_reference(text: str) -> bool:
@@ -68,14 +71,45 @@ def check_criterion_answer(framework: Framework, rating: str | None, evidence: s
     return problems
 
 
+def check_ratings_together(
+    framework: Framework, answers: Mapping[str, tuple[str | None, str]]
+) -> list[str]:
+    """Check the criteria's answers as a whole (criterion id -> rating, evidence).
+
+    An audit rating every criterion N/A without a word of why says nothing about the
+    practice, yet would count as done and in the Board's N/A figures.
+    """
+    if not answers:
+        return []
+    for rating, evidence in answers.values():
+        option = framework.rating(rating) if rating else None
+        if option is None or option.requires_evidence or evidence.strip():
+            return []
+    return [
+        "Every criterion is rated N/A and none says why, so this audit would say nothing about "
+        "the practice. Rate the criteria that apply or, if none does, give the reason in the "
+        "evidence of at least one."
+    ]
+
+
+def titled_names(text: str) -> list[str]:
+    """Return the titles with a name or initial in the text ("Mrs B", "Dr Jones")."""
+    return [match.group(0) for match in TITLED_NAME.finditer(text)]
+
+
 def check_feedback_call(
     framework: Framework,
     standard: Standard,
     contacted: Collection[str],
     what_they_said: str,
     no_contact_reason: str,
+    *,
+    suitable_for_report: bool,
 ) -> list[str]:
-    """Check the feedback call: who was contacted and what they said, or why nobody was."""
+    """Check the feedback call: who was contacted and what they said, or why nobody was.
+
+    Words that may be quoted to the Practice Quality Board must not name anyone.
+    """
     problems = _too_long(framework, "What they said", what_they_said)
     problems += _too_long(framework, "The reason", no_contact_reason)
     allowed = contact_options(standard)
@@ -87,6 +121,13 @@ def check_feedback_call(
     elif not contacted and not no_contact_reason.strip():
         problems.append(
             "Nobody was contacted, so record why contact was not possible or not appropriate."
+        )
+    names = titled_names(what_they_said) if suitable_for_report and contacted else []
+    if names:
+        problems.append(
+            f"Their words may be quoted to the Practice Quality Board, so leave names out: you "
+            f"wrote “{names[0]}”. Write “the person”, “her daughter” or “the worker” instead, "
+            "or untick sharing."
         )
     return problems
 

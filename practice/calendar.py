@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from practice.framework import Framework
+from practice.month import Month
 from practice.working_days import add_working_days, first_working_day, last_working_day
 
 MODERATION_WORKING_DAYS = 10
@@ -41,11 +42,11 @@ class AuditMonth:
 
     @property
     def year(self) -> int:
-        return int(self.month[:4])
+        return Month.parse(self.month).year
 
     @property
     def calendar_month(self) -> int:
-        return int(self.month[5:])
+        return Month.parse(self.month).number
 
     def as_dict(self) -> dict[str, object]:
         """Return the entry in the documented `pqf-bot calendar --json` shape."""

@@ -15,10 +15,13 @@ Rules (Practice Quality Framework, audit methodology):
 - Moderators (`moderation`) get no requests: they moderate at the start of the next month.
 - An additional audit the Board set for the month gives each listed role one more case audit.
 - Staff on leave on the day requests go out are skipped (and listed for their manager).
+- Nobody is asked for more than their role's quota of a standard in a month
+  (`monthly_quota`), whatever asked them first: an earlier run, `pqf-bot request`, demo data.
 
 The plan is a pure function of its inputs and a seed, so a draw can be repeated and
-explained afterwards. Requests already made for the month (by their keys) are left out, so
-running the dispatch again after a failure only adds what is missing.
+explained afterwards. Requests already made for the month (by their keys, and by how many
+each auditor already has of each standard) are left out, so running the dispatch again after
+a failure, or after requests made by hand, only adds what is missing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -103,6 +106,33 @@ class DispatchInputs:
     cases_taken_this_month: Collection[int] = ()
     workers_taken_this_month: Collection[int] = ()
     peer_subjects_this_month: Collection[int] = ()
+    # (auditor id, standard) -> the month's requests they already have, however made
+    # (voluntary audits aside): the dispatch's own, `pqf-bot request`'s, demo data's.
+    requested_this_month: Mapping[tuple[int, int], int] = field(default_factory=dict)
+
+
+def monthly_quota(
+    framework: Framework, role_code: str, standard: int, audits: Sequence[AuditMonth]
+) -> int:
+    """Return how many audits of a standard a role is asked for in a month.
+
+    `audits` are the month's timetabled audits (empty outside the timetable). A standard the
+    Board added for the month asks its listed roles for one; any other standard, the role's
+    monthly quota. Moderators moderate: they are asked for no audits.
+    """
+    role = framework.role(role_code)
+    if role is None or role.audit_kind not in ("sampled", "practitioner"):
+        return 0
+    quota = 0
+    for audit in audits:
+        if audit.standard != standard:
+            continue
+        if audit.additional:
+            quota += 1 if role_code in audit.roles else 0
+        else:
+            quota += role.monthly_audits
+    timetabled = any(a.standard == standard for a in audits)
+    return quota if timetabled else role.monthly_audits
 
 
 def request_key(month: str, standard: int, auditor_id: int, slot: int) -> str:
@@ -153,10 +183,11 @@ def plan_month(framework: Framework, inputs: DispatchInputs, seed: str) -> Dispa
                 present, inputs.workers_audited_recently, taken_workers, rng
             )
         for person, quota in wanted:
+            room = quota - inputs.requested_this_month.get((person.id, audit.standard), 0)
             slots = [
                 slot for slot in range(1, quota + 1)
                 if request_key(month, audit.standard, person.id, slot) not in inputs.existing_keys
-            ]  # fmt: skip
+            ][: max(0, room)]  # fmt: skip
             if not slots:
                 continue
             if supervision:
@@ -321,6 +352,7 @@ def _plan_practitioners(
     todo = [
         p for p in practitioners
         if request_key(month, standard, p.id, 1) not in inputs.existing_keys
+        and not inputs.requested_this_month.get((p.id, standard), 0)
     ]  # fmt: skip
     if audit.practitioner_kind == "self":
         for person in todo:

@@ -10,22 +10,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from practice.month import MONTH_NAMES
+
 RATING_CODES = ("below", "meets", "exceeds", "not_applicable")
 PRACTITIONER_KINDS = ("self", "peer")
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 class FrameworkError(Exception):

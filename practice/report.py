@@ -22,7 +22,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain
 
-from practice.framework import MONTH_NAMES, Framework
+from practice.framework import Framework
+from practice.month import Month, month_label, short_month
 
 RATINGS = ("below", "meets", "exceeds", "not_applicable")
 LEVELS = {"below": 1, "meets": 2, "exceeds": 3}
@@ -50,6 +51,7 @@ class AuditFacts:
     voluntary: bool = False
     additional: bool = False
     imported: bool = False
+    sampled_for_moderation: bool = False
 
     @property
     def completed(self) -> bool:
@@ -102,6 +104,7 @@ class ReportScope:
     subject_id: int | None = None
     person_id: int | None = None  # audits this person did or whose work was audited
     people: frozenset[int] | None = None  # audits any of these did, or of their work
+    moderation_sample: bool = False  # also the audits drawn for moderation (moderators)
 
     def includes(self, audit: AuditFacts) -> bool:
         """Return whether the audit is within this scope."""
@@ -111,6 +114,8 @@ class ReportScope:
             return False
         if self.subject_id is not None and audit.subject_id != self.subject_id:
             return False
+        if self.moderation_sample and audit.sampled_for_moderation:
+            return True
         if self.people is not None and not (
             audit.auditor_id in self.people or audit.subject_id in self.people
         ):
@@ -238,28 +243,6 @@ def percent(count: int, total: int) -> Decimal:
     if total == 0:
         return Decimal("0.0")
     return (Decimal(count) * 100 / Decimal(total)).quantize(Decimal("0.1"), ROUND_HALF_UP)
-
-
-def month_label(month: str) -> str:
-    """Return 'September 2023' for '2023-09'."""
-    return f"{MONTH_NAMES[int(month[5:]) - 1]} {month[:4]}"
-
-
-def short_month(month: str) -> str:
-    """Return 'Sept 2023', 'Jan 2024': the Board's own abbreviations."""
-    name = MONTH_NAMES[int(month[5:]) - 1]
-    short = "Sept" if name == "September" else name[:3]
-    return f"{short} {month[:4]}"
-
-
-def months_between(first: str, last: str) -> list[str]:
-    """Return every 'YYYY-MM' from first to last inclusive."""
-    year, number = int(first[:4]), int(first[5:])
-    months = []
-    while f"{year:04d}-{number:02d}" <= last:
-        months.append(f"{year:04d}-{number:02d}")
-        year, number = (year + 1, 1) if number == 12 else (year, number + 1)
-    return months
 
 
 def criterion_row(criterion_id: str, text: str, ratings: Iterable[str]) -> CriterionRow:
@@ -430,12 +413,11 @@ def build_report(
 
     report.feedback = [q for q in feedback if q.audit_id in ids]
     # An action shows until it is closed: logged by the period's end, not closed before it.
-    first_day = date(int(first_month[:4]), int(first_month[5:]), 1)
+    first_day, last_day = Month.parse(first_month).first_day, Month.parse(last_month).last_day
     report.actions = [
         a
         for a in actions
-        if a.logged_on <= _month_end(last_month)
-        and (a.closed_on is None or a.closed_on >= first_day)
+        if a.logged_on <= last_day and (a.closed_on is None or a.closed_on >= first_day)
     ]
 
     scoped_pairs = [p for p in moderation if p.audit_id in ids]
@@ -458,9 +440,12 @@ def build_report(
     for (month, _, _), counted in answers.items():
         for (criterion_id, rating), count in counted.items():
             tallies[(criterion_id, month)][rating] += count
+    # Only months with completed audits can have a point: walking the months that hold data,
+    # not every month of the period, keeps the work bounded by the data whatever the period.
+    answered_months = sorted({month for month, _, _ in answers})
     for _, criterion in framework.criteria():
         points = []
-        for month in months_between(first_month, last_month):
+        for month in answered_months:
             tally = tallies.get((criterion.id, month))
             if tally:
                 row = counted_row(criterion.id, criterion.text, tally)
@@ -468,12 +453,6 @@ def build_report(
         if points:
             report.trend[criterion.id] = points
     return report
-
-
-def _month_end(month: str) -> date:
-    year, number = int(month[:4]), int(month[5:])
-    next_year, next_month = (year + 1, 1) if number == 12 else (year, number + 1)
-    return date.fromordinal(date(next_year, next_month, 1).toordinal() - 1)
 
 
 def _completion(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from practice.framework import MONTH_NAMES
+from practice.month import MONTH_NAMES, month_label, short_month
 from practice.report import (
     MARKED_SHIFT,
     MIN_KAPPA_PAIRS,
@@ -29,8 +29,6 @@ from practice.report import (
     Report,
     StandardTable,
     TrendPoint,
-    month_label,
-    short_month,
 )
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -25,8 +25,14 @@ numbers (0.045 for 4.5%) formatted "0.0%" and dates are dates. The CSV file (RFC
 line ends) opens with a "# Report" section (Field, Value: First month, Last month, Period,
 Scope) and then has one section per table: a line "# <table name>", the header row, the rows
 and a blank line. In it percentages are percent numbers with one decimal ("4.5"), kappa has
-two decimals, dates are ISO (YYYY-MM-DD) and yes/no columns say "yes" or "no". Save it as
-UTF-8 with a byte order mark (utf-8-sig) if Excel is to open it: feedback has curly quotes.
+two decimals, dates are ISO (YYYY-MM-DD) and yes/no columns say "yes" or "no". It is UTF-8
+with a byte order mark, so that Excel reads the dashes and curly quotes of feedback.
+
+Both hold words people typed or imported (feedback, names, teams, learning actions), so
+neither may turn them into formulas: in the workbook every text cell is a string cell, never
+a formula; in the CSV file a text cell that starts with =, +, -, @, a tab or a carriage
+return gets a leading apostrophe (OWASP's advice on CSV injection), which spreadsheets show
+as text. Numbers are never changed, so a negative shift stays a number.
 
 The JSON document (`report_to_json`) has this shape; percentages are numbers with one
 decimal (4.5), kappa and shifts have two decimals, and dates are ISO strings or null:
@@ -76,7 +82,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from practice.report import RATINGS, Agreement, CompletionRow, Report, month_label
+from practice.month import month_label
+from practice.report import RATINGS, Agreement, CompletionRow, Report
 from reports.html import RATING_LABELS, meets_or_exceeds
 
 JSON_VERSION = 1
@@ -85,6 +92,8 @@ DATE_FORMAT = "d mmm yyyy"
 TWO_DECIMALS_FORMAT = "0.00"
 # Columns wider than this wrap instead, so a criterion's text does not make a sheet unusable.
 WIDEST_COLUMN = 60
+# What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Cell = str | int | float | Decimal | date | bool | None
 
@@ -144,23 +153,23 @@ def render_report_xlsx(report: Report, *, names: Mapping[int, str]) -> bytes:
     return buffer.getvalue()
 
 
-def render_report_csv(report: Report, *, names: Mapping[int, str]) -> str:
+def render_report_csv(report: Report, *, names: Mapping[int, str]) -> bytes:
     """Return the report as one CSV file of sections (see the module docstring)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["# Report"])
     writer.writerow(["Field", "Value"])
-    writer.writerow(["First month", report.first_month])
-    writer.writerow(["Last month", report.last_month])
-    writer.writerow(["Period", report.period_label])
-    writer.writerow(["Scope", report.scope])
+    writer.writerow(["First month", _csv_text(report.first_month)])
+    writer.writerow(["Last month", _csv_text(report.last_month)])
+    writer.writerow(["Period", _csv_text(report.period_label)])
+    writer.writerow(["Scope", _csv_text(report.scope)])
     writer.writerow([])
     for table in report_tables(report, names=names):
         writer.writerow([f"# {table.name}"])
         writer.writerow(table.header)
         writer.writerows([_csv_value(value) for value in row] for row in table.rows)
         writer.writerow([])
-    return buffer.getvalue()
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any]:
@@ -462,6 +471,9 @@ def _write_sheet(workbook: Workbook, table: Table) -> None:
                 cell.number_format = TWO_DECIMALS_FORMAT
             elif isinstance(value, date):
                 cell.number_format = DATE_FORMAT
+            elif isinstance(value, str):
+                # openpyxl makes any text starting with "=" a formula: text stays text.
+                cell.data_type = "s"
             cell.alignment = Alignment(vertical="top", wrap_text=True)
             widths[index] = max(widths[index], len(_csv_value(value)))
     if table.last_row_is_total and table.rows:
@@ -497,7 +509,14 @@ def _csv_value(value: Value) -> str:
         return "yes" if value else "no"
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return _csv_text(value)
     return str(value)
+
+
+def _csv_text(value: str) -> str:
+    """Return text that a spreadsheet opening the CSV file will not take for a formula."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 # -- JSON helpers -------------------------------------------------------------------------

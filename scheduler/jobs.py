@@ -32,14 +32,13 @@ from bot.notices import (
     request_key_of,
 )
 from cards.cycle_cards import DigestRow, SampleEntry
-from dialogs.audit_views import list_entry, month_label
+from dialogs.audit_views import list_entry
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
     audits_in_month,
     days_before_due,
     moderation_until,
-    month_key,
     previous_month,
 )
 from practice.dispatch import (
@@ -52,9 +51,10 @@ from practice.dispatch import (
 )
 from practice.framework import Framework
 from practice.moderation import CompletedAudit, draw_sample
+from practice.month import Month, month_label
 from practice.sampling import CaseColumns
 from storage import audits as audit_store
-from storage import outbox
+from storage import roster
 from storage.audits import audited_team
 from storage.database import Database
 from storage.jobs import RunOutcome, run_once
@@ -69,11 +69,11 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     Staff,
-    TeamsConversation,
     utc_now,
 )
 from storage.progress import Progress, no_progress
 from storage.retention import purge
+from storage.roster import Reach
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,6 @@ class DispatchReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _twelve_months_before(month: str) -> str:
-    year, number = int(month[:4]), int(month[5:])
-    return month_key(year - 1, number)
-
-
 class Person(NamedTuple):
     """What a request card and an audit's team need of a member of staff."""
 
@@ -129,7 +124,7 @@ async def _dispatch_inputs(
     # rest), and what can be left out in SQL is: cases the draw may not take, and earlier
     # months' audits beyond the ids and pairs the draw must avoid.
     month = audits[0].month
-    since = _twelve_months_before(month)
+    since = str(Month.parse(month).plus(-12))
     connection = await session.connection()
     staff_table = Staff.__table__  # type: ignore[attr-defined]
     roster: list[RosterEntry] = []
@@ -183,17 +178,22 @@ async def _dispatch_inputs(
     cases_taken: set[int] = set()
     workers_taken: set[int] = set()
     peer_subjects: set[int] = set()
-    for standard, kind, case_id, subject_id, key in await connection.execute(
+    requested: Counter[tuple[int, int]] = Counter()
+    for auditor_id, standard, kind, case_id, subject_id, key, voluntary in await connection.execute(
         sa_select(
+            audit_table.c.auditor_id,
             audit_table.c.standard,
             audit_table.c.kind,
             audit_table.c.case_id,
             audit_table.c.subject_worker_id,
             audit_table.c.dispatch_key,
+            audit_table.c.voluntary,
         ).where(audit_table.c.month == month)
     ):
         if key:
             existing_keys.add(key)
+        if not voluntary:
+            requested[(auditor_id, standard)] += 1
         if case_id is not None:
             cases_taken.add(case_id)
         if standard in supervision and kind == AuditKind.SAMPLED and subject_id:
@@ -212,6 +212,7 @@ async def _dispatch_inputs(
         cases_taken_this_month=cases_taken,
         workers_taken_this_month=workers_taken,
         peer_subjects_this_month=peer_subjects,
+        requested_this_month=requested,
     )
     return inputs, people
 
@@ -277,8 +278,8 @@ async def dispatch_month(
     progress: Progress = no_progress,
 ) -> DispatchReport:
     """Ask everyone for the month's audits (or, in a dry run, say what would be asked)."""
-    year, number = int(month[:4]), int(month[5:])
-    audits = audits_in_month(cycle.framework, year, number)
+    audit_month = Month.parse(month)
+    audits = audits_in_month(cycle.framework, audit_month.year, audit_month.number)
     if not audits:
         raise CycleError(f"no audits are timetabled in {month_label(month)}")
 
@@ -494,15 +495,7 @@ async def team_digest_rows(
             select(Staff).where(Staff.supervisor_id == manager.id).order_by(col(Staff.name))
         )
     )
-    unreachable = {
-        u.recipient_id for u in await outbox.undeliverable_recipients(session=session, period=month)
-    }
-    installed = {
-        c.aad_object_id
-        for c in await session.exec(
-            select(TeamsConversation).where(col(TeamsConversation.installed).is_(True))
-        )
-    }
+    reach = await roster.reach_of(session=session, people=team)
     rows: list[DigestRow] = []
     for person in team:
         audits = list(
@@ -525,8 +518,9 @@ async def team_digest_rows(
             state = "none"
         elif done == len(audits):
             state = "done"
-        elif person.id in unreachable or (person.aad_object_id or "") not in installed:
-            state = "unreachable"
+        elif (reached := reach.get(person.id or 0, Reach.REACHABLE)) is not Reach.REACHABLE:
+            # Say why the bot cannot reach them, as far as it knows (a key of DIGEST_STATES).
+            state = reached.value
         elif started or done:
             state = "in_progress"
         else:
@@ -686,7 +680,8 @@ async def open_sample_months(session: AsyncSession, today: date) -> list[str]:
 
 def moderation_until_of(month: str) -> date:
     """Return the end of the moderation window for a month's audits ('YYYY-MM')."""
-    return moderation_until(int(month[:4]), int(month[5:]))
+    audit_month = Month.parse(month)
+    return moderation_until(audit_month.year, audit_month.number)
 
 
 async def _moderators(session: AsyncSession, framework: Framework) -> list[Staff]:
@@ -849,4 +844,5 @@ async def purge_old_words(cycle: Cycle, today: date) -> RunOutcome | None:
     )  # fmt: skip
     if outcome.ran:
         log.info("retention %s: %s", today, outcome.summary)
+        await cycle.database.forget_erased()
     return outcome

@@ -23,8 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import is_case_reference
 from practice.framework import Framework
+from practice.month import Month, MonthError
+from practice.text import EMAIL
 from practice.working_days import last_working_day
-from storage.csv_import import EMAIL, ImportResult, _read_rows
+from storage.csv_import import ImportResult, _read_rows
 from storage.models import (
     AuditRequest,
     AuditStatus,
@@ -81,7 +83,9 @@ async def import_audits(
     """Create or replace completed audits from CSV text; all rows or none."""
     criterion_ids = [c.id for _, c in framework.criteria()]
     result = ImportResult()
-    rows = _read_rows(text, FIXED_COLUMNS + tuple(criterion_ids), REQUIRED, result.errors)
+    rows = _read_rows(
+        text, FIXED_COLUMNS + tuple(criterion_ids), REQUIRED, result.errors, free_text=("feedback",)
+    )
     if not rows:
         return result
     staff = {s.email: s for s in await session.exec(select(Staff))}
@@ -93,12 +97,9 @@ async def import_audits(
         where = f"line {row.line}"
         problems: list[str] = []
         month = v["month"]
-        if (
-            len(month) != 7
-            or month[4] != "-"
-            or not (month[:4] + month[5:]).isdigit()
-            or not (1 <= int(month[5:] or 0) <= 12)
-        ):
+        try:
+            Month.parse(month)
+        except MonthError:
             problems.append(f"month {month!r} is not a month like 2023-09")
         standard = framework.standard(int(v["standard"])) if v["standard"].isdigit() else None
         if standard is None:
@@ -184,8 +185,8 @@ async def _store(
     audit: AuditRequest | None,
     result: ImportResult,
 ) -> None:
-    year, number = int(item.month[:4]), int(item.month[5:])
-    due_on = last_working_day(year, number)
+    month = Month.parse(item.month)
+    due_on = last_working_day(month.year, month.number)
     worker = staff.get(item.worker) if item.worker else None
     case = cases.get(item.reference) if item.reference else None
     if item.reference and case is None:

@@ -13,7 +13,7 @@ from sqlalchemy import select as select_entities
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import check_criterion_answer
@@ -264,10 +264,12 @@ def _as_stored(session: AsyncSession, audit_id: int, **values: Any) -> None:
             set_committed_value(held, name, value)
 
 
-async def start(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
-    """Mark a requested audit as in progress."""
+async def start(
+    *, session: AsyncSession, audit: AuditRequest, actor_id: int, now: datetime | None = None
+) -> None:
+    """Mark a requested audit as in progress (now, by the bot's clock)."""
     if audit.status == AuditStatus.REQUESTED:
-        audit.started_at = utc_now()
+        audit.started_at = now or utc_now()
         await _record_status(session, audit, AuditStatus.IN_PROGRESS, actor_id, "")
 
 
@@ -362,9 +364,11 @@ async def save_involvement(
     return row
 
 
-async def submit(*, session: AsyncSession, audit: AuditRequest, actor_id: int) -> None:
-    """Mark the audit submitted; its answers can no longer change."""
-    audit.submitted_at = utc_now()
+async def submit(
+    *, session: AsyncSession, audit: AuditRequest, actor_id: int, now: datetime | None = None
+) -> None:
+    """Mark the audit submitted (now, by the bot's clock); its answers can no longer change."""
+    audit.submitted_at = now or utc_now()
     audit.live_card_activity_id = None
     await _record_status(session, audit, AuditStatus.SUBMITTED, actor_id, "")
 
@@ -377,6 +381,23 @@ async def status_history(*, session: AsyncSession, audit_id: int) -> list[AuditS
         .order_by(col(AuditStatusChange.changed_at), col(AuditStatusChange.id))
     )
     return list(rows)
+
+
+async def requested_count(
+    *, session: AsyncSession, auditor_id: int, standard: int, month: str
+) -> int:
+    """Return how many audits of a standard an auditor was asked for in a month (not voluntary)."""
+    rows = await session.exec(
+        select(func.count())
+        .select_from(AuditRequest)
+        .where(
+            AuditRequest.auditor_id == auditor_id,
+            AuditRequest.standard == standard,
+            AuditRequest.month == month,
+            col(AuditRequest.voluntary).is_(False),
+        )
+    )
+    return int(rows.one())
 
 
 async def recently_audited_case_ids(*, session: AsyncSession, since_month: str) -> set[int]:

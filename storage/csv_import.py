@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import is_case_reference
 from practice.framework import Framework
+from practice.text import EMAIL, unwanted_character
 from storage.models import CaseRecord, CaseStatus, Staff, utc_now
 from storage.progress import Progress, no_progress
 
@@ -32,7 +33,6 @@ STAFF_REQUIRED = ("email", "name", "role", "team")
 CASE_COLUMNS = ("case_reference", "team", "allocated_worker_email", "status", "closed_on")
 CASE_REQUIRED = ("case_reference", "team", "status")
 
-EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 GUID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12,13}$"
 )
@@ -73,8 +73,18 @@ class _Row:
 
 
 def _read_rows(
-    text: str, columns: tuple[str, ...], required: tuple[str, ...], errors: list[str]
+    text: str,
+    columns: tuple[str, ...],
+    required: tuple[str, ...],
+    errors: list[str],
+    *,
+    free_text: tuple[str, ...] = (),
 ) -> list[_Row]:
+    """Return the file's rows, or none with the problems in `errors`.
+
+    A value holding a control character is a problem on its line (PostgreSQL cannot store
+    NUL at all); so are invisible characters and line breaks, except in `free_text` columns.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -107,7 +117,16 @@ def _read_rows(
             if len(record) != len(names):
                 errors.append(f"line {line}: expected {len(names)} values, found {len(record)}")
                 continue
-            rows.append(_Row(line, {n: v.strip() for n, v in zip(names, record, strict=True)}))
+            values = {n: v.strip() for n, v in zip(names, record, strict=True)}
+            unwanted = [
+                f"line {line}: {name} contains {problem}; remove it and import again"
+                for name, value in values.items()
+                if (problem := unwanted_character(value, one_line=name not in free_text))
+            ]
+            if unwanted:
+                errors.extend(unwanted)
+                continue
+            rows.append(_Row(line, values))
     except csv.Error as error:
         errors.append(f"line {reader.line_num}: not readable as CSV ({error})")
     if not rows and not errors:
@@ -139,6 +158,30 @@ def _duplicates(rows: Iterable[_Row], column: str) -> Iterator[str]:
             yield f"line {row.line}: {column} {row.values[column]!r} repeats line {first_seen[key]}"
         else:
             first_seen[key] = row.line
+
+
+def _supervisor_cycles(rows: list[_Row], existing: dict[str, Staff]) -> Iterator[str]:
+    """Yield a problem for each row whose chain of supervisors, after the import, loops."""
+    emails_by_id = {s.id: email for email, s in existing.items()}
+    supervisor_of = {
+        email: emails_by_id.get(s.supervisor_id) for email, s in existing.items()
+    }  # fmt: skip
+    for row in rows:
+        supervisor_of[row.values["email"].lower()] = (
+            row.values.get("supervisor_email", "").lower() or None
+        )
+    for row in rows:
+        start = row.values["email"].lower()
+        chain = [start]
+        current = supervisor_of.get(start)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = supervisor_of.get(current)
+        if current == start and len(chain) > 1:
+            yield (
+                f"line {row.line}: supervisors would go round in a circle: "
+                + " → ".join([*chain, start])
+            )
 
 
 def _parse_day(value: str) -> date | bool | None:
@@ -179,7 +222,10 @@ async def import_staff(
         v = row.values
         where = f"line {row.line}"
         if not EMAIL.match(v["email"]):
-            result.errors.append(f"{where}: email {v['email']!r} is not an email address")
+            result.errors.append(
+                f"{where}: email {v['email']!r} is not an email address like "
+                "name.surname@somerset.gov.uk"
+            )
         if not v["name"]:
             result.errors.append(f"{where}: name is empty")
         elif len(v["name"]) > 200:
@@ -209,6 +255,8 @@ async def import_staff(
             result.errors.append(
                 f"{where}: on_leave_until {v['on_leave_until']!r} is not a date like 2024-03-31"
             )
+
+    result.errors.extend(_supervisor_cycles(rows, existing))
 
     # An object id may already belong to someone else on the roster who is not in the file.
     aad_owner = {s.aad_object_id: s.email for s in existing.values() if s.aad_object_id}

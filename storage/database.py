@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.files import create_private_file
+
 # How long a SQLite writer waits for another to finish (as PRAGMA busy_timeout, in seconds).
 SQLITE_BUSY_SECONDS = 10.0
 
@@ -40,8 +42,16 @@ def sync_url(database_url: str) -> URL:
 
 
 def _prepare_sqlite_file(url: URL) -> None:
-    if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """Create the database file 0600 in a 0700 folder before SQLite opens it with the umask."""
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return
+    path = Path(url.database).expanduser()
+    create_private_file(path)
+    # SQLite gives its journal and WAL files the database file's mode; older ones are mended.
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            create_private_file(companion)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,6 +62,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The purge overwrites evidence with ""; SQLite would otherwise leave the old text in
+    # the freed space of its pages. (The default depends on how SQLite was compiled.)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -135,6 +148,18 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def forget_erased(self) -> None:
+        """Make erased text leave the disk now: on SQLite, fold the WAL in and empty it.
+
+        With `secure_delete` the database pages hold zeros where erased text was, but the
+        WAL still holds the pages as they were until it is checkpointed and truncated.
+        PostgreSQL keeps old row versions until VACUUM (see the README's retention notes).
+        """
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -65,8 +67,12 @@ async def save(
     views: dict[str, tuple[bool | None, str | None, str]],
     comment: str,
     submit: bool,
+    now: datetime | None = None,
 ) -> None:
-    """Save the moderator's views (agrees, rating, reason) by criterion, and maybe submit."""
+    """Save the moderator's views (agrees, rating, reason) by criterion, and maybe submit.
+
+    A submitted moderation is dated `now` (the bot's clock).
+    """
     existing = await ratings_of(session=session, audit_id=moderation.audit_id)
     for criterion_id, (agrees, rating, reason) in views.items():
         row = existing.get(criterion_id) or ModerationRating(
@@ -78,5 +84,5 @@ async def save(
         session.add(row)
     moderation.overall_comment = comment
     if submit:
-        moderation.submitted_at = utc_now()
+        moderation.submitted_at = now or utc_now()
     session.add(moderation)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import OutboxMessage, OutboxStatus, utc_now
+from storage.models import OutboxMessage, OutboxStatus, Staff, TeamsConversation, utc_now
 
 
 async def enqueue(
@@ -334,22 +334,30 @@ async def record_undeliverable(
     return result.rowcount == 1
 
 
-async def defer(
-    *,
-    session: AsyncSession,
-    message_ids: Sequence[int],
-    instance_id: str,
-    until: datetime,
-    reason: str = NOT_INSTALLED,
+async def defer_until_installed(
+    *, session: AsyncSession, message_ids: Sequence[int], instance_id: str, until: datetime
 ) -> int:
-    """Put claimed messages back until a later time without counting an attempt."""
+    """Put claimed messages back until `until`, as their recipient has no installed chat.
+
+    Those whose recipient installed the app since the sender looked are given back due now
+    instead, so an installation at that moment does not leave them waiting. Return how many
+    were put off.
+    """
     if not message_ids:
         return 0
+    installed = exists().where(
+        col(Staff.id) == col(OutboxMessage.recipient_id),
+        func.lower(col(Staff.aad_object_id)) == col(TeamsConversation.aad_object_id),
+        col(TeamsConversation.installed).is_(True),
+    )
     result = await session.exec(
-        _held_many(message_ids, instance_id).values(
-            last_error=reason[:300], next_attempt_at=until, claimed_until=None, claimed_by=None
+        _held_many(message_ids, instance_id)
+        .where(~installed)
+        .values(
+            last_error=NOT_INSTALLED, next_attempt_at=until, claimed_until=None, claimed_by=None
         )
     )
+    await release(session=session, message_ids=message_ids, instance_id=instance_id)
     return result.rowcount
 
 
@@ -361,6 +369,32 @@ async def release(*, session: AsyncSession, message_ids: Sequence[int], instance
         _held_many(message_ids, instance_id).values(claimed_until=None, claimed_by=None)
     )
     return result.rowcount
+
+
+async def wake(*, session: AsyncSession, recipient_id: int) -> int:
+    """Make a person's messages put off until they had the app due now; return how many wait.
+
+    Called when they install the app (or first write to it): the sender then delivers
+    everything queued for them, in order, within Teams' limits.
+    """
+    await session.exec(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.recipient_id) == recipient_id,
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.last_error) == NOT_INSTALLED,
+        )
+        .values(next_attempt_at=None, last_error="")
+    )
+    waiting = await session.exec(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            col(OutboxMessage.recipient_id) == recipient_id,
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+        )
+    )
+    return int(waiting.one())
 
 
 async def summary(*, session: AsyncSession, period: str | None = None) -> OutboxSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.framework import Framework
+from practice.month import Month
 from practice.report import ActionFacts, AuditFacts, FeedbackQuote, ModerationPair
 from storage.models import (
     AuditRequest,
@@ -19,6 +21,7 @@ from storage.models import (
     LearningAction,
     Moderation,
     ModerationRating,
+    ModerationSample,
     Staff,
 )
 
@@ -27,6 +30,7 @@ RATING = CriterionRating.__table__  # type: ignore[attr-defined]
 FEEDBACK = FeedbackCall.__table__  # type: ignore[attr-defined]
 MODERATION = Moderation.__table__  # type: ignore[attr-defined]
 MODERATION_RATING = ModerationRating.__table__  # type: ignore[attr-defined]
+SAMPLE = ModerationSample.__table__  # type: ignore[attr-defined]
 STAFF = Staff.__table__  # type: ignore[attr-defined]
 ACTION = LearningAction.__table__  # type: ignore[attr-defined]
 # ASCII's unit separator: between a criterion's id and its rating, and between criteria.
@@ -70,11 +74,12 @@ async def report_facts(
         .scalar_subquery()
     )
     timetabled = {t.month: t.standard for t in framework.timetable}
+    calendar_month = functools.cache(lambda month: Month.parse(month).number)  # once a month
     # Rows are unpacked by position: reading the columns of a year's 23,000 audits by name
     # took a tenth of a second.
     for (
         audit_id, month, standard, kind, status, due_on, submitted_at, auditor_id, role_code,
-        team, subject_id, voluntary, source, folded,
+        team, subject_id, voluntary, source, folded, sampled,
     ) in await connection.execute(
         select(
             AUDIT.c.id,
@@ -91,8 +96,10 @@ async def report_facts(
             AUDIT.c.voluntary,
             AUDIT.c.source,
             ratings,
+            SAMPLE.c.audit_id,
         )
         .join(STAFF, STAFF.c.id == AUDIT.c.auditor_id)
+        .outerjoin(SAMPLE, SAMPLE.c.audit_id == AUDIT.c.id)
         .where(in_range)
     ):  # fmt: skip
         submitted = submitted_at if status == AuditStatus.SUBMITTED else None
@@ -111,8 +118,10 @@ async def report_facts(
                 subject_id=subject_id,
                 ratings=_ratings(folded),
                 voluntary=voluntary,
-                additional=not voluntary and timetabled.get(int(month[5:])) not in (None, standard),
+                additional=not voluntary
+                and timetabled.get(calendar_month(month)) not in (None, standard),
                 imported=source == "import",
+                sampled_for_moderation=sampled is not None,
             )
         )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from enum import StrEnum
 
 from botbuilder.schema import ConversationReference
 from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import and_, col, or_, select
+from sqlmodel import and_, col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.access import AuditAccess, Viewer
@@ -18,6 +19,8 @@ from storage.models import (
     CaseRecord,
     CaseStatus,
     ModerationSample,
+    OutboxMessage,
+    OutboxStatus,
     Staff,
     TeamsConversation,
     utc_now,
@@ -169,6 +172,76 @@ async def conversation_of(*, session: AsyncSession, aad_object_id: str) -> Teams
             )
         )
     ).first()
+
+
+class Reach(StrEnum):
+    """Whether the bot can message a person in Teams, as far as what it has stored tells."""
+
+    REACHABLE = "reachable"
+    NO_TEAMS_ID = "no_teams_id"  # the roster has no Entra object id: the bot cannot know them
+    NEVER_OPENED = "never_opened"  # no chat with them was ever stored: they never opened the bot
+    REMOVED = "removed"  # Teams told the bot they removed the app
+    BLOCKED = "blocked"  # Teams refused the latest message with 403: they blocked the bot
+    UNDELIVERED = "undelivered"  # the latest message failed otherwise (chat gone, gave up)
+
+
+# How the outbox sender records Teams' 403 ("HTTP 403"), the answer when someone blocked the bot.
+_REFUSED = "HTTP 403"
+
+
+async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[int, Reach]:
+    """Return, by staff id, whether the bot can message each of these people in Teams.
+
+    A person's latest message that reached an end (sent, or undeliverable) tells whether
+    their chat works; a chat stored again after that message was made (they opened or added
+    the bot again) means it may work again.
+    """
+    ids = [p.id for p in people if p.id is not None]
+    aad_ids = {p.aad_object_id.lower() for p in people if p.aad_object_id}
+    chats = (
+        {
+            c.aad_object_id: c
+            for c in await session.exec(
+                select(TeamsConversation).where(col(TeamsConversation.aad_object_id).in_(aad_ids))
+            )
+        }
+        if aad_ids
+        else {}
+    )
+    ended = (OutboxStatus.SENT, OutboxStatus.UNDELIVERABLE)
+    latest_ids = (
+        select(func.max(OutboxMessage.id))
+        .where(col(OutboxMessage.recipient_id).in_(ids), col(OutboxMessage.status).in_(ended))
+        .group_by(col(OutboxMessage.recipient_id))
+    )
+    rows = await session.exec(
+        select(
+            OutboxMessage.recipient_id,
+            OutboxMessage.status,
+            OutboxMessage.last_error,
+            OutboxMessage.created_at,
+        ).where(col(OutboxMessage.id).in_(latest_ids))
+    )
+    latest = {recipient_id: (status, error, made) for recipient_id, status, error, made in rows}
+    found: dict[int, Reach] = {}
+    for person in people:
+        if person.id is None:
+            continue
+        chat = chats.get((person.aad_object_id or "").lower())
+        last = latest.get(person.id)
+        if not person.aad_object_id:
+            found[person.id] = Reach.NO_TEAMS_ID
+        elif chat is None:
+            found[person.id] = Reach.NEVER_OPENED
+        elif not chat.installed:
+            found[person.id] = Reach.REMOVED
+        elif last is None or last[0] == OutboxStatus.SENT or chat.updated_at > last[2]:
+            found[person.id] = Reach.REACHABLE
+        elif last[1].startswith(_REFUSED):
+            found[person.id] = Reach.BLOCKED
+        else:
+            found[person.id] = Reach.UNDELIVERED
+    return found
 
 
 async def viewer_of(*, session: AsyncSession, staff: Staff) -> Viewer:

@@ -18,7 +18,7 @@ import itertools
 import random
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,9 @@ class FaultPlan:
     drop: float = 0.0
     # Whether card updates (PUTs) draw faults too, as Teams throttles them like any call.
     updates: bool = False
+    # Whether replies within a turn (POSTs naming the activity they answer) draw faults, or
+    # only messages the bot sends of its own accord (POSTs to the conversation).
+    replies: bool = True
     _random: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,9 +110,12 @@ class Recorded:
     # Why it was not simply accepted: "limit" (over Teams' rate limits), "blocked",
     # "abandoned" (the caller went away first) or an injected fault's kind.
     fault: str = ""
-    arrived: float = 0.0  # time.monotonic() when the request arrived
+    arrived: float = 0.0  # the connector's clock (time.monotonic()) when the request arrived
     arrived_at: datetime | None = None  # wall-clock time, for HTTP-date Retry-After
-    answered_id: str | None = None  # the activity id a delivered message was given
+    id: str | None = None  # the id Teams gave a message it accepted
+    # A reply within a turn: a POST answering an activity Teams sent the bot (`incoming`).
+    # botbuilder names an activity in proactive sends too: its own continuation event's.
+    is_reply: bool = False
     over: str = ""  # for a "limit" refusal: which limit, "global" or "conversation"
 
     @property
@@ -133,6 +139,12 @@ class FakeConnector:
     # Faults for the first attempts of the message with this text, used up in order.
     script_by_text: dict[str, list[Fault]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # conversation ids answered 403
+    # The clock Teams' rate limits are counted on (seconds). A test may run it ahead of
+    # time.monotonic() to stand for people taking a few seconds over each card.
+    clock: Callable[[], float] = time.monotonic
+    # The ids of the activities Teams sent the bot (a test's people add theirs): a POST
+    # answering one of them is a reply within that turn.
+    incoming: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _server: TestServer | None = None
     _arrivals: deque[float] = field(default_factory=deque)
@@ -230,15 +242,15 @@ class FakeConnector:
                 raise
             finally:
                 self._held.remove(request)
-        fault = self._next_fault(body)
+        fault = self._next_fault(body, reply=call.is_reply)
         if fault is not None:
             return await self._inject(call, fault, request)
         if not _connected(request):
             call.status, call.fault = 499, "abandoned"
             return web.Response(status=499)
         call.status = 201
-        call.answered_id = f"activity-{next(self._ids)}"
-        return web.json_response({"id": call.answered_id}, status=201)
+        call.id = f"activity-{next(self._ids)}"
+        return web.json_response({"id": call.id}, status=201)
 
     async def _put(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -254,10 +266,12 @@ class FakeConnector:
         return web.json_response({"id": call.activity_id})
 
     def _record(self, method: str, request: web.Request, body: dict[str, Any]) -> Recorded:
+        answering = request.match_info.get("activity")
         call = Recorded(
-            method, request.match_info["conversation"], request.match_info.get("activity"),
+            method, request.match_info["conversation"], answering,
             body, request.headers.get("Authorization"),
-            arrived=time.monotonic(), arrived_at=datetime.now(UTC),
+            arrived=self.clock(), arrived_at=datetime.now(UTC),
+            is_reply=method == "POST" and answering in self.incoming,
         )  # fmt: skip
         self.calls.append(call)
         return call
@@ -283,13 +297,15 @@ class FakeConnector:
         call.over = "conversation" if over_conversation else "global" if over_global else ""
         return over_conversation or over_global
 
-    def _next_fault(self, body: dict[str, Any]) -> Fault | None:
+    def _next_fault(self, body: dict[str, Any], *, reply: bool) -> Fault | None:
         scripted = self.script_by_text.get(body.get("text", ""))
         if scripted:
             return scripted.pop(0)
         if self.script:
             return self.script.popleft()
-        return self.faults.draw() if self.faults is not None else None
+        if self.faults is None or (reply and not self.faults.replies):
+            return None
+        return self.faults.draw()
 
     async def _inject(self, call: Recorded, fault: Fault, request: web.Request) -> web.Response:
         call.fault = fault.kind

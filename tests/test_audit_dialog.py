@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import select
 
 from bot.audit_requests import request_audit
 from bot.demo_data import PEOPLE, cases_csv, staff_csv
-from bot.notices import UNRENDERED_REQUEST
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
-from storage import audits
+from storage import audits, outbox
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
-from storage.models import AuditRequest, AuditStatus, CaseRecord, OutboxMessage, Staff
+from storage.models import (
+    AuditRequest,
+    AuditStatus,
+    CaseRecord,
+    OutboxMessage,
+    OutboxStatus,
+    Staff,
+)
 from tests.conftest import NOW, TODAY
 from tests.harness import BotHarness, Turn, User, action, actions, all_text, inputs
 
@@ -75,33 +83,35 @@ async def answer_criteria(
 # -- who may use the bot --------------------------------------------------------------------
 
 
-async def test_install_greets_and_delivers_waiting_requests(
+async def test_install_greets_and_hands_waiting_requests_to_the_sender(
     harness: BotHarness, framework: Framework
 ) -> None:
-    await new_request(harness.database, framework, "alexw@example.com")
-    turn = await harness.install(ALEX)
-    assert "Hello Alex" in all_text(turn.cards[0])
-    assert "You have 1 audit to do" in all_text(turn.cards[0])
-    assert "Your self-audit: Standard 3: Strengths-based assessments" in all_text(turn.cards[1])
-    again = await harness.install(ALEX)
-    assert "Your self-audit" not in str(again.cards)  # the request is not sent twice...
-    assert "Your audits" in all_text(again.cards[-1])  # ...but the list shows it
-
-
-async def test_install_delivers_a_request_card_queued_unmade(
-    harness: BotHarness, framework: Framework
-) -> None:
-    # As a month's dispatch queues them: the card is made when it is sent.
     audit_id = await new_request(harness.database, framework, "alexw@example.com")
     async with harness.database.session() as session:
         message = (
             await session.exec(select(OutboxMessage).where(OutboxMessage.audit_id == audit_id))
         ).one()
-        message.activity = UNRENDERED_REQUEST
+        # As the sender leaves it for someone without the app: put off for an hour.
+        message.next_attempt_at = NOW + timedelta(hours=1)
+        message.last_error = outbox.NOT_INSTALLED
         session.add(message)
     turn = await harness.install(ALEX)
-    assert "Your self-audit: Standard 3: Strengths-based assessments" in all_text(turn.cards[1])
-    assert any(a["data"].get("audit_id") == audit_id for a in actions(turn.cards[1]))
+    assert "Hello Alex" in all_text(turn.cards[0])
+    assert "You have 1 audit to do" in all_text(turn.cards[0])
+    # The request card comes from the outbox sender, due at once, not from this turn.
+    assert len(turn.cards) == 1
+    async with harness.database.session() as session:
+        message = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.audit_id == audit_id))
+        ).one()
+        assert (message.status, message.next_attempt_at, message.last_error) == (
+            OutboxStatus.PENDING, None, "",
+        )  # fmt: skip
+        assert message.id is not None
+        await outbox.record_sent(session=session, message_id=message.id, activity_id="a", now=NOW)
+    again = await harness.install(ALEX)
+    assert "Your self-audit" not in str(again.cards)  # the request is not sent twice...
+    assert "Your audits" in all_text(again.cards[-1])  # ...but the list shows it
 
 
 async def test_someone_not_on_the_roster_is_refused_everything(
@@ -298,6 +308,41 @@ async def test_summary_change_returns_to_the_summary(
     assert detail.case is not None
     assert detail.case.reference == "7777777"
     assert detail.case.added_by_auditor
+
+
+async def test_an_audit_rating_every_criterion_na_without_a_reason_is_not_submitted(
+    harness: BotHarness, framework: Framework
+) -> None:
+    audit_id = await new_request(harness.database, framework, "alexw@example.com")
+    turn = await open_audit(harness, ALEX, audit_id)
+    choice = inputs(turn.card)["case_choice"]["choices"][0]["value"]
+    turn = await harness.press(ALEX, turn, "Use this case", case_choice=choice)
+    turn = await answer_criteria(harness, ALEX, turn, 8, rating="not_applicable")
+    # (answer_criteria gives evidence: take it away again, as N/A allows.)
+    async with harness.database.session() as session:
+        detail = await audits.audit_detail(session=session, audit_id=audit_id)
+        assert detail is not None
+        for row in detail.ratings.values():
+            row.evidence = ""
+            session.add(row)
+    turn = await harness.press(ALEX, turn, "Next", contacted="person", what_they_said="Fine")
+    summary_id = turn.card_ids[-1]
+    refused = await harness.press(ALEX, turn, "Submit audit")
+    assert refused.updated[-1].id == summary_id  # the summary again, in place, saying why
+    again = refused.updated_cards()[-1]
+    assert "Every criterion is rated N/A and none says why" in all_text(again)
+    assert "is submitted" not in refused.text
+    assert (await load(harness.database, audit_id)).audit.status == AuditStatus.IN_PROGRESS
+    # The reason, on one criterion, is enough.
+    change = next(a for a in actions(again) if a["data"].get("edit_step") == "criterion:3.1")
+    turn = await harness.submit(ALEX, summary_id, change["data"])
+    turn = await harness.press(
+        ALEX, turn, "Next", rating="not_applicable",
+        evidence="No assessment was done in the period: the person was in hospital.",
+    )  # fmt: skip
+    turn = await harness.press(ALEX, turn, "Submit audit")
+    assert "is submitted" in turn.text
+    assert (await load(harness.database, audit_id)).audit.status == AuditStatus.SUBMITTED
 
 
 # -- stale, forged and malformed submits ----------------------------------------------------
@@ -527,3 +572,38 @@ async def test_answering_a_card_of_another_own_audit_switches_to_it(
     assert "Criterion 1 of 8" in all_text(answered.card)
     assert (await load(harness.database, first)).audit.case_confirmed_at is not None
     assert (await load(harness.database, second)).audit.case_confirmed_at is None
+
+
+async def test_control_characters_in_card_answers_are_refused_naming_the_field(
+    database: Database, framework: Framework, clock: object
+) -> None:
+    """On both databases: NUL in evidence made PostgreSQL fail ('Sorry, something went wrong')."""
+    await seed(database, framework)
+    harness = BotHarness(database=database, framework=framework, clock=clock)  # type: ignore[arg-type]
+    audit_id = await new_request(database, framework, "alexw@example.com")
+    turn = await open_audit(harness, ALEX, audit_id)
+    choice = inputs(turn.card)["case_choice"]["choices"][0]["value"]
+    turn = await harness.press(ALEX, turn, "Use this case", case_choice=choice)
+    criterion = turn
+    for evidence, shown in (
+        ("Seen at home\x00 on Monday", "U+0000"),
+        ("Bell\x07", "U+0007"),
+        ("Half a pair \ud83d", "an unpaired surrogate (U+D83D)"),
+    ):
+        refused = await harness.press(ALEX, criterion, "Next", rating="meets", evidence=evidence)
+        assert shown in refused.text
+        assert refused.text.startswith("The evidence contains")
+        assert "Nothing was saved" in refused.text
+        assert "something went wrong" not in refused.text.lower()
+        assert refused.updated == []  # the card stays, with what was typed in it
+    detail = await load(database, audit_id)
+    assert all(r.evidence == "" for r in detail.ratings.values())
+    # Line breaks and tabs are part of ordinary evidence.
+    turn = await harness.press(
+        ALEX, criterion, "Next", rating="meets", evidence="First visit:\n\tall well\r\nSecond"
+    )
+    assert "Criterion 2 of" in all_text(turn.card)
+    detail = await load(database, audit_id)
+    assert [r.evidence for r in detail.ratings.values() if r.evidence] == [
+        "First visit:\n\tall well\r\nSecond"
+    ]

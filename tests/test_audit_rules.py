@@ -10,6 +10,7 @@ from practice.answers import (
     check_criterion_answer,
     check_feedback_call,
     check_involvement,
+    check_ratings_together,
     contact_options,
     is_case_reference,
 )
@@ -99,15 +100,52 @@ def test_criterion_answer_rules(framework: Framework) -> None:
 
 
 def test_feedback_call_rules(framework: Framework, standard_3: Standard) -> None:
-    assert check_feedback_call(framework, standard_3, ["carer"], "Helpful", "") == []
-    assert check_feedback_call(framework, standard_3, [], "", "No phone number on file") == []
-    assert "what they said" in check_feedback_call(framework, standard_3, ["person"], "", "")[0]
-    assert "why contact" in check_feedback_call(framework, standard_3, [], "", " ")[0]
-    assert "from the list" in check_feedback_call(framework, standard_3, ["neighbour"], "x", "")[0]
+    def check(
+        standard: Standard, contacted: list[str], said: str, why_not: str, *, shared: bool = False
+    ) -> list[str]:
+        return check_feedback_call(
+            framework, standard, contacted, said, why_not, suitable_for_report=shared
+        )
+
+    assert check(standard_3, ["carer"], "Helpful", "") == []
+    assert check(standard_3, [], "", "No phone number on file") == []
+    assert "what they said" in check(standard_3, ["person"], "", "")[0]
+    assert "why contact" in check(standard_3, [], "", " ")[0]
+    assert "from the list" in check(standard_3, ["neighbour"], "x", "")[0]
     supervision = framework.standard(10)
     assert supervision is not None
     assert list(contact_options(supervision)) == ["supervisee"]
-    assert check_feedback_call(framework, supervision, ["supervisee"], "Useful", "") == []
+    assert check(supervision, ["supervisee"], "Useful", "") == []
+
+
+@pytest.mark.parametrize(
+    ("said", "named"),
+    [
+        ("Mrs B said the worker listened to her.", "Mrs B"),
+        ("Her son thanked Mr. Okafor for the visits.", "Mr. Okafor"),
+        ("The GP, Dr Patel, was kept informed.", "Dr Patel"),
+        ("Ms O’Neill was pleased.", "Ms O’Neill"),
+        ("Her daughter said the worker listened.", None),
+        ("The Mrs was happy; mrs b too.", None),  # no name after the title
+        ("Missed visits were put right.", None),
+    ],
+)
+def test_words_to_be_quoted_to_the_board_must_not_name_anyone(
+    framework: Framework, standard_3: Standard, said: str, named: str | None
+) -> None:
+    shared = check_feedback_call(
+        framework, standard_3, ["carer"], said, "", suitable_for_report=True
+    )
+    kept = check_feedback_call(
+        framework, standard_3, ["carer"], said, "", suitable_for_report=False
+    )
+    assert kept == []  # not quoted: the auditor's record, like evidence
+    if named is None:
+        assert shared == []
+    else:
+        assert len(shared) == 1
+        assert "leave names out" in shared[0]
+        assert f"“{named}”" in shared[0]
 
 
 def test_involvement_rules(framework: Framework) -> None:
@@ -134,3 +172,14 @@ def test_involvement_rules(framework: Framework) -> None:
 )  # fmt: skip
 def test_case_reference_form(text: str, ok: bool) -> None:
     assert is_case_reference(text) is ok
+
+
+def test_an_audit_all_na_must_say_why_somewhere(framework: Framework) -> None:
+    na, meets = "not_applicable", "meets"
+    problem = check_ratings_together(framework, {"3.1": (na, ""), "3.2": (na, " ")})
+    assert problem
+    assert "Every criterion is rated N/A" in problem[0]
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (na, "No plan yet")}) == []
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (meets, "Seen")}) == []
+    assert check_ratings_together(framework, {"3.1": (na, ""), "3.2": (None, "")}) == []
+    assert check_ratings_together(framework, {}) == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bench.common import Result, percentile
-from bench.run import BENCHMARKS, render
+from bench.run import BENCHMARKS, BY_HAND, by_hand, render
 from tests.conftest import ROOT
 
 
@@ -53,3 +54,12 @@ def test_every_benchmark_explains_itself(name: str) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout
+
+
+def test_a_new_page_keeps_the_sections_written_by_hand(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    assert by_hand(doc) == ""
+    doc.write_text(f"# Performance\n\nold figures\n\n{BY_HAND}\n\n## By hand\n\n| a |\n")
+    kept = by_hand(doc)
+    assert kept == f"\n{BY_HAND}\n\n## By hand\n\n| a |\n"
+    assert "old figures" not in kept

@@ -40,8 +40,11 @@ from cards.cycle_cards import (
     reminder_card,
 )
 from cards.help_cards import AuditListEntry, help_card, my_audits_card
+from cards.report_cards import OwnAudit, report_summary_card
 from practice.answers import CASE_CONTACTS, INVOLVEMENT_OPTIONS, SUPERVISION_CONTACTS
 from practice.audit_steps import AuditKind
+from practice.framework import Framework
+from tests.card_gallery import phone_gallery
 from tests.conftest import ROOT, skip_or_fail
 
 MAX_CARD_BYTES = 80 * 1024
@@ -139,8 +142,8 @@ def all_cards() -> dict[str, dict[str, Any]]:
         "submitted": submitted_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24)),
         "step_done": step_done_card(HEADING, label="Criterion 1 of 8", outcome="Meets — saved"),
         "replaced": replaced_card(HEADING),
-        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2),
-        "help": help_card(name="", greeting=False, outstanding=0),
+        "welcome": help_card(name="Alex Wilber", greeting=True, outstanding=2, moderator=False),
+        "help": help_card(name="", greeting=False, outstanding=0, moderator=True),
         "my_audits": my_audits_card(
             [
                 AuditListEntry(7, "Standard 3: Strengths-based assessments", "self-audit",
@@ -198,7 +201,15 @@ def _walk(value: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(all_cards()))
 def test_card_shape(name: str) -> None:
-    card = all_cards()[name]
+    _check_shape(name, all_cards()[name])
+
+
+def test_the_worst_case_cards_have_the_same_shape(framework: Framework) -> None:
+    for name, card in phone_gallery(framework).items():
+        _check_shape(name, card)
+
+
+def _check_shape(name: str, card: dict[str, Any]) -> None:
     assert card["type"] == "AdaptiveCard"
     assert card["version"] == "1.5"
     size = len(json.dumps(card).encode("utf-8"))
@@ -214,12 +225,13 @@ def test_card_shape(name: str) -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_cards_validate_with_the_adaptivecards_package() -> None:
+def test_cards_validate_with_the_adaptivecards_package(framework: Framework) -> None:
     node = shutil.which("node")
     script = ROOT / "tests" / "js" / "validate_cards.js"
     if node is None or not (ROOT / "node_modules" / "adaptivecards").exists():
         skip_or_fail("PQF_REQUIRE_NODE", "Node.js and `npm ci` are needed to validate cards")
-    payload = [{"name": name, "card": card} for name, card in all_cards().items()]
+    cards = {**all_cards(), **{f"phone/{n}": c for n, c in phone_gallery(framework).items()}}
+    payload = [{"name": name, "card": card} for name, card in cards.items()]
     completed = subprocess.run(
         [node, str(script)], input=json.dumps(payload), capture_output=True, text=True,
         cwd=ROOT, timeout=60, check=True,
@@ -251,10 +263,146 @@ def test_users_words_are_never_rendered_as_markdown() -> None:
         submitted_on=date(2026, 11, 24),
     )  # fmt: skip
     runs = [e for e in _walk(card) if e.get("type") == "TextRun"]
-    assert runs
-    assert runs[0]["text"] == "[click](http://evil)"
+    assert "[click](http://evil)" in [r["text"] for r in runs]
     blocks = [e for e in _walk(card) if e.get("type") == "TextBlock"]
     assert all("evil" not in b["text"] for b in blocks)
+
+
+MARKDOWN = "[click-me](https://evil.example/phish) **x** _y_"
+
+
+def cards_with_peoples_words(words: str) -> dict[str, dict[str, Any]]:
+    """Return every card that shows names, teams, case references or typed words, all `words`."""
+    named = AuditHeading(**{**HEADING.__dict__, "case_reference": words, "subject_name": words})
+    peer = AuditHeading(**{**named.__dict__, "kind": AuditKind.PEER, "case_reference": None})
+    supervision = AuditHeading(**{**named.__dict__, "supervision": True, "standard_number": 10})
+    items = [SummaryItem("case", "The case", (("Case reference", words), ("Team", words)),
+                         (("What they said", words),), True)]  # fmt: skip
+    entry = AuditListEntry(7, "Standard 3", "self-audit", f"case {words}", date(2026, 11, 30),
+                           "requested", 0, 10, None)  # fmt: skip
+    own = [
+        OwnAudit(1, "Standard 3 · November 2026", f"Your work, audited by {words}", "Meets 2", True)
+    ]
+    return {
+        "request_peer": request_card(peer, what_people_can_expect=""),
+        "request_sampled": request_card(
+            AuditHeading(**{**named.__dict__, "kind": AuditKind.SAMPLED}),
+            what_people_can_expect="",
+        ),
+        "case_confirm": case_card(
+            named, seq=1, mode="confirm_case", allocated_worker=words, team=words, choices=[]
+        ),
+        "case_choose_peer": case_card(
+            peer, seq=1, mode="choose_peer", allocated_worker=None, team=None, choices=[]
+        ),
+        "case_supervision": case_card(
+            supervision,
+            seq=1,
+            mode="confirm_supervision",
+            allocated_worker=None,
+            team=None,
+            choices=[],
+        ),
+        "criterion": criterion_card(
+            named,
+            seq=2,
+            step="criterion:3.1",
+            criterion_id="3.1",
+            criterion_text="Text",
+            position=1,
+            total=8,
+            scale=SCALE,
+            rating="meets",
+            evidence=words,
+            max_length=4000,
+        ),
+        "involvement": involvement_card(
+            named,
+            seq=4,
+            worker_label=f"the worker, {words}",
+            options=INVOLVEMENT_OPTIONS,
+            max_length=4000,
+        ),
+        "summary": summary_card(named, seq=5, items=items),
+        "submitted": submitted_card(named, items=items, submitted_on=date(2026, 11, 24)),
+        "step_done": step_done_card(named, label="The case", outcome=words),
+        "replaced": replaced_card(named),
+        "welcome": help_card(name=words, greeting=True, outstanding=1, moderator=True),
+        "my_audits": my_audits_card([entry]),
+        "reminder": reminder_card(
+            entries=[entry], due_on=date(2026, 11, 30), today=date(2026, 11, 23)
+        ),
+        "digest": digest_card(
+            month_label="November 2026",
+            due_on=date(2026, 11, 30),
+            today=date(2026, 11, 25),
+            rows=[DigestRow(words, "done", words)],
+        ),
+        "outcome": outcome_card(
+            named,
+            items=items,
+            submitted_on=date(2026, 11, 24),
+            auditor_name=words,
+            for_supervisor=True,
+        ),
+        "moderation_sample": moderation_sample_card(
+            month_label="November 2026",
+            until=date(2026, 12, 14),
+            moderator_name=words,
+            entries=[
+                SampleEntry(
+                    1, "Standard 3", f"case {words}", words, "case audit", words, False, False
+                )
+            ],
+        ),
+        "moderation": moderation_card(
+            named,
+            seq=3,
+            auditor_name=words,
+            ratings=[(c.code, c.label) for c in SCALE],
+            items=[ModerationItem("3.1", "Criterion", "Exceeds", words, "", words)],
+            overall_comment=words,
+            max_length=4000,
+        ),
+        "moderated": moderated_card(
+            named,
+            moderator_name=words,
+            for_auditor=True,
+            overall_comment=words,
+            lines=[("3.1", "Moderator: Meets", words)],
+        ),
+        "report_summary": report_summary_card(
+            period="November 2026",
+            scope=f"Team {words}",
+            completed=3,
+            completion="3 of 3",
+            below=[],
+            own=own,
+            report_url="https://pqf.example/r",
+            minutes=15,
+        ),
+    }
+
+
+def _markdown_texts(card: dict[str, Any]) -> list[str]:
+    """Return every string of the card that Teams would read as markdown."""
+    texts = []
+    for element in _walk(card):
+        if element.get("type") == "TextBlock":
+            texts.append(element["text"])
+        if element.get("type") == "FactSet":
+            texts += [part for fact in element["facts"] for part in (fact["title"], fact["value"])]
+    return texts
+
+
+@pytest.mark.parametrize("name", sorted(cards_with_peoples_words(MARKDOWN)))
+def test_peoples_words_are_shown_literally_in_every_card(name: str) -> None:
+    card = cards_with_peoples_words(MARKDOWN)[name]
+    assert [t for t in _markdown_texts(card) if "evil.example" in t] == []
+    runs = [e["text"] for e in _walk(card) if e.get("type") == "TextRun"]
+    # Shown exactly as written (the greeting shows the first word of a name).
+    shown = MARKDOWN.split()[0] if name == "welcome" else MARKDOWN
+    assert any(shown in run for run in runs)
 
 
 def test_summary_shortens_long_answers_but_says_so() -> None:

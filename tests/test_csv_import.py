@@ -205,3 +205,66 @@ async def test_leave_is_imported_and_checked(database: Database, framework: Fram
     async with database.session() as session:
         a = (await session.exec(select(Staff).where(Staff.email == "a@example.com"))).one()
     assert str(a.on_leave_until) == "2026-12-04"
+
+
+async def test_control_characters_odd_emails_and_supervisor_circles_import_nothing(
+    database: Database, framework: Framework
+) -> None:
+    rows = [
+        "ann@somerset.example,Ann\x00 Lee,SW,Mendip,,,",  # 2: NUL (PostgreSQL cannot store it)
+        "ben@somerset.example,Ben Cole,SW,Mendip\x1b[31m,,,",  # 3: an escape sequence
+        "cat\u200b@somerset.example,Cat Day,SW,Mendip,,,",  # 4: a zero-width space
+        '"dan"@somerset.example,Dan Eve,SW,Mendip,,,',  # 5: quotes (read as dan@…: fine)
+        '"""dan elm""@somerset.example",Dan Elm,SW,Mendip,,,',  # 6: a quoted local part
+        "eve@somerset.example,Eve \u202eyaP,SW,Mendip,,,",  # 7: a right-to-left override
+        "fay@somerset..example,Fay Gee,SW,Mendip,,,",  # 8: an empty domain label
+        "gus@somerset.example,Gus Hay,SVM,Mendip,hal@somerset.example,,",  # 9: a circle
+        "hal@somerset.example,Hal Ive,SM,Mendip,ivy@somerset.example,,",  # 10
+        "ivy@somerset.example,Ivy Joy,DIR,Mendip,gus@somerset.example,,",  # 11
+        "o'neill@somerset.example,Jo O'Neill,SW,Mendip,ivy@somerset.example,,",  # 12: fine
+    ]
+    text = STAFF_HEADER + "\n".join(rows) + "\n"
+    async with database.session() as session:
+        result = await import_staff(session=session, framework=framework, text=text)
+    assert not result.ok
+    assert await _count(database, Staff) == 0
+    errors = "\n".join(result.errors)
+    assert "line 2: name contains a control character (U+0000); remove it" in errors
+    assert "line 3: team contains a control character (U+001B)" in errors
+    assert (
+        "line 4: email contains an invisible character or line break (U+200B ZERO WIDTH" in errors
+    )
+    assert "line 5:" not in errors
+    assert "line 6: email '\"dan elm\"@somerset.example' is not an email address" in errors
+    assert "line 7: name contains an invisible character or line break (U+202E" in errors
+    assert "line 8: email 'fay@somerset..example' is not an email address" in errors
+    for line in (9, 10, 11):
+        assert f"line {line}: supervisors would go round in a circle" in errors
+    assert (
+        "gus@somerset.example → hal@somerset.example → ivy@somerset.example → gus@somerset.example"
+    ) in errors
+    assert "line 12" not in errors
+
+    # A circle closed through people already on the roster is found too.
+    first = STAFF_HEADER + "gus@somerset.example,Gus Hay,SVM,Mendip,,,\n"
+    first += "hal@somerset.example,Hal Ive,SM,Mendip,gus@somerset.example,,\n"
+    async with database.session() as session:
+        assert (await import_staff(session=session, framework=framework, text=first)).ok
+    closing = STAFF_HEADER + "gus@somerset.example,Gus Hay,SVM,Mendip,hal@somerset.example,,\n"
+    async with database.session() as session:
+        refused = await import_staff(session=session, framework=framework, text=closing)
+    assert refused.errors == [
+        "line 2: supervisors would go round in a circle: gus@somerset.example → "
+        "hal@somerset.example → gus@somerset.example"
+    ]
+
+
+async def test_control_characters_in_the_case_list_name_their_line(database: Database) -> None:
+    text = CASE_HEADER + "C-1,Mendip\x00,,open,\nC-2,Mendip,,open,\nC-3,Men\x7fdip,,open,\n"
+    async with database.session() as session:
+        result = await import_cases(session=session, text=text)
+    assert result.errors == [
+        "line 2: team contains a control character (U+0000); remove it and import again",
+        "line 4: team contains a control character (U+007F); remove it and import again",
+    ]
+    assert await _count(database, CaseRecord) == 0

@@ -15,6 +15,7 @@ from practice.dispatch import (
     DispatchPlan,
     RosterEntry,
     SuperviseePool,
+    monthly_quota,
     pair_peers,
     plan_month,
     request_key,
@@ -83,6 +84,7 @@ def plan_for(
         workers_audited_recently=extra.pop("workers_audited_recently", ()),  # type: ignore[arg-type]
         recent_peer_pairs=extra.pop("recent_peer_pairs", ()),  # type: ignore[arg-type]
         existing_keys=extra.pop("existing_keys", ()),  # type: ignore[arg-type]
+        requested_this_month=extra.pop("requested_this_month", {}),  # type: ignore[arg-type]
     )
     assert not extra
     return plan_month(framework, inputs, seed)
@@ -236,6 +238,38 @@ def test_a_rerun_adds_only_what_is_missing(framework: Framework) -> None:
     some = {r.key for r in first.requests[: len(first.requests) // 2]}
     partial = plan_for(framework, 2026, 11, people, existing_keys=some)
     assert {r.key for r in partial.requests} == done - some
+
+
+def test_requests_made_some_other_way_count_in_the_quota(framework: Framework) -> None:
+    people = roster()
+    first = plan_for(framework, 2026, 11, people)
+    manager = next(r.auditor_id for r in first.requests if r.kind == "sampled")
+    worker = next(r.auditor_id for r in first.requests if r.kind == "self")
+    quota = sum(1 for r in first.requests if r.auditor_id == manager)
+    # Asked by hand (or by demo data) before the dispatch: no key of the dispatch's own.
+    asked = {(manager, 3): 1, (worker, 3): 1, (worker, 5): 1}
+    plan = plan_for(framework, 2026, 11, people, requested_this_month=asked)
+    assert sum(1 for r in plan.requests if r.auditor_id == manager) == quota - 1
+    assert not [r for r in plan.requests if r.auditor_id == worker]
+    assert len(plan.requests) == len(first.requests) - 2
+    already_full = {(manager, 3): quota}
+    plan = plan_for(framework, 2026, 11, people, requested_this_month=already_full)
+    assert not [r for r in plan.requests if r.auditor_id == manager]
+
+
+def test_monthly_quota_by_role_standard_and_month(framework: Framework) -> None:
+    november = audits_in_month(framework, 2026, 11)
+    january_2024 = audits_in_month(framework, 2024, 1)  # standard 4, and 8 added by the Board
+    assert monthly_quota(framework, "PDAP", 3, november) == 6
+    assert monthly_quota(framework, "SW", 3, november) == 1
+    assert monthly_quota(framework, "MOD", 3, november) == 0
+    assert monthly_quota(framework, "NOPE", 3, november) == 0
+    assert monthly_quota(framework, "SVM", 5, november) == 2  # off the timetable: the role's
+    assert monthly_quota(framework, "SVM", 4, january_2024) == 2
+    added = next(a for a in january_2024 if a.additional)
+    listed = added.roles[0]
+    assert monthly_quota(framework, listed, 8, january_2024) == 1
+    assert monthly_quota(framework, "PDAP", 3, []) == 6  # December, August
 
 
 def test_running_out_of_cases_is_reported(framework: Framework) -> None:

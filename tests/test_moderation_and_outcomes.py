@@ -182,8 +182,9 @@ async def test_moderating_an_audit_through_the_bot(seeded: Database, framework: 
         {**action(live, "Submit moderation"), **answers, "comment": "A thorough audit."},
     )  # fmt: skip
     assert "moderation is recorded" in done.text
+    moderated = _as_now(done, no_reason.updated[-1].id)  # the moderation card, now read-only
     assert f"Agreed on {len(standard.criteria) - 1} of {len(standard.criteria)}" in all_text(
-        done.updated_cards()[-1]
+        moderated
     )
 
     sent = await outbox(seeded, "moderation_outcome")
@@ -200,6 +201,12 @@ async def test_moderating_an_audit_through_the_bot(seeded: Database, framework: 
         PATTI, done.updated[-1].id, {**action(live, "Submit moderation"), **answers}
     )
     assert "already submitted" in again.text
+
+    # Her report covers the audits drawn for moderation, the one she moderated among them.
+    report = await harness.say(PATTI, "report")
+    summary = all_text(report.card)
+    assert "Covering: Your audits, audits of your work and those drawn for moderation." in summary
+    assert f"Audits completed\n{len(sample)}" in summary
 
 
 async def test_only_moderators_claim_and_only_once(seeded: Database, framework: Framework) -> None:
@@ -230,6 +237,55 @@ async def test_only_moderators_claim_and_only_once(seeded: Database, framework: 
     assert "not in a moderation sample" in not_sampled.text
     foreign = await harness.submit(other, None, {"pqf": "moderation.open", "audit_id": sample[0]})
     assert "You have not claimed that audit" in foreign.text
+
+
+def _as_now(turn: object, card_id: str) -> dict[str, object]:
+    """Return the card with this id as the turn last replaced it."""
+    replaced = [
+        card
+        for activity, card in zip(turn.updated, turn.updated_cards(), strict=True)  # type: ignore[attr-defined]
+        if activity.id == card_id
+    ]
+    assert replaced, f"card {card_id} was not replaced"
+    return replaced[-1]
+
+
+async def test_the_sample_card_follows_claims_and_an_old_claim_gets_one_plain_answer(
+    seeded: Database, framework: Framework
+) -> None:
+    harness = BotHarness(database=seeded, framework=framework, clock=lambda: DECEMBER)
+    sample = await sampled_month(seeded, framework)
+    listing = await harness.say(PATTI, "moderation")
+    first_seen, card_id = listing.card, listing.card_ids[-1]
+    claims = [a for a in actions(first_seen) if a["title"] == "Claim"]
+    audit_id = claims[0]["data"]["audit_id"]
+
+    claimed = await harness.submit(PATTI, card_id, claims[0]["data"])
+    assert claimed.texts == ["You have claimed this audit for moderation."]
+    # The sample card she pressed now shows the audit as hers, to moderate, not to claim.
+    now_shown = _as_now(claimed, card_id)
+    buttons = {(a["title"], a["data"]["audit_id"]) for a in actions(now_shown)}
+    assert ("Claim", audit_id) not in buttons
+    assert ("Moderate", audit_id) in buttons
+    assert len([b for b in buttons if b[0] == "Claim"]) == len(sample) - 1
+
+    detail = await load(seeded, audit_id)
+    standard = framework.standard(detail.audit.standard)
+    assert standard is not None
+    agree = {f"view_{c.id}": "agree" for c in standard.criteria}
+    done = await harness.press(PATTI, claimed, "Submit moderation", **agree)
+    assert "moderation is recorded" in done.text
+    after = _as_now(done, card_id)
+    assert "Moderated by Patti Fernandez" in all_text(after)
+    assert not [a for a in actions(after) if a["data"]["audit_id"] == audit_id]
+
+    # Claim pressed on the card as it first came (before Teams showed the change): one line.
+    again = await harness.submit(PATTI, card_id, claims[0]["data"])
+    assert again.cards == []
+    assert again.texts == [
+        "You moderated that audit on Wednesday 2 December 2026: there is nothing more to do "
+        "with it. Type **moderation** to see the rest of the sample."
+    ]
 
 
 async def test_claims_close_with_the_moderation_window(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,8 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from sqlmodel import col, func, select
 
 from bot.adapter import create_adapter
-from bot.demo_data import cases_csv, staff_csv
+from bot.audit_requests import RequestError, request_audit
+from bot.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.notices import (
     UNRENDERED_REQUEST,
     UnrenderableMessageError,
@@ -303,6 +305,85 @@ async def test_the_dispatch_reads_only_the_cases_a_draw_may_take(
     assert len(inputs.staff) == len(people)
 
 
+async def _requests_by_email(database: Database) -> Counter[str]:
+    async with database.session() as session:
+        rows = await session.exec(
+            select(Staff.email)
+            .join(AuditRequest, col(AuditRequest.auditor_id) == Staff.id)
+            .where(col(AuditRequest.voluntary).is_(False))
+        )
+        return Counter(rows)
+
+
+async def test_demo_data_then_the_dispatch_ask_nobody_beyond_their_quota(
+    database: Database, framework: Framework
+) -> None:
+    # `make run`: demo-data asks the playground users, then the bot's start-up catch-up
+    # runs the month's dispatch; a rerun of both asks nobody again.
+    today = date(2026, 11, 2)
+    cycle = Cycle(database=database, framework=framework, zone=LONDON, instance="test")
+    for _ in range(2):
+        async with database.session() as session:
+            await load_demo_data(session=session, framework=framework, today=today)
+        await dispatch_month(cycle, "2026-11")
+    asked = await _requests_by_email(database)
+    assert {email: asked[email] for email in DEMO_AUDITORS} == {
+        "alexw@example.com": 1,
+        "adelev@example.com": 1,
+        "meganb@example.com": 2,
+        "isaiahl@example.com": 6,
+        "lynner@example.com": 2,
+    }
+    quotas = {r.code: r.monthly_audits for r in framework.roles}
+    async with database.session() as session:
+        roles = {s.email: s.role_code for s in await session.exec(select(Staff))}
+    assert all(count <= quotas[roles[email]] for email, count in asked.items())
+    # Each of those requests has its one card in the outbox.
+    assert await count(database, OutboxMessage) == sum(asked.values())
+
+
+async def test_requests_made_by_hand_count_in_the_quota(
+    sqlite_database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(sqlite_database, framework, date(2026, 11, 2))
+    async with sqlite_database.session() as session:
+        await request_audit(
+            session=session, framework=framework, auditor_email="meganb@example.com",
+            standard_number=3, month="2026-11", today=date(2026, 11, 2),
+        )  # fmt: skip
+        await request_audit(
+            session=session, framework=framework, auditor_email="alexw@example.com",
+            standard_number=3, month="2026-11", today=date(2026, 11, 2),
+        )  # fmt: skip
+    report = await dispatch_month(cycle, "2026-11", seed="2026-11/fixed")
+    asked = await _requests_by_email(sqlite_database)
+    assert asked["meganb@example.com"] == 2  # one by hand, one by the dispatch
+    assert asked["alexw@example.com"] == 1
+    assert report.summary["requests"] == 22 - 2
+    # An audit of another standard, or a voluntary one, is not part of the quota...
+    async with sqlite_database.session() as session:
+        await request_audit(
+            session=session, framework=framework, auditor_email="alexw@example.com",
+            standard_number=5, month="2026-11", today=date(2026, 11, 2),
+        )  # fmt: skip
+        # ...but a third of standard 3 for Megan is refused, saying why and what she can do.
+        with pytest.raises(RequestError) as refused:
+            await request_audit(
+                session=session, framework=framework, auditor_email="meganb@example.com",
+                standard_number=3, month="2026-11", today=date(2026, 11, 2),
+            )  # fmt: skip
+        with pytest.raises(RequestError, match="moderators moderate audits"):
+            await request_audit(
+                session=session, framework=framework, auditor_email="pattif@example.com",
+                standard_number=3, month="2026-11", today=date(2026, 11, 2),
+            )  # fmt: skip
+    assert str(refused.value) == (
+        "meganb@example.com already has the 2 audits of standard 3 their role (SVM) is asked "
+        "for in 2026-11; nobody is asked for more (they can start an extra one themselves with "
+        "'new audit' in Teams)"
+    )
+
+
 async def test_a_month_without_audits_is_refused(
     sqlite_database: Database, framework: Framework
 ) -> None:
@@ -415,7 +496,7 @@ async def test_digest_shows_each_person_of_the_team(
         }
     assert rows["Alex Wilber"].state == "done"
     assert rows["Ruth Evans"].state == "on_leave"
-    assert rows["Adele Vance"].state == "unreachable"  # she has not installed the bot
+    assert rows["Adele Vance"].state == "never_opened"  # she has not installed the bot
     digest = [
         m
         for m in await _all(database, OutboxMessage)
@@ -424,7 +505,7 @@ async def test_digest_shows_each_person_of_the_team(
     assert len(digest) == 1
     text = digest[0].activity
     assert "Alex Wilber" in text
-    assert "Cannot be reached in Teams" in text
+    assert "Not opened the audit bot yet" in text
 
 
 async def test_month_end_marks_late_audits_overdue_and_samples_for_moderation(

@@ -7,7 +7,9 @@ import io
 import itertools
 import json
 import logging
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -137,13 +139,14 @@ def test_production_logs_are_json_lines_with_emails_masked(
 
 
 async def audit_with_words(
-    database: Database, framework: Framework, email: str, *, submitted: datetime | None
-) -> int:
+    database: Database, framework: Framework, email: str, *, submitted: datetime | None,
+    month: str = "2026-11",
+) -> int:  # fmt: skip
     """Create an audit with evidence, feedback and a moderation; submit it at a time, or not."""
     async with database.session() as session:
         requested = await request_audit(
             session=session, framework=framework, auditor_email=email, standard_number=3,
-            month="2026-11", today=TODAY,
+            month=month, today=TODAY,
         )  # fmt: skip
         audit = requested.audit
         assert audit.id is not None
@@ -231,7 +234,7 @@ async def test_purge_erases_old_words_keeps_ratings_and_never_touches_open_audit
     async with database.session() as session:
         report_before, _ = await scoped_report(
             session=session, framework=framework, zone=LONDON, first_month="2026-11",
-            last_month="2026-11", scope=ReportScope("All teams"),
+            last_month="2026-11", scope=ReportScope("All teams"), as_of=NOW.date(),
         )  # fmt: skip
         dry = await purge(session=session, now=NOW, retention_months=24, dry_run=True)
     assert (dry.audits, dry.evidence, dry.feedback, dry.moderations, dry.messages) == (
@@ -264,7 +267,7 @@ async def test_purge_erases_old_words_keeps_ratings_and_never_touches_open_audit
         }
         report_after, _ = await scoped_report(
             session=session, framework=framework, zone=LONDON, first_month="2026-11",
-            last_month="2026-11", scope=ReportScope("All teams"),
+            last_month="2026-11", scope=ReportScope("All teams"), as_of=NOW.date(),
         )  # fmt: skip
         again = await purge(session=session, now=NOW, retention_months=24, dry_run=False)
     assert SECRET_FEEDBACK not in messages["old-outcome"]
@@ -325,8 +328,10 @@ def test_purge_access_log_and_export_person_at_the_command_line(
         database = Database(database_url)
         try:
             await seed(database, framework)
+            # Two months: nobody is asked for two audits of a standard in one.
             old = await audit_with_words(database, framework, "alexw@example.com",
-                                         submitted=datetime.now(UTC) - timedelta(days=800))  # fmt: skip
+                                         submitted=datetime.now(UTC) - timedelta(days=800),
+                                         month="2024-09")  # fmt: skip
             recent = await audit_with_words(database, framework, "alexw@example.com",
                                             submitted=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
             async with database.session() as session:
@@ -371,6 +376,58 @@ def test_purge_access_log_and_export_person_at_the_command_line(
     status, out, _ = run(capsys, "access-log", "--staff", "meganb@example.com")
     assert "audit_pdf" in out
     assert "cli_export_person" not in out
+
+
+def test_purged_words_are_gone_from_the_sqlite_files(
+    workdir: Path,
+    framework: Framework,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As on a SQLite built without SECURE_DELETE on by default (Debian's has it; many don't).
+    connect = sqlite3.connect
+
+    def without_secure_delete(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.execute("PRAGMA secure_delete=OFF")
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", without_secure_delete)
+    assert run(capsys, "migrate")[0] == 0
+    path = workdir / "pqf.db"
+    database_url = f"sqlite:///{path}"
+
+    async def prepare() -> None:
+        database = Database(database_url)
+        try:
+            await seed(database, framework)
+            await audit_with_words(database, framework, "alexw@example.com",
+                                   submitted=datetime.now(UTC) - timedelta(days=800))  # fmt: skip
+            await database.forget_erased()  # the words now sit in the database file itself
+        finally:
+            await database.dispose()
+
+    import asyncio
+
+    asyncio.run(prepare())
+    secrets = (SECRET_EVIDENCE.encode(), SECRET_FEEDBACK.encode())
+    assert all(secret in path.read_bytes() for secret in secrets)
+    # The bot is running (a connection stays open), as it would be for the daily job.
+    reader = sqlite3.connect(path)
+    reader.execute("SELECT count(*) FROM staff").fetchone()
+    try:
+        status, out, _ = run(capsys, "purge")
+        assert status == 0, out
+        assert out.startswith("Erased the words of 1 audits")
+        files = [p for p in workdir.iterdir() if p.name.startswith("pqf.db")]
+        assert path in files
+        for file in files:
+            data = file.read_bytes()
+            for secret in secrets:
+                assert secret not in data, (file.name, secret)
+            assert b"Mrs Jennifer Example" not in data
+    finally:
+        reader.close()
 
 
 def test_check_config_says_what_is_wrong(
@@ -421,6 +478,83 @@ def test_backup_copies_a_consistent_sqlite_database(
     status, _, err = run(capsys, "backup", str(workdir / "other.db"))
     assert status == 1
     assert "pg_dump --format=custom" in err
+
+
+@pytest.fixture
+def open_umask() -> Any:
+    """Run the test under a umask that would let every local user read new files."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_exports_and_backups_are_private_whatever_the_umask(
+    workdir: Path,
+    framework: Framework,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    open_umask: None,
+) -> None:
+    data = workdir / "var" / "data"
+    database_url = f"sqlite:///{data}/pqf.db"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert run(capsys, "migrate")[0] == 0
+
+    async def prepare() -> int:
+        database = Database(database_url)
+        try:
+            await seed(database, framework)
+            return await audit_with_words(
+                database, framework, "alexw@example.com", submitted=datetime.now(UTC)
+            )
+        finally:
+            await database.dispose()
+
+    import asyncio
+
+    audit_id = asyncio.run(prepare())
+    month = datetime.now(UTC).strftime("%Y-%m")
+    out = workdir / "out" / "nested"
+    shared = workdir / "shared"
+    shared.mkdir(mode=0o755)
+    commands = [
+        ("report", "--month", "2026-11", "--to", month, "--format", "xlsx", "--out",
+         str(out / "report.xlsx")),
+        ("report", "--month", "2026-11", "--format", "csv", "--out", str(out / "report.csv")),
+        ("report", "--month", "2026-11", "--format", "html", "--out", str(out / "report.html")),
+        ("report", "--month", "2026-11", "--format", "json", "--out", str(out / "report.json")),
+        ("audit-export", str(audit_id), "--format", "pdf", "--out", str(out / "audit.pdf")),
+        ("audit-export", str(audit_id), "--format", "html", "--out", str(out / "audit.html")),
+        ("export-person", "alexw@example.com", "--out", str(out / "alex.json")),
+        ("backup", str(shared / "copy.db")),
+    ]  # fmt: skip
+    for command in commands:
+        status, _, err = run(capsys, *command)
+        assert status == 0, (command, err)
+    written = [Path(c[-1]) for c in commands]
+    assert all(path.stat().st_size > 0 for path in written)
+    for path in [*written, data / "pqf.db", data / "pqf.db-wal", data / "pqf.db-shm"]:
+        assert mode(path) == 0o600, (path, oct(mode(path)))
+    for folder in (data, data.parent, out, out.parent):
+        assert mode(folder) == 0o700, (folder, oct(mode(folder)))
+    assert mode(shared) == 0o755  # folders already there are left as they were
+    assert not list(out.glob(".*partial"))
+    # An export written again replaces the file, still private.
+    (out / "report.csv").chmod(0o644)
+    assert run(capsys, *commands[1])[0] == 0
+    assert mode(out / "report.csv") == 0o600
+
+    # Files left readable by an older release are made private when the database is opened.
+    (data / "pqf.db").chmod(0o644)
+    (data / "pqf.db-wal").write_bytes(b"")
+    (data / "pqf.db-wal").chmod(0o644)
+    asyncio.run(Database(database_url).dispose())
+    assert mode(data / "pqf.db") == 0o600
+    assert mode(data / "pqf.db-wal") == 0o600
 
 
 # -- progress on a terminal, quiet in scripts -------------------------------------------------

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -16,6 +21,7 @@ from bot.links import InvalidLinkError, LinkClaims, LinkMaker, sign, verify
 from bot.settings import load_settings
 from practice.access import AuditAccess, Viewer, can_view_audit, report_scope
 from practice.framework import Framework
+from practice.report import AuditFacts, ModerationPair, ReportScope, build_report
 from scheduler.jobs import Cycle, dispatch_month, sample_for_moderation
 from storage import access_log
 from storage.csv_import import import_cases, import_staff
@@ -62,7 +68,7 @@ AUDIT = AuditAccess(auditor_id=10, subject_id=20, team="Sedgemoor")
             True,
             "Your audits and your team's",
         ),  # supervisor
-        (viewer("MOD"), False, "Your audits and audits of your work"),
+        (viewer("MOD"), False, "Your audits, audits of your work and those drawn for moderation"),
     ],
 )
 def test_each_role_against_an_audit_and_the_report(
@@ -85,6 +91,34 @@ def test_moderators_see_sampled_audits_and_inactive_people_nothing(framework: Fr
     assert report_scope(framework, gone) is None
 
 
+def test_a_moderators_report_covers_the_audits_drawn_for_moderation(framework: Framework) -> None:
+    def audit(audit_id: int, auditor: int, *, sampled: bool) -> AuditFacts:
+        return AuditFacts(
+            audit_id=audit_id, month="2026-11", standard=3, kind="sampled", status="submitted",
+            due_on=date(2026, 11, 30), submitted_on=date(2026, 11, 20), auditor_id=auditor,
+            auditor_role="SVM", team="Sedgemoor", subject_id=30, ratings={"3.1": "meets"},
+            sampled_for_moderation=sampled,
+        )  # fmt: skip
+
+    audits = [audit(1, 10, sampled=True), audit(2, 11, sampled=False)]
+    pairs = [ModerationPair(1, 10, "3.1", "meets", "below")]
+    scope = report_scope(framework, viewer("MOD", staff_id=40))
+    assert scope is not None
+    report = build_report(
+        framework, first_month="2026-11", last_month="2026-11", audits=audits,
+        moderation=pairs, scope=scope, as_of=date(2026, 12, 2),
+    )  # fmt: skip
+    assert report.total_completed == 1
+    assert report.moderation_overall is not None
+    # A drill-down still narrows it: another team's sample is not in a team's page.
+    narrowed = ReportScope(scope.label, teams=frozenset({"Mendip"}), moderation_sample=True)
+    assert not narrowed.includes(audits[0])
+    # Nobody else sees an audit for being in the sample.
+    other = report_scope(framework, viewer("SW", staff_id=40))
+    assert other is not None
+    assert not other.includes(audits[0])
+
+
 def test_links_are_signed_and_expire() -> None:
     claims = LinkClaims("report", 7, NOW + timedelta(minutes=15), "2023-09", "2023-09")
     token = sign(claims, SECRET)
@@ -99,9 +133,6 @@ def test_links_are_signed_and_expire() -> None:
         with pytest.raises(InvalidLinkError):
             verify(forged, SECRET, NOW)
     # Changing who the link is for breaks the signature.
-    import base64
-    import json
-
     payload = json.loads(base64.urlsafe_b64decode(body + "=="))
     payload["v"] = 1
     edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
@@ -195,6 +226,61 @@ async def test_tampered_expired_and_stale_links_are_refused(
     assert "no longer on the audit roster" in await removed.text()
 
 
+def signed(payload: object) -> str:
+    """Return a link token for any payload, signed with the real secret (as only we can)."""
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    mac = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+async def test_genuine_links_with_values_out_of_range_are_refused_not_500(
+    world: tuple[TestClient, Database, dict[str, int]],
+) -> None:  # type: ignore[type-arg]
+    client, _, ids = world
+    viewer_id = ids["isaiahl@example.com"]
+    soon = int((NOW + timedelta(minutes=5)).timestamp())
+    report = {"k": "report", "v": viewer_id, "e": soon, "f": "2026-11", "l": "2026-11"}
+    audit = {"k": "audit", "v": viewer_id, "e": soon, "a": 1}
+    payloads: list[object] = [
+        {**report, "e": 10**30},
+        {**report, "e": -(10**30)},
+        {**report, "e": 1e300},
+        {**report, "e": "soon"},
+        {**report, "v": 2**70},
+        {**report, "v": -1},
+        {**report, "v": True},
+        {**report, "v": "7"},
+        {**report, "f": "2026-13"},
+        {**report, "f": "0000-01"},
+        {**report, "l": "2026-00"},
+        {**report, "f": 202611},
+        {**report, "f": "2027-01"},  # first after last
+        {key: value for key, value in report.items() if key != "f"},
+        {**audit, "a": 2**70},
+        {**audit, "a": 0},
+        {**audit, "a": None},
+        {**audit, "k": ["audit"]},
+        {**audit, "k": "other"},
+        {key: value for key, value in audit.items() if key != "a"},
+        [1, 2],
+        "text",
+    ]
+    for payload in payloads:
+        token = signed(payload)
+        with pytest.raises(InvalidLinkError, match="cannot be read"):
+            verify(token, SECRET, NOW)
+        for page in ("/reports", "/audits", "/audits.pdf"):
+            response = await client.get(f"{page}?t={token}")
+            assert response.status == 403, (payload, page, response.status)
+            assert "This link cannot be read." in await response.text()
+    # The page says each reason once, in a sentence.
+    expired = signed({**report, "e": int((NOW - timedelta(minutes=1)).timestamp())})
+    text = await (await client.get(f"/reports?t={expired}")).text()
+    assert "This link has expired." in text
+    assert "link the link" not in text.lower()
+    assert (await client.get(f"/reports?t={signed(report)}")).status == 200
+
+
 async def test_audit_downloads_follow_the_access_rules(
     world: tuple[TestClient, Database, dict[str, int]],
 ) -> None:  # type: ignore[type-arg]
@@ -261,7 +347,7 @@ async def test_report_command_and_download_in_teams(
     )
     links_turn = await harness.submit(ALEX, mine.card_ids[-1], download)
     assert "Download the audit" in all_text(links_turn.card)
-    assert {a["title"] for a in links_turn.card["actions"]} == {
+    assert {a["title"] for a in _all_actions(links_turn.card)} == {
         "Open as a web page",
         "Download as PDF",
     }
@@ -276,6 +362,12 @@ async def test_report_command_and_download_in_teams(
     assert "not one you may see" in refused.text
     bad = await harness.say(ALEX, "report last month")
     assert "couldn't read that" in bad.text
+    started = time.perf_counter()
+    huge = await harness.say(ALEX, "report 0001-01 to 9999-12")
+    assert "can't make that report: 0001-01 is before 2000-01" in huge.text
+    long = await harness.say(ALEX, "report 2010-01 to 2026-11")
+    assert "a report covers at most 120 months (10 years)" in long.text
+    assert time.perf_counter() - started < 5
 
 
 def _all_actions(card: dict) -> list[dict]:  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from practice.framework import Framework
+from practice.month import short_month
 from practice.report import (
     MIN_KAPPA_PAIRS,
     ActionFacts,
@@ -22,7 +23,6 @@ from practice.report import (
     criterion_row,
     kappa_verdict,
     percent,
-    short_month,
 )
 
 DUE = date(2023, 9, 29)

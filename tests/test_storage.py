@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -172,6 +173,66 @@ async def test_outbox_keys_make_messages_unique(database: Database, framework: F
         assert await outbox.pending_for(session=session, recipient_id=person.id) == []
         stored = (await session.exec(select(outbox.OutboxMessage))).one()
         assert stored.status == OutboxStatus.SENT
+
+
+async def test_messages_put_off_for_the_app_wait_until_it_is_installed(
+    database: Database, framework: Framework
+) -> None:
+    await _seed(database, framework)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    async with database.session() as session:
+        alex = await roster.staff_by_email(session=session, email="alexw@example.com")
+        megan = await roster.staff_by_email(session=session, email="meganb@example.com")
+        assert alex is not None
+        assert alex.id is not None
+        assert alex.aad_object_id is not None
+        assert megan is not None
+        assert megan.id is not None
+        ids = {}
+        for person in (alex, megan):
+            assert person.id is not None
+            message, _ = await outbox.enqueue(
+                session=session, key=f"k{person.id}", recipient_id=person.id, purpose="test",
+                period="2026-11", activity={"type": "message", "text": "hello"},
+            )  # fmt: skip
+            ids[person.id] = message.id
+    async with database.session() as session:
+        claimed = await outbox.claim_due(
+            session=session, instance_id="s", now=now, lease=timedelta(minutes=2), limit=10
+        )
+        assert len(claimed) == 2
+        # Alex installs the app after the sender looked for his chat, before it put him off.
+        await roster.remember_conversation(
+            session=session, aad_object_id=alex.aad_object_id,
+            reference=ConversationReference(
+                channel_id="msteams", service_url="https://smba.example/uk/",
+                conversation=ConversationAccount(id="a:alex"), user=ChannelAccount(id="29:alex"),
+                bot=ChannelAccount(id="28:b"),
+            ),
+        )  # fmt: skip
+    async with database.session() as session:
+        put_off = await outbox.defer_until_installed(
+            session=session, message_ids=list(ids.values()), instance_id="s", until=later
+        )
+    assert put_off == 1
+    async with database.session() as session:
+        rows = {m.recipient_id: m for m in await session.exec(select(outbox.OutboxMessage))}
+    assert (rows[alex.id].next_attempt_at, rows[alex.id].claimed_by) == (None, None)
+    assert rows[megan.id].last_error == outbox.NOT_INSTALLED
+    assert rows[megan.id].next_attempt_at == later
+    assert rows[megan.id].claimed_by is None
+    # Megan opens the bot: what waited for her is due at once.
+    async with database.session() as session:
+        assert await outbox.wake(session=session, recipient_id=megan.id) == 1
+    async with database.session() as session:
+        message = await session.get(outbox.OutboxMessage, ids[megan.id])
+        assert message is not None
+        assert (message.next_attempt_at, message.last_error) == (None, "")
+        due = await outbox.claim_due(
+            session=session, instance_id="s", now=now, lease=timedelta(minutes=2), limit=10
+        )
+    assert sorted(m.id for m in due) == sorted(ids.values())
 
 
 async def test_simultaneous_installation_events_store_one_reference(database: Database) -> None:

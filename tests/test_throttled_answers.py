@@ -169,7 +169,7 @@ async def test_an_answer_refused_for_now_is_sent_again_after_the_pause_teams_ask
 
     assert [c.status for c in posts(connector)] == [429, 503, 429, 201]
     assert connector.texts() == ["Criterion 2 of 8"]
-    assert ids == [posts(connector)[-1].answered_id]
+    assert ids == [posts(connector)[-1].id]
     retry_after, backoff, backoff_again = timeline.pauses
     assert 2.0 <= retry_after <= 2.0 * (1 + ReplyLimits.retry_after_jitter)
     # Exponential back-off with jitter: between half and all of 0.25 s × 2^(try - 1).
@@ -383,7 +383,7 @@ class Auditor:
     async def press(self, title: str, **inputs: Any) -> dict[str, Any]:
         assert self.card is not None
         content = self.card.body["attachments"][0]["content"]
-        await self.post(value={**action(content, title), **inputs}, replyToId=self.card.answered_id)
+        await self.post(value={**action(content, title), **inputs}, replyToId=self.card.id)
         return await self.next_card()
 
 
@@ -436,7 +436,7 @@ async def test_an_audit_completes_with_faults_on_every_call_and_no_sorry_or_resu
         connector.script.extend([Fault(503)] * 4)  # the thank-you: beyond the budget
         await megan.post(
             value=action(card.body["attachments"][0]["content"], "Submit audit"),
-            replyToId=card.answered_id,
+            replyToId=card.id,
         )
         await wait_for_text(connector, "is submitted", within=30)
     finally:
