@@ -214,8 +214,13 @@ def create_app(
     *,
     framework: Framework | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_clock: Callable[[], float] | None = None,
 ) -> web.Application:
-    """Build the web application: database, adapter, bot and routes."""
+    """Build the web application: database, adapter, bot and routes.
+
+    `clock` is the time of day; `rate_clock` the seconds Teams' rate limits are counted on
+    (time.monotonic unless a test runs it ahead for the time its people would take).
+    """
     framework = framework or load_framework(settings.framework_file)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
@@ -276,13 +281,16 @@ def create_app(
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
                 clock=now,
+                rate_clock=rate_clock,
             )
             # Answers to people count in the sender's limits: it leaves them room.
             adapter.replies = sender.limiter
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
         else:
             # No sender here: the answers keep to Teams' limits on their own.
-            adapter.replies = RateLimiter(SendLimits(global_rate=settings.send_rate))
+            adapter.replies = RateLimiter(
+                SendLimits(global_rate=settings.send_rate), rate_clock or time.monotonic
+            )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:
             metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)
