@@ -24,10 +24,11 @@ from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
 from bot.json_body import BodyError, read_json
+from bot.late_replies import OutboxReplies
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
-from bot.outbox_sender import OutboxSender, SendLimits
+from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
 from bot.reporting import ReportMaker
@@ -213,8 +214,13 @@ def create_app(
     *,
     framework: Framework | None = None,
     clock: Callable[[], datetime] | None = None,
+    rate_clock: Callable[[], float] | None = None,
 ) -> web.Application:
-    """Build the web application: database, adapter, bot and routes."""
+    """Build the web application: database, adapter, bot and routes.
+
+    `clock` is the time of day; `rate_clock` the seconds Teams' rate limits are counted on
+    (time.monotonic unless a test runs it ahead for the time its people would take).
+    """
     framework = framework or load_framework(settings.framework_file)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
@@ -239,7 +245,10 @@ def create_app(
             ThreadPoolExecutor(max_workers=SEND_CONCURRENCY + 16, thread_name_prefix="pqf")
         )
         database = Database(settings.database_url)
-        adapter = create_adapter(settings)
+        adapter = create_adapter(settings, clock=now)
+        # Answers Teams will not take during their turn follow through the outbox.
+        adapter.late_replies = OutboxReplies(database=database, clock=now, zone=settings.zone)
+        adapter.on_answer = lambda outcome: metrics.answers.labels(outcome).inc()
         app[DATABASE] = database
         app[ADAPTER] = adapter
         reports = ReportMaker(
@@ -272,10 +281,16 @@ def create_app(
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 framework=framework,
                 clock=now,
+                rate_clock=rate_clock,
             )
-            # Answers to people count in the sender's limit: it leaves them room.
+            # Answers to people count in the sender's limits: it leaves them room.
             adapter.replies = sender.limiter
             sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
+        else:
+            # No sender here: the answers keep to Teams' limits on their own.
+            adapter.replies = RateLimiter(
+                SendLimits(global_rate=settings.send_rate), rate_clock or time.monotonic
+            )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:
             metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_OUTCOMES = ("done", "nothing_due", "failed")
 OUTBOX_STATES = ("pending", "retrying", "sent", "undeliverable")
+# What became of an answer's try (bot.adapter.TeamsAdapter.on_answer).
+ANSWER_OUTCOMES = ("sent", "retried", "queued", "failed", "not_updated")
 
 
 class Metrics:
@@ -40,6 +42,10 @@ class Metrics:
             "pqf_outbox_send_attempts", "Attempts to send an outbox message, by outcome",
             ["outcome"], registry=self.registry,
         )  # fmt: skip
+        self.answers = Counter(
+            "pqf_answers", "Tries to answer people or update their cards in a turn, by fate",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
         self.throttled = Counter(
             "pqf_teams_throttled", "429 answers received from Teams", registry=self.registry
         )
@@ -57,6 +63,8 @@ class Metrics:
                 self.job_runs.labels(job, outcome)
         for state in OUTBOX_STATES:
             self.outbox.labels(state)
+        for outcome in ANSWER_OUTCOMES:
+            self.answers.labels(outcome)
 
     def render(self) -> bytes:
         """Return the metrics in Prometheus' text format."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,6 +55,29 @@ async def _queue(
         audit_id=audit_id,
     )
     return message
+
+
+async def queue_late_reply(
+    *,
+    session: AsyncSession,
+    key: str,
+    recipient: Staff,
+    period: str,
+    activity: dict[str, Any],
+    not_before: datetime,
+) -> bool:
+    """Queue an answer Teams would not take during its turn; return whether it is new."""
+    assert recipient.id is not None
+    _message, new = await outbox.enqueue(
+        session=session,
+        key=key,
+        recipient_id=recipient.id,
+        purpose=outbox.REPLY,
+        period=period,
+        activity=activity,
+        not_before=not_before,
+    )
+    return new
 
 
 def request_card_activity(

@@ -1,18 +1,21 @@
 """Send outbox messages to people's personal chats with the bot.
 
 The sending itself (claims, rate limits, retries) is `bot.outbox_sender`; this module keeps
-what both need (the conversation reference and the outcome of a delivery) and the
-one-message sender of the `pqf-bot request` command.
+what it shares with the adapter (the conversation reference, the outcome of a delivery, how
+to read Teams' Retry-After) and the one-message sender of the `pqf-bot request` command.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
+from botframework.connector.models import ErrorResponseException
 
 from practice.framework import Framework
 from storage.database import Database
@@ -20,6 +23,9 @@ from storage.models import TeamsConversation
 
 # Teams answers 403 when the person blocked or removed the app, 404 when the chat is gone.
 UNDELIVERABLE_STATUSES = frozenset({403, 404})
+# Where a proactive turn tells the adapter how long its send may take, in seconds: the
+# request is cut off then, so a send given up on cannot still reach Teams afterwards.
+SEND_TIMEOUT = "pqf.send_timeout"
 
 
 class Delivery(StrEnum):
@@ -39,6 +45,34 @@ class DeliveryResult:
     outcome: Delivery
     detail: str = ""
     retry_at: datetime | None = None  # when a failed message will be tried again
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a Retry-After value (seconds or an HTTP date) asks to wait."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def retry_after_of(error: ErrorResponseException, now: datetime) -> float | None:
+    """Return the Retry-After of a Connector error answer, in seconds, if it has one."""
+    # msrest keeps the `requests.Response` as `error.response`; its headers ignore case.
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    return parse_retry_after(value if isinstance(value, str) else None, now)
 
 
 def conversation_reference(conversation: TeamsConversation) -> ConversationReference:

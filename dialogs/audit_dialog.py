@@ -279,8 +279,12 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             )
             await self._replace(context, answered_card_id, replacement)
         elif card is not None and outcome.in_place:
-            await self._replace(context, answered_card_id, card)
-            await self._record_live_card(answer.audit_id, answered_card_id)
+            if await self._replace(context, answered_card_id, card):
+                await self._record_live_card(answer.audit_id, answered_card_id)
+            else:
+                # The answered card is spent (take_card) and still shows the old answer:
+                # the card to fix it must reach the person some other way.
+                await self._send_new_card(context, detail, standard, card, None)
         else:
             replacement = audit_cards.step_done_card(
                 heading, label=outcome.done_label, outcome=outcome.done_outcome
@@ -807,13 +811,19 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 session=session, audit_id=audit_id, activity_id=activity_id
             )
 
-    async def _replace(self, context: TurnContext, activity_id: str | None, card: Element) -> None:
+    async def _replace(self, context: TurnContext, activity_id: str | None, card: Element) -> bool:
+        """Replace a card the person has; say whether it was replaced."""
         if not activity_id:
-            return
+            return False
         try:
             await context.update_activity(card_update(activity_id, card))
-        except Exception:  # the answer is saved either way; an old card left behind is harmless
-            log.warning("could not replace card %s", activity_id, exc_info=True)
+        except Exception as error:
+            # The adapter tried again while the turn's time allowed. The answer is saved
+            # either way, and a card left behind changes nothing if pressed (take_card):
+            # not worth a message of its own.
+            log.warning("could not replace card %s: %s", activity_id, type(error).__name__)
+            return False
+        return True
 
     # -- messages -------------------------------------------------------------------------
 

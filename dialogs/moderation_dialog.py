@@ -230,7 +230,10 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
                 replacement = await self._card(
                     session, detail, standard, moderation, seq, shown, views
                 )
-        await self._replace(context, context.activity.reply_to_id, replacement)
+        replaced = await self._replace(context, context.activity.reply_to_id, replacement)
+        if not replaced and not submit:
+            # The answered card is spent (take_card): the moderator needs the new one.
+            await context.send_activity(card_message(replacement))
         if submit:
             log.info("moderation of audit %s submitted", answer.audit_id)
             await context.send_activity(
@@ -358,14 +361,19 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             return None
         return moderation, detail, standard
 
-    async def _replace(self, context: TurnContext, activity_id: str | None, card: Element) -> None:
+    async def _replace(self, context: TurnContext, activity_id: str | None, card: Element) -> bool:
+        """Show the card in place of the one answered (or anew); False if that failed."""
         if not activity_id:
             await context.send_activity(card_message(card))
-            return
+            return True
         try:
             await context.update_activity(card_update(activity_id, card))
-        except Exception:  # the moderation is saved either way
-            log.warning("could not replace moderation card %s", activity_id, exc_info=True)
+        except Exception as error:  # the moderation is saved either way
+            log.warning(
+                "could not replace moderation card %s: %s", activity_id, type(error).__name__
+            )
+            return False
+        return True
 
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()

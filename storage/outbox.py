@@ -27,6 +27,7 @@ async def enqueue(
     period: str,
     activity: dict[str, Any],
     audit_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Add a message unless one with this key exists; return it and whether it is new."""
     existing = (
@@ -42,6 +43,7 @@ async def enqueue(
         audit_id=audit_id,
         activity=json.dumps(activity, separators=(",", ":")),
         status=OutboxStatus.PENDING,
+        next_attempt_at=not_before,
     )
     try:
         async with session.begin_nested():
@@ -105,6 +107,8 @@ _CLAIM_LOCK_CLASS = 0x0B0C5
 # How often to look past people another sender is claiming for, before giving up for now.
 _CLAIM_ROUNDS = 4
 NOT_INSTALLED = "not installed"
+# The purpose of an answer to a person that could not be sent during its turn.
+REPLY = "reply"
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,20 @@ def _claimable(message: type[OutboxMessage], now: datetime) -> ColumnElement[boo
 
 
 def _first_in_line(message: type[OutboxMessage], now: datetime) -> ColumnElement[bool]:
-    """Return the condition that no earlier message to the same person is still waiting."""
+    """Return the condition that no earlier message to the same person is still waiting.
+
+    An answer that could not be sent in its turn (purpose "reply") waits only behind the
+    person's earlier answers: they are talking with the bot now, and a notice waiting out
+    a back-off (or an hour, queued before their chat was known) must not hold up the card
+    they are to answer next.
+    """
     earlier = aliased(OutboxMessage)
     return ~exists().where(
         col(earlier.recipient_id) == col(message.recipient_id),
         col(earlier.status) == OutboxStatus.PENDING,
         col(earlier.id) < col(message.id),
         or_(col(earlier.next_attempt_at) > now, col(earlier.claimed_until) >= now),
+        or_(col(message.purpose) != REPLY, col(earlier.purpose) == REPLY),
     )
 
 

@@ -64,7 +64,8 @@ class FaultPlan:
     throttle_with_retry_after: float = 0.0
     retry_after: str = "1"
     throttle: float = 0.0
-    server_error: float = 0.0  # 502, 503 or 504
+    server_error: float = 0.0  # one of server_errors
+    server_errors: tuple[int, ...] = (502, 503, 504)
     precondition_failed: float = 0.0  # 412
     slow: float = 0.0
     slow_delay: float = 2.0
@@ -85,7 +86,7 @@ class FaultPlan:
         for fraction, fault in (
             (self.throttle_with_retry_after, Fault(429, self.retry_after)),
             (self.throttle, Fault(429)),
-            (self.server_error, Fault(self._random.choice((502, 503, 504)))),
+            (self.server_error, Fault(self._random.choice(self.server_errors))),
             (self.precondition_failed, Fault(412)),
             (self.slow, Fault(504, delay=self.slow_delay)),
             (self.drop, Fault(0)),
@@ -115,6 +116,7 @@ class Recorded:
     # A reply within a turn: a POST answering an activity Teams sent the bot (`incoming`).
     # botbuilder names an activity in proactive sends too: its own continuation event's.
     is_reply: bool = False
+    over: str = ""  # for a "limit" refusal: which limit, "global" or "conversation"
 
     @property
     def delivered(self) -> bool:
@@ -132,6 +134,8 @@ class FakeConnector:
     faults: FaultPlan | None = None
     # Faults for the next POSTs, whatever they carry, used up in order.
     script: deque[Fault] = field(default_factory=deque)
+    # Faults for the next PUTs (card updates), used up in order.
+    script_updates: deque[Fault] = field(default_factory=deque)
     # Faults for the first attempts of the message with this text, used up in order.
     script_by_text: dict[str, list[Fault]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # conversation ids answered 403
@@ -253,7 +257,9 @@ class FakeConnector:
         call = self._record("PUT", request, body)
         if (refused := self._refuse(call)) is not None:
             return refused
-        fault = self.faults.draw() if self.faults is not None and self.faults.updates else None
+        fault = self.script_updates.popleft() if self.script_updates else None
+        if fault is None and self.faults is not None and self.faults.updates:
+            fault = self.faults.draw()
         if fault is not None:
             return await self._inject(call, fault, request)
         call.status = 200
@@ -285,9 +291,11 @@ class FakeConnector:
     def _over_limits(self, call: Recorded) -> bool:
         # Every request counts against the limits, refused ones too, as in Teams.
         now = call.arrived
-        over = _count(self._arrivals, now, [self.global_limit])
+        over_global = _count(self._arrivals, now, [self.global_limit])
         conversation = self._conversation_arrivals[call.conversation_id]
-        return _count(conversation, now, self.conversation_limits) or over
+        over_conversation = _count(conversation, now, self.conversation_limits)
+        call.over = "conversation" if over_conversation else "global" if over_global else ""
+        return over_conversation or over_global
 
     def _next_fault(self, body: dict[str, Any], *, reply: bool) -> Fault | None:
         scripted = self.script_by_text.get(body.get("text", ""))

@@ -1,6 +1,10 @@
-"""Run an outbox sender until killed: the child process of the sender's crash test.
+"""Run an outbox sender until killed: the child process of the sender's crash tests.
 
-Usage: python -m tests.outbox_sender_child DATABASE_URL INSTANCE_ID LEASE SEND_TIMEOUT
+Usage: python -m tests.outbox_sender_child DATABASE_URL INSTANCE_ID
+    [LEASE HEARTBEAT SEND_TIMEOUT POLL_INTERVAL [RATE]]
+
+Without them, the sender runs with the defaults of `SendLimits`; RATE is its share of
+Teams' 50 requests a second (the default, 48, is for a sender alone).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ from bot.settings import load_settings
 from storage.database import Database
 
 
-async def serve(database_url: str, instance_id: str, lease: float, send_timeout: float) -> None:
+async def serve(database_url: str, instance_id: str, limits: SendLimits) -> None:
     """Send the outbox until the process is killed."""
     database = Database(database_url)
     sender = OutboxSender(
         database=database,
         adapter=create_adapter(load_settings(env_file=None)),
         app_id="",
-        limits=SendLimits(lease=lease, send_timeout=send_timeout, poll_interval=0.05),
+        limits=limits,
         instance_id=instance_id,
     )
     try:
@@ -33,8 +37,15 @@ async def serve(database_url: str, instance_id: str, lease: float, send_timeout:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    database_url, instance_id, lease, send_timeout = argv
-    asyncio.run(serve(database_url, instance_id, float(lease), float(send_timeout)))
+    database_url, instance_id, *times = argv
+    limits = SendLimits()
+    if times:
+        lease, heartbeat, send_timeout, poll, *rate = (float(t) for t in times)
+        limits = SendLimits(
+            lease=lease, heartbeat=heartbeat, send_timeout=send_timeout, poll_interval=poll,
+            global_rate=rate[0] if rate else limits.global_rate,
+        )  # fmt: skip
+    asyncio.run(serve(database_url, instance_id, limits))
     return 0
 
 

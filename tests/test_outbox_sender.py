@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botbuilder.core import TurnContext
@@ -39,9 +40,9 @@ from bot.outbox_sender import (
     RateLimiter,
     SendLimits,
     SlidingWindows,
-    parse_retry_after,
+    _Claims,
 )
-from bot.proactive import Delivery, ProactiveSender
+from bot.proactive import Delivery, ProactiveSender, parse_retry_after
 from bot.settings import load_settings
 from storage import outbox, roster
 from storage.database import Database
@@ -530,7 +531,7 @@ async def test_two_senders_on_one_database_send_each_message_once(
     assert_within_teams_limits(connector)
 
 
-async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(
+async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
     database: Database,
     database_url: str,
     connector: FakeConnector,
@@ -539,46 +540,152 @@ async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(
 ) -> None:
     people = await seed(database, connector, people=30, each=1)
     people += await seed(database, connector, people=1, each=6, first=30)
+    # The child renews its claims every 0.5 s for 7 s, and a send may take it 4 s: once
+    # it is killed, its claims lapse within 7 s. (With the defaults, every 2 s for 12 s:
+    # `test_the_default_lease_lets_another_sender_take_over_within_15_seconds`.)
+    lease = 7.0
     connector.stall()
     child_log = tmp_path / "child.log"
     with child_log.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child", "4", "2",
-            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child",
+            str(lease), "0.5", "4", "0.05", cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": ""},
         )  # fmt: skip
     try:
         await wait_until(lambda: connector.held >= 4, 30, "the child's requests to be in flight")
+        await asyncio.sleep(1.0)  # a heartbeat renews the child's claims
     finally:
         child.send_signal(signal.SIGKILL)
         await child.wait()
-    await wait_until(lambda: connector.held_connected == 0, 10, "the killed child's sockets")
-    connector.unstall()
-    await wait_until(lambda: connector.held == 0, 10, "the held requests to end")
-    # Killed with requests in flight, none of which Teams accepted.
-    assert connector.faults_answered()["abandoned"] >= 4
-    assert connector.sent == []
-    orphans = {m.id: m.claimed_until for m in await messages(database) if m.claimed_by == "child"}
-    assert len(orphans) >= 4, child_log.read_text()
-
-    sender = OutboxSender(
-        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="restarted"
+    killed = time.monotonic()
+    rows = await messages(database)
+    orphans = {m.id: m.claimed_until for m in rows if (m.claimed_by or "").startswith("child#")}
+    # Another sender was waiting all along (its first look finds everything claimed).
+    survivor = OutboxSender(
+        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="survivor"
     )
     stop = asyncio.Event()
-    running = asyncio.create_task(sender.run(stop))
+    running = asyncio.create_task(survivor.run(stop))
     try:
+        await wait_until(lambda: connector.held_connected == 0, 10, "the killed child's sockets")
+        connector.unstall()
         await wait_until(lambda: len(connector.sent) == 36, 30, "every message to be delivered")
     finally:
         stop.set()
         await running
 
+    # Killed with requests in flight, none of which Teams accepted; all 36 claimed by it,
+    # and renewed by its heartbeat past their first lease.
+    assert connector.faults_answered()["abandoned"] >= 4
+    assert len(orphans) == 36, child_log.read_text()
+    assert all(m.attempts == 0 for m in rows), "the child's sends were still under way"
     assert_each_once_in_order(connector, people)
     assert_within_teams_limits(connector)
-    rows = await messages(database)
-    assert {r.status for r in rows} == {OutboxStatus.SENT}
-    # The orphaned claims were taken over only once their lease had lapsed.
-    first_delivery = min(c.arrived_at for c in connector.calls if c.delivered and c.arrived_at)
-    assert first_delivery >= min(t for t in orphans.values() if t is not None)
+    assert {r.status for r in await messages(database)} == {OutboxStatus.SENT}
+    deliveries = [c for c in connector.calls if c.delivered]
+    # Taken over once the child's claims had lapsed (never two live claims at once) ...
+    last_claim = max(t for t in orphans.values() if t is not None)
+    assert min(c.arrived_at for c in deliveries if c.arrived_at) >= last_claim
+    # ... and within a lease of the kill, not the two minutes claims used to last.
+    first = min(c.arrived for c in deliveries)
+    assert first - killed <= lease + 1.0, first - killed
+
+
+async def test_a_sender_that_cannot_renew_its_claims_stops_sending_before_they_lapse(
+    sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
+) -> None:
+    # One person with many messages: Teams' chat limits (8 per 2 s) keep the queue going
+    # for longer than the lease.
+    [person] = await seed(sqlite_database, connector, people=1, each=24)
+    limits = SendLimits(
+        lease=3.0, heartbeat=0.5, send_timeout=0.5, fence_margin=1.0, poll_interval=0.05
+    )
+    cut_off = OutboxSender(
+        database=sqlite_database, adapter=adapter, app_id="", limits=limits, instance_id="cut-off"
+    )
+
+    # After its first claim the database stops answering it: no renewal, no giving back,
+    # no further claim. (Its sends' outcomes still get recorded, to count them here.)
+    first_claim = cut_off._claim_and_start
+    claims = 0
+
+    async def claim_once(*arguments: Any) -> int:
+        nonlocal claims
+        claims += 1
+        if claims > 1:
+            raise OSError("the database is unreachable")
+        return await first_claim(*arguments)
+
+    async def not_renewed() -> None:
+        return None
+
+    async def not_given_back(message_ids: list[int]) -> None:
+        cut_off._claims.drop(message_ids)
+
+    cut_off._claim_and_start = claim_once  # type: ignore[method-assign]
+    cut_off._renew_claims = not_renewed  # type: ignore[method-assign]
+    cut_off._give_back = not_given_back  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    started = time.monotonic()
+    running = asyncio.create_task(cut_off.run(stop))
+    try:
+        await wait_until(lambda: claims > 1 and not cut_off._claims.held(), 10, "it to give up")
+        stopped = time.monotonic()
+    finally:
+        stop.set()
+        await running
+    sent_by_it = len(connector.sent)
+
+    # It sent only while its claims were sure to outlast a send, then waited for a renewal
+    # that never came, and gave up when they lapsed (3 s after the claim), with most of its
+    # queue unsent.
+    assert 0 < sent_by_it < 24
+    needed = limits.send_timeout + limits.fence_margin
+    assert all(c.arrived - started < limits.lease - needed for c in connector.calls)
+    assert stopped - started < limits.lease + 0.5
+    rows = await messages(sqlite_database)
+    assert [r.status for r in rows].count(OutboxStatus.SENT) == sent_by_it
+    held = [r for r in rows if r.status == OutboxStatus.PENDING]
+    assert {(r.claimed_by or "").split("#")[0] for r in held} == {"cut-off"}
+
+    # Another sender, once the claims have lapsed (its clock is a lease ahead), sends the
+    # rest, each once, in order.
+    ahead = timedelta(seconds=limits.lease)
+    rest = await OutboxSender(
+        database=sqlite_database, adapter=adapter, app_id="", limits=QUICK,
+        clock=lambda: datetime.now(UTC) + ahead,
+    ).drain()  # fmt: skip
+    assert rest.sent == 24 - sent_by_it
+    assert_each_once_in_order(connector, [person])
+
+
+def test_a_claim_is_sure_for_a_lease_from_when_it_was_asked_for() -> None:
+    now = [100.0]
+    claims = _Claims(lease=12.0, monotonic=lambda: now[0])
+    claims.took([1, 2, 3], since=100.0)
+    now[0] = 105.0
+    assert claims.left(1) == 7.0
+    # A renewal sent at 106 comes back at 107 with 1 and 3: 2 was taken by another sender.
+    claims.drop([3])  # meanwhile 3 is recorded as sent ...
+    claims.took([3], since=106.5)  # ... and, say, claimed afresh for a retry
+    now[0] = 107.0
+    assert claims.renewed({1}, asked=[1, 2, 3], since=106.0) == [2]
+    assert claims.left(1) == 11.0
+    assert claims.left(2) is None
+    assert claims.left(3) == 11.5, "a later claim is not undone by an earlier renewal"
+    assert sorted(claims.held()) == [1, 3]
+
+
+def test_the_default_lease_lets_another_sender_take_over_within_15_seconds() -> None:
+    limits = SendLimits()
+    # A killed sender's claims run at most a lease from its last heartbeat; another
+    # sender looks for lapsed claims every poll interval.
+    assert limits.lease + limits.poll_interval <= 13.0
+    # A living sender renews well before a claim is too short to start a send on.
+    assert limits.lease - limits.heartbeat >= limits.send_timeout + limits.fence_margin
+    with pytest.raises(ValueError, match="lease must outlast"):
+        SendLimits(lease=10.0, send_timeout=8.0)
 
 
 async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
@@ -648,11 +755,13 @@ async def given_up(database: Database, message_id: int | None) -> bool:
 
 async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> None:
     limiter = RateLimiter(SendLimits(global_rate=10))
-    limiter.replies_started(10)  # ten answers to people under way: the limit is used up
+    for number in range(10):  # ten answers to people under way: the limit is used up
+        await limiter.reply_starting(f"chat {number}", within=0)
     waiting = asyncio.create_task(limiter.acquire("chat"))
     await asyncio.sleep(0.1)
     assert not waiting.done()
-    limiter.replies_finished(10)
+    for number in range(10):
+        limiter.reply_finished(f"chat {number}")
     finished = time.monotonic()
     await asyncio.sleep(0.1)
     assert not waiting.done(), "Teams counts them for a second after they went"
@@ -661,13 +770,63 @@ async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> 
     limiter.finish("chat")
 
 
+async def test_answers_wait_for_room_within_the_limits_and_for_a_pause_teams_asked_for() -> None:
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limits = SendLimits(global_rate=3, per_conversation=((2, 1.0),), window_margin=0.0)
+    limiter = RateLimiter(limits, monotonic=lambda: now[0], sleep=sleep)
+
+    async def answer(chat: str) -> None:
+        assert await limiter.reply_starting(chat, within=5.0)
+        limiter.reply_finished(chat)
+
+    await answer("chat")
+    await answer("chat")
+    assert now[0] == 100.0
+    await answer("chat")
+    assert now[0] == 101.0, "the chat's third waits until its first has left the window"
+    await answer("other chat")
+    await answer("other chat")
+    assert now[0] == 101.0
+    await answer("a third chat")
+    assert now[0] == 102.0, "and the fourth in a second waits for the global limit (3/s)"
+    # A chat Teams paused (a 429 with Retry-After to the outbox) holds answers too, while
+    # the turn's time allows.
+    limiter.throttled("a third chat", pause=3.0)
+    assert not await limiter.reply_starting("a third chat", within=1.0)  # it goes all the same
+    limiter.reply_finished("a third chat")
+    assert now[0] == 103.0
+    await answer("a third chat")
+    assert now[0] == 105.0
+
+
+async def test_the_outbox_lets_answers_waiting_for_room_go_first() -> None:
+    limiter = RateLimiter(SendLimits(global_rate=2, window_margin=0.0))
+    for _ in range(2):  # the global limit used up by answers in flight
+        assert await limiter.reply_starting("busy chat", within=0)
+    waiting_answer = asyncio.create_task(limiter.reply_starting("chat", within=5.0))
+    await asyncio.sleep(0)
+    outbox_message = asyncio.create_task(limiter.acquire("another chat"))
+    limiter.reply_finished("busy chat")  # room for one, a second later
+    assert await waiting_answer
+    assert not outbox_message.done(), "the outbox took the room an answer was waiting for"
+    limiter.reply_finished("chat")
+    limiter.reply_finished("busy chat")
+    await asyncio.wait_for(outbox_message, 5)
+    limiter.finish("another chat")
+
+
 async def test_answers_counted_while_nothing_is_sent_are_forgotten_in_time() -> None:
-    window = SlidingWindows([(5, 0.05)], margin=0.0)
+    now = [100.0]
+    window = SlidingWindows([(5, 0.05)], margin=0.0, monotonic=lambda: now[0])
     for _ in range(1000):  # a busy day's answers, with no message waiting to be sent
         window.started(1)
         window.finish()
     assert window.counted() == 1000
-    await asyncio.sleep(0.06)
+    now[0] += 0.06
     window.started(1)
     window.finish()
     assert window.counted() == 1, "the answers older than the window are not kept"
@@ -679,11 +838,12 @@ async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages
     counted: list[tuple[str, int]] = []
 
     class Tally:
-        def replies_started(self, count: int) -> None:
-            counted.append(("started", count))
+        async def reply_starting(self, conversation: str, within: float) -> bool:
+            counted.append(("started", conversation))
+            return True
 
-        def replies_finished(self, count: int) -> None:
-            counted.append(("finished", count))
+        def reply_finished(self, conversation: str) -> None:
+            counted.append(("finished", conversation))
 
     assert isinstance(adapter, TeamsAdapter)
     adapter.replies = Tally()
@@ -703,7 +863,9 @@ async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages
         )
 
     await adapter.process_activity("", message, answer)
-    assert counted == [("started", 2), ("finished", 2)]
+    # Each request waits for room in its chat's limits and is counted as it goes (in the
+    # global window and the chat's; a try repeated after a 429 counts again).
+    assert counted == [("started", "a:chat"), ("finished", "a:chat")] * 2
     assert connector.texts() == ["one", "two"]
 
     counted.clear()
