@@ -13,7 +13,7 @@ import yaml
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import select
 
-from bot.cli import main
+from admin.cli import main
 from storage import roster
 from storage.database import Database
 from storage.models import AuditRequest, OutboxMessage, OutboxStatus

@@ -12,8 +12,8 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel, select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.audit_requests import request_audit
-from bot.demo_data import cases_csv, staff_csv
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from storage import audits, outbox, roster

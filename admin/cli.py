@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from admin.progress import TerminalProgress
 from bot.logs import RequestLogger, configure_logging
-from bot.progress import TerminalProgress
 from bot.settings import Settings, SettingsError, load_settings
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, FrameworkError, load_framework
@@ -532,7 +532,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo_data(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.demo_data import load_demo_data, playground_config_yaml
+    from admin.demo_data import load_demo_data, playground_config_yaml
     from storage.database import Database
 
     framework = _framework(settings)
@@ -1120,7 +1120,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _package(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.package import PackageError, build_package
+    from admin.package import PackageError, build_package
 
     try:
         out = build_package(
