@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,6 +48,19 @@ def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert f"pqf-bot {command}" in out
     assert len(out) > 150
+
+
+def test_help_lists_every_command_in_its_order(capsys: pytest.CaptureFixture[str]) -> None:
+    # The commands come from several modules (admin/*.py); the listing keeps its order.
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    listed = re.findall(r"^    ([a-z-]+)", capsys.readouterr().out, flags=re.MULTILINE)
+    assert listed == [
+        "serve", "migrate", "import-staff", "import-cases", "framework", "request", "calendar",
+        "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits", "audit-export",
+        "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",
+    ]  # fmt: skip
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
