@@ -286,13 +286,12 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _names(database: Database) -> dict[str, dict[int | None, str]]:
-    from sqlmodel import select
-
-    from storage.models import CaseRecord, Staff
+    from storage import roster
 
     async with database.session() as session:
-        staff = {s.id: f"{s.name} <{s.email}>" for s in await session.exec(select(Staff))}
-        cases = {c.id: c.reference for c in await session.exec(select(CaseRecord))}
+        staff = {s.id: f"{s.name} <{s.email}>" for s in await roster.all_staff(session=session)}
+        references = await roster.case_references(session=session)
+    cases: dict[int | None, str] = {case_id: ref for case_id, ref in references.items()}
     return {"staff": staff, "case": cases}
 
 
@@ -310,34 +309,21 @@ def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _outbox(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlmodel import col, select
-
-    from storage import outbox
-    from storage.models import OutboxMessage, Staff
+    from storage import outbox, roster
 
     async def go(database: Database) -> int:
         async with database.session() as session:
             total = await outbox.summary(session=session, period=args.month)
-            purposes = sorted(
-                set(
-                    await session.exec(
-                        select(OutboxMessage.purpose).where(col(OutboxMessage.period) == args.month)
-                        if args.month
-                        else select(OutboxMessage.purpose)
-                    )
-                )
-            )
+            purposes = await outbox.purposes(session=session, period=args.month)
             unreachable = (
                 await outbox.undeliverable_recipients(session=session, period=args.month)
                 if args.month
                 else []
             )
-            names = {
-                s.id: s.email
-                for s in await session.exec(
-                    select(Staff).where(col(Staff.id).in_([u.recipient_id for u in unreachable]))
-                )
-            }
+            staff = await roster.staff_by_ids(
+                session=session, ids=[u.recipient_id for u in unreachable]
+            )
+            names = {staff_id: person.email for staff_id, person in staff.items()}
         report = {
             "month": args.month,
             "sent": total.sent,

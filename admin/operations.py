@@ -28,7 +28,7 @@ from admin.common import (
 from admin.progress import TerminalProgress
 from bot.settings import Settings
 from practice.framework import FrameworkError
-from storage.files import create_private_file, write_private
+from storage.files import write_private
 
 if TYPE_CHECKING:
     from storage.database import Database
@@ -109,10 +109,7 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _access_log(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlmodel import select
-
     from storage import access_log, roster
-    from storage.models import Staff
 
     async def go(database: Database) -> int:
         async with database.session() as session:
@@ -129,7 +126,7 @@ def _access_log(settings: Settings, args: argparse.Namespace) -> int:
                 else None
             )
             rows = await access_log.entries(session=session, since=since, staff_id=staff_id)
-            emails = {s.id: s.email for s in await session.exec(select(Staff))}
+            emails = {s.id: s.email for s in await roster.all_staff(session=session)}
         records = [
             {"at": r.at.astimezone(settings.zone).isoformat(timespec="seconds"),
              "who": emails.get(r.staff_id, "administrator (command line)") if r.staff_id else
@@ -215,8 +212,7 @@ def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _backup(settings: Settings, args: argparse.Namespace) -> int:
-    import sqlite3
-
+    from storage.backup import backup_sqlite
     from storage.database import sync_url
 
     url = sync_url(settings.database_url)
@@ -231,17 +227,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if args.path.exists():
         complain(f"{args.path} exists; choose a new file")
         return EXIT_FAILED
-    create_private_file(args.path)  # before SQLite creates it with the umask's mode
-    # SQLite's backup API copies a consistent snapshot while the bot keeps writing.
-    source = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
-    target = sqlite3.connect(args.path)
-    try:
-        with target:
-            source.backup(target)
-        check = target.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        source.close()
-        target.close()
+    check = backup_sqlite(url.database, args.path)
     if check != "ok":
         complain(f"the copy failed its integrity check: {check}")
         return EXIT_FAILED

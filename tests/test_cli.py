@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -217,6 +218,46 @@ async def test_request_is_sent_to_an_installed_persons_chat(
     await database.dispose()
     assert message.status == OutboxStatus.SENT
     assert message.sent_activity_id is not None
+
+
+def test_dispatch_names_people_and_cases_and_the_outbox_who_cannot_be_reached(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "migrate")
+    assert run(capsys, "import-staff", str(ROOT / "examples" / "staff.csv"))[0] == 0
+    assert run(capsys, "import-cases", str(ROOT / "examples" / "cases.csv"))[0] == 0
+    status, out, _ = run(capsys, "dispatch", "--month", "2026-11", "--dry-run", "--seed", "s")
+    assert status == 0
+    first, *planned, totals = out.splitlines()
+    assert first == "Dry run for 2026-11 (seed s); nothing was changed."
+    assert totals.startswith("Requests: ")
+    person = r"[^<>]+ <[^<>\s]+@somerset\.example>"
+    what = rf"standard \d+ \w+ audit of (case \d+|work of {person}|own case)"
+    for line in planned:
+        assert re.fullmatch(rf"  {person}: ({what}|skipped \(.+\))", line), line
+    assert any(re.search(r" audit of case \d+$", line) for line in planned)
+    assert run(capsys, "outbox")[1] == (
+        "Outbox in all: 0 sent, 0 pending, 0 retrying, 0 undeliverable.\n"
+    )
+
+    assert run(capsys, "dispatch", "--month", "2026-11", "--seed", "s")[0] == 0
+    with sqlite3.connect(workdir / "pqf.db") as db:
+        message_id, recipient_id = db.execute(
+            "SELECT id, recipient_id FROM outbox_message ORDER BY id"
+        ).fetchone()
+        db.execute(
+            "UPDATE outbox_message SET status = ?, last_error = ? WHERE id = ?",
+            (OutboxStatus.UNDELIVERABLE.value, "Teams refused it (403)", message_id),
+        )
+        (email,) = db.execute("SELECT email FROM staff WHERE id = ?", (recipient_id,)).fetchone()
+    db.close()
+    report = json.loads(run(capsys, "outbox", "--month", "2026-11", "--json")[1])
+    assert report["purposes"] == ["audit_request"]
+    assert report["undeliverable"] == 1
+    assert report["unreachable"] == [{"email": email, "reason": "Teams refused it (403)"}]
+    out = run(capsys, "outbox", "--month", "2026-11")[1]
+    assert out.endswith(f"undeliverable.\n  cannot reach {email}: Teams refused it (403)\n")
+    assert json.loads(run(capsys, "outbox", "--month", "2026-10", "--json")[1])["purposes"] == []
 
 
 def test_serve_refuses_an_unmigrated_database(
