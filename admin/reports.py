@@ -177,6 +177,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 def _actions(settings: Settings, args: argparse.Namespace) -> int:
     from storage.actions import ActionError, add_action, list_actions, update_action
+    from storage.models import as_json
 
     today = datetime.now(UTC).astimezone(settings.zone).date()
 
@@ -198,7 +199,7 @@ def _actions(settings: Settings, args: argparse.Namespace) -> int:
                 else:
                     rows = await list_actions(session=session, include_closed=args.all)
                     if args.json:
-                        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+                        print(json.dumps([as_json(r) for r in rows], indent=2))
                     elif not rows:
                         print("No learning actions.")
                     for row in rows if not args.json else []:

@@ -260,6 +260,33 @@ def test_dispatch_names_people_and_cases_and_the_outbox_who_cannot_be_reached(
     assert json.loads(run(capsys, "outbox", "--month", "2026-10", "--json")[1])["purposes"] == []
 
 
+def test_learning_actions_are_logged_listed_and_closed(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "migrate")
+    assert run(
+        capsys, "actions", "add", "--theme", "3", "--action", "Refresh MCA training",
+        "--owner", "Jo Morgan", "--due", "2027-01-29", "--logged", "2026-11-02",
+    )[:2] == (0, "Logged action 1.\n")  # fmt: skip
+    assert run(capsys, "actions", "list")[1] == (
+        "   1  [open] 3: Refresh MCA training (Jo Morgan, due 2027-01-29)\n"
+    )
+    assert run(capsys, "actions", "update", "1", "--status", "closed")[1] == (
+        "Updated action 1: closed.\n"
+    )
+    assert run(capsys, "actions", "list")[1] == "No learning actions.\n"
+    listed = json.loads(run(capsys, "actions", "list", "--all", "--json")[1])
+    # The fields in the table's order, whatever order the database driver set them in.
+    assert list(listed[0]) == [
+        "id", "theme", "action", "owner", "due_on", "status", "logged_on", "closed_on",
+        "updated_at",
+    ]  # fmt: skip
+    assert (listed[0]["status"], listed[0]["due_on"]) == ("closed", "2027-01-29")
+    status, _, err = run(capsys, "actions", "update", "7", "--status", "done")
+    assert status == 1
+    assert err == "pqf-bot: there is no learning action 7\n"
+
+
 def test_serve_refuses_an_unmigrated_database(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ from storage import audits, outbox, roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database, sync_url
 from storage.migrate import current_revision, head_revision, is_current, upgrade
-from storage.models import AuditStatus, OutboxStatus, Staff
+from storage.models import AuditStatus, OutboxStatus, Staff, as_json
 from tests.conftest import TODAY
 
 
@@ -103,6 +103,19 @@ async def test_what_a_periods_messages_were_for(database: Database, framework: F
         ]
         assert await outbox.purposes(session=session) == ["audit_request", "digest", "reminder"]
         assert await outbox.purposes(session=session, period="2026-09") == []
+
+
+async def test_a_row_as_json_lists_its_fields_in_the_models_order(
+    database: Database, framework: Framework
+) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        alex = await roster.staff_by_email(session=session, email="alexw@example.com")
+        assert alex is not None
+        plain = as_json(alex)
+    assert list(plain) == list(Staff.model_fields)
+    assert plain["email"] == "alexw@example.com"
+    assert plain["active"] is True
 
 
 async def test_conversation_reference_is_stored_and_refreshed(database: Database) -> None:
