@@ -15,9 +15,12 @@ RUN python -m venv /opt/pqf-bot
 WORKDIR /src
 # Only what the installed bot needs: no tests, examples, Node tools or local data.
 COPY pyproject.toml constraints.txt README.md ./
+COPY admin/ admin/
 COPY bot/ bot/
 COPY cards/ cards/
+COPY delivery/ delivery/
 COPY dialogs/ dialogs/
+COPY messages/ messages/
 COPY practice/ practice/
 COPY reports/ reports/
 COPY scheduler/ scheduler/

@@ -244,7 +244,7 @@ def measure_answers(
             ).start()
             try:
                 env = {**_bot_env(url), "PQF_RUN_SENDER": "true", "PQF_LOG_LEVEL": "INFO"}
-                with Child("bot", [sys.executable, "-m", "bot", "serve"], env,
+                with Child("bot", [sys.executable, "-m", "admin", "serve"], env,
                            folder / f"bot-{kind}.log") as bot:  # fmt: skip
                     tally, counts, seconds = await _answers(bot.url, connector, audits, roster_)
             finally:
@@ -421,7 +421,7 @@ def measure_recovery(result: Result, folder: Path, kind: str) -> None:
     """Kill one of two senders mid-dispatch on one database; record the figures."""
     with database(kind, folder, "recovery") as url:
         subprocess.run(
-            [sys.executable, "-m", "bot", "migrate"], cwd=folder, check=True,
+            [sys.executable, "-m", "admin", "migrate"], cwd=folder, check=True,
             env={**os.environ, "DATABASE_URL": url, "PQF_ENVIRONMENT": "development"},
             capture_output=True,
         )  # fmt: skip

@@ -11,7 +11,7 @@ transaction), the latter in a fresh child process, as the scheduler would run it
 the bot, so that its peak memory is measured too. `plan_month` is also timed for July
 2027 (standard 10, where managers draw supervision records instead of cases).
 
-Then the real bot (`python -m bot serve`, sender on, scheduler off, default
+Then the real bot (`python -m admin serve`, sender on, scheduler off, default
 `PQF_SEND_RATE`) sends the 2,000-staff month to the test suite's fake Connector, which
 enforces Teams' limits (50 requests/s per tenant, and each chat's) and injects 5% 429s
 (half with Retry-After) and 1% 5xx. Deliveries are counted at the fake, by the audit each
@@ -476,7 +476,7 @@ def audit_of(activity: dict[str, Any]) -> int | None:
 
 
 class BotProcess:
-    """`python -m bot serve` sending the outbox (no scheduler), logging to a file."""
+    """`python -m admin serve` sending the outbox (no scheduler), logging to a file."""
 
     def __init__(self, url: str, folder: Path, send_rate: float) -> None:
         self.port = free_port()
@@ -502,7 +502,7 @@ class BotProcess:
         with self.log_path.open("ab") as log:
             # Started in the scratch folder, so no .env file there changes its settings.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"], cwd=folder, env=env,
+                [sys.executable, "-m", "admin", "serve"], cwd=folder, env=env,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 

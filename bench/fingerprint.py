@@ -49,7 +49,7 @@ REPORTS = [
 
 def _pqf_bot(database_url: str, *args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "admin", *args],
         env={**os.environ, "DATABASE_URL": database_url, "PQF_ENVIRONMENT": "development"},
         cwd=ROOT, check=True, capture_output=True, text=True,
     )  # fmt: skip

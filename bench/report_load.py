@@ -194,7 +194,7 @@ def main() -> None:
     results: list[Window] = []
     for workers in (int(w) for w in options.workers.split(",")):
         env = {**_bot_env(url), "PQF_REPORT_WORKERS": str(workers)}
-        bot = Child(f"bot-{workers}", [sys.executable, "-m", "bot", "serve"], env,
+        bot = Child(f"bot-{workers}", [sys.executable, "-m", "admin", "serve"], env,
                     folder / f"bot-{workers}.log")  # fmt: skip
         bot.env["PQF_PUBLIC_URL"] = bot.url
         with bot:

@@ -270,7 +270,7 @@ def _bot_env(database_url: str) -> dict[str, str]:
 def _cli(folder: Path, database_url: str, *arguments_: str) -> None:
     """Run a `pqf-bot` command; fail with its output if it fails."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot", *arguments_], cwd=folder,
+        [sys.executable, "-m", "admin", *arguments_], cwd=folder,
         env={**os.environ, **_bot_env(database_url)}, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -887,7 +887,7 @@ def run(folder: Path, kinds: list[str], roster: list[Person], plan: Plan) -> lis
             print(f"[turns] {kind}: roster, cases and {sum(map(len, audits.values()))} "
                   f"requests ready in {setup.seconds:.1f} s", flush=True)  # fmt: skip
             child = stack.enter_context(
-                Child("bot", [sys.executable, "-m", "bot", "serve"], _bot_env(url),
+                Child("bot", [sys.executable, "-m", "admin", "serve"], _bot_env(url),
                       folder / f"bot-{kind}.log")
             )  # fmt: skip
             subjects.append(Subject(kind, child, _auditors(roster, audits, echo=False)))

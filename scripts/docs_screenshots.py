@@ -20,7 +20,7 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.demo_data import load_demo_data, playground_config_yaml  # noqa: E402
+from admin.demo_data import load_demo_data, playground_config_yaml  # noqa: E402
 from practice.framework import load_framework  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -47,7 +47,7 @@ def card(page: Page, text: str) -> Locator:
 
 async def report_screenshot() -> None:
     """Import the example history and photograph the report it gives."""
-    from bot.cli import main as cli
+    from admin.cli import main as cli
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

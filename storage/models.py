@@ -20,6 +20,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_json(row: SQLModel) -> dict[str, Any]:
+    """Return a row's values as JSON, its fields in the order its model declares them."""
+    # model_dump follows the order the ORM happened to set the attributes in, which follows
+    # memory addresses and so changed whenever the program's imports did.
+    values: dict[str, Any] = row.model_dump(mode="json")
+    declared = [name for name in type(row).model_fields if name in values]
+    others = sorted(name for name in values if name not in type(row).model_fields)
+    return {name: values[name] for name in [*declared, *others]}
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Store aware datetimes as UTC and always read them back aware (SQLite drops the zone)."""
 

@@ -414,6 +414,14 @@ async def summary(*, session: AsyncSession, period: str | None = None) -> Outbox
     return OutboxSummary(**counts)
 
 
+async def purposes(*, session: AsyncSession, period: str | None = None) -> list[str]:
+    """Return what the messages of one period ("YYYY-MM"), or of all, were for, sorted."""
+    statement = select(OutboxMessage.purpose)
+    if period is not None:
+        statement = statement.where(col(OutboxMessage.period) == period)
+    return sorted(set(await session.exec(statement)))
+
+
 async def undeliverable_recipients(
     *, session: AsyncSession, period: str
 ) -> list[UndeliverableRecipient]:

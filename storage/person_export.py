@@ -17,11 +17,12 @@ from storage.models import (
     OutboxMessage,
     Staff,
     TeamsConversation,
+    as_json,
 )
 
 
 def _plain(row: Any, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
-    data: dict[str, Any] = row.model_dump(mode="json")
+    data = as_json(row)
     for name in leave_out:
         data.pop(name, None)
     return data

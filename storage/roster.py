@@ -72,6 +72,11 @@ async def staff_by_ids(*, session: AsyncSession, ids: Sequence[int]) -> dict[int
     return {s.id: s for s in rows if s.id is not None}
 
 
+async def all_staff(*, session: AsyncSession) -> list[Staff]:
+    """Return everyone on the roster, active or not, by id."""
+    return list(await session.exec(select(Staff).order_by(col(Staff.id))))
+
+
 async def case_by_reference(*, session: AsyncSession, reference: str) -> CaseRecord | None:
     """Return the case with this reference (any case of letters), or None."""
     return (
@@ -79,6 +84,12 @@ async def case_by_reference(*, session: AsyncSession, reference: str) -> CaseRec
             select(CaseRecord).where(CaseRecord.reference == reference.strip().upper())
         )
     ).first()
+
+
+async def case_references(*, session: AsyncSession) -> dict[int, str]:
+    """Return every case's reference, by the case's id."""
+    rows = await session.exec(select(CaseRecord.id, CaseRecord.reference))
+    return {case_id: reference for case_id, reference in rows if case_id is not None}
 
 
 async def auditable_cases_of(

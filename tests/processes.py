@@ -66,7 +66,7 @@ class BotProcess:
         }
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"], cwd=self.log_path.parent, env=env,
+                [sys.executable, "-m", "admin", "serve"], cwd=self.log_path.parent, env=env,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_for(f"{self.url}/healthz", 30, self.process)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from bot.cli import main
+from admin.cli import main
 from practice.framework import Framework
 from storage.audit_import import import_audits
 from storage.csv_import import import_staff, read_csv_file

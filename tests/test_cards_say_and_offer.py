@@ -13,9 +13,9 @@ import pytest
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.adapter import create_adapter
 from bot.audit_requests import request_audit
-from bot.demo_data import cases_csv, staff_csv
 from bot.outbox_sender import OutboxSender
 from bot.proactive import Delivery
 from bot.settings import load_settings

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import yaml
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import select
 
-from bot.cli import main
+from admin.cli import main
 from storage import roster
 from storage.database import Database
 from storage.models import AuditRequest, OutboxMessage, OutboxStatus
@@ -47,6 +49,19 @@ def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert f"pqf-bot {command}" in out
     assert len(out) > 150
+
+
+def test_help_lists_every_command_in_its_order(capsys: pytest.CaptureFixture[str]) -> None:
+    # The commands come from several modules (admin/*.py); the listing keeps its order.
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    listed = re.findall(r"^    ([a-z-]+)", capsys.readouterr().out, flags=re.MULTILINE)
+    assert listed == [
+        "serve", "migrate", "import-staff", "import-cases", "framework", "request", "calendar",
+        "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits", "audit-export",
+        "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",
+    ]  # fmt: skip
 
 
 def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,6 +218,73 @@ async def test_request_is_sent_to_an_installed_persons_chat(
     await database.dispose()
     assert message.status == OutboxStatus.SENT
     assert message.sent_activity_id is not None
+
+
+def test_dispatch_names_people_and_cases_and_the_outbox_who_cannot_be_reached(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "migrate")
+    assert run(capsys, "import-staff", str(ROOT / "examples" / "staff.csv"))[0] == 0
+    assert run(capsys, "import-cases", str(ROOT / "examples" / "cases.csv"))[0] == 0
+    status, out, _ = run(capsys, "dispatch", "--month", "2026-11", "--dry-run", "--seed", "s")
+    assert status == 0
+    first, *planned, totals = out.splitlines()
+    assert first == "Dry run for 2026-11 (seed s); nothing was changed."
+    assert totals.startswith("Requests: ")
+    person = r"[^<>]+ <[^<>\s]+@somerset\.example>"
+    what = rf"standard \d+ \w+ audit of (case \d+|work of {person}|own case)"
+    for line in planned:
+        assert re.fullmatch(rf"  {person}: ({what}|skipped \(.+\))", line), line
+    assert any(re.search(r" audit of case \d+$", line) for line in planned)
+    assert run(capsys, "outbox")[1] == (
+        "Outbox in all: 0 sent, 0 pending, 0 retrying, 0 undeliverable.\n"
+    )
+
+    assert run(capsys, "dispatch", "--month", "2026-11", "--seed", "s")[0] == 0
+    with sqlite3.connect(workdir / "pqf.db") as db:
+        message_id, recipient_id = db.execute(
+            "SELECT id, recipient_id FROM outbox_message ORDER BY id"
+        ).fetchone()
+        db.execute(
+            "UPDATE outbox_message SET status = ?, last_error = ? WHERE id = ?",
+            (OutboxStatus.UNDELIVERABLE.value, "Teams refused it (403)", message_id),
+        )
+        (email,) = db.execute("SELECT email FROM staff WHERE id = ?", (recipient_id,)).fetchone()
+    db.close()
+    report = json.loads(run(capsys, "outbox", "--month", "2026-11", "--json")[1])
+    assert report["purposes"] == ["audit_request"]
+    assert report["undeliverable"] == 1
+    assert report["unreachable"] == [{"email": email, "reason": "Teams refused it (403)"}]
+    out = run(capsys, "outbox", "--month", "2026-11")[1]
+    assert out.endswith(f"undeliverable.\n  cannot reach {email}: Teams refused it (403)\n")
+    assert json.loads(run(capsys, "outbox", "--month", "2026-10", "--json")[1])["purposes"] == []
+
+
+def test_learning_actions_are_logged_listed_and_closed(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "migrate")
+    assert run(
+        capsys, "actions", "add", "--theme", "3", "--action", "Refresh MCA training",
+        "--owner", "Jo Morgan", "--due", "2027-01-29", "--logged", "2026-11-02",
+    )[:2] == (0, "Logged action 1.\n")  # fmt: skip
+    assert run(capsys, "actions", "list")[1] == (
+        "   1  [open] 3: Refresh MCA training (Jo Morgan, due 2027-01-29)\n"
+    )
+    assert run(capsys, "actions", "update", "1", "--status", "closed")[1] == (
+        "Updated action 1: closed.\n"
+    )
+    assert run(capsys, "actions", "list")[1] == "No learning actions.\n"
+    listed = json.loads(run(capsys, "actions", "list", "--all", "--json")[1])
+    # The fields in the table's order, whatever order the database driver set them in.
+    assert list(listed[0]) == [
+        "id", "theme", "action", "owner", "due_on", "status", "logged_on", "closed_on",
+        "updated_at",
+    ]  # fmt: skip
+    assert (listed[0]["status"], listed[0]["due_on"]) == ("closed", "2027-01-29")
+    status, _, err = run(capsys, "actions", "update", "7", "--status", "done")
+    assert status == 1
+    assert err == "pqf-bot: there is no learning action 7\n"
 
 
 def test_serve_refuses_an_unmigrated_database(

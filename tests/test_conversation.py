@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.app import create_app
 from bot.audit_requests import request_audit
-from bot.demo_data import cases_csv, staff_csv
 from bot.settings import load_settings
 from practice.framework import Framework
 from storage import audits as audit_store

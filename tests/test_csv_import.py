@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
-from bot.demo_data import cases_csv, staff_csv
+from admin.demo_data import cases_csv, staff_csv
 from practice.framework import Framework
 from storage.csv_import import import_cases, import_staff, read_csv_file
 from storage.database import Database

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from admin.demo_data import DEMO_AUDITORS, PEOPLE, load_demo_data
 from bot.app import create_app
-from bot.demo_data import DEMO_AUDITORS, PEOPLE, load_demo_data
 from bot.settings import load_settings
 from practice.calendar import audits_in_month, days_before_due
 from practice.framework import Framework

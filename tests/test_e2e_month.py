@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot.demo_data import cases_csv, playground_config_yaml, staff_csv
+from admin.demo_data import cases_csv, playground_config_yaml, staff_csv
 from practice.calendar import AuditMonth, audits_in_month, following_month
 from practice.framework import Framework
 from practice.working_days import first_working_day
@@ -49,7 +49,7 @@ def current_audit_month(framework: Framework) -> AuditMonth:
 
 def run_jobs(database_url: str, day: date, cwd: Path) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-m", "bot", "run-jobs", "--today", day.isoformat()],
+        [sys.executable, "-m", "admin", "run-jobs", "--today", day.isoformat()],
         env={**os.environ, "DATABASE_URL": database_url, "PQF_ENVIRONMENT": "development"},
         cwd=cwd, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.demo_data import load_demo_data, playground_config_yaml
+from admin.demo_data import load_demo_data, playground_config_yaml
 from practice.framework import Framework
 from storage import audits
 from storage.database import Database

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.app import ADAPTER, create_app
-from bot.demo_data import cases_csv, staff_csv
 from bot.settings import load_settings
 from cards.submissions import SubmissionError, parse_submission
 from practice.framework import Framework

@@ -22,6 +22,7 @@ from jwt.algorithms import RSAAlgorithm
 from msrest.serialization import Serializer
 from sqlmodel import col, select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.adapter import (
     CLIENTS_KEPT,
     AuthConfiguration,
@@ -31,7 +32,6 @@ from bot.adapter import (
 from bot.app import MAX_BODY_BYTES, create_app
 from bot.audit_requests import request_audit
 from bot.auth import KEY_FETCH_TIMEOUT
-from bot.demo_data import cases_csv, staff_csv
 from bot.notices import queue_outcome, queue_reminder
 from bot.settings import Settings, load_settings
 from cards.audit_cards import criterion_card

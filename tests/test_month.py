@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from admin.cli import main
 from bot.commands import ReportMonthsError, ReportRangeError, report_months
 from bot.links import InvalidLinkError, LinkClaims, sign, verify
 from practice.framework import Framework

@@ -13,9 +13,9 @@ import pytest
 from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, func, select
 
+from admin.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.adapter import create_adapter
 from bot.audit_requests import RequestError, request_audit
-from bot.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.notices import (
     UNRENDERED_REQUEST,
     UnrenderableMessageError,

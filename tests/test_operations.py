@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from admin.cli import main
+from admin.demo_data import cases_csv, staff_csv
+from admin.progress import TerminalProgress
 from bot.audit_requests import request_audit
-from bot.cli import main
-from bot.demo_data import cases_csv, staff_csv
 from bot.logs import configure_logging
-from bot.progress import TerminalProgress
 from bot.reporting import scoped_report
 from practice.framework import Framework
 from practice.report import ReportScope
@@ -593,7 +593,7 @@ def test_a_script_sees_only_the_result_of_a_long_import(tmp_path: Path) -> None:
            "DATABASE_URL": f"sqlite:///{tmp_path}/pqf.db"}  # fmt: skip
     for command in (["migrate"], ["import-staff", str(ROOT / "examples" / "staff.csv")]):
         done = subprocess.run(
-            [sys.executable, "-m", "bot", *command], cwd=ROOT, env=env, capture_output=True,
+            [sys.executable, "-m", "admin", *command], cwd=ROOT, env=env, capture_output=True,
             text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

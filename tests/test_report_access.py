@@ -15,8 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.app import create_app
-from bot.demo_data import cases_csv, staff_csv
 from bot.links import InvalidLinkError, LinkClaims, LinkMaker, sign, verify
 from bot.settings import load_settings
 from practice.access import AuditAccess, Viewer, can_view_audit, report_scope

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from admin.demo_data import PEOPLE, _made_up_aad, cases_csv, staff_csv
 from bot.audit_requests import request_audit
-from bot.demo_data import PEOPLE, _made_up_aad, cases_csv, staff_csv
 from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from practice.framework import Framework
 from storage.csv_import import import_cases, import_staff

@@ -12,15 +12,15 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel, select
 
+from admin.demo_data import PEOPLE, cases_csv, staff_csv
 from bot.audit_requests import request_audit
-from bot.demo_data import cases_csv, staff_csv
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from storage import audits, outbox, roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database, sync_url
 from storage.migrate import current_revision, head_revision, is_current, upgrade
-from storage.models import AuditStatus, OutboxStatus, Staff
+from storage.models import AuditStatus, OutboxStatus, Staff, as_json
 from tests.conftest import TODAY
 
 
@@ -63,6 +63,59 @@ async def test_roster_lookups_ignore_case(database: Database, framework: Framewo
         assert len(cases) == 4
         case = await roster.case_by_reference(session=session, reference=cases[0].reference.lower())
         assert case is not None
+
+
+async def test_the_whole_roster_and_every_case_reference(
+    database: Database, framework: Framework
+) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        everyone = await roster.all_staff(session=session)
+        assert sorted(s.email for s in everyone) == sorted(p.email for p in PEOPLE)
+        assert [s.id for s in everyone] == sorted(s.id for s in everyone if s.id is not None)
+        references = await roster.case_references(session=session)
+        listed = {line.split(",")[0] for line in cases_csv(TODAY).splitlines()[1:]}
+        assert set(references.values()) == listed
+        for case_id, reference in references.items():
+            case = await roster.case_by_reference(session=session, reference=reference)
+            assert case is not None
+            assert case.id == case_id
+
+
+async def test_what_a_periods_messages_were_for(database: Database, framework: Framework) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        alex = await roster.staff_by_email(session=session, email="alexw@example.com")
+        assert alex is not None
+        assert alex.id is not None
+        assert await outbox.purposes(session=session) == []
+        for key, purpose, period in [
+            ("r1", "reminder", "2026-11"), ("q1", "audit_request", "2026-11"),
+            ("d1", "digest", "2026-10"), ("r2", "reminder", "2026-11"),
+        ]:  # fmt: skip
+            await outbox.enqueue(
+                session=session, key=key, recipient_id=alex.id, purpose=purpose, period=period,
+                activity={"type": "message", "text": key},
+            )  # fmt: skip
+        assert await outbox.purposes(session=session, period="2026-11") == [
+            "audit_request",
+            "reminder",
+        ]
+        assert await outbox.purposes(session=session) == ["audit_request", "digest", "reminder"]
+        assert await outbox.purposes(session=session, period="2026-09") == []
+
+
+async def test_a_row_as_json_lists_its_fields_in_the_models_order(
+    database: Database, framework: Framework
+) -> None:
+    await _seed(database, framework)
+    async with database.session() as session:
+        alex = await roster.staff_by_email(session=session, email="alexw@example.com")
+        assert alex is not None
+        plain = as_json(alex)
+    assert list(plain) == list(Staff.model_fields)
+    assert plain["email"] == "alexw@example.com"
+    assert plain["active"] is True
 
 
 async def test_conversation_reference_is_stored_and_refreshed(database: Database) -> None:

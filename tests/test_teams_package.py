@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.package import PackageError, build_package
+from admin.package import PackageError, build_package
 from tests.conftest import ROOT, skip_or_fail
 
 APP_ID = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -266,7 +266,7 @@ def test_make_package_builds_a_valid_package_from_the_settings(tmp_path: Path) -
            "PQF_PUBLIC_URL": PUBLIC_URL}  # fmt: skip
     out = tmp_path / "build" / "pqf-audit-bot.zip"
     made = subprocess.run(
-        [sys.executable, "-m", "bot", "package", "--out", str(out)], cwd=ROOT, env=env,
+        [sys.executable, "-m", "admin", "package", "--out", str(out)], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -278,7 +278,7 @@ def test_make_package_builds_a_valid_package_from_the_settings(tmp_path: Path) -
     assert status == 0, report["errors"]
 
     refused = subprocess.run(
-        [sys.executable, "-m", "bot", "package", "--out", str(tmp_path / "other.zip")], cwd=ROOT,
+        [sys.executable, "-m", "admin", "package", "--out", str(tmp_path / "other.zip")], cwd=ROOT,
         env={**env, "PQF_PUBLIC_URL": "http://pqf-bot.somerset.example"},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

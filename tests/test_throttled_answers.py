@@ -24,6 +24,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationAccount
 from sqlmodel import col, select
 
+from admin.demo_data import cases_csv, staff_csv
 from bot.adapter import (
     AuthConfiguration,
     ReplyLimits,
@@ -33,7 +34,6 @@ from bot.adapter import (
 )
 from bot.app import ADAPTER, create_app
 from bot.audit_requests import request_audit
-from bot.demo_data import cases_csv, staff_csv
 from bot.late_replies import OutboxReplies
 from bot.settings import load_settings
 from practice.framework import Framework

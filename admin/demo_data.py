@@ -16,15 +16,15 @@ from datetime import date, timedelta
 from typing import Any
 
 import yaml
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.audit_requests import RequestError, request_audit
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota
 from practice.framework import Framework
+from storage import roster
 from storage.csv_import import ImportResult, import_cases, import_staff
-from storage.models import AuditRequest, Staff
+from storage.models import AuditRequest
 
 PLAYGROUND_TENANT = "00000000-0000-0000-0000-0000000000001"
 PLAYGROUND_BOT = {"id": "00000000-0000-0000-0000-00000000000011", "name": "PQF Audit Bot"}
@@ -264,7 +264,9 @@ async def load_demo_data(
     for email in DEMO_AUDITORS:
         # Up to the role's quota, counting what an earlier run (or the month's dispatch)
         # already asked: `request_audit` refuses beyond it.
-        person = (await session.exec(select(Staff).where(Staff.email == email))).one()
+        person = await roster.staff_by_email(session=session, email=email)
+        if person is None:  # cannot be: the roster imported above holds every demo auditor
+            raise RuntimeError(f"demo auditor {email} is not on the roster")
         quota = monthly_quota(
             framework,
             person.role_code,

@@ -1,0 +1,1 @@
+"""The command line `pqf-bot`: set up, run and administer the audit bot."""

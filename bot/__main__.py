@@ -1,7 +1,0 @@
-"""Run `python -m bot` as `pqf-bot`."""
-
-import sys
-
-from bot.cli import main
-
-sys.exit(main())

@@ -1,0 +1,1 @@
+"""The one sender: deliver the outbox to Teams within its rate limits."""
