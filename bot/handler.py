@@ -39,8 +39,8 @@ from cards.submissions import (
     SubmissionError,
     parse_submission,
 )
+from cards.views import list_entry
 from dialogs.audit_dialog import AuditDialog
-from dialogs.audit_views import list_entry
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
 from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
 from practice.access import can_view_audit, report_scope

@@ -24,7 +24,7 @@ from cards.cycle_cards import (
     reminder_card,
 )
 from cards.help_cards import AuditListEntry
-from dialogs.audit_views import audit_heading, heading_for, summary_items
+from cards.views import audit_heading, heading_for, summary_items
 from dialogs.turn import card_message
 from practice.framework import Framework, Standard
 from storage import outbox

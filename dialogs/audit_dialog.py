@@ -50,7 +50,7 @@ from cards.submissions import (
     StepAnswer,
     SummaryAction,
 )
-from dialogs.audit_views import (
+from cards.views import (
     audit_heading,
     involved_worker_label,
     rating_choices,

@@ -32,7 +32,7 @@ from bot.notices import (
     request_key_of,
 )
 from cards.cycle_cards import DigestRow, SampleEntry
-from dialogs.audit_views import list_entry
+from cards.views import list_entry
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
