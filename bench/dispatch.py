@@ -41,7 +41,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
@@ -343,12 +342,13 @@ async def store_conversations(url: str, staff_ids: Sequence[int], service_url: s
                 stored = await roster.remember_conversation(
                     session=session,
                     aad_object_id=aad_of(staff_id),
-                    reference=ConversationReference(
+                    reference=roster.ChatReference(
                         channel_id="msteams",
                         service_url=service_url,
-                        conversation=ConversationAccount(id=f"a:chat{staff_id}", tenant_id="t"),
-                        user=ChannelAccount(id=f"29:staff{staff_id}"),
-                        bot=ChannelAccount(id="28:bot"),
+                        conversation_id=f"a:chat{staff_id}",
+                        tenant_id="t",
+                        teams_user_id=f"29:staff{staff_id}",
+                        bot_id="28:bot",
                     ),
                 )
                 assert stored

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, func, select
 
 from bot.adapter import create_adapter
@@ -210,10 +209,10 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
             await roster.remember_conversation(
                 session=session,
                 aad_object_id=recipient.aad_object_id,
-                reference=ConversationReference(
+                reference=roster.ChatReference(
                     channel_id="msteams", service_url=connector.url,
-                    conversation=ConversationAccount(id="a:auditor", tenant_id="t"),
-                    user=ChannelAccount(id="29:auditor"), bot=ChannelAccount(id="28:bot"),
+                    conversation_id="a:auditor", tenant_id="t",
+                    teams_user_id="29:auditor", bot_id="28:bot",
                 ),
             )  # fmt: skip
             expected = await outbox_activity(
