@@ -54,7 +54,7 @@ from bench.common import (
     scratch,
 )
 from practice.calendar import AuditMonth, audits_in_month
-from practice.dispatch import plan_month, request_key
+from practice.dispatch import dispatch_key, plan_month
 from practice.framework import Framework, load_framework
 from practice.month import Month
 from scheduler.jobs import Cycle, _dispatch_inputs, dispatch_month
@@ -254,7 +254,7 @@ def _add_history(
     active = {s["id"] for s in found.staff if s["active"]}
 
     def add(audit: AuditMonth, auditor: int, slot: int, kind: str, **what: int | None) -> None:
-        key = request_key(audit.month, audit.standard, auditor, slot)
+        key = dispatch_key(audit.month, audit.standard, auditor, slot)
         roll = rng.random()
         found.history.append({
             "month": audit.month, "standard": audit.standard, "kind": kind,
