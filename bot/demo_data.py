@@ -19,7 +19,7 @@ import yaml
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.audit_requests import RequestError, request_audit
+from messages.requests import RequestError, request_audit
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota
 from practice.framework import Framework

@@ -24,15 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import (
+from cards.cycle_cards import DigestRow, SampleEntry
+from cards.views import list_entry
+from messages.notices import (
     UNRENDERED_REQUEST,
     queue_digest,
     queue_moderation_sample,
     queue_reminder,
     request_key_of,
 )
-from cards.cycle_cards import DigestRow, SampleEntry
-from cards.views import list_entry
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
@@ -372,7 +372,7 @@ async def _create_requests(
     for queued, request in enumerate(plan.requests, 1):
         progress("queuing request cards", queued, total)
         audit_id = ids[request.key]
-        # The sender makes the card when it sends it (bot.notices.outbox_activity).
+        # The sender makes the card when it sends it (messages.notices.outbox_activity).
         messages.append(
             new_message
             | dict(

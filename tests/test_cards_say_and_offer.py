@@ -13,13 +13,13 @@ import pytest
 from sqlmodel import col, select
 
 from bot.adapter import create_adapter
-from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
 from bot.outbox_sender import OutboxSender
 from bot.proactive import Delivery
 from bot.settings import load_settings
 from cards.cycle_cards import DIGEST_STATES
 from cards.help_cards import help_card
+from messages.requests import request_audit
 from practice.framework import Framework
 from scheduler.jobs import dispatch_month, send_digests, team_digest_rows
 from storage import audits as audit_store

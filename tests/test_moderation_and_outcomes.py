@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import select
 
-from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
+from messages.requests import request_audit
 from practice.framework import Framework
 from scheduler.jobs import Cycle, dispatch_month, sample_for_moderation
 from storage import audits as audit_store

@@ -13,17 +13,17 @@ import pytest
 from sqlmodel import col, func, select
 
 from bot.adapter import create_adapter
-from bot.audit_requests import RequestError, request_audit
 from bot.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
-from bot.notices import (
+from bot.outbox_sender import OutboxSender
+from bot.proactive import Delivery
+from bot.settings import load_settings
+from messages.notices import (
     UNRENDERED_REQUEST,
     UnrenderableMessageError,
     outbox_activity,
     request_card_activity,
 )
-from bot.outbox_sender import OutboxSender
-from bot.proactive import Delivery
-from bot.settings import load_settings
+from messages.requests import RequestError, request_audit
 from practice.calendar import audit_year, audits_in_month, days_before_due
 from practice.framework import Framework
 from scheduler.jobs import (

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.audit_requests import request_audit
 from bot.cli import main
 from bot.demo_data import cases_csv, staff_csv
 from bot.logs import configure_logging
 from bot.progress import TerminalProgress
 from bot.reporting import scoped_report
+from messages.requests import request_audit
 from practice.framework import Framework
 from practice.report import ReportScope
 from scheduler.jobs import Cycle, purge_old_words

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import audits
 from storage.csv_import import import_cases, import_staff

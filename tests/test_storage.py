@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel, select
 
-from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
+from messages.requests import request_audit
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from storage import audits, outbox, roster

@@ -32,10 +32,10 @@ from bot.adapter import (
     on_turn_error,
 )
 from bot.app import ADAPTER, create_app
-from bot.audit_requests import request_audit
 from bot.demo_data import cases_csv, staff_csv
-from bot.late_replies import OutboxReplies
 from bot.settings import load_settings
+from messages.late_replies import OutboxReplies
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import outbox, roster
 from storage.csv_import import import_cases, import_staff

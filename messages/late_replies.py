@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
-from bot.notices import queue_late_reply
+from messages.notices import queue_late_reply
 from storage import roster
 from storage.database import Database
 

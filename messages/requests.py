@@ -9,7 +9,7 @@ from datetime import date
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import queue_request_card
+from messages.notices import queue_request_card
 from practice.audit_steps import AuditKind
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota

@@ -1,0 +1,1 @@
+"""What the bot tells people outside a dialog, built from cards and queued to the outbox."""
