@@ -117,7 +117,8 @@ PROFILE_NOTES = (
     "server storing 32,000 rows, 18 MB of them request cards, and 0.35 s building those "
     "cards: the design was the limit. So the design changed: the dispatch queues each "
     "request card unmade (the outbox row names the audit) and the sender makes it as it "
-    "sends it, 48 a second, from the audit as it is then (messages.notices.outbox_activity; "
+    "sends it, 48 a second, from the audit as it is then "
+    "(messages.request_cards.outbox_activity; "
     "tested to make the very card the dispatch made). Whole dispatch_month, 10,000 staff, "
     "one run each before and after on the same day: SQLite 1.27 -> 0.81 s, PostgreSQL "
     "1.72 -> 1.15 s; the send rate is unchanged (46.9 requests/s).",

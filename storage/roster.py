@@ -64,6 +64,16 @@ async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:
     return (await session.exec(select(Staff).where(Staff.email == email.strip().lower()))).first()
 
 
+async def staff_by_id(*, session: AsyncSession, staff_id: int) -> Staff | None:
+    """Return the member of staff with this id, or None."""
+    return await session.get(Staff, staff_id)
+
+
+async def all_staff(*, session: AsyncSession) -> list[Staff]:
+    """Return everyone on the roster, active or not."""
+    return list(await session.exec(select(Staff)))
+
+
 async def staff_by_ids(*, session: AsyncSession, ids: Sequence[int]) -> dict[int, Staff]:
     """Return the members of staff with these ids, by id."""
     if not ids:
@@ -79,6 +89,11 @@ async def case_by_reference(*, session: AsyncSession, reference: str) -> CaseRec
             select(CaseRecord).where(CaseRecord.reference == reference.strip().upper())
         )
     ).first()
+
+
+async def all_cases(*, session: AsyncSession) -> list[CaseRecord]:
+    """Return every case on the case list, open or closed."""
+    return list(await session.exec(select(CaseRecord)))
 
 
 async def auditable_cases_of(

@@ -17,7 +17,7 @@ from bot.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.outbox_sender import OutboxSender
 from bot.proactive import Delivery
 from bot.settings import load_settings
-from messages.notices import (
+from messages.request_cards import (
     UNRENDERED_REQUEST,
     UnrenderableMessageError,
     outbox_activity,
