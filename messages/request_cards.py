@@ -22,7 +22,7 @@ from storage.database import Database
 from storage.models import AuditRequest, CaseRecord, OutboxMessage, Staff
 
 # The purpose of a request card's outbox row.
-REQUEST_CARD = "audit_request"
+REQUEST_CARD_PURPOSE = "audit_request"
 
 # What a month's dispatch queues for each request card: the card itself is made when the
 # sender sends it, from the audit as it is then (`outbox_activity`). Making 10,000 cards and
@@ -58,7 +58,7 @@ def unrendered_request_card(*, audit_id: int, auditor_id: int, month: str) -> di
     return {
         "idempotency_key": request_card_key(audit_id),
         "recipient_id": auditor_id,
-        "purpose": REQUEST_CARD,
+        "purpose": REQUEST_CARD_PURPOSE,
         "period": month,
         "audit_id": audit_id,
         "activity": UNRENDERED_REQUEST,
@@ -79,7 +79,7 @@ async def queue_request_card(
         session=session,
         key=request_card_key(audit.id),
         recipient_id=audit.auditor_id,
-        purpose=REQUEST_CARD,
+        purpose=REQUEST_CARD_PURPOSE,
         period=audit.month,
         activity=request_card_activity(audit, standard, case, subject),
         audit_id=audit.id,
