@@ -149,7 +149,7 @@ def _show_framework(settings: Settings, args: argparse.Namespace) -> int:
 
 def _request(settings: Settings, args: argparse.Namespace) -> int:
     from bot.adapter import create_adapter
-    from bot.audit_requests import RequestError, request_audit
+    from messages.requests import RequestError, request_audit
     from bot.proactive import Delivery, ProactiveSender
 
     framework = framework_of(settings)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.audit_requests import RequestError, request_audit
+from messages.requests import RequestError, request_audit
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota
 from practice.framework import Framework

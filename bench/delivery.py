@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, select
 
 from bench.common import ROOT, Result, Stopwatch, arguments, database, percentile, scratch
@@ -309,10 +308,10 @@ async def _seed_messages(url: str, connector: FakeConnector) -> list[str]:
                 assert staff.id is not None
                 await roster.remember_conversation(
                     session=session, aad_object_id=f"aad-{n}",
-                    reference=ConversationReference(
+                    reference=roster.ChatReference(
                         channel_id="msteams", service_url=connector.url,
-                        conversation=ConversationAccount(id=f"a:p{n}", tenant_id=TENANT),
-                        user=ChannelAccount(id=f"29:p{n}"), bot=ChannelAccount(id="28:bot"),
+                        conversation_id=f"a:p{n}", tenant_id=TENANT,
+                        teams_user_id=f"29:p{n}", bot_id="28:bot",
                     ),
                 )  # fmt: skip
                 text = f"message {n:03d}"

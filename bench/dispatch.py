@@ -41,7 +41,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
@@ -55,7 +54,7 @@ from bench.common import (
     scratch,
 )
 from practice.calendar import AuditMonth, audits_in_month
-from practice.dispatch import plan_month, request_key
+from practice.dispatch import dispatch_key, plan_month
 from practice.framework import Framework, load_framework
 from practice.month import Month
 from scheduler.jobs import Cycle, _dispatch_inputs, dispatch_month
@@ -118,7 +117,8 @@ PROFILE_NOTES = (
     "server storing 32,000 rows, 18 MB of them request cards, and 0.35 s building those "
     "cards: the design was the limit. So the design changed: the dispatch queues each "
     "request card unmade (the outbox row names the audit) and the sender makes it as it "
-    "sends it, 48 a second, from the audit as it is then (bot.notices.outbox_activity; "
+    "sends it, 48 a second, from the audit as it is then "
+    "(messages.request_cards.outbox_activity; "
     "tested to make the very card the dispatch made). Whole dispatch_month, 10,000 staff, "
     "one run each before and after on the same day: SQLite 1.27 -> 0.81 s, PostgreSQL "
     "1.72 -> 1.15 s; the send rate is unchanged (46.9 requests/s).",
@@ -255,7 +255,7 @@ def _add_history(
     active = {s["id"] for s in found.staff if s["active"]}
 
     def add(audit: AuditMonth, auditor: int, slot: int, kind: str, **what: int | None) -> None:
-        key = request_key(audit.month, audit.standard, auditor, slot)
+        key = dispatch_key(audit.month, audit.standard, auditor, slot)
         roll = rng.random()
         found.history.append({
             "month": audit.month, "standard": audit.standard, "kind": kind,
@@ -343,12 +343,13 @@ async def store_conversations(url: str, staff_ids: Sequence[int], service_url: s
                 stored = await roster.remember_conversation(
                     session=session,
                     aad_object_id=aad_of(staff_id),
-                    reference=ConversationReference(
+                    reference=roster.ChatReference(
                         channel_id="msteams",
                         service_url=service_url,
-                        conversation=ConversationAccount(id=f"a:chat{staff_id}", tenant_id="t"),
-                        user=ChannelAccount(id=f"29:staff{staff_id}"),
-                        bot=ChannelAccount(id="28:bot"),
+                        conversation_id=f"a:chat{staff_id}",
+                        tenant_id="t",
+                        teams_user_id=f"29:staff{staff_id}",
+                        bot_id="28:bot",
                     ),
                 )
                 assert stored

@@ -64,7 +64,7 @@ def _digest(parts: list[bytes]) -> str:
 
 
 async def _rendered(url: str, rows: list[OutboxMessage]) -> list[dict[str, Any]]:
-    from bot.notices import outbox_activity
+    from messages.request_cards import outbox_activity
 
     framework = load_framework()
     database = Database(url)

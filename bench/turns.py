@@ -351,7 +351,7 @@ async def _request_audits(
     the start, as in a real month, instead of all taking the same kind of turn at the same
     moment.
     """
-    from bot.audit_requests import request_audit
+    from messages.requests import request_audit
     from practice.audit_steps import AuditKind
     from practice.framework import load_framework
     from storage import audits as audit_store

@@ -35,6 +35,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from bot.auth import use_async_key_refresh
 from bot.proactive import SEND_TIMEOUT, retry_after_of
 from bot.settings import Settings
+from messages.late_replies import AnsweredTurn
 from storage.bot_state import StateConflictError
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class LateReplies(Protocol):
     """Puts an answer Teams would not take during its turn in the outbox, to follow later."""
 
     async def queue(
-        self, context: TurnContext, activity: Activity, *, number: int, not_before: float
+        self, turn: AnsweredTurn, answer: dict[str, Any], *, number: int, not_before: float
     ) -> bool:
         """Queue the turn's `number`th late answer, not to go before `not_before` seconds.
 
@@ -426,7 +427,10 @@ class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
         if self.late_replies is not None:
             try:
                 queued = await self.late_replies.queue(
-                    context, activity, number=number, not_before=not_before
+                    answered_turn(context.activity),
+                    activity.serialize(),
+                    number=number,
+                    not_before=not_before,
                 )
             except Exception as failure:
                 log.error("could not queue a late answer: %s", type(failure).__name__)
@@ -569,6 +573,19 @@ def _is_request(activity: Activity) -> bool:
     # A delay is a pause, an invoke response the HTTP answer itself, a trace shown only
     # in the Bot Framework Emulator: none is a request to Teams.
     return activity.type not in ("delay", ActivityTypes.invoke_response, ActivityTypes.trace)
+
+
+def answered_turn(activity: Activity) -> AnsweredTurn:
+    """Return what the turn's late answers need to know of the activity it answers."""
+    person = activity.from_property
+    conversation = activity.conversation
+    return AnsweredTurn(
+        activity_id=activity.id,
+        aad_object_id=person.aad_object_id if person else None,
+        conversation_id=conversation.id if conversation else None,
+        personal_chat=conversation is not None
+        and conversation.conversation_type in (None, "personal"),
+    )
 
 
 def _conversation_of(context: TurnContext) -> str:

@@ -24,7 +24,6 @@ from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
 from bot.handler import AuditBot
 from bot.json_body import BodyError, read_json
-from bot.late_replies import OutboxReplies
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
@@ -33,6 +32,7 @@ from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
 from bot.reporting import ReportMaker
 from bot.settings import Settings
+from messages.late_replies import OutboxReplies
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
 from scheduler.jobs import Cycle

@@ -39,8 +39,8 @@ from cards.submissions import (
     SubmissionError,
     parse_submission,
 )
+from cards.views import list_entry
 from dialogs.audit_dialog import AuditDialog
-from dialogs.audit_views import list_entry
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
 from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
 from practice.access import can_view_audit, report_scope
@@ -70,6 +70,20 @@ def _press_of(activity: Activity) -> tuple[str, str, str]:
         str(chat or ""),
         str(activity.reply_to_id or ""),
         hashlib.sha256(sent.encode("utf-8")).hexdigest(),
+    )
+
+
+def _chat_reference(activity: Activity) -> roster.ChatReference:
+    """Return the chat this activity came from, as storage keeps it to message the person later."""
+    # The parts of botbuilder's `TurnContext.get_conversation_reference` a later message needs.
+    conversation = activity.conversation
+    return roster.ChatReference(
+        teams_user_id=activity.from_property.id if activity.from_property else None,
+        conversation_id=conversation.id if conversation else None,
+        service_url=activity.service_url,
+        channel_id=activity.channel_id,
+        bot_id=activity.recipient.id if activity.recipient else None,
+        tenant_id=getattr(conversation, "tenant_id", None),
     )
 
 
@@ -584,7 +598,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             if not await roster.remember_conversation(
                 session=session,
                 aad_object_id=staff.aad_object_id,
-                reference=TurnContext.get_conversation_reference(activity),
+                reference=_chat_reference(activity),
             ):
                 log.info("an activity's conversation reference was incomplete; not stored")
             elif stored is None:
@@ -598,7 +612,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         aad_id = turn_context.activity.from_property.aad_object_id
         if not aad_id:
             return None
-        reference = TurnContext.get_conversation_reference(turn_context.activity)
+        reference = _chat_reference(turn_context.activity)
         async with self._database.session() as session:
             if not await roster.remember_conversation(
                 session=session, aad_object_id=aad_id, reference=reference

@@ -72,7 +72,6 @@ from botbuilder.schema import Activity
 from botframework.connector.models import ErrorResponseException
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import UnrenderableMessageError, outbox_activity
 from bot.proactive import (
     SEND_TIMEOUT,
     UNDELIVERABLE_STATUSES,
@@ -81,6 +80,7 @@ from bot.proactive import (
     conversation_reference,
     retry_after_of,
 )
+from messages.request_cards import UnrenderableMessageError, outbox_activity
 from practice.framework import Framework
 from storage import outbox, roster
 from storage.database import Database
@@ -561,7 +561,7 @@ class OutboxSender:
         rate_clock: Callable[[], float] | None = None,
     ) -> None:
         self._database = database
-        # Makes the request cards a month's dispatch queues unmade (bot.notices).
+        # Makes the request cards a month's dispatch queues unmade (messages.request_cards).
         self._framework = framework
         # Told of every attempt's outcome and HTTP status (0 if none): for the metrics.
         self._on_attempt = on_attempt

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dialogs.audit_views import audit_heading, involved_worker_label
+from cards.views import audit_heading, involved_worker_label
 from practice.answers import INVOLVEMENT_OPTIONS, contact_options
 from practice.framework import Framework
 from practice.month import month_label

@@ -39,7 +39,6 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import queue_outcome
 from cards import audit_cards
 from cards.common import Element, short_date
 from cards.submissions import (
@@ -50,13 +49,14 @@ from cards.submissions import (
     StepAnswer,
     SummaryAction,
 )
-from dialogs.audit_views import (
+from cards.views import (
     audit_heading,
     involved_worker_label,
     rating_choices,
     summary_items,
 )
 from dialogs.turn import ANSWER_KEY, card_message, card_update, current_staff
+from messages.notices import queue_outcome
 from practice.answers import (
     INVOLVEMENT_OPTIONS,
     check_criterion_answer,

@@ -62,7 +62,7 @@ class RosterEntry:
 class PlannedRequest:
     """One audit request the dispatch will create."""
 
-    key: str
+    key: str  # its dispatch key (`dispatch_key`)
     auditor_id: int
     standard: int
     kind: str  # sampled, self or peer
@@ -135,8 +135,8 @@ def monthly_quota(
     return quota if timetabled else role.monthly_audits
 
 
-def request_key(month: str, standard: int, auditor_id: int, slot: int) -> str:
-    """Return the idempotency key of one dispatched request."""
+def dispatch_key(month: str, standard: int, auditor_id: int, slot: int) -> str:
+    """Return the key a dispatch stores one planned request under (`AuditRequest.dispatch_key`)."""
     return f"{month}/s{standard}/a{auditor_id}/{slot}"
 
 
@@ -186,7 +186,7 @@ def plan_month(framework: Framework, inputs: DispatchInputs, seed: str) -> Dispa
             room = quota - inputs.requested_this_month.get((person.id, audit.standard), 0)
             slots = [
                 slot for slot in range(1, quota + 1)
-                if request_key(month, audit.standard, person.id, slot) not in inputs.existing_keys
+                if dispatch_key(month, audit.standard, person.id, slot) not in inputs.existing_keys
             ][: max(0, room)]  # fmt: skip
             if not slots:
                 continue
@@ -197,7 +197,7 @@ def plan_month(framework: Framework, inputs: DispatchInputs, seed: str) -> Dispa
                 picks = _draw_cases(person, len(slots), case_pool)
                 short_reason = "no_case"
             for slot, pick in zip(slots, picks, strict=False):
-                key = request_key(month, audit.standard, person.id, slot)
+                key = dispatch_key(month, audit.standard, person.id, slot)
                 if supervision:
                     plan.requests.append(
                         PlannedRequest(key, person.id, audit.standard, "sampled", subject_id=pick)
@@ -351,12 +351,12 @@ def _plan_practitioners(
     month, standard = plan.month, audit.standard
     todo = [
         p for p in practitioners
-        if request_key(month, standard, p.id, 1) not in inputs.existing_keys
+        if dispatch_key(month, standard, p.id, 1) not in inputs.existing_keys
         and not inputs.requested_this_month.get((p.id, standard), 0)
     ]  # fmt: skip
     if audit.practitioner_kind == "self":
         for person in todo:
-            key = request_key(month, standard, person.id, 1)
+            key = dispatch_key(month, standard, person.id, 1)
             plan.requests.append(
                 PlannedRequest(key, person.id, standard, "self", subject_id=person.id)
             )
@@ -385,7 +385,7 @@ def _plan_practitioners(
                 if teams[auditor_id] == teams[subject_id]
                 else ""
             )
-            key = request_key(month, standard, auditor_id, 1)
+            key = dispatch_key(month, standard, auditor_id, 1)
             plan.requests.append(
                 PlannedRequest(key, auditor_id, standard, "peer", subject_id=subject_id, note=note)
             )

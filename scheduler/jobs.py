@@ -24,15 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import (
-    UNRENDERED_REQUEST,
-    queue_digest,
-    queue_moderation_sample,
-    queue_reminder,
-    request_key_of,
-)
 from cards.cycle_cards import DigestRow, SampleEntry
-from dialogs.audit_views import list_entry
+from cards.views import list_entry
+from messages.notices import queue_digest, queue_moderation_sample, queue_reminder
+from messages.request_cards import unrendered_request_card
 from practice.audit_steps import AuditKind
 from practice.calendar import (
     AuditMonth,
@@ -372,18 +367,13 @@ async def _create_requests(
     for queued, request in enumerate(plan.requests, 1):
         progress("queuing request cards", queued, total)
         audit_id = ids[request.key]
-        # The sender makes the card when it sends it (bot.notices.outbox_activity).
+        # The sender makes the card when it sends it (messages.request_cards.outbox_activity).
         messages.append(
             new_message
-            | dict(
-                idempotency_key=request_key_of(audit_id),
-                recipient_id=request.auditor_id,
-                purpose="audit_request",
-                period=plan.month,
-                audit_id=audit_id,
-                activity=UNRENDERED_REQUEST,
-                status=OutboxStatus.PENDING,
+            | unrendered_request_card(
+                audit_id=audit_id, auditor_id=request.auditor_id, month=plan.month
             )
+            | {"status": OutboxStatus.PENDING}
         )
         if len(messages) == CREATE_BATCH or queued == total:
             await connection.execute(sa_insert(outbox_table), messages)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from botbuilder.schema import ConversationReference
 from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -64,6 +64,11 @@ async def staff_by_email(*, session: AsyncSession, email: str) -> Staff | None:
     return (await session.exec(select(Staff).where(Staff.email == email.strip().lower()))).first()
 
 
+async def staff_by_id(*, session: AsyncSession, staff_id: int) -> Staff | None:
+    """Return the member of staff with this id, or None."""
+    return await session.get(Staff, staff_id)
+
+
 async def staff_by_ids(*, session: AsyncSession, ids: Sequence[int]) -> dict[int, Staff]:
     """Return the members of staff with these ids, by id."""
     if not ids:
@@ -92,6 +97,11 @@ async def case_references(*, session: AsyncSession) -> dict[int, str]:
     return {case_id: reference for case_id, reference in rows if case_id is not None}
 
 
+async def all_cases(*, session: AsyncSession) -> list[CaseRecord]:
+    """Return every case on the case list, open or closed."""
+    return list(await session.exec(select(CaseRecord)))
+
+
 async def auditable_cases_of(
     *, session: AsyncSession, worker_id: int, today: date, recently_closed_days: int, limit: int
 ) -> list[CaseRecord]:
@@ -112,6 +122,18 @@ async def auditable_cases_of(
     return list(rows)
 
 
+@dataclass(frozen=True)
+class ChatReference:
+    """A person's personal chat as a Teams activity gives it: what messaging them later needs."""
+
+    teams_user_id: str | None
+    conversation_id: str | None
+    service_url: str | None
+    channel_id: str | None
+    bot_id: str | None
+    tenant_id: str | None = None
+
+
 # The longest value each part of a stored reference may have (the table's column sizes).
 _REFERENCE_LIMITS = {
     "aad_object_id": 64, "teams_user_id": 256, "conversation_id": 512, "service_url": 512,
@@ -120,7 +142,7 @@ _REFERENCE_LIMITS = {
 
 
 async def remember_conversation(
-    *, session: AsyncSession, aad_object_id: str, reference: ConversationReference
+    *, session: AsyncSession, aad_object_id: str, reference: ChatReference
 ) -> bool:
     """Store (or refresh) the personal-chat reference used to message this person later.
 
@@ -129,17 +151,18 @@ async def remember_conversation(
     """
     values = {
         "aad_object_id": aad_object_id.lower(),
-        "teams_user_id": reference.user.id if reference.user else None,
-        "conversation_id": reference.conversation.id if reference.conversation else None,
+        "teams_user_id": reference.teams_user_id,
+        "conversation_id": reference.conversation_id,
         "service_url": reference.service_url,
-        "tenant_id": getattr(reference.conversation, "tenant_id", None),
+        "tenant_id": reference.tenant_id,
         "channel_id": reference.channel_id,
-        "bot_id": reference.bot.id if reference.bot else None,
+        "bot_id": reference.bot_id,
         "installed": True,
         "updated_at": utc_now(),
     }
     for key, limit in _REFERENCE_LIMITS.items():
-        if not isinstance(values[key], str) or not 0 < len(values[key]) <= limit:
+        value = values[key]
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
             return False
     tenant = values["tenant_id"]
     if tenant is not None and (not isinstance(tenant, str) or len(tenant) > 64):

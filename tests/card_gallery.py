@@ -3,7 +3,7 @@
 Long names, the framework's longest standard titles and criteria, evidence of the most the
 bot accepts, full teams and many rows: what a card must still show whole on a phone. The
 audit cards are made the way the bot makes them, from stored audits through
-`dialogs.audit_views`, so their labels are the real ones.
+`cards.views`, so their labels are the real ones.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from cards.cycle_cards import (
 )
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import BelowCriterion, OwnAudit, download_card, report_summary_card
-from dialogs.audit_views import (
+from cards.views import (
     audit_heading,
     involved_worker_label,
     list_entry,

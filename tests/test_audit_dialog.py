@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from admin.demo_data import PEOPLE, cases_csv, staff_csv
-from bot.audit_requests import request_audit
+from messages.requests import request_audit
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from storage import audits, outbox

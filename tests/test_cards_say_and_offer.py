@@ -10,17 +10,16 @@ from datetime import date
 from typing import Any
 
 import pytest
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, select
 
 from admin.demo_data import cases_csv, staff_csv
 from bot.adapter import create_adapter
-from bot.audit_requests import request_audit
 from bot.outbox_sender import OutboxSender
 from bot.proactive import Delivery
 from bot.settings import load_settings
 from cards.cycle_cards import DIGEST_STATES
 from cards.help_cards import help_card
+from messages.requests import request_audit
 from practice.framework import Framework
 from scheduler.jobs import dispatch_month, send_digests, team_digest_rows
 from storage import audits as audit_store
@@ -201,10 +200,10 @@ async def test_the_digest_says_why_someone_cannot_be_reached(
                 assert person.aad_object_id is not None
                 await roster.remember_conversation(
                     session=session, aad_object_id=person.aad_object_id,
-                    reference=ConversationReference(
+                    reference=roster.ChatReference(
                         channel_id="msteams", service_url=connector.url,
-                        conversation=ConversationAccount(id=f"a:{name}", tenant_id="t"),
-                        user=ChannelAccount(id=f"29:{name}"), bot=ChannelAccount(id="28:bot"),
+                        conversation_id=f"a:{name}", tenant_id="t",
+                        teams_user_id=f"29:{name}", bot_id="28:bot",
                     ),
                 )  # fmt: skip
             tom = people["tom.hale"].aad_object_id
@@ -285,10 +284,10 @@ async def test_the_digest_says_why_someone_cannot_be_reached(
         assert sam.aad_object_id is not None
         await roster.remember_conversation(
             session=session, aad_object_id=sam.aad_object_id,
-            reference=ConversationReference(
+            reference=roster.ChatReference(
                 channel_id="msteams", service_url="https://smba.example.test/",
-                conversation=ConversationAccount(id="a:sam.green", tenant_id="t"),
-                user=ChannelAccount(id="29:sam.green"), bot=ChannelAccount(id="28:bot"),
+                conversation_id="a:sam.green", tenant_id="t",
+                teams_user_id="29:sam.green", bot_id="28:bot",
             ),
         )  # fmt: skip
         reach = await roster.reach_of(session=session, people=[sam])

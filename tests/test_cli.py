@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import select
 
 from admin.cli import main
@@ -193,10 +192,10 @@ async def test_request_is_sent_to_an_installed_persons_chat(
         await roster.remember_conversation(
             session=session,
             aad_object_id="00000000-0000-0000-0000-0000000000021",
-            reference=ConversationReference(
+            reference=roster.ChatReference(
                 channel_id="msteams", service_url=connector.url,
-                conversation=ConversationAccount(id="a:megan", tenant_id="t"),
-                user=ChannelAccount(id="29:megan"), bot=ChannelAccount(id="28:bot"),
+                conversation_id="a:megan", tenant_id="t",
+                teams_user_id="29:megan", bot_id="28:bot",
             ),
         )  # fmt: skip
     capsys.readouterr()

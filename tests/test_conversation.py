@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from admin.demo_data import cases_csv, staff_csv
 from bot.app import create_app
-from bot.audit_requests import request_audit
 from bot.settings import load_settings
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import audits as audit_store
 from storage.csv_import import import_cases, import_staff

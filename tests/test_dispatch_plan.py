@@ -15,10 +15,10 @@ from practice.dispatch import (
     DispatchPlan,
     RosterEntry,
     SuperviseePool,
+    dispatch_key,
     monthly_quota,
     pair_peers,
     plan_month,
-    request_key,
 )
 from practice.framework import Framework
 from practice.sampling import CaseCandidate
@@ -286,7 +286,7 @@ def test_a_month_without_audits_cannot_be_planned(framework: Framework) -> None:
 
 
 def test_keys_name_month_standard_auditor_and_slot() -> None:
-    assert request_key("2026-11", 3, 42, 2) == "2026-11/s3/a42/2"
+    assert dispatch_key("2026-11", 3, 42, 2) == "2026-11/s3/a42/2"
 
 
 def test_the_case_pool_gives_each_takeable_case_once_in_a_seeded_order() -> None:

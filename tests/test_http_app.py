@@ -30,12 +30,12 @@ from bot.adapter import (
     ReusingAuthentication,
 )
 from bot.app import MAX_BODY_BYTES, create_app
-from bot.audit_requests import request_audit
 from bot.auth import KEY_FETCH_TIMEOUT
-from bot.notices import queue_outcome, queue_reminder
 from bot.settings import Settings, load_settings
 from cards.audit_cards import criterion_card
 from dialogs.turn import card_message
+from messages.notices import queue_outcome, queue_reminder
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import outbox, roster
 from storage.audits import audit_detail

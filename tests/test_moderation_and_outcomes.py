@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from admin.demo_data import cases_csv, staff_csv
-from bot.audit_requests import request_audit
+from messages.requests import request_audit
 from practice.framework import Framework
 from scheduler.jobs import Cycle, dispatch_month, sample_for_moderation
 from storage import audits as audit_store

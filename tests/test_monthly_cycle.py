@@ -10,21 +10,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlmodel import col, func, select
 
 from admin.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.adapter import create_adapter
-from bot.audit_requests import RequestError, request_audit
-from bot.notices import (
+from bot.outbox_sender import OutboxSender
+from bot.proactive import Delivery
+from bot.settings import load_settings
+from messages.request_cards import (
     UNRENDERED_REQUEST,
     UnrenderableMessageError,
     outbox_activity,
     request_card_activity,
 )
-from bot.outbox_sender import OutboxSender
-from bot.proactive import Delivery
-from bot.settings import load_settings
+from messages.requests import RequestError, request_audit
 from practice.calendar import audit_year, audits_in_month, days_before_due
 from practice.framework import Framework
 from scheduler.jobs import (
@@ -210,10 +209,10 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
             await roster.remember_conversation(
                 session=session,
                 aad_object_id=recipient.aad_object_id,
-                reference=ConversationReference(
+                reference=roster.ChatReference(
                     channel_id="msteams", service_url=connector.url,
-                    conversation=ConversationAccount(id="a:auditor", tenant_id="t"),
-                    user=ChannelAccount(id="29:auditor"), bot=ChannelAccount(id="28:bot"),
+                    conversation_id="a:auditor", tenant_id="t",
+                    teams_user_id="29:auditor", bot_id="28:bot",
                 ),
             )  # fmt: skip
             expected = await outbox_activity(

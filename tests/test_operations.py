@@ -23,9 +23,9 @@ from sqlmodel import col, select
 from admin.cli import main
 from admin.demo_data import cases_csv, staff_csv
 from admin.progress import TerminalProgress
-from bot.audit_requests import request_audit
 from bot.logs import configure_logging
 from bot.reporting import scoped_report
+from messages.requests import request_audit
 from practice.framework import Framework
 from practice.report import ReportScope
 from scheduler.jobs import Cycle, purge_old_words

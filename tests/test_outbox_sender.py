@@ -29,7 +29,6 @@ from botbuilder.schema import (
     ActivityTypes,
     ChannelAccount,
     ConversationAccount,
-    ConversationReference,
 )
 from sqlmodel import col, select
 
@@ -114,10 +113,10 @@ async def seed(
                 await roster.remember_conversation(
                     session=session,
                     aad_object_id=f"aad-{n}",
-                    reference=ConversationReference(
+                    reference=roster.ChatReference(
                         channel_id="msteams", service_url=connector.url,
-                        conversation=ConversationAccount(id=conversation_id, tenant_id="t"),
-                        user=ChannelAccount(id=f"29:person{n}"), bot=ChannelAccount(id="28:bot"),
+                        conversation_id=conversation_id, tenant_id="t",
+                        teams_user_id=f"29:person{n}", bot_id="28:bot",
                     ),
                 )  # fmt: skip
             added.append(Person(staff.id, conversation_id, []))
@@ -422,10 +421,10 @@ async def seed_conversation(database: Database, connector: FakeConnector, *, n: 
         await roster.remember_conversation(
             session=session,
             aad_object_id=f"aad-{n}",
-            reference=ConversationReference(
+            reference=roster.ChatReference(
                 channel_id="msteams", service_url=connector.url,
-                conversation=ConversationAccount(id=f"a:person{n}", tenant_id="t"),
-                user=ChannelAccount(id=f"29:person{n}"), bot=ChannelAccount(id="28:bot"),
+                conversation_id=f"a:person{n}", tenant_id="t",
+                teams_user_id=f"29:person{n}", bot_id="28:bot",
             ),
         )  # fmt: skip
 

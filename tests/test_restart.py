@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from admin.demo_data import cases_csv, staff_csv
-from bot.audit_requests import request_audit
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import audits
 from storage.csv_import import import_cases, import_staff

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from admin.demo_data import PEOPLE, _made_up_aad, cases_csv, staff_csv
-from bot.audit_requests import request_audit
 from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationReference
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel, select
 
 from admin.demo_data import PEOPLE, cases_csv, staff_csv
-from bot.audit_requests import request_audit
+from messages.requests import request_audit
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
 from storage import audits, outbox, roster
@@ -119,13 +118,14 @@ async def test_a_row_as_json_lists_its_fields_in_the_models_order(
 
 
 async def test_conversation_reference_is_stored_and_refreshed(database: Database) -> None:
-    def reference(conversation: str) -> ConversationReference:
-        return ConversationReference(
+    def reference(conversation: str) -> roster.ChatReference:
+        return roster.ChatReference(
             channel_id="msteams",
             service_url="https://smba.example/uk/",
-            conversation=ConversationAccount(id=conversation, tenant_id="t1"),
-            user=ChannelAccount(id="29:user"),
-            bot=ChannelAccount(id="28:bot"),
+            conversation_id=conversation,
+            tenant_id="t1",
+            teams_user_id="29:user",
+            bot_id="28:bot",
         )
 
     async with database.session() as session:
@@ -258,10 +258,10 @@ async def test_messages_put_off_for_the_app_wait_until_it_is_installed(
         # Alex installs the app after the sender looked for his chat, before it put him off.
         await roster.remember_conversation(
             session=session, aad_object_id=alex.aad_object_id,
-            reference=ConversationReference(
+            reference=roster.ChatReference(
                 channel_id="msteams", service_url="https://smba.example/uk/",
-                conversation=ConversationAccount(id="a:alex"), user=ChannelAccount(id="29:alex"),
-                bot=ChannelAccount(id="28:b"),
+                conversation_id="a:alex",
+                teams_user_id="29:alex", bot_id="28:b",
             ),
         )  # fmt: skip
     async with database.session() as session:
@@ -289,10 +289,10 @@ async def test_messages_put_off_for_the_app_wait_until_it_is_installed(
 
 
 async def test_simultaneous_installation_events_store_one_reference(database: Database) -> None:
-    reference = ConversationReference(
+    reference = roster.ChatReference(
         channel_id="msteams", service_url="https://smba.example/uk/",
-        conversation=ConversationAccount(id="a:1"), user=ChannelAccount(id="29:u"),
-        bot=ChannelAccount(id="28:b"),
+        conversation_id="a:1",
+        teams_user_id="29:u", bot_id="28:b",
     )  # fmt: skip
 
     async def remember() -> None:

@@ -30,12 +30,13 @@ from bot.adapter import (
     ReplyLimits,
     ReusingAuthentication,
     TeamsAdapter,
+    answered_turn,
     on_turn_error,
 )
 from bot.app import ADAPTER, create_app
-from bot.audit_requests import request_audit
-from bot.late_replies import OutboxReplies
 from bot.settings import load_settings
+from messages.late_replies import AnsweredTurn, OutboxReplies
+from messages.requests import request_audit
 from practice.framework import Framework
 from storage import outbox, roster
 from storage.csv_import import import_cases, import_staff
@@ -80,9 +81,9 @@ class FakeLateReplies:
     accept: bool = True
 
     async def queue(
-        self, context: TurnContext, activity: Activity, *, number: int, not_before: float
+        self, turn: AnsweredTurn, answer: dict[str, Any], *, number: int, not_before: float
     ) -> bool:
-        self.queued.append(Queued(activity.text or "", number, not_before))
+        self.queued.append(Queued(answer.get("text") or "", number, not_before))
         return self.accept
 
 
@@ -505,7 +506,9 @@ async def test_late_answers_are_queued_once_and_go_before_notices_that_wait(
     for _run in range(2):
         for number, text in enumerate(("Saved.", "Criterion 4 of 8")):
             answer = Activity(type=ActivityTypes.message, text=text, reply_to_id="incoming-1")
-            assert await late.queue(context, answer, number=number, not_before=0.5)
+            assert await late.queue(
+                answered_turn(context.activity), answer.serialize(), number=number, not_before=0.5
+            )
 
     async with database.session() as session:
         claimed = await outbox.claim_due(
@@ -521,4 +524,9 @@ async def test_late_answers_are_queued_once_and_go_before_notices_that_wait(
         assert len(list(await session.exec(select(OutboxMessage)))) == 4
     # Someone not on the roster, or a group chat, has nowhere for a late answer to go.
     context.activity.from_property = ChannelAccount(id="29:x", aad_object_id="not-on-the-roster")
-    assert not await late.queue(context, Activity(type="message", text="x"), number=0, not_before=0)
+    assert not await late.queue(
+        answered_turn(context.activity),
+        Activity(type="message", text="x").serialize(),
+        number=0,
+        not_before=0,
+    )

@@ -39,8 +39,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
 from bot.app import create_app
-from bot.audit_requests import request_audit
 from bot.settings import load_settings
+from messages.requests import request_audit
 from practice.calendar import AuditMonth, audits_in_month, days_before_due
 from practice.framework import Framework
 from practice.working_days import is_working_day

@@ -1,8 +1,8 @@
 """Answers Teams would not take during their turn, put in the outbox to follow a moment later.
 
 The adapter tries an answer again while the turn's time allows (`bot.adapter.ReplyLimits`);
-what still cannot go comes here, and the outbox sender delivers it within seconds, in
-order with the turn's other late answers. Each is queued once: its key names the person,
+what still cannot go comes here, as JSON, and the outbox sender delivers it within seconds,
+in order with the turn's other late answers. Each is queued once: its key names the person,
 the activity Teams sent (so a turn Teams posts twice queues nothing twice) and its place
 among the turn's late answers.
 """
@@ -12,15 +12,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity
-
-from bot.notices import queue_late_reply
-from storage import roster
+from storage import outbox, roster
 from storage.database import Database
 
 # Where an activity is going: the outbox sender fills these in from the person's stored chat.
@@ -30,6 +27,17 @@ _ADDRESSING = frozenset(
         "timestamp", "localTimestamp", "locale",
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnsweredTurn:
+    """The activity a turn answers, as far as its late answers need it: who, in which chat."""
+
+    activity_id: str | None
+    aad_object_id: str | None  # of the person who wrote
+    conversation_id: str | None
+    # Whether it came from the person's own chat with the bot, the only chat the sender reaches.
+    personal_chat: bool
 
 
 class OutboxReplies:
@@ -43,49 +51,36 @@ class OutboxReplies:
         self._zone = zone
 
     async def queue(
-        self, context: TurnContext, activity: Activity, *, number: int, not_before: float
+        self, turn: AnsweredTurn, answer: dict[str, Any], *, number: int, not_before: float
     ) -> bool:
-        """Queue the turn's `number`th late answer; False if it has nowhere to go."""
-        incoming = context.activity
-        person = incoming.from_property
-        aad_id = person.aad_object_id if person else None
-        conversation = incoming.conversation
-        # The sender can only reach a person's own chat with the bot.
-        if (
-            not aad_id
-            or conversation is None
-            or conversation.conversation_type
-            not in (
-                None,
-                "personal",
-            )
-        ):
+        """Queue the turn's `number`th late answer (its JSON); False if it has nowhere to go."""
+        if not turn.aad_object_id or not turn.personal_chat:
             return False
         now = self._clock()
         async with self._database.session() as session:
-            staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
+            staff = await roster.staff_by_aad_id(session=session, aad_object_id=turn.aad_object_id)
             if staff is None or staff.id is None:
                 return False
-            await queue_late_reply(
+            await outbox.enqueue(
                 session=session,
-                key=f"reply:{staff.id}:{_turn_key(incoming)}:{number}",
-                recipient=staff,
+                key=f"reply:{staff.id}:{_turn_key(turn)}:{number}",
+                recipient_id=staff.id,
+                purpose=outbox.REPLY,
                 period=f"{now.astimezone(self._zone):%Y-%m}",
-                activity=_content(activity),
+                activity=_content(answer),
                 not_before=now + timedelta(seconds=not_before),
             )
         return True
 
 
-def _turn_key(incoming: Activity) -> str:
+def _turn_key(turn: AnsweredTurn) -> str:
     """Return a short key for the turn: the activity Teams sent, which it may send again."""
-    if not incoming.id:
+    if not turn.activity_id:
         return secrets.token_hex(10)
-    seen = f"{incoming.conversation.id if incoming.conversation else ''}|{incoming.id}"
+    seen = f"{turn.conversation_id}|{turn.activity_id}"
     return hashlib.sha256(seen.encode()).hexdigest()[:20]
 
 
-def _content(activity: Activity) -> dict[str, Any]:
+def _content(answer: dict[str, Any]) -> dict[str, Any]:
     """Return what the answer says, without where it was going (the sender addresses it)."""
-    serialised: dict[str, Any] = activity.serialize()
-    return {key: value for key, value in serialised.items() if key not in _ADDRESSING}
+    return {key: value for key, value in answer.items() if key not in _ADDRESSING}

@@ -1,19 +1,16 @@
-"""Compose the bot's proactive messages and put them in the outbox, each under its own key.
+"""The notices the bot sends of its own accord, each put in the outbox under its own key.
 
-The key names the purpose, the period and the recipient, so however often a job or a turn
-runs, each message is queued once; the outbox sender then delivers it within Teams' limits.
+Outcomes, reminders, digests, moderation samples and moderation outcomes. The key names the
+purpose, the period and the recipient, so however often a job or a turn runs, each notice
+is queued once; the outbox sender then delivers it within Teams' limits.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.audit_cards import AuditHeading, request_card
 from cards.cycle_cards import (
     DigestRow,
     SampleEntry,
@@ -24,13 +21,12 @@ from cards.cycle_cards import (
     reminder_card,
 )
 from cards.help_cards import AuditListEntry
-from dialogs.audit_views import audit_heading, heading_for, summary_items
-from dialogs.turn import card_message
+from cards.views import audit_heading, summary_items
+from messages.activity import card_activity
 from practice.framework import Framework, Standard
-from storage import outbox
-from storage.audits import AuditDetail, audit_detail
-from storage.database import Database
-from storage.models import AuditRequest, CaseRecord, OutboxMessage, Staff
+from storage import outbox, roster
+from storage.audits import AuditDetail
+from storage.models import OutboxMessage, Staff
 
 
 async def _queue(
@@ -51,122 +47,8 @@ async def _queue(
         recipient_id=recipient.id,
         purpose=purpose,
         period=period,
-        activity=card_message(card, summary=summary).serialize(),
+        activity=card_activity(card, summary=summary),
         audit_id=audit_id,
-    )
-    return message
-
-
-async def queue_late_reply(
-    *,
-    session: AsyncSession,
-    key: str,
-    recipient: Staff,
-    period: str,
-    activity: dict[str, Any],
-    not_before: datetime,
-) -> bool:
-    """Queue an answer Teams would not take during its turn; return whether it is new."""
-    assert recipient.id is not None
-    _message, new = await outbox.enqueue(
-        session=session,
-        key=key,
-        recipient_id=recipient.id,
-        purpose=outbox.REPLY,
-        period=period,
-        activity=activity,
-        not_before=not_before,
-    )
-    return new
-
-
-def request_card_activity(
-    audit: AuditRequest, standard: Standard, case: CaseRecord | None, subject: Staff | None
-) -> dict[str, object]:
-    """Return the message that asks the auditor for this audit."""
-    return request_message(heading_for(audit, standard, case, subject), standard)
-
-
-def request_message(heading: AuditHeading, standard: Standard) -> dict[str, object]:
-    """Return the message asking for the audit with this heading."""
-    card = request_card(heading, what_people_can_expect=standard.what_people_can_expect)
-    # botbuilder's serialiser walks every node of the card (half a millisecond a message,
-    # seconds for a workforce's requests): the message around the card is serialised once
-    # per standard and the card, already JSON, put in a fresh copy of it.
-    activity: dict[str, Any] = json.loads(_request_envelope(standard.label))
-    activity["attachments"][0]["content"] = card
-    return activity
-
-
-@functools.lru_cache(maxsize=64)
-def _request_envelope(standard_label: str) -> str:
-    envelope = card_message({}, summary=f"New audit: {standard_label}").serialize()
-    return json.dumps(envelope)
-
-
-# What a month's dispatch queues for each request card: the card itself is made when the
-# sender sends it, from the audit as it is then (`outbox_activity`). Making 10,000 cards and
-# storing 18 MB of them took about half of the month's transaction on PostgreSQL.
-UNRENDERED_REQUEST = json.dumps({"render": "audit_request"}, separators=(",", ":"))
-
-
-class UnrenderableMessageError(Exception):
-    """An outbox message whose card cannot be made (its audit is gone): it cannot be sent."""
-
-
-async def outbox_activity(
-    *, database: Database, framework: Framework | None, message: OutboxMessage
-) -> dict[str, Any]:
-    """Return the activity to send for an outbox message, making a request card now if need be.
-
-    Raise ValueError if the stored activity is not JSON, UnrenderableMessageError if the card
-    cannot be made.
-    """
-    if message.activity != UNRENDERED_REQUEST:
-        stored: dict[str, Any] = json.loads(message.activity)
-        return stored
-    if framework is None:
-        raise UnrenderableMessageError("this sender was given no framework to make request cards")
-    if message.audit_id is None:
-        raise UnrenderableMessageError("a request card without an audit")
-    async with database.session() as session:
-        detail = await audit_detail(session=session, audit_id=message.audit_id)
-    if detail is None:
-        raise UnrenderableMessageError("the audit of this request card no longer exists")
-    standard = framework.standard(detail.audit.standard)
-    if standard is None:
-        raise UnrenderableMessageError(f"standard {detail.audit.standard} is not in the framework")
-    return request_card_activity(detail.audit, standard, detail.case, detail.subject)
-
-
-def request_key(audit: AuditRequest) -> str:
-    """Return the outbox key of an audit's request card."""
-    return request_key_of(audit.id)
-
-
-def request_key_of(audit_id: int | None) -> str:
-    """Return the outbox key of the request card of the audit with this id."""
-    return f"audit-request:{audit_id}"
-
-
-async def queue_request_card(
-    *,
-    session: AsyncSession,
-    audit: AuditRequest,
-    standard: Standard,
-    case: CaseRecord | None,
-    subject: Staff | None,
-) -> OutboxMessage:
-    """Queue the audit's request card for its auditor (once per audit)."""
-    assert audit.id is not None
-    message, _new = await outbox.enqueue(
-        session=session,
-        key=request_key(audit),
-        recipient_id=audit.auditor_id,
-        purpose="audit_request",
-        period=audit.month,
-        activity=request_card_activity(audit, standard, case, subject),
-        audit_id=audit.id,
     )
     return message
 
@@ -188,7 +70,7 @@ async def queue_outcome(
     if worker is not None and worker.id != detail.auditor.id:
         recipients.append((worker, False))
     if worker is not None and worker.supervisor_id is not None:
-        supervisor = await session.get(Staff, worker.supervisor_id)
+        supervisor = await roster.staff_by_id(session=session, staff_id=worker.supervisor_id)
         if supervisor is not None and supervisor.id != detail.auditor.id and supervisor.active:
             recipients.append((supervisor, True))
     queued = []

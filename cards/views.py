@@ -1,4 +1,4 @@
-"""Turn stored audits into the typed arguments the audit cards take."""
+"""Turn stored audits (records storage has read) into the typed arguments the cards take."""
 
 from __future__ import annotations
 

@@ -6,10 +6,9 @@ import random
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.notices import queue_request_card
+from messages.request_cards import queue_request_card
 from practice.audit_steps import AuditKind
 from practice.calendar import audits_in_month
 from practice.dispatch import monthly_quota
@@ -123,7 +122,7 @@ async def request_audit(
             raise RequestError("a self-audit is of the auditor's own work; leave out --subject")
         subject = auditor
     elif kind is AuditKind.PEER and subject is None:
-        everyone = list(await session.exec(select(Staff)))
+        everyone = await roster.all_staff(session=session)
         peer = choose(
             eligible_peers([_staff_candidate(s) for s in everyone], _staff_candidate(auditor)), rng
         )
@@ -134,7 +133,7 @@ async def request_audit(
             )
         subject = next(s for s in everyone if s.id == peer.id)
     elif kind is AuditKind.SAMPLED and standard.subject == "supervision" and subject is None:
-        everyone = list(await session.exec(select(Staff)))
+        everyone = await roster.all_staff(session=session)
         audited = await audit_store.recently_audited_worker_ids(
             session=session, since_month=since, standard=standard.number
         )
@@ -156,7 +155,7 @@ async def request_audit(
             if case.allocated_worker_id == auditor.id:
                 raise RequestError("a case audit must not be of the auditor's own case")
         else:
-            cases = list(await session.exec(select(CaseRecord)))
+            cases = await roster.all_cases(session=session)
             audited = await audit_store.recently_audited_case_ids(
                 session=session, since_month=since
             )
@@ -185,7 +184,7 @@ async def request_audit(
                 )
             case = next(c for c in cases if c.id == picked_case.id)
         if case.allocated_worker_id is not None:
-            subject = await session.get(Staff, case.allocated_worker_id)
+            subject = await roster.staff_by_id(session=session, staff_id=case.allocated_worker_id)
     elif case_reference:
         raise RequestError(
             "--case is only for case audits by managers; practitioners choose the case themselves"
