@@ -149,8 +149,8 @@ def _show_framework(settings: Settings, args: argparse.Namespace) -> int:
 
 def _request(settings: Settings, args: argparse.Namespace) -> int:
     from bot.adapter import create_adapter
-    from messages.requests import RequestError, request_audit
     from bot.proactive import Delivery, ProactiveSender
+    from messages.requests import RequestError, request_audit
 
     framework = framework_of(settings)
     now = datetime.now(UTC).astimezone(settings.zone)
