@@ -28,6 +28,9 @@ ROOMS = {room: depth for depth, rooms in enumerate(LAYERS) for room in rooms}
 BOTBUILDER_ROOMS = {"bot", "dialogs", "delivery"}
 BOTBUILDER_FILES = {"storage/bot_state.py"}
 LARGEST_MODULE = 650
+# Names from sqlalchemy/sqlmodel that build no statement: types for annotations, errors to
+# catch, and a URL parser. Anything else imported from them outside storage/ is SQL.
+NOT_SQL = {"AsyncSession", "AsyncConnection", "AsyncEngine", "DBAPIError", "make_url"}
 
 SQL = re.compile(
     r"\b(select\s+[\w*(].*\s+from|insert\s+into|update\s+\w+\s+set|delete\s+from|"
@@ -37,7 +40,12 @@ SQL = re.compile(
 
 
 def _modules() -> list[Path]:
-    return sorted(path for room in ROOMS for path in (ROOT / room).rglob("*.py") if "migrations" not in path.parts)
+    return sorted(
+        path
+        for room in ROOMS
+        for path in (ROOT / room).rglob("*.py")
+        if "migrations" not in path.parts
+    )
 
 
 def _imported_rooms(tree: ast.AST) -> list[tuple[int, str]]:
@@ -81,14 +89,6 @@ def test_botbuilder_stays_in_the_rooms_that_speak_to_teams() -> None:
     assert outside == []
 
 
-def _strings(tree: ast.AST) -> list[tuple[int, str]]:
-    return [
-        (node.lineno, node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-    ]
-
-
 def test_sql_only_in_storage() -> None:
     statements = []
     for path in _modules():
@@ -103,15 +103,26 @@ def test_sql_only_in_storage() -> None:
             and isinstance(node.body[0], ast.Expr)
         }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                if SQL.search(node.value):
-                    statements.append(f"{_name(path)}:{node.lineno}")
-        for line, module in _imported_rooms(tree):
-            if module.split(".")[0] in {"sqlalchemy", "sqlmodel"}:
-                statements.append(f"{_name(path)}:{line} imports {module}")
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+            ) and SQL.search(node.value):
+                statements.append(f"{_name(path)}:{node.lineno}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in names:
+                if module.split(".")[0] in {"sqlalchemy", "sqlmodel"} and name not in NOT_SQL:
+                    statements.append(f"{_name(path)}:{node.lineno} imports {name} from {module}")
     assert statements == []
 
 
 @pytest.mark.parametrize("path", _modules(), ids=_name)
 def test_no_module_is_too_big(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= LARGEST_MODULE
+    lines = len(path.read_text().splitlines())
+    assert lines <= LARGEST_MODULE, f"{_name(path)} has {lines} lines"
