@@ -18,7 +18,6 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount
 from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
-from sqlmodel import select
 
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
@@ -166,8 +165,7 @@ async def readyz(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     try:
         async with asyncio.timeout(5):
-            async with database.session() as session:
-                await session.exec(select(1))
+            await database.ping()
         current = await asyncio.to_thread(is_current, request.app[SETTINGS].database_url)
     except Exception as error:
         log.warning("readiness check failed: %s", type(error).__name__)
