@@ -457,26 +457,27 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         except ReportMonthsError as error:
             await context.send_activity(f"I couldn't read that: {error}.")
             return
-        summary = await self._reports.report(
+        made = await self._reports.report(
             Asker(staff, action="report_card", via="teams"),
             summarise,
             as_of=today,
             months=(str(months[0]), str(months[1])) if months is not None else None,
         )
-        if summary is None:
+        if made is None:
             await context.send_activity("Reports are only for staff on the audit roster.")
             return
         own = None
-        if summary.scope.person_id is not None or summary.scope.people is not None:
-            own = await self._reports.own_audits(staff, summary)
+        if made.scope.person_id is not None or made.scope.people is not None:
+            own = await self._reports.own_audits(staff, made)
         assert staff.id is not None
-        first, last = summary.first_month, summary.last_month
+        first, last = made.first_month, made.last_month
+        summary = made.made
         card = report_summary_card(
-            period=summary.made.period,
-            scope=summary.made.scope,
-            completed=summary.made.completed,
-            completion=summary.made.completion,
-            below=summary.made.below,
+            period=summary.period,
+            scope=summary.scope,
+            completed=summary.completed,
+            completion=summary.completion,
+            below=summary.below,
             own=own,
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,
