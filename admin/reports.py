@@ -98,17 +98,18 @@ def add_commands(commands: Commands) -> None:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.reporting import scoped_report
     from practice.report import ReportScope
     from reports.html import render_report_html
+    from reports.service import Asker, ReportService, report_and_names
     from reports.tabular import render_report_csv, render_report_xlsx, report_to_json
-    from storage import access_log, roster
+    from storage import roster
+    from storage.models import utc_now
 
     last = args.to or args.month
     if last < args.month:
         complain("--to must not be before --month")
         return EXIT_FAILED
-    today = datetime.now(UTC).astimezone(settings.zone).date()
+    today = utc_now().astimezone(settings.zone).date()
     try:
         check_range(
             Month.parse(args.month), Month.parse(last), today=today,
@@ -141,14 +142,18 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 auditor_id=people.get("auditor"),
                 subject_id=people.get("worker"),
             )
-            report, names = await scoped_report(
-                session=session, framework=framework, zone=settings.zone,
-                first_month=args.month, last_month=last, scope=scope, as_of=today,
-            )  # fmt: skip
-            await access_log.record(
-                session=session, staff_id=None, action="cli_report",
-                target=f"{args.month} to {last}, {scope.label}", via="cli",
-            )  # fmt: skip
+        reports = ReportService(
+            database=database, framework=framework, zone=settings.zone, clock=utc_now
+        )
+        made = await reports.report(
+            Asker(None, action="cli_report", via="cli"),
+            report_and_names,
+            as_of=today,
+            months=(args.month, last),
+            scope=scope,
+        )
+        assert made is not None  # the command line gives its scope
+        report, names = made.made
         if args.format == "html":
             write_private(
                 args.out,
@@ -247,8 +252,8 @@ def _import_audits(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.reporting import audit_document
     from reports.audit_export import render_audit_html, render_audit_pdf
+    from reports.service import audit_document
     from storage import access_log
 
     framework = framework_of(settings)

@@ -57,9 +57,10 @@ from practice.calendar import AuditMonth, audits_in_month
 from practice.dispatch import dispatch_key, plan_month
 from practice.framework import Framework, load_framework
 from practice.month import Month
-from scheduler.jobs import Cycle, _dispatch_inputs, dispatch_month
+from scheduler.jobs import Cycle, dispatch_month
 from storage import roster
 from storage.database import Database, sync_url
+from storage.dispatch import dispatch_inputs
 from storage.migrate import upgrade
 from storage.models import (
     AuditRequest,
@@ -374,7 +375,7 @@ async def time_plan(url: str, framework: Framework, month: str, runs: int) -> Pl
     db = Database(url)
     try:
         async with db.session() as session:
-            inputs, _ = await _dispatch_inputs(session, framework, audits)
+            inputs, _ = await dispatch_inputs(session=session, framework=framework, audits=audits)
     finally:
         await db.dispose()
     times: list[float] = []

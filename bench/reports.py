@@ -35,13 +35,17 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.common import Result, Stopwatch, arguments, database, peak_rss_mb, scratch
-from bot.report_summary import completion_text, latest_reported_month, most_often_below
-from bot.reporting import scoped_report
 from cards.report_cards import report_summary_card
 from practice.calendar import AuditMonth, audit_year
 from practice.framework import Framework, Standard, load_framework
 from practice.report import Report, ReportScope
 from reports.html import render_report_html
+from reports.service import (
+    completion_text,
+    latest_reported_month,
+    most_often_below,
+    scoped_report,
+)
 from reports.tabular import report_to_json
 from storage.database import Database
 from storage.migrate import upgrade

@@ -18,7 +18,6 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ChannelAccount
 from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
-from sqlmodel import select
 
 from bot.adapter import create_adapter
 from bot.auth import AuthenticationUnavailableError, NotAuthenticatedError, authenticate
@@ -30,11 +29,11 @@ from bot.metrics import OUTBOX_STATES, Metrics
 from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
-from bot.reporting import ReportMaker
 from bot.settings import Settings
 from messages.late_replies import OutboxReplies
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
+from reports.service import ReportMaker, ReportService
 from scheduler.jobs import Cycle
 from scheduler.runner import JOBS, CycleScheduler
 from storage import outbox
@@ -55,7 +54,7 @@ FRAMEWORK = web.AppKey("framework", Framework)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
 BOT = web.AppKey("bot", AuditBot)
 METRICS = web.AppKey("metrics", Metrics)
-REPORTS = web.AppKey("reports", ReportMaker)
+REPORTS = web.AppKey("reports", ReportService)
 
 
 def _problem(request: web.Request, status: int, reason: str, message: str) -> web.Response:
@@ -166,8 +165,7 @@ async def readyz(request: web.Request) -> web.Response:
     database = request.app[DATABASE]
     try:
         async with asyncio.timeout(5):
-            async with database.session() as session:
-                await session.exec(select(1))
+            await database.ping()
         current = await asyncio.to_thread(is_current, request.app[SETTINGS].database_url)
     except Exception as error:
         log.warning("readiness check failed: %s", type(error).__name__)
@@ -251,9 +249,12 @@ def create_app(
         adapter.on_answer = lambda outcome: metrics.answers.labels(outcome).inc()
         app[DATABASE] = database
         app[ADAPTER] = adapter
-        reports = ReportMaker(
-            database=database, framework=framework, zone=settings.zone,
-            workers=settings.report_workers,
+        reports = ReportService(
+            database=database, framework=framework, zone=settings.zone, clock=now,
+            maker=ReportMaker(
+                database=database, framework=framework, zone=settings.zone,
+                workers=settings.report_workers,
+            ),
         )  # fmt: skip
         app[REPORTS] = reports
         app[BOT] = AuditBot(

@@ -23,8 +23,6 @@ from bot.commands import (
 )
 from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
 from bot.links import LinkMaker
-from bot.report_summary import latest_reported_month, own_audits, summarise
-from bot.reporting import ReportMaker, ReportRequest
 from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
@@ -43,12 +41,13 @@ from cards.views import list_entry
 from dialogs.audit_dialog import AuditDialog
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
 from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
-from practice.access import can_view_audit, report_scope
+from practice.access import can_view_audit
 from practice.audit_steps import AuditKind
 from practice.calendar import moderation_until
 from practice.framework import Framework
 from practice.month import TEN_YEARS, Month, month_label
 from practice.working_days import last_working_day
+from reports.service import Asker, ReportService, summarise
 from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
@@ -102,11 +101,13 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         links: LinkMaker | None = None,
         rate_limit: MessageRateLimit | None = None,
         on_rate_limited: Callable[[], None] | None = None,
-        reports: ReportMaker | None = None,
+        reports: ReportService | None = None,
         longest_report: int = TEN_YEARS,
     ) -> None:
         super().__init__()
-        self._reports = reports or ReportMaker(database=database, framework=framework, zone=zone)
+        self._reports = reports or ReportService(
+            database=database, framework=framework, zone=zone, clock=clock
+        )
         self._longest_report = longest_report
         self._rate_limit = rate_limit or MessageRateLimit(20, 10)
         self._presses = RepeatedPresses()
@@ -447,7 +448,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
         text = context.activity.text if context.activity.value is None else "report"
-        today = self._clock().astimezone(self._zone).date()
+        today = self._reports.today()
         try:
             months = report_months(text, today=today, longest=self._longest_report)
         except ReportRangeError as error:
@@ -456,27 +457,21 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         except ReportMonthsError as error:
             await context.send_activity(f"I couldn't read that: {error}.")
             return
-        async with self._database.session() as session:
-            viewer = await roster.viewer_of(session=session, staff=staff)
-            scope = report_scope(self._framework, viewer)
-            if scope is None:
-                await context.send_activity("Reports are only for staff on the audit roster.")
-                return
-            if months is None:
-                first = last = await latest_reported_month(session, today)
-            else:
-                first, last = str(months[0]), str(months[1])
-        # Made away from this process's event loop: other people's turns go on meanwhile.
-        summary = await self._reports.make(ReportRequest(first, last, scope, today), summarise)
-        async with self._database.session() as session:
-            own = None
-            if scope.person_id is not None or scope.people is not None:
-                own = await own_audits(session, self._framework, summary, staff)
-            await access_log.record(
-                session=session, staff_id=staff.id, action="report_card",
-                target=f"{first} to {last}", via="teams",
-            )  # fmt: skip
+        made = await self._reports.report(
+            Asker(staff, action="report_card", via="teams"),
+            summarise,
+            as_of=today,
+            months=(str(months[0]), str(months[1])) if months is not None else None,
+        )
+        if made is None:
+            await context.send_activity("Reports are only for staff on the audit roster.")
+            return
+        own = None
+        if made.scope.person_id is not None or made.scope.people is not None:
+            own = await self._reports.own_audits(staff, made)
         assert staff.id is not None
+        first, last = made.first_month, made.last_month
+        summary = made.made
         card = report_summary_card(
             period=summary.period,
             scope=summary.scope,

@@ -15,13 +15,13 @@ from functools import partial
 from aiohttp import web
 
 from bot.links import InvalidLinkError, LinkClaims, LinkMaker
-from bot.reporting import ReportMaker, ReportRequest, audit_document
 from bot.settings import Settings
-from practice.access import can_view_audit, report_scope
+from practice.access import can_view_audit
 from practice.framework import Framework
 from practice.report import Report
 from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import render_report_html
+from reports.service import Asker, ReportService, audit_document
 from storage import access_log, roster
 from storage.database import Database
 from storage.models import Staff
@@ -75,7 +75,7 @@ def _linked(
             if claims.kind not in kinds:
                 return _refuse(403, "This link is for something else.")
             async with request.app[database_key].session() as session:
-                viewer = await session.get(Staff, claims.viewer_id)
+                viewer = await roster.staff_by_id(session=session, staff_id=claims.viewer_id)
             if viewer is None or not viewer.active:
                 log.info("refused a link for staff %s, no longer active", claims.viewer_id)
                 return _refuse(403, "You are no longer on the audit roster.")
@@ -102,7 +102,7 @@ def add_pages(
     settings: Settings,
     framework: Framework,
     database_key: web.AppKey[Database],
-    reports_key: web.AppKey[ReportMaker],
+    reports_key: web.AppKey[ReportService],
 ) -> None:
     """Add the report and download pages to the app."""
 
@@ -112,25 +112,20 @@ def add_pages(
     ) -> web.StreamResponse:
         assert claims.first_month is not None
         assert claims.last_month is not None
-        today = request.app[LINKS].today(settings.zone)
-        async with request.app[database_key].session() as session:
-            viewer = await roster.viewer_of(session=session, staff=staff)
-            scope = report_scope(framework, viewer)
-            if scope is None:
-                return _refuse(403, "Reports are only for staff on the audit roster.")
+        reports = request.app[reports_key]
+        today = reports.today()
         # Made and rendered away from the event loop: other people's turns go on meanwhile.
-        page = await request.app[reports_key].make(
-            ReportRequest(claims.first_month, claims.last_month, scope, today),
+        page = await reports.report(
+            Asker(staff, action="report_page", via="link"),
             partial(report_page_html, today),
+            as_of=today,
+            months=(claims.first_month, claims.last_month),
         )
-        async with request.app[database_key].session() as session:
-            await access_log.record(
-                session=session, staff_id=staff.id, action="report_page",
-                target=f"{claims.first_month} to {claims.last_month}", via="link",
-            )  # fmt: skip
+        if page is None:
+            return _refuse(403, "Reports are only for staff on the audit roster.")
         log.info("staff %s opened the report of %s to %s", staff.id, claims.first_month,
                  claims.last_month)  # fmt: skip
-        return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
+        return web.Response(text=page.made, content_type="text/html", headers=SECURITY_HEADERS)
 
     @_linked(("audit", "audit_pdf"), database_key)
     async def audit_page(

@@ -22,6 +22,7 @@ from cards.common import (
     users_text,
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
+from practice.audit_words import audit_about
 
 SUMMARY_TEXT_LIMIT = 600
 
@@ -48,13 +49,11 @@ class AuditHeading:
     @property
     def about(self) -> str:
         """Return what is being audited, e.g. 'case ABC123' or "Sam Jones's supervision"."""
-        if self.supervision:
-            return (
-                f"the supervision records of {self.subject_name}"
-                if self.subject_name
-                else ("supervision records")
-            )
-        return f"case {self.case_reference}" if self.case_reference else "a case to be chosen"
+        return audit_about(
+            supervision=self.supervision,
+            subject_name=self.subject_name,
+            case_reference=self.case_reference,
+        )
 
 
 @dataclass(frozen=True)

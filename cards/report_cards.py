@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cards.common import (
     Element,
     action_set,
@@ -14,27 +12,7 @@ from cards.common import (
     text,
     users_text,
 )
-
-
-@dataclass(frozen=True)
-class BelowCriterion:
-    """A criterion often rated Below, for the summary."""
-
-    criterion_id: str
-    text: str
-    percent: str  # already formatted, e.g. "16.3%"
-    answered: int
-
-
-@dataclass(frozen=True)
-class OwnAudit:
-    """One of the person's own audits (done by them or of their work) in their summary."""
-
-    audit_id: int
-    title: str
-    role: str  # "You audited" / "Your work, audited by Megan Bowen"
-    outcome: str  # "Meets 5, Exceeds 2, Below 1" or "not submitted yet"
-    submitted: bool  # only a submitted audit can be downloaded
+from practice.report_summary import BelowCriterion, OwnAudit
 
 
 def _open_url(title: str, url: str) -> Element:

@@ -16,6 +16,7 @@ from practice.audit_steps import (
     criterion_step,
     steps,
 )
+from practice.audit_words import worker_to_involve
 from practice.framework import Framework, Standard
 from practice.month import month_label
 from storage.audits import AuditDetail
@@ -73,12 +74,11 @@ def rating_choices(framework: Framework) -> list[RatingChoice]:
 
 def involved_worker_label(detail: AuditDetail, standard: Standard) -> str:
     """Return who the auditor should involve, in words."""
-    if standard.subject == "supervision":
-        return "the supervisor"
     worker = detail.allocated_worker or detail.subject
-    if worker is not None:
-        return f"the allocated worker, {worker.name}"
-    return "the allocated worker (or the person most recently involved)"
+    return worker_to_involve(
+        supervision=standard.subject == "supervision",
+        worker_name=worker.name if worker is not None else None,
+    )
 
 
 def summary_items(

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util.concurrency import await_
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.files import create_private_file
@@ -148,6 +149,11 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def ping(self) -> None:
+        """Ask the database a trivial question; raise if it cannot answer."""
+        async with self.session() as session:
+            await session.exec(select(1))
 
     async def forget_erased(self) -> None:
         """Make erased text leave the disk now: on SQLite, fold the WAL in and empty it.

@@ -39,7 +39,7 @@ from cards.cycle_cards import (
     reminder_card,
 )
 from cards.help_cards import help_card, my_audits_card
-from cards.report_cards import BelowCriterion, OwnAudit, download_card, report_summary_card
+from cards.report_cards import download_card, report_summary_card
 from cards.views import (
     audit_heading,
     involved_worker_label,
@@ -50,6 +50,7 @@ from cards.views import (
 from practice.answers import INVOLVEMENT_OPTIONS, contact_options
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, Standard
+from practice.report_summary import BelowCriterion, OwnAudit
 from storage.audits import AuditDetail
 from storage.models import (
     AuditRequest,

@@ -40,10 +40,11 @@ from cards.cycle_cards import (
     reminder_card,
 )
 from cards.help_cards import AuditListEntry, help_card, my_audits_card
-from cards.report_cards import OwnAudit, report_summary_card
+from cards.report_cards import report_summary_card
 from practice.answers import CASE_CONTACTS, INVOLVEMENT_OPTIONS, SUPERVISION_CONTACTS
 from practice.audit_steps import AuditKind
 from practice.framework import Framework
+from practice.report_summary import OwnAudit
 from tests.card_gallery import phone_gallery
 from tests.conftest import ROOT, skip_or_fail
 

@@ -28,7 +28,6 @@ from practice.calendar import audit_year, audits_in_month, days_before_due
 from practice.framework import Framework
 from scheduler.jobs import (
     Cycle,
-    _dispatch_inputs,
     close_moderation,
     close_months,
     dispatch_month,
@@ -44,6 +43,7 @@ from storage import moderation as moderation_store
 from storage import roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
+from storage.dispatch import dispatch_inputs
 from storage.models import (
     AuditRequest,
     AuditStatus,
@@ -279,8 +279,10 @@ async def test_the_dispatch_reads_only_the_cases_a_draw_may_take(
         session.add(long_closed)
         session.add(just_closed)
         await session.commit()
-        inputs, people = await _dispatch_inputs(
-            session, framework, audits_in_month(framework, today.year, today.month)
+        inputs, people = await dispatch_inputs(
+            session=session,
+            framework=framework,
+            audits=audits_in_month(framework, today.year, today.month),
         )
     read = [c.id for c in inputs.cases]
     assert read == sorted(read), "read in id order, so a seed draws alike on every database"

@@ -24,10 +24,10 @@ from admin.cli import main
 from admin.demo_data import cases_csv, staff_csv
 from admin.progress import TerminalProgress
 from bot.logs import configure_logging
-from bot.reporting import scoped_report
 from messages.requests import request_audit
 from practice.framework import Framework
 from practice.report import ReportScope
+from reports.service import scoped_report
 from scheduler.jobs import Cycle, purge_old_words
 from storage import access_log, outbox
 from storage import audits as audit_store

@@ -26,11 +26,12 @@ from bot.links import InvalidLinkError, LinkClaims, sign, verify
 from cards.audit_cards import AuditHeading, SummaryItem, case_card, step_done_card, submitted_card
 from cards.cycle_cards import DigestRow, SampleEntry, digest_card, moderation_sample_card
 from cards.help_cards import help_card
-from cards.report_cards import OwnAudit, report_summary_card
+from cards.report_cards import report_summary_card
 from practice.audit_steps import AuditKind
 from practice.framework import Framework, load_framework
 from practice.month import EARLIEST, MONTHS_AHEAD, TEN_YEARS, Month
 from practice.report import build_report
+from practice.report_summary import OwnAudit
 from reports.tabular import render_report_csv, render_report_xlsx
 from tests.test_report_rendering import (
     FORMULA_STARTS,

@@ -1,4 +1,4 @@
-"""Reports are made in worker processes: the same figures, and the event loop never waits."""
+"""Make reports: the same figures in a worker, the event loop never waits, one path for all."""
 
 from __future__ import annotations
 
@@ -7,17 +7,25 @@ import os
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.pages import report_page_html
-from bot.report_summary import ReportSummary, summarise
-from bot.reporting import ReportMaker, ReportRequest
 from practice.framework import Framework
 from practice.report import Report, ReportScope
+from reports.service import (
+    Asker,
+    ReportMaker,
+    ReportRequest,
+    ReportService,
+    ReportSummary,
+    report_and_names,
+    summarise,
+)
+from storage import access_log, roster
 from storage.audit_import import import_audits
 from storage.csv_import import import_staff
 from storage.database import Database
@@ -103,3 +111,55 @@ async def test_reports_go_on_after_a_worker_dies(history: Database, framework: F
         assert (await away.make(REQUEST, summarise)).completed > 0
     finally:
         away.close()
+
+
+def _clock() -> datetime:
+    return datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+async def test_staff_get_their_roles_scope_and_the_latest_month_and_are_logged(
+    history: Database, framework: Framework
+) -> None:
+    service = ReportService(database=history, framework=framework, zone=LONDON, clock=_clock)
+    async with history.session() as session:
+        director = await roster.staff_by_email(session=session, email="staff001@somerset.example")
+    assert director is not None
+    made = await service.report(
+        Asker(director, action="report_card", via="teams"), summarise, as_of=service.today()
+    )
+    assert made is not None
+    assert (made.first_month, made.last_month, made.as_of) == ("2023-09", "2023-09", AS_OF)
+    assert made.scope.label == "All teams"
+    assert made.made.completed > 0
+    async with history.session() as session:
+        logged = await access_log.entries(session=session)
+    assert [(e.staff_id, e.action, e.target, e.via) for e in logged] == [
+        (director.id, "report_card", "2023-09 to 2023-09", "teams")
+    ]
+
+
+async def test_the_command_line_names_its_scope_and_someone_gone_gets_nothing(
+    history: Database, framework: Framework
+) -> None:
+    service = ReportService(database=history, framework=framework, zone=LONDON, clock=_clock)
+    scope = ReportScope("team T", teams=frozenset({"T"}))
+    made = await service.report(
+        Asker(None, action="cli_report", via="cli"), report_and_names, as_of=AS_OF,
+        months=("2023-09", "2024-02"), scope=scope,
+    )  # fmt: skip
+    assert made is not None
+    report, _names = made.made
+    assert report.scope == "team T"
+    async with history.session() as session:
+        gone = await roster.staff_by_email(session=session, email="staff002@somerset.example")
+        assert gone is not None
+        gone.active = False
+    refused = await service.report(
+        Asker(gone, action="report_page", via="link"), summarise, as_of=AS_OF
+    )
+    assert refused is None
+    async with history.session() as session:
+        logged = await access_log.entries(session=session)
+    assert [(e.staff_id, e.action, e.target, e.via) for e in logged] == [
+        (None, "cli_report", "2023-09 to 2024-02, team T", "cli")
+    ]
