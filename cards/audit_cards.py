@@ -13,15 +13,14 @@ from cards.common import (
     download_action,
     facts,
     heading,
-    long_date,
     problems_block,
-    short_date,
     submit,
     text,
     users_facts,
     users_text,
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
+from practice.dates import long_date, short_date
 
 SUMMARY_TEXT_LIMIT = 600
 

@@ -43,7 +43,7 @@ from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards import audit_cards
-from cards.common import Element, short_date
+from cards.common import Element
 from cards.submissions import (
     CaseAnswer,
     CriterionAnswer,
@@ -65,6 +65,7 @@ from practice.audit_steps import (
     criterion_position,
     first_unanswered,
 )
+from practice.dates import short_date
 from practice.framework import Framework, Standard
 from storage import audits as audit_store
 from storage.audits import AuditDetail

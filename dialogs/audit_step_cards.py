@@ -11,11 +11,12 @@ from datetime import date
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards import audit_cards
-from cards.common import Element, short_date
+from cards.common import Element
 from cards.views import audit_heading, involved_worker_label, rating_choices, summary_items
 from dialogs.audit_answers import case_mode
 from practice.answers import INVOLVEMENT_OPTIONS, contact_options
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, criterion_of, criterion_position
+from practice.dates import short_date
 from practice.framework import Framework, Standard
 from storage import roster
 from storage.audits import AuditDetail

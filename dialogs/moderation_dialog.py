@@ -31,13 +31,14 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.common import Element, long_date
+from cards.common import Element
 from cards.cycle_cards import ModerationItem, moderated_card, moderation_card
 from cards.submissions import ClaimModeration, ModerationAnswer, OpenModeration
 from cards.views import audit_heading
 from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
 from messages.notices import queue_moderation_outcome
 from practice.calendar import moderation_until
+from practice.dates import long_date
 from practice.framework import Framework, Standard
 from practice.month import Month
 from storage import access_log

@@ -32,8 +32,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from practice.dates import short_date
 from reports.audit_document import AuditDocument, CriterionAnswer
-from reports.html import long_date, template_environment
+from reports.html import template_environment
 
 FONT = "PQFVera"
 FONT_FILES = {
@@ -81,8 +82,8 @@ def audit_content(document: AuditDocument) -> AuditContent:
         ("Team", document.team or "Not recorded"),
         ("Auditor", document.auditor_name),
         ("Worker", document.worker_name or "Not recorded"),
-        ("Due", long_date(document.due_on)),
-        ("Submitted", long_date(document.submitted_on) if document.submitted_on else "Not yet"),
+        ("Due", short_date(document.due_on)),
+        ("Submitted", short_date(document.submitted_on) if document.submitted_on else "Not yet"),
     ]
     if document.moderator_name:
         facts.append(("Moderator", document.moderator_name))
