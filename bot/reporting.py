@@ -28,7 +28,7 @@ from practice.answers import INVOLVEMENT_OPTIONS, contact_options
 from practice.framework import Framework
 from practice.month import month_label
 from practice.report import Report, ReportScope, build_report
-from reports.audit_document import AuditDocument, CriterionAnswer
+from reports.audit_document import AuditDocument, RatedCriterion
 from storage import audits as audit_store
 from storage import moderation as moderation_store
 from storage.database import Database
@@ -199,7 +199,7 @@ async def audit_document(
             verdict = "Agreed" if view.agrees else f"Moderator: {label(view.rating)}"
             reason = view.reason
         criteria.append(
-            CriterionAnswer(
+            RatedCriterion(
                 criterion_id=criterion.id,
                 text=criterion.text,
                 rating=label(row.rating if row else None),
