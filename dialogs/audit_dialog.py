@@ -55,7 +55,7 @@ from cards.submissions import (
 from cards.views import audit_heading, summary_items
 from dialogs.audit_answers import StepAnswers, StepOutcome
 from dialogs.audit_step_cards import step_card
-from dialogs.turn import ANSWER_KEY, card_message, card_update, current_staff
+from dialogs.turn import ANSWER_KEY, card_message, current_staff, replace_card
 from practice.audit_steps import (
     CASE,
     FEEDBACK,
@@ -330,15 +330,8 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         """Replace a card the person has; say whether it was replaced."""
         if not activity_id:
             return False
-        try:
-            await context.update_activity(card_update(activity_id, card))
-        except Exception as error:
-            # The adapter tried again while the turn's time allowed. The answer is saved
-            # either way, and a card left behind changes nothing if pressed (take_card):
-            # not worth a message of its own.
-            log.warning("could not replace card %s: %s", activity_id, type(error).__name__)
-            return False
-        return True
+        # A card left behind changes nothing if pressed (take_card): not worth a message.
+        return await replace_card(context, activity_id, card)
 
     # -- messages -------------------------------------------------------------------------
 

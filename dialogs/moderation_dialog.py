@@ -35,7 +35,7 @@ from cards.common import Element
 from cards.cycle_cards import ModerationItem, moderated_card, moderation_card
 from cards.submissions import ClaimModeration, ModerationAnswer, OpenModeration
 from cards.views import audit_heading
-from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
+from dialogs.turn import MODERATION_KEY, card_message, current_staff, replace_card
 from messages.notices import queue_moderation_outcome
 from practice.calendar import moderation_until
 from practice.dates import long_date
@@ -367,14 +367,7 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
         if not activity_id:
             await context.send_activity(card_message(card))
             return True
-        try:
-            await context.update_activity(card_update(activity_id, card))
-        except Exception as error:  # the moderation is saved either way
-            log.warning(
-                "could not replace moderation card %s: %s", activity_id, type(error).__name__
-            )
-            return False
-        return True
+        return await replace_card(context, activity_id, card)
 
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()
