@@ -53,7 +53,7 @@ from practice.framework import Framework, Standard
 from storage import audits as audit_store
 from storage import roster
 from storage.audits import AuditDetail
-from storage.models import CaseRecord, CaseStatus, Staff
+from storage.models import CaseRecord, Staff
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,9 @@ class StepAnswers:
         elif mode == "choose_any":
             case, problems = await self._any_case(session, answer, detail)
             if case is not None and case.allocated_worker_id is not None:
-                subject = await session.get(Staff, case.allocated_worker_id)
+                subject = await roster.staff_by_id(
+                    session=session, staff_id=case.allocated_worker_id
+                )
         elif mode == "confirm_case" and case is None:
             problems = ["No case is set for this audit. Ask your administrator to check it."]
         if problems:
@@ -177,15 +179,9 @@ class StepAnswers:
         if case is None:
             # Not on the imported case list yet (opened since the last import): record it
             # as the worker's case so the audit can go ahead.
-            case = CaseRecord(
-                reference=reference,
-                team=worker.team,
-                allocated_worker_id=worker.id,
-                status=CaseStatus.OPEN,
-                added_by_auditor=True,
+            case = await roster.add_case_from_auditor(
+                session=session, reference=reference, team=worker.team, worker_id=worker.id
             )
-            session.add(case)
-            await session.flush()
             return case, []
         if case.allocated_worker_id != worker.id:
             if worker.id == detail.auditor.id:
@@ -207,14 +203,9 @@ class StepAnswers:
             ]
         case = await roster.case_by_reference(session=session, reference=reference)
         if case is None:
-            case = CaseRecord(
-                reference=reference,
-                team=detail.auditor.team,
-                status=CaseStatus.OPEN,
-                added_by_auditor=True,
+            case = await roster.add_case_from_auditor(
+                session=session, reference=reference, team=detail.auditor.team, worker_id=None
             )
-            session.add(case)
-            await session.flush()
         return case, []
 
     async def criterion(

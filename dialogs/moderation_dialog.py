@@ -41,7 +41,7 @@ from practice.calendar import moderation_until
 from practice.dates import long_date
 from practice.framework import Framework, Standard
 from practice.month import Month
-from storage import access_log
+from storage import access_log, roster
 from storage import audits as audit_store
 from storage import moderation as moderation_store
 from storage.audits import AuditDetail
@@ -144,7 +144,11 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             )
             if not won:
                 existing = await moderation_store.moderation_of(session=session, audit_id=audit_id)
-                holder = await session.get(Staff, existing.moderator_id) if existing else None
+                holder = (
+                    await roster.staff_by_id(session=session, staff_id=existing.moderator_id)
+                    if existing
+                    else None
+                )
                 mine = holder is not None and holder.id == staff.id
                 if existing is not None and existing.submitted_at is not None:
                     # A Claim left on an older card: one plain answer, nothing else.
