@@ -56,6 +56,7 @@ from bench.common import (
     percentile,
     scratch,
 )
+from practice.month import Month
 
 AUDITORS = 200
 OPEN_LOOP_RATE = 20.0  # turns per second, offered by all auditors together
@@ -335,8 +336,7 @@ def _cases_csv(auditors: list[Person]) -> str:
 
 def _months_back(month: str, count: int) -> str:
     """Return the month `count` months before 'YYYY-MM' (one audit of a standard a month each)."""
-    index = int(month[:4]) * 12 + int(month[5:]) - 1 - count
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return str(Month.parse(month).plus(-count))
 
 
 async def _request_audits(

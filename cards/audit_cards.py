@@ -13,9 +13,7 @@ from cards.common import (
     download_action,
     facts,
     heading,
-    long_date,
     problems_block,
-    short_date,
     submit,
     text,
     users_facts,
@@ -23,6 +21,7 @@ from cards.common import (
 )
 from practice.audit_steps import CASE, FEEDBACK, INVOLVEMENT, SUMMARY, AuditKind
 from practice.audit_words import audit_about
+from practice.dates import long_date, short_date
 
 SUMMARY_TEXT_LIMIT = 600
 

@@ -15,7 +15,6 @@ schema gives TextRun no markdown at all, so they are shown exactly as written. `
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 CARD_VERSION = "1.5"
@@ -166,16 +165,6 @@ def submit(
 def action_set(*actions: Element) -> Element:
     """Return buttons placed in the card's body, on a row of their own."""
     return {"type": "ActionSet", "actions": list(actions)}
-
-
-def long_date(day: date) -> str:
-    """Return 'Friday 28 November 2025'."""
-    return f"{day:%A} {day.day} {day:%B %Y}"
-
-
-def short_date(day: date) -> str:
-    """Return '28 November 2025'."""
-    return f"{day.day} {day:%B %Y}"
 
 
 def download_action(audit_id: int) -> Element:

@@ -13,15 +13,14 @@ from cards.common import (
     download_action,
     facts,
     heading,
-    long_date,
     problems_block,
-    short_date,
     submit,
     text,
     users_facts,
     users_text,
 )
 from cards.help_cards import AuditListEntry, audit_list_blocks
+from practice.dates import long_date, short_date
 
 MODERATION_EVIDENCE_LIMIT = 2500
 

@@ -9,12 +9,11 @@ from cards.common import (
     Element,
     adaptive_card,
     heading,
-    long_date,
-    short_date,
     submit,
     text,
     users_text,
 )
+from practice.dates import long_date, short_date
 
 # What everyone on the roster may type, in the order the help card lists it; `moderation`
 # (moderators only) is listed after `report`.

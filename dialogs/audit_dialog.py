@@ -20,6 +20,10 @@ sequence number; a submit from any card but the live one (an old card, a replaye
 someone else's audit, an audit already submitted) is refused with a message and changes
 nothing. The card that was answered is replaced so it cannot be submitted twice.
 
+Each step's answer is read, checked and saved in `dialogs/audit_answers.py` (one method per
+step, in this order), and each step's card is built in `dialogs/audit_step_cards.py`; this
+module holds the flow: whose card it is, whether it is live, and which card comes next.
+
 Typed commands are handled by the bot before this dialog sees the turn: `cancel` ends the
 dialog and retires its live card (`stop`; answers are kept), `resume` shows the first
 unanswered step again. A press of a card from before the audit was stopped (or left with Save
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +43,7 @@ from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards import audit_cards
-from cards.common import Element, short_date
+from cards.common import Element
 from cards.submissions import (
     CaseAnswer,
     CriterionAnswer,
@@ -49,65 +52,27 @@ from cards.submissions import (
     StepAnswer,
     SummaryAction,
 )
-from cards.views import (
-    audit_heading,
-    involved_worker_label,
-    rating_choices,
-    summary_items,
-)
-from dialogs.turn import ANSWER_KEY, card_message, card_update, current_staff
-from messages.notices import queue_outcome
-from practice.answers import (
-    INVOLVEMENT_OPTIONS,
-    check_criterion_answer,
-    check_feedback_call,
-    check_involvement,
-    check_ratings_together,
-    contact_options,
-    is_case_reference,
-)
+from cards.views import audit_heading, summary_items
+from dialogs.audit_answers import StepAnswers, StepOutcome
+from dialogs.audit_step_cards import step_card
+from dialogs.turn import ANSWER_KEY, card_message, current_staff, replace_card
 from practice.audit_steps import (
     CASE,
     FEEDBACK,
     INVOLVEMENT,
     SUMMARY,
-    AuditKind,
     criterion_of,
     criterion_position,
     first_unanswered,
-    is_complete,
-    is_step,
-    step_after,
-    step_before,
 )
+from practice.dates import short_date
 from practice.framework import Framework, Standard
 from storage import audits as audit_store
-from storage import roster
 from storage.audits import AuditDetail
 from storage.database import Database
-from storage.models import AuditStatus, CaseRecord, CaseStatus, Staff
+from storage.models import AuditStatus, Staff
 
 log = logging.getLogger(__name__)
-
-CASE_CHOICES_SHOWN = 40
-
-
-@dataclass
-class _Outcome:
-    """What answering a step leads to."""
-
-    show: str | None = None  # the step whose card comes next
-    in_place: bool = False  # show it by replacing the answered card (the same step, to fix)
-    problems: list[str] = field(default_factory=list)
-    draft: dict[str, str] = field(default_factory=dict)  # values to show again, unsaved
-    done_label: str = ""  # how the answered card is replaced when we move on
-    done_outcome: str = ""
-    end: bool = False
-    submitted: bool = False
-    message: str | None = None
-    # The audit as the answer left it, when that is known without reading it again (the
-    # case step changes the case and people it joins, so it is read again).
-    detail: AuditDetail | None = None
 
 
 class AuditDialog(Dialog):  # type: ignore[misc]
@@ -126,6 +91,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         self._framework = framework
         self._zone = zone
         self._clock = clock
+        self._steps = StepAnswers(framework=framework, zone=zone, clock=clock)
 
     # -- botbuilder entry points -------------------------------------------------------
 
@@ -306,382 +272,19 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         standard: Standard,
         answer: StepAnswer,
         state: dict[str, Any],
-    ) -> _Outcome:
+    ) -> StepOutcome:
+        # The steps in the order they run.
         if isinstance(answer, CaseAnswer):
-            return await self._apply_case(session, detail, standard, answer, state)
+            return await self._steps.case(session, detail, standard, answer, state)
         if isinstance(answer, CriterionAnswer):
-            return await self._apply_criterion(session, detail, standard, answer, state)
+            return await self._steps.criterion(session, detail, standard, answer, state)
         if isinstance(answer, FeedbackAnswer):
-            return await self._apply_feedback(session, detail, standard, answer, state)
+            return await self._steps.feedback(session, detail, standard, answer, state)
         if isinstance(answer, InvolvementAnswer):
-            return await self._apply_involvement(session, detail, standard, answer, state)
-        return await self._apply_summary(session, detail, standard, answer, state)
-
-    def _after(self, standard: Standard, kind: AuditKind, step: str, state: dict[str, Any]) -> str:
-        if state.get("return_to_summary"):
-            state["return_to_summary"] = False
-            return SUMMARY
-        return step_after(standard, kind, step)
-
-    def _leave(self, outcome: _Outcome) -> _Outcome:
-        outcome.end = True
-        outcome.show = None
-        outcome.message = "Saved. Type **resume** (or use **my audits**) when you want to carry on."
-        return outcome
-
-    async def _apply_case(
-        self,
-        session: AsyncSession,
-        detail: AuditDetail,
-        standard: Standard,
-        answer: CaseAnswer,
-        state: dict[str, Any],
-    ) -> _Outcome:
-        staff = detail.auditor
-        if answer.nav == "save_exit":
-            return self._leave(_Outcome(done_label="The case", done_outcome="not confirmed yet"))
-        case: CaseRecord | None = detail.case
-        subject: Staff | None = detail.subject
-        problems: list[str] = []
-        mode = self._case_mode(detail, standard)
-        if mode in ("choose_own", "choose_peer"):
-            worker = staff if mode == "choose_own" else detail.subject
-            case, problems = await self._chosen_case(session, answer, worker, detail)
-            if case is not None and mode == "choose_own":
-                subject = staff
-        elif mode == "choose_any":
-            case, problems = await self._any_case(session, answer, detail)
-            if case is not None and case.allocated_worker_id is not None:
-                subject = await session.get(Staff, case.allocated_worker_id)
-        elif mode == "confirm_case" and case is None:
-            problems = ["No case is set for this audit. Ask your administrator to check it."]
-        if problems:
-            return _Outcome(
-                show=CASE,
-                in_place=True,
-                problems=problems,
-                draft={"case_choice": answer.case_choice, "case_reference": answer.case_reference},
-            )
-        await audit_store.confirm_case(
-            session=session, audit=detail.audit, case=case, subject=subject
-        )
-        await audit_store.start(
-            session=session, audit=detail.audit, actor_id=staff.id or 0, now=self._clock()
-        )
-        about = case.reference if case else (subject.name if subject else "")
-        return _Outcome(
-            show=self._after(standard, detail.kind, CASE, state),
-            done_label="The case",
-            done_outcome=f"{about} confirmed",
-        )
-
-    async def _chosen_case(
-        self, session: AsyncSession, answer: CaseAnswer, worker: Staff | None, detail: AuditDetail
-    ) -> tuple[CaseRecord | None, list[str]]:
-        typed = answer.case_reference.strip().upper()
-        chosen = answer.case_choice.strip().upper()
-        if typed and chosen and typed != chosen:
-            return None, ["Choose a case from the list or type a reference, not both."]
-        reference = typed or chosen
-        if not reference:
-            return None, ["Choose a case from the list, or type its case reference."]
-        if not is_case_reference(reference):
-            return None, [
-                "A case reference is 1 to 40 letters, digits, '-', '/' or '_' (never a name)."
-            ]
-        if worker is None:
-            return None, ["No worker is set for this peer audit. Ask your administrator."]
-        case = await roster.case_by_reference(session=session, reference=reference)
-        if case is None:
-            # Not on the imported case list yet (opened since the last import): record it
-            # as the worker's case so the audit can go ahead.
-            case = CaseRecord(
-                reference=reference,
-                team=worker.team,
-                allocated_worker_id=worker.id,
-                status=CaseStatus.OPEN,
-                added_by_auditor=True,
-            )
-            session.add(case)
-            await session.flush()
-            return case, []
-        if case.allocated_worker_id != worker.id:
-            if worker.id == detail.auditor.id:
-                return None, [f"Case {reference} is not allocated to you; choose one of your own."]
-            return None, [
-                f"Case {reference} is not allocated to {worker.name}; choose one of their cases."
-            ]
-        return case, []
-
-    async def _any_case(
-        self, session: AsyncSession, answer: CaseAnswer, detail: AuditDetail
-    ) -> tuple[CaseRecord | None, list[str]]:
-        reference = (answer.case_reference or answer.case_choice).strip().upper()
-        if not reference:
-            return None, ["Give the reference of the case you will audit."]
-        if not is_case_reference(reference):
-            return None, [
-                "A case reference is 1 to 40 letters, digits, '-', '/' or '_' (never a name)."
-            ]
-        case = await roster.case_by_reference(session=session, reference=reference)
-        if case is None:
-            case = CaseRecord(
-                reference=reference,
-                team=detail.auditor.team,
-                status=CaseStatus.OPEN,
-                added_by_auditor=True,
-            )
-            session.add(case)
-            await session.flush()
-        return case, []
-
-    async def _apply_criterion(
-        self,
-        session: AsyncSession,
-        detail: AuditDetail,
-        standard: Standard,
-        answer: CriterionAnswer,
-        state: dict[str, Any],
-    ) -> _Outcome:
-        criterion_id = criterion_of(answer.step)
-        assert criterion_id is not None
-        rating = answer.rating.strip() or None
-        if rating is not None and self._framework.rating(rating) is None:
-            rating = None
-        row = await audit_store.save_rating(
-            session=session,
-            audit_id=answer.audit_id,
-            criterion_id=criterion_id,
-            rating=rating,
-            evidence=answer.evidence,
-            saved=detail.ratings,
-        )
-        after = replace(detail, ratings={**detail.ratings, criterion_id: row})
-        await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
-        )
-        position, total = criterion_position(standard, criterion_id)
-        label = f"Criterion {position} of {total} ({criterion_id})"
-        problems = check_criterion_answer(self._framework, rating, answer.evidence)
-        option = self._framework.rating(rating) if rating else None
-        if problems:
-            saved = "saved as a draft, still to finish"
-        else:
-            saved = f"{option.label} — saved" if option else "saved"
-        if answer.nav == "save_exit":
-            return self._leave(_Outcome(detail=after, done_label=label, done_outcome=saved))
-        if answer.nav == "back":
-            return _Outcome(
-                detail=after,
-                show=step_before(standard, detail.kind, answer.step),
-                done_label=label,
-                done_outcome=saved,
-            )
-        if problems:
-            return _Outcome(detail=after, show=answer.step, in_place=True, problems=problems)
-        return _Outcome(
-            detail=after,
-            show=self._after(standard, detail.kind, answer.step, state),
-            done_label=label,
-            done_outcome=saved,
-        )
-
-    async def _apply_feedback(
-        self,
-        session: AsyncSession,
-        detail: AuditDetail,
-        standard: Standard,
-        answer: FeedbackAnswer,
-        state: dict[str, Any],
-    ) -> _Outcome:
-        allowed = contact_options(standard)
-        contacted = tuple(c for c in answer.contacted if c in allowed)
-        problems = check_feedback_call(
-            self._framework,
-            standard,
-            answer.contacted,
-            answer.what_they_said,
-            answer.no_contact_reason,
-            suitable_for_report=answer.suitable_for_report,
-        )
-        row = await audit_store.save_feedback_call(
-            session=session,
-            audit_id=answer.audit_id,
-            contacted=contacted,
-            what_they_said=answer.what_they_said,
-            no_contact_reason=answer.no_contact_reason,
-            suitable_for_report=answer.suitable_for_report and bool(contacted),
-            complete=not problems,
-        )
-        await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
-        )
-        after = replace(detail, feedback=row)
-        saved = "saved" if not problems else "draft saved"
-        if answer.nav == "save_exit":
-            return self._leave(
-                _Outcome(detail=after, done_label="Feedback call", done_outcome=saved)
-            )
-        if answer.nav == "back":
-            return _Outcome(
-                detail=after,
-                show=step_before(standard, detail.kind, FEEDBACK),
-                done_label="Feedback call",
-                done_outcome=saved,
-            )
-        if problems:
-            return _Outcome(detail=after, show=FEEDBACK, in_place=True, problems=problems)
-        return _Outcome(
-            detail=after,
-            show=self._after(standard, detail.kind, FEEDBACK, state),
-            done_label="Feedback call",
-            done_outcome="saved",
-        )
-
-    async def _apply_involvement(
-        self,
-        session: AsyncSession,
-        detail: AuditDetail,
-        standard: Standard,
-        answer: InvolvementAnswer,
-        state: dict[str, Any],
-    ) -> _Outcome:
-        feedback_on: date | None = None
-        problems: list[str] = []
-        if answer.feedback_on.strip():
-            try:
-                feedback_on = date.fromisoformat(answer.feedback_on.strip())
-            except ValueError:
-                problems.append("The feedback date is not a date. Use the date picker.")
-        how = answer.how if answer.how in INVOLVEMENT_OPTIONS else ""
-        problems += check_involvement(
-            self._framework, answer.how, feedback_on, answer.reason, self._today()
-        )
-        row = await audit_store.save_involvement(
-            session=session,
-            audit_id=answer.audit_id,
-            how=how,
-            feedback_on=feedback_on if how == "feedback_arranged" else None,
-            reason=answer.reason,
-            complete=not problems,
-        )
-        await audit_store.start(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
-        )
-        after = replace(detail, involvement=row)
-        saved = "saved" if not problems else "draft saved"
-        if answer.nav == "save_exit":
-            return self._leave(
-                _Outcome(detail=after, done_label="Involving the worker", done_outcome=saved)
-            )
-        if answer.nav == "back":
-            return _Outcome(
-                detail=after,
-                show=step_before(standard, detail.kind, INVOLVEMENT),
-                done_label="Involving the worker",
-                done_outcome=saved,
-            )
-        if problems:
-            return _Outcome(
-                detail=after,
-                show=INVOLVEMENT,
-                in_place=True,
-                problems=problems,
-                draft={"feedback_on": answer.feedback_on} if feedback_on is None else {},
-            )
-        return _Outcome(
-            detail=after,
-            show=self._after(standard, detail.kind, INVOLVEMENT, state),
-            done_label="Involving the worker",
-            done_outcome="saved",
-        )
-
-    async def _apply_summary(
-        self,
-        session: AsyncSession,
-        detail: AuditDetail,
-        standard: Standard,
-        answer: SummaryAction,
-        state: dict[str, Any],
-    ) -> _Outcome:
-        if answer.nav == "save_exit":
-            return self._leave(
-                _Outcome(
-                    detail=detail, done_label="Check your answers", done_outcome="not submitted yet"
-                )
-            )
-        if answer.nav == "edit":
-            target = answer.edit_step
-            if (
-                not is_step(standard, detail.kind, target)
-                or target == SUMMARY
-                or (
-                    target == CASE
-                    and detail.kind is AuditKind.SAMPLED
-                    and not detail.audit.voluntary
-                )
-            ):
-                return _Outcome(
-                    detail=detail,
-                    show=SUMMARY,
-                    in_place=True,
-                    problems=["That answer cannot be changed here."],
-                )
-            state["return_to_summary"] = True
-            return _Outcome(
-                detail=detail,
-                show=target,
-                done_label="Check your answers",
-                done_outcome="changing an answer",
-            )
-        if not is_complete(standard, detail.kind, detail.progress(self._framework)):
-            return _Outcome(
-                detail=detail,
-                show=SUMMARY,
-                in_place=True,
-                problems=["Some answers are missing. Use Change beside each one marked below."],
-            )
-        together = check_ratings_together(
-            self._framework,
-            {
-                c.id: (r.rating, r.evidence)
-                for c in standard.criteria
-                if (r := detail.ratings.get(c.id))
-            },
-        )
-        if together:
-            return _Outcome(detail=detail, show=SUMMARY, in_place=True, problems=together)
-        await audit_store.submit(
-            session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
-        )
-        await queue_outcome(
-            session=session, framework=self._framework, detail=detail, submitted_on=self._today()
-        )
-        log.info("audit %s submitted", detail.audit.id)
-        heading = audit_heading(detail, standard)
-        return _Outcome(
-            detail=detail,
-            end=True,
-            submitted=True,
-            message=(
-                f"Thank you. Your {detail.kind.description} of {heading.about} against "
-                f"{heading.title} is submitted. It can no longer be changed; type **my audits** "
-                "to see what else you have to do."
-            ),
-        )
+            return await self._steps.involvement(session, detail, standard, answer, state)
+        return await self._steps.summary(session, detail, standard, answer, state)
 
     # -- cards ----------------------------------------------------------------------------
-
-    def _case_mode(self, detail: AuditDetail, standard: Standard) -> audit_cards.CaseMode:
-        if standard.subject == "supervision":
-            return "confirm_supervision"
-        if detail.kind is AuditKind.SELF:
-            return "choose_own"
-        if detail.kind is AuditKind.PEER:
-            return "choose_peer"
-        if detail.audit.voluntary:
-            return "choose_any"
-        return "confirm_case"
 
     async def _card_for(
         self,
@@ -693,98 +296,10 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         problems: list[str],
         draft: dict[str, str],
     ) -> Element:
-        heading = audit_heading(detail, standard)
-        limit = self._framework.max_text_length
-        if step == CASE:
-            mode = self._case_mode(detail, standard)
-            worker = detail.auditor if mode == "choose_own" else detail.subject
-            choices: list[audit_cards.CaseChoice] = []
-            if mode in ("choose_own", "choose_peer") and worker is not None and worker.id:
-                cases = await roster.auditable_cases_of(
-                    session=session,
-                    worker_id=worker.id,
-                    today=self._today(),
-                    recently_closed_days=self._framework.recently_closed_days,
-                    limit=CASE_CHOICES_SHOWN,
-                )
-                choices = [
-                    audit_cards.CaseChoice(
-                        c.reference,
-                        "open"
-                        if c.status == CaseStatus.OPEN or c.closed_on is None
-                        else f"closed {short_date(c.closed_on)}",
-                    )
-                    for c in cases
-                ]
-            chosen = draft.get("case_choice", "")
-            if not chosen and detail.case and mode in ("choose_own", "choose_peer"):
-                chosen = detail.case.reference
-            return audit_cards.case_card(
-                heading,
-                seq=seq,
-                mode=mode,
-                allocated_worker=detail.allocated_worker.name if detail.allocated_worker else None,
-                team=detail.case.team if detail.case else None,
-                choices=choices,
-                chosen=chosen,
-                typed_reference=draft.get("case_reference", ""),
-                problems=problems,
-            )
-        criterion_id = criterion_of(step)
-        if criterion_id is not None:
-            criterion = standard.criterion(criterion_id)
-            assert criterion is not None
-            row = detail.ratings.get(criterion_id)
-            position, total = criterion_position(standard, criterion_id)
-            return audit_cards.criterion_card(
-                heading,
-                seq=seq,
-                step=step,
-                criterion_id=criterion_id,
-                criterion_text=criterion.text,
-                position=position,
-                total=total,
-                scale=rating_choices(self._framework),
-                rating=(row.rating or "") if row else "",
-                evidence=row.evidence if row else "",
-                max_length=limit,
-                problems=problems,
-            )
-        if step == FEEDBACK:
-            feedback = detail.feedback
-            return audit_cards.feedback_card(
-                heading,
-                seq=seq,
-                options=contact_options(standard),
-                contacted=tuple(c for c in feedback.contacted.split(",") if c) if feedback else (),
-                what_they_said=feedback.what_they_said if feedback else "",
-                no_contact_reason=feedback.no_contact_reason if feedback else "",
-                suitable_for_report=feedback.suitable_for_report if feedback else False,
-                max_length=limit,
-                problems=problems,
-            )
-        if step == INVOLVEMENT:
-            involvement = detail.involvement
-            feedback_on = draft.get("feedback_on", "")
-            if not feedback_on and involvement and involvement.feedback_on:
-                feedback_on = involvement.feedback_on.isoformat()
-            return audit_cards.involvement_card(
-                heading,
-                seq=seq,
-                worker_label=involved_worker_label(detail, standard),
-                options=INVOLVEMENT_OPTIONS,
-                how=involvement.how if involvement else "",
-                feedback_on=feedback_on,
-                reason=involvement.reason if involvement else "",
-                max_length=limit,
-                problems=problems,
-            )
-        return audit_cards.summary_card(
-            heading,
-            seq=seq,
-            items=summary_items(detail, standard, self._framework),
-            problems=problems,
-        )
+        return await step_card(
+            session, detail, standard, step, seq=seq, problems=problems, draft=draft,
+            framework=self._framework, today=self._today(),
+        )  # fmt: skip
 
     # -- Teams I/O ------------------------------------------------------------------------
 
@@ -815,15 +330,8 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         """Replace a card the person has; say whether it was replaced."""
         if not activity_id:
             return False
-        try:
-            await context.update_activity(card_update(activity_id, card))
-        except Exception as error:
-            # The adapter tried again while the turn's time allowed. The answer is saved
-            # either way, and a card left behind changes nothing if pressed (take_card):
-            # not worth a message of its own.
-            log.warning("could not replace card %s: %s", activity_id, type(error).__name__)
-            return False
-        return True
+        # A card left behind changes nothing if pressed (take_card): not worth a message.
+        return await replace_card(context, activity_id, card)
 
     # -- messages -------------------------------------------------------------------------
 

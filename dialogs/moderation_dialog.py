@@ -31,16 +31,17 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.common import Element, long_date
+from cards.common import Element
 from cards.cycle_cards import ModerationItem, moderated_card, moderation_card
 from cards.submissions import ClaimModeration, ModerationAnswer, OpenModeration
 from cards.views import audit_heading
-from dialogs.turn import MODERATION_KEY, card_message, card_update, current_staff
+from dialogs.turn import MODERATION_KEY, card_message, current_staff, replace_card
 from messages.notices import queue_moderation_outcome
 from practice.calendar import moderation_until
+from practice.dates import long_date
 from practice.framework import Framework, Standard
 from practice.month import Month
-from storage import access_log
+from storage import access_log, roster
 from storage import audits as audit_store
 from storage import moderation as moderation_store
 from storage.audits import AuditDetail
@@ -143,7 +144,11 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             )
             if not won:
                 existing = await moderation_store.moderation_of(session=session, audit_id=audit_id)
-                holder = await session.get(Staff, existing.moderator_id) if existing else None
+                holder = (
+                    await roster.staff_by_id(session=session, staff_id=existing.moderator_id)
+                    if existing
+                    else None
+                )
                 mine = holder is not None and holder.id == staff.id
                 if existing is not None and existing.submitted_at is not None:
                     # A Claim left on an older card: one plain answer, nothing else.
@@ -366,14 +371,7 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
         if not activity_id:
             await context.send_activity(card_message(card))
             return True
-        try:
-            await context.update_activity(card_update(activity_id, card))
-        except Exception as error:  # the moderation is saved either way
-            log.warning(
-                "could not replace moderation card %s: %s", activity_id, type(error).__name__
-            )
-            return False
-        return True
+        return await replace_card(context, activity_id, card)
 
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()

@@ -7,7 +7,7 @@ from datetime import date
 
 
 @dataclass(frozen=True)
-class CriterionAnswer:
+class RatedCriterion:
     """A criterion with the auditor's rating and evidence, and the moderator's view if any."""
 
     criterion_id: str
@@ -33,7 +33,7 @@ class AuditDocument:
     worker_name: str | None
     submitted_on: date | None
     due_on: date
-    criteria: list[CriterionAnswer] = field(default_factory=list)
+    criteria: list[RatedCriterion] = field(default_factory=list)
     feedback_who: str = ""  # "Their carer" / "nobody"
     feedback_said: str = ""
     feedback_no_contact_reason: str = ""

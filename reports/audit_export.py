@@ -32,8 +32,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from reports.audit_document import AuditDocument, CriterionAnswer
-from reports.html import long_date, template_environment
+from practice.dates import short_date
+from reports.audit_document import AuditDocument, RatedCriterion
+from reports.html import template_environment
 
 FONT = "PQFVera"
 FONT_FILES = {
@@ -81,8 +82,8 @@ def audit_content(document: AuditDocument) -> AuditContent:
         ("Team", document.team or "Not recorded"),
         ("Auditor", document.auditor_name),
         ("Worker", document.worker_name or "Not recorded"),
-        ("Due", long_date(document.due_on)),
-        ("Submitted", long_date(document.submitted_on) if document.submitted_on else "Not yet"),
+        ("Due", short_date(document.due_on)),
+        ("Submitted", short_date(document.submitted_on) if document.submitted_on else "Not yet"),
     ]
     if document.moderator_name:
         facts.append(("Moderator", document.moderator_name))
@@ -301,33 +302,33 @@ def _facts_table(facts: list[tuple[str, str]], styles: _Styles, width: float) ->
     return table
 
 
-def _criterion(answer: CriterionAnswer, styles: _Styles) -> list[Any]:
+def _criterion(rated: RatedCriterion, styles: _Styles) -> list[Any]:
     flowables: list[Any] = [
         CondPageBreak(KEEP_WITH_HEADING),
-        Paragraph(_text(f"{answer.criterion_id} {answer.text}"), styles.criterion),
-        Paragraph(f"Rating: <b>{_text(answer.rating)}</b>", styles.body),
+        Paragraph(_text(f"{rated.criterion_id} {rated.text}"), styles.criterion),
+        Paragraph(f"Rating: <b>{_text(rated.rating)}</b>", styles.body),
         Paragraph("Evidence", styles.label),
-        Paragraph(_text(answer.evidence), styles.body)
-        if answer.evidence
+        Paragraph(_text(rated.evidence), styles.body)
+        if rated.evidence
         else Paragraph("None recorded", styles.none),
     ]
-    if answer.moderation:
+    if rated.moderation:
         flowables.append(
             KeepTogether(
                 [
                     Paragraph("Moderation", styles.label),
-                    Paragraph(_text(moderation_words(answer)), styles.body),
+                    Paragraph(_text(moderation_words(rated)), styles.body),
                 ]
             )
         )
     return flowables
 
 
-def moderation_words(answer: CriterionAnswer) -> str:
+def moderation_words(rated: RatedCriterion) -> str:
     """Return 'Agreed', or 'Moderator: Meets – the reason they gave'."""
-    if answer.moderation_reason:
-        return f"{answer.moderation} – {answer.moderation_reason}"
-    return answer.moderation
+    if rated.moderation_reason:
+        return f"{rated.moderation} – {rated.moderation_reason}"
+    return rated.moderation
 
 
 def _labelled(pairs: list[tuple[str, str]], styles: _Styles, empty: str) -> list[Any]:

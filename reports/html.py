@@ -17,7 +17,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from practice.month import MONTH_NAMES, month_label, short_month
+from practice.dates import short_date
+from practice.month import month_label, short_month
 from practice.report import (
     MARKED_SHIFT,
     MIN_KAPPA_PAIRS,
@@ -62,7 +63,7 @@ def template_environment() -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["percent"] = format_percent
-    environment.filters["long_date"] = long_date
+    environment.filters["short_date"] = short_date
     return environment
 
 
@@ -73,11 +74,6 @@ def format_percent(value: Decimal, zero: str = "-") -> str:
     if value == value.to_integral_value():
         return f"{int(value)}%"
     return f"{value.quantize(Decimal('0.1'))}%"
-
-
-def long_date(day: date) -> str:
-    """Return '23 November 2026' (not locale-dependent, unlike strftime's %B)."""
-    return f"{day.day} {MONTH_NAMES[day.month - 1]} {day.year}"
 
 
 @dataclass(frozen=True)

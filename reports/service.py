@@ -36,7 +36,7 @@ from practice.framework import Framework
 from practice.month import month_label
 from practice.report import Report, ReportScope, build_report
 from practice.report_summary import BelowCriterion, OwnAudit
-from reports.audit_document import AuditDocument, CriterionAnswer
+from reports.audit_document import AuditDocument, RatedCriterion
 from reports.html import format_percent
 from storage import access_log, roster
 from storage import audits as audit_store
@@ -411,7 +411,7 @@ async def audit_document(
             verdict = "Agreed" if view.agrees else f"Moderator: {label(view.rating)}"
             reason = view.reason
         criteria.append(
-            CriterionAnswer(
+            RatedCriterion(
                 criterion_id=criterion.id,
                 text=criterion.text,
                 rating=label(row.rating if row else None),

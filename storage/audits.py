@@ -373,16 +373,6 @@ async def submit(
     await _record_status(session, audit, AuditStatus.SUBMITTED, actor_id, "")
 
 
-async def status_history(*, session: AsyncSession, audit_id: int) -> list[AuditStatusChange]:
-    """Return an audit's status changes, oldest first."""
-    rows = await session.exec(
-        select(AuditStatusChange)
-        .where(AuditStatusChange.audit_id == audit_id)
-        .order_by(col(AuditStatusChange.changed_at), col(AuditStatusChange.id))
-    )
-    return list(rows)
-
-
 async def requested_count(
     *, session: AsyncSession, auditor_id: int, standard: int, month: str
 ) -> int:

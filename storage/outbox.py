@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import OutboxMessage, OutboxStatus, Staff, TeamsConversation, utc_now
+from storage.models import OutboxMessage, OutboxStatus, Staff, TeamsConversation
 
 
 async def enqueue(
@@ -68,29 +68,6 @@ async def pending_for(*, session: AsyncSession, recipient_id: int) -> list[Outbo
         .order_by(col(OutboxMessage.id))
     )
     return list(rows)
-
-
-async def mark_sent(
-    *, session: AsyncSession, message: OutboxMessage, activity_id: str | None
-) -> None:
-    """Record that the message reached Teams."""
-    message.status = OutboxStatus.SENT
-    message.sent_activity_id = activity_id
-    message.sent_at = utc_now()
-    message.attempts += 1
-    message.last_error = ""
-    session.add(message)
-
-
-async def mark_failed(
-    *, session: AsyncSession, message: OutboxMessage, error: str, undeliverable: bool
-) -> None:
-    """Record a failed attempt; an undeliverable message is not tried again."""
-    message.attempts += 1
-    message.last_error = error[:300]
-    if undeliverable:
-        message.status = OutboxStatus.UNDELIVERABLE
-    session.add(message)
 
 
 # -- claiming and recording sends ---------------------------------------------------------

@@ -91,6 +91,22 @@ async def case_by_reference(*, session: AsyncSession, reference: str) -> CaseRec
     ).first()
 
 
+async def add_case_from_auditor(
+    *, session: AsyncSession, reference: str, team: str, worker_id: int | None
+) -> CaseRecord:
+    """Record an open case an auditor named that is not on the imported case list yet."""
+    case = CaseRecord(
+        reference=reference,
+        team=team,
+        allocated_worker_id=worker_id,
+        status=CaseStatus.OPEN,
+        added_by_auditor=True,
+    )
+    session.add(case)
+    await session.flush()
+    return case
+
+
 async def case_references(*, session: AsyncSession) -> dict[int, str]:
     """Return every case's reference, by the case's id."""
     rows = await session.exec(select(CaseRecord.id, CaseRecord.reference))

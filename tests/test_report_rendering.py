@@ -24,7 +24,7 @@ from practice.report import (
     build_report,
     cohens_kappa,
 )
-from reports.audit_document import AuditDocument, CriterionAnswer
+from reports.audit_document import AuditDocument, RatedCriterion
 from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import format_percent, render_report_html
 from reports.tabular import render_report_csv, render_report_xlsx, report_to_json
@@ -547,7 +547,7 @@ def an_audit(framework: Framework) -> AuditDocument:
     standard = framework.standard(3)
     assert standard is not None
     answers = [
-        CriterionAnswer(
+        RatedCriterion(
             criterion.id,
             criterion.text,
             ("Meets", "Exceeds", "Below", "N/A")[index % 4],
@@ -557,11 +557,11 @@ def an_audit(framework: Framework) -> AuditDocument:
         )
         for index, criterion in enumerate(standard.criteria)
     ]
-    answers[1] = CriterionAnswer(
+    answers[1] = RatedCriterion(
         answers[1].criterion_id, answers[1].text, "Exceeds", "Good family work",
         "Moderator: Meets", "The plan’s goals were the worker’s, not the person’s.",
     )  # fmt: skip
-    answers[2] = CriterionAnswer(answers[2].criterion_id, answers[2].text, "Below", "", "Agreed")
+    answers[2] = RatedCriterion(answers[2].criterion_id, answers[2].text, "Below", "", "Agreed")
     return AuditDocument(
         audit_id=4242, standard_number=3, standard_title=standard.title, kind="case audit",
         month_label="November 2026", about="case 4100107", team="Mendip",

@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 
 from admin.demo_data import PEOPLE, cases_csv, staff_csv
 from messages.requests import request_audit
@@ -19,7 +19,7 @@ from storage import audits, outbox, roster
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database, sync_url
 from storage.migrate import current_revision, head_revision, is_current, upgrade
-from storage.models import AuditStatus, OutboxStatus, Staff, as_json
+from storage.models import AuditStatus, AuditStatusChange, OutboxStatus, Staff, as_json
 from tests.conftest import TODAY
 
 
@@ -175,7 +175,13 @@ async def test_audit_lifecycle_and_history(database: Database, framework: Framew
         assert len(detail.ratings) == 1
         await audits.submit(session=session, audit=detail.audit, actor_id=detail.auditor.id or 0)
     async with database.session() as session:
-        history = await audits.status_history(session=session, audit_id=audit_id)
+        history = list(
+            await session.exec(
+                select(AuditStatusChange)
+                .where(col(AuditStatusChange.audit_id) == audit_id)
+                .order_by(col(AuditStatusChange.id))
+            )
+        )
     assert [h.status for h in history] == [
         AuditStatus.REQUESTED, AuditStatus.IN_PROGRESS, AuditStatus.SUBMITTED
     ]  # fmt: skip
@@ -221,7 +227,13 @@ async def test_outbox_keys_make_messages_unique(database: Database, framework: F
         assert again.id == first.id
         waiting = await outbox.pending_for(session=session, recipient_id=person.id)
         assert [m.id for m in waiting] == [first.id]
-        await outbox.mark_sent(session=session, message=first, activity_id="a1")
+        assert first.id is not None
+        assert await outbox.record_sent(
+            session=session,
+            message_id=first.id,
+            activity_id="a1",
+            now=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        )
     async with database.session() as session:
         assert await outbox.pending_for(session=session, recipient_id=person.id) == []
         stored = (await session.exec(select(outbox.OutboxMessage))).one()
