@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from admin.cli import main
 from directory.graph import GraphClient, GraphError, StaticToken
 from directory.mapping import DirectoryMapping, MappingError, load_mapping, parse_mapping
 from directory.roster_diff import DirectoryUser, RosterPerson, diff_roster
@@ -274,3 +278,39 @@ def test_the_mapping_file_is_checked_before_anything_is_read(framework: Framewor
     )
     with pytest.raises(MappingError, match="expected two sections"):
         parse_mapping("- a\n", role_codes=codes)
+
+
+async def test_the_command_syncs_and_dry_runs(
+    graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
+    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
+    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
+    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(main, ["roster", "sync", "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert (planned["dry_run"], planned["saved"], len(planned["added"])) == (True, False, 5)
+
+    graph.change_user(ELLEN, jobTitle="Practice Lead")
+    assert await asyncio.to_thread(main, ["roster", "sync"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Roster synced from Microsoft Graph: 4 added, 0 updated, 0 deactivated; 1 unmapped." in out
+    )
+    assert (
+        "  added        amira.khan@somerset.example (Amira Khan, SW, Mendip Adult Social Care Team)"
+        in out
+    )
+    assert f"  unmapped     job title 'Practice Lead': Ellen Shaw ({ELLEN})" in out
+
+    monkeypatch.delenv("PQF_GRAPH_GROUPS")
+    assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
+    assert "missing: PQF_GRAPH_GROUPS" in capsys.readouterr().err
