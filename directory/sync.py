@@ -31,7 +31,13 @@ from directory.roster_diff import (
 from practice.framework import Framework
 from storage.csv_import import save_staff_rows
 from storage.database import Database
-from storage.directory_sync import delta_link, forget_delta_link, remember_delta_link, roster_rows
+from storage.directory_sync import (
+    change_emails,
+    delta_link,
+    forget_delta_link,
+    remember_delta_link,
+    roster_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +205,16 @@ async def sync_roster(
         )
         if dry_run:
             return result
+        renamed = [(old.email, new.email) for old, new in changes.updated if old.email != new.email]
+        result.errors = await change_emails(session=session, changes=renamed)
         rows = [(f"user {p.aad_object_id}", p.as_row()) for p in changes.rows]
-        if rows:
-            saved = await save_staff_rows(session=session, framework=framework, rows=rows)
-            if not saved.ok:
-                await session.rollback()
-                result.errors = saved.errors
-                return result
+        if rows and not result.errors:
+            result.errors = (
+                await save_staff_rows(session=session, framework=framework, rows=rows)
+            ).errors
+        if result.errors:
+            await session.rollback()
+            return result
         if not changes.unmapped:
             await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
         result.saved = True

@@ -6,7 +6,9 @@ checked and applied exactly as an imported roster file is (`save_staff_rows`): a
 
 from __future__ import annotations
 
-from sqlmodel import select
+from collections.abc import Sequence
+
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import DirectorySync, Staff, utc_now
@@ -55,3 +57,39 @@ async def forget_delta_link(*, session: AsyncSession, source: str) -> None:
     if state is not None:
         await session.delete(state)
         await session.flush()
+
+
+async def change_emails(*, session: AsyncSession, changes: Sequence[tuple[str, str]]) -> list[str]:
+    """Give people the new email of each (old, new) pair; return problems and change none if any.
+
+    A directory knows people by object id, so an email can change (a new surname) where a
+    roster file, which knows people by email, would see a new person.
+    """
+    people = {
+        p.email: p
+        for p in await session.exec(
+            select(Staff).where(col(Staff.email).in_([e for pair in changes for e in pair]))
+        )
+    }
+    leaving = {old for old, _new in changes}
+    problems = [
+        f"{old}: the new email {new} already belongs to someone else on the roster"
+        for old, new in changes
+        if new in people and new not in leaving
+    ]
+    if problems:
+        return problems
+    # Two steps, so that emails passing from one person to another never meet in the index.
+    for old, _new in changes:
+        if old in people:
+            people[old].email = f"{old}.changing"
+            session.add(people[old])
+    await session.flush()
+    now = utc_now()
+    for old, new in changes:
+        if old in people:
+            people[old].email = new
+            people[old].updated_at = now
+            session.add(people[old])
+    await session.flush()
+    return []

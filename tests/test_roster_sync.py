@@ -19,6 +19,7 @@ from practice.framework import Framework
 from storage.csv_import import import_staff
 from storage.database import Database
 from storage.directory_sync import delta_link, roster_rows
+from storage.roster import staff_by_aad_id
 from tests.conftest import ROOT
 from tests.fake_graph import FakeGraph, Fault
 
@@ -314,3 +315,35 @@ async def test_the_command_syncs_and_dry_runs(
     monkeypatch.delenv("PQF_GRAPH_GROUPS")
     assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
     assert "missing: PQF_GRAPH_GROUPS" in capsys.readouterr().err
+
+
+async def test_a_new_email_is_the_same_person(
+    sqlite_database: Database, graph: FakeGraph, framework: Framework, mapping: DirectoryMapping
+) -> None:
+    await _sync(sqlite_database, graph, framework, mapping)
+    async with sqlite_database.session() as session:
+        before = await staff_by_aad_id(session=session, aad_object_id=AMIRA)
+    graph.change_user(AMIRA, mail="amira.shah@somerset.example", displayName="Amira Shah")
+    result = await _sync(sqlite_database, graph, framework, mapping)
+    assert result.errors == []
+    assert result.changes.as_json()["updated"] == [
+        {
+            "email": "amira.khan@somerset.example",
+            "changes": {
+                "email": ["amira.khan@somerset.example", "amira.shah@somerset.example"],
+                "name": ["Amira Khan", "Amira Shah"],
+            },
+        }
+    ]
+    async with sqlite_database.session() as session:
+        after = await staff_by_aad_id(session=session, aad_object_id=AMIRA)
+    assert before is not None
+    assert after is not None
+    assert (after.id, after.email) == (before.id, "amira.shah@somerset.example")
+
+    graph.change_user(LEE, mail="amira.shah@somerset.example")
+    clash = await _sync(sqlite_database, graph, framework, mapping)
+    assert clash.errors == [
+        "lee.turner@somerset.example: the new email amira.shah@somerset.example already "
+        "belongs to someone else on the roster"
+    ]
