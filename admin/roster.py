@@ -125,9 +125,9 @@ def _import(kind: str) -> Handler:
 def _sync(settings: Settings, args: argparse.Namespace) -> int:
     import aiohttp
 
-    from directory.graph import ClientCredentials, GraphClient, GraphError, StaticToken, TokenSource
+    from directory.graph import GraphClient, GraphError, token_source
     from directory.mapping import MappingError, load_mapping
-    from directory.sync import sync_roster
+    from directory.sync import GRAPH_TIMEOUT, sync_roster
 
     missing = settings.graph_missing()
     if missing or settings.graph_mapping_file is None:
@@ -144,20 +144,16 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
     except MappingError as error:
         complain(f"invalid mapping file (PQF_GRAPH_MAPPING_FILE): {error}")
         return EXIT_BAD_SETUP
-    tokens: TokenSource = (
-        StaticToken(settings.graph_token)
-        if settings.graph_token
-        else ClientCredentials(
-            tenant_id=settings.app_tenant_id,
-            client_id=settings.app_id,
-            client_secret=settings.app_password,
-            graph_url=settings.graph_url,
-        )
+    tokens = token_source(
+        static_token=settings.graph_token,
+        tenant_id=settings.app_tenant_id,
+        client_id=settings.app_id,
+        client_secret=settings.app_password,
+        graph_url=settings.graph_url,
     )
 
     async def go(database: Database) -> int:
-        timeout = aiohttp.ClientTimeout(total=100, connect=15)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:
             client = GraphClient(http=http, base_url=settings.graph_url, tokens=tokens)
             try:
                 result = await sync_roster(

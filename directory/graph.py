@@ -104,6 +104,15 @@ class ClientCredentials:
         return str(answer["access_token"])
 
 
+def token_source(
+    *, static_token: str, tenant_id: str, client_id: str, client_secret: str, graph_url: str
+) -> TokenSource:
+    """Return the static token if one is given (development), else app-only sign-in."""
+    if static_token:
+        return StaticToken(static_token)
+    return ClientCredentials(tenant_id, client_id, client_secret, graph_url)
+
+
 @dataclass
 class GraphCounts:
     """What a client has done: requests made, and how many Graph throttled or failed."""

@@ -14,12 +14,17 @@ until the mapping file names them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence, Set
+from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-from directory.graph import GraphClient, GraphError
-from directory.mapping import DirectoryMapping
+import aiohttp
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from directory.graph import GraphClient, GraphError, TokenSource
+from directory.mapping import DirectoryMapping, load_mapping
 from directory.roster_diff import (
     USER_PROPERTIES,
     DirectoryUser,
@@ -38,11 +43,15 @@ from storage.directory_sync import (
     remember_delta_link,
     roster_rows,
 )
+from storage.jobs import last_run, run_once
 
 log = logging.getLogger(__name__)
 
 SOURCE = "graph-users"
+NIGHTLY_JOB = "roster-sync"
 MEMBERS_PAGE = 999
+# For one request (a page of 999 members can take Graph a while), connecting included.
+GRAPH_TIMEOUT = aiohttp.ClientTimeout(total=100, connect=15)
 
 
 @dataclass
@@ -67,6 +76,17 @@ class SyncResult:
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     throttled: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Return how many people each kind of change touched, and Graph's requests."""
+        return {
+            "added": len(self.changes.added),
+            "updated": len(self.changes.updated),
+            "deactivated": len(self.changes.deactivated),
+            "unmapped": len(self.changes.unmapped),
+            "graph_requests": self.requests,
+            "graph_throttled": self.throttled,
+        }
 
     def as_json(self) -> dict[str, Any]:
         """Return the result for `roster sync --json`."""
@@ -180,44 +200,130 @@ async def sync_roster(
     whole: bool = False,
 ) -> SyncResult:
     """Bring the roster in line with the groups' members in Graph; on a dry run, change nothing."""
-    async with database.session() as session:
-        if whole and not dry_run:
+    if whole and not dry_run:
+        async with database.session() as session:
             await forget_delta_link(session=session, source=SOURCE)
-        link = None if whole else await delta_link(session=session, source=SOURCE)
-        on_roster = {r["aad_object_id"] for r in await roster_rows(session=session)}
-    read = await read_directory(client, groups=groups, link=link, on_roster=on_roster - {""})
-
+    read = await _read(database, client, groups=groups, whole=whole)
     async with database.session() as session:
-        roster = [RosterPerson.of_row(row) for row in await roster_rows(session=session)]
-        changes = diff_roster(
-            roster=roster,
-            scope=read.scope,
-            users=read.users,
-            removed=read.removed,
-            mapping=mapping,
-        )
-        result = SyncResult(
-            changes,
+        result = await _save(
+            session, read=read, client=client, framework=framework, mapping=mapping,
             dry_run=dry_run,
-            whole=read.whole,
-            requests=client.counts.requests,
-            throttled=client.counts.throttled,
-        )
-        if dry_run:
-            return result
-        renamed = [(old.email, new.email) for old, new in changes.updated if old.email != new.email]
-        result.errors = await change_emails(session=session, changes=renamed)
-        rows = [(f"user {p.aad_object_id}", p.as_row()) for p in changes.rows]
-        if rows and not result.errors:
-            result.errors = (
-                await save_staff_rows(session=session, framework=framework, rows=rows)
-            ).errors
+        )  # fmt: skip
         if result.errors:
             await session.rollback()
-            return result
-        if not changes.unmapped:
-            await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
-        result.saved = True
+    return result
+
+
+class RosterSyncError(Exception):
+    """The nightly sync found problems and changed nothing; `roster sync --dry-run` lists them."""
+
+
+async def nightly_roster_sync(
+    *,
+    database: Database,
+    client: GraphClient,
+    framework: Framework,
+    mapping_file: Path,
+    groups: Sequence[str],
+    instance: str,
+    day: date,
+) -> dict[str, Any]:
+    """Sync the roster once for `day`, however many instances try; return what it changed."""
+    mapping = load_mapping(mapping_file, role_codes=[r.code for r in framework.roles])
+    done = await last_run(database, job=NIGHTLY_JOB, period=day.isoformat())
+    if done is not None and done.status == "done":
+        return {}
+    read = await _read(database, client, groups=groups, whole=False)
+
+    async def work(session: AsyncSession, _seed: str | None) -> dict[str, Any]:
+        result = await _save(
+            session, read=read, client=client, framework=framework, mapping=mapping,
+            dry_run=False,
+        )  # fmt: skip
+        if result.errors:
+            # Problems name people: the log says only how many (the command shows them).
+            raise RosterSyncError(
+                f"roster sync changed nothing: {len(result.errors)} problems; "
+                "`pqf-bot roster sync --dry-run` lists them"
+            )
+        return result.counts()
+
+    outcome = await run_once(
+        database, job=NIGHTLY_JOB, period=day.isoformat(), instance=instance, work=work
+    )
+    return outcome.summary if outcome.ran else {}
+
+
+def nightly_job(
+    *,
+    database: Database,
+    framework: Framework,
+    graph_url: str,
+    tokens: TokenSource,
+    groups: Sequence[str],
+    mapping_file: Path,
+    instance: str,
+) -> Callable[[date], Awaitable[dict[str, Any]]]:
+    """Return the scheduler's nightly roster sync: a Graph client of its own for each run."""
+
+    async def run(day: date) -> dict[str, Any]:
+        async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:
+            client = GraphClient(http=http, base_url=graph_url, tokens=tokens)
+            return await nightly_roster_sync(
+                database=database, client=client, framework=framework,
+                mapping_file=mapping_file, groups=groups, instance=instance, day=day,
+            )  # fmt: skip
+
+    return run
+
+
+async def _read(
+    database: Database, client: GraphClient, *, groups: Sequence[str], whole: bool
+) -> DirectoryRead:
+    async with database.session() as session:
+        link = None if whole else await delta_link(session=session, source=SOURCE)
+        on_roster = {r["aad_object_id"] for r in await roster_rows(session=session)}
+    return await read_directory(client, groups=groups, link=link, on_roster=on_roster - {""})
+
+
+async def _save(
+    session: AsyncSession,
+    *,
+    read: DirectoryRead,
+    client: GraphClient,
+    framework: Framework,
+    mapping: DirectoryMapping,
+    dry_run: bool,
+) -> SyncResult:
+    """Work out the changes against the roster as it is now and save them; the caller commits.
+
+    On problems the result lists them and the caller must roll back: some may be written.
+    """
+    roster = [RosterPerson.of_row(row) for row in await roster_rows(session=session)]
+    changes = diff_roster(
+        roster=roster, scope=read.scope, users=read.users, removed=read.removed, mapping=mapping
+    )
+    result = SyncResult(
+        changes,
+        dry_run=dry_run,
+        whole=read.whole,
+        requests=client.counts.requests,
+        throttled=client.counts.throttled,
+    )
+    if dry_run:
+        return result
+    renamed = [(old.email, new.email) for old, new in changes.updated if old.email != new.email]
+    result.errors = await change_emails(session=session, changes=renamed)
+    rows = [(f"user {p.aad_object_id}", p.as_row()) for p in changes.rows]
+    if rows and not result.errors:
+        result.errors = (
+            await save_staff_rows(session=session, framework=framework, rows=rows)
+        ).errors
+    if result.errors:
+        return result
+    if not changes.unmapped:
+        await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
+    result.saved = True
     log.info(
         "roster sync: %d added, %d updated, %d deactivated, %d unmapped, %d graph requests",
         len(changes.added),

@@ -33,7 +33,7 @@ JO, CHRIS, AMIRA, LEE, ELLEN, RAVI, PAT = (
 EQUIVALENT_CSV = (ROOT / "examples" / "staff.csv").read_text().splitlines()[:6]
 
 
-def _tenant(graph: FakeGraph) -> None:
+def example_tenant(graph: FakeGraph) -> None:
     graph.add_user(
         JO, "Jo Morgan", "jo.morgan@somerset.example", "ASC Leadership", "Strategic Manager"
     )
@@ -67,7 +67,7 @@ class Waits:
 @pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
     fake = await FakeGraph().start()
-    _tenant(fake)
+    example_tenant(fake)
     yield fake
     await fake.close()
 
@@ -188,7 +188,7 @@ async def test_throttling_is_waited_out_as_graph_asks(
 ) -> None:
     graph = await FakeGraph(throttle_rate=0.3, retry_after="3", seed=7).start()
     try:
-        _tenant(graph)
+        example_tenant(graph)
         graph.script.append(Fault("/users/delta", 429, retry_after="11"))
         waits = Waits()
         result = await _sync(sqlite_database, graph, framework, mapping, waits=waits)
