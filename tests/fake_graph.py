@@ -85,6 +85,7 @@ class FakeGraph:
     throttled: int = 0
     _version: int = 0
     _removed: dict[str, int] = field(default_factory=dict)
+    _rounds: dict[tuple[int, int, str, int], list[dict[str, Any]]] = field(default_factory=dict)
     _random: random.Random = field(init=False)
     _server: TestServer | None = None
 
@@ -200,13 +201,13 @@ class FakeGraph:
 
     def _flatten(self, group: str, seen: set[str]) -> list[str]:
         seen.add(group)
-        found: list[str] = []
+        found: dict[str, None] = {}  # in order, each once
         for member in self.groups[group]:
             if member in self.groups and member not in seen:
-                found.extend(m for m in self._flatten(member, seen) if m not in found)
-            elif member in self.users and member not in found:
-                found.append(member)
-        return found
+                found.update(dict.fromkeys(self._flatten(member, seen)))
+            elif member in self.users:
+                found[member] = None
+        return list(found)
 
     async def _delta(self, request: web.Request) -> web.Response:
         if "$deltatoken" in request.query:
@@ -223,7 +224,10 @@ class FakeGraph:
         if since > self._version:
             return _error(410, "SyncStateNotFound", "The delta token has expired.")
         fields = [f for f in selected.split(",") if f]
-        items = self._changes(since, until, fields)
+        key = (since, until, selected, self._version)
+        if key not in self._rounds:  # worked out once per round, not once per page
+            self._rounds = {key: self._changes(since, until, fields)}
+        items = self._rounds[key]
         size = min(_page_size(request, DELTA_PAGE), LARGEST_PAGE)
         body: dict[str, Any] = {"value": items[offset : offset + size]}
         if offset + size < len(items):
