@@ -295,10 +295,8 @@ async def _save(
     mapping: DirectoryMapping,
     dry_run: bool,
 ) -> SyncResult:
-    """Work out the changes against the roster as it is now and save them; the caller commits.
-
-    On problems the result lists them and the caller must roll back: some may be written.
-    """
+    """Work out the changes against the roster as it is now and save them; the caller commits."""
+    # On problems the result lists them and the caller must roll back: some may be written.
     roster = [RosterPerson.of_row(row) for row in await roster_rows(session=session)]
     changes = diff_roster(
         roster=roster, scope=read.scope, users=read.users, removed=read.removed, mapping=mapping

@@ -234,11 +234,9 @@ async def save_staff_rows(
     rows: Sequence[tuple[str, dict[str, str]]],
     progress: Progress = no_progress,
 ) -> ImportResult:
-    """Create or update members of staff from (where, values) rows; all rows or none.
-
-    Each row's values are named by `STAFF_COLUMNS`; `where` names the row in problems. The
-    rows go through the same checks as a roster file's.
-    """
+    """Create or update members of staff from (where, values) rows; all rows or none."""
+    # Each row's values are named by STAFF_COLUMNS and go through a roster file's checks;
+    # `where` names the row in problems (e.g. "user <object id>" for Microsoft Graph).
     result = ImportResult()
     read = [
         _Row(0, {c: values.get(c, "").strip() for c in STAFF_COLUMNS}, where)

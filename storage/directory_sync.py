@@ -60,11 +60,9 @@ async def forget_delta_link(*, session: AsyncSession, source: str) -> None:
 
 
 async def change_emails(*, session: AsyncSession, changes: Sequence[tuple[str, str]]) -> list[str]:
-    """Give people the new email of each (old, new) pair; return problems and change none if any.
-
-    A directory knows people by object id, so an email can change (a new surname) where a
-    roster file, which knows people by email, would see a new person.
-    """
+    """Give people the new email of each (old, new) pair; return problems and change none if any."""
+    # A directory knows people by object id, so an email can change (a new surname) where a
+    # roster file, which knows people by email, would see a new person.
     people = {
         p.email: p
         for p in await session.exec(
