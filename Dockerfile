@@ -19,6 +19,7 @@ COPY admin/ admin/
 COPY bot/ bot/
 COPY cards/ cards/
 COPY delivery/ delivery/
+COPY directory/ directory/
 COPY dialogs/ dialogs/
 COPY messages/ messages/
 COPY practice/ practice/

@@ -1,13 +1,16 @@
-"""Import the staff roster and the case list from CSV files (`import-staff`, `import-cases`)."""
+"""Load the roster and the case list: from CSV files (`import-staff`, `import-cases`) or the
+roster from Microsoft Graph (`roster sync`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from admin.common import (
+    EXIT_BAD_SETUP,
     EXIT_FAILED,
     EXIT_OK,
     Commands,
@@ -20,11 +23,12 @@ from admin.progress import TerminalProgress
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from directory.sync import SyncResult
     from storage.database import Database
 
 
 def add_commands(commands: Commands) -> None:
-    """Add `import-staff` and `import-cases`."""
+    """Add `import-staff`, `import-cases` and `roster sync`."""
     staff = commands.add_parser(
         "import-staff",
         help="create or update the roster from a staff CSV file",
@@ -45,6 +49,34 @@ def add_commands(commands: Commands) -> None:
     )
     cases.add_argument("file", type=Path, metavar="FILE.csv")
     cases.set_defaults(handler=_import("cases"))
+
+    roster = commands.add_parser(
+        "roster",
+        help="keep the roster in step with Microsoft Entra ID (roster sync)",
+        description="The roster from Microsoft Graph instead of a staff file (docs/deploy.md, "
+        "'Roster from Microsoft Graph').",
+    )
+    actions = roster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sync = actions.add_parser(
+        "sync",
+        help="add, update and deactivate people to match the groups in PQF_GRAPH_GROUPS",
+        description="Read the members of the groups in PQF_GRAPH_GROUPS from Microsoft Graph "
+        "(only what changed since the last sync) and add, update or deactivate people on the "
+        "roster to match, turning departments into teams and job titles into role codes with "
+        "PQF_GRAPH_MAPPING_FILE. Everything is checked first, as for a staff file; any problem "
+        "changes nothing. People whose department or job title the file does not name are "
+        "listed and left off.",
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show what would change; change nothing"
+    )
+    sync.add_argument("--json", action="store_true", help="print the result as JSON")
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="read every user again, not only changes (after changing the mapping file)",
+    )
+    sync.set_defaults(handler=_sync)
 
 
 def _import(kind: str) -> Handler:
@@ -88,3 +120,96 @@ def _import(kind: str) -> Handler:
         return run_with_database(settings, go)
 
     return run
+
+
+def _sync(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from directory.graph import GraphClient, GraphError, token_source
+    from directory.mapping import MappingError, load_mapping
+    from directory.sync import GRAPH_TIMEOUT, sync_roster
+
+    missing = settings.graph_missing()
+    if missing or settings.graph_mapping_file is None:
+        complain(
+            "roster sync needs Microsoft Graph settings; missing: " + ", ".join(missing)
+            + " (see docs/deploy.md, 'Roster from Microsoft Graph')"
+        )  # fmt: skip
+        return EXIT_BAD_SETUP
+    framework = framework_of(settings)
+    try:
+        mapping = load_mapping(
+            settings.graph_mapping_file, role_codes=[r.code for r in framework.roles]
+        )
+    except MappingError as error:
+        complain(f"invalid mapping file (PQF_GRAPH_MAPPING_FILE): {error}")
+        return EXIT_BAD_SETUP
+    tokens = token_source(
+        static_token=settings.graph_token,
+        tenant_id=settings.app_tenant_id,
+        client_id=settings.app_id,
+        client_secret=settings.app_password,
+        graph_url=settings.graph_url,
+    )
+
+    async def go(database: Database) -> int:
+        async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:
+            client = GraphClient(http=http, base_url=settings.graph_url, tokens=tokens)
+            try:
+                result = await sync_roster(
+                    database=database,
+                    client=client,
+                    framework=framework,
+                    mapping=mapping,
+                    groups=settings.graph_group_ids,
+                    dry_run=args.dry_run,
+                    whole=args.full,
+                )
+            except GraphError as error:
+                complain(f"roster sync: nothing changed: {error}")
+                return EXIT_FAILED
+        if args.json:
+            print(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        else:
+            _print_sync(result)
+        if result.errors:
+            if not args.json:
+                print("Nothing changed; fix these and sync again:", file=sys.stderr)
+                for problem in result.errors:
+                    print(f"  {problem}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+
+    return run_with_database(settings, go)
+
+
+def _print_sync(result: SyncResult) -> None:
+    changes = result.changes
+    if result.dry_run:
+        heading = "Roster sync, dry run (nothing changed): would make"
+    elif result.saved:
+        heading = "Roster synced from Microsoft Graph:"
+    else:
+        heading = "Roster sync found problems; it would make"
+    print(
+        f"{heading} {len(changes.added)} added, {len(changes.updated)} updated, "
+        f"{len(changes.deactivated)} deactivated; {len(changes.unmapped)} unmapped."
+    )
+    for person in changes.added:
+        print(f"  added        {person.email} ({person.name}, {person.role}, {person.team})")
+    for old, new in changes.updated:
+        before, after = old.as_row(), new.as_row()
+        said = ", ".join(
+            f"{name} {before[name]!r} → {after[name]!r}" for name in before
+            if before[name] != after[name]
+        )  # fmt: skip
+        print(f"  updated      {old.email}: {said}")
+    for person in changes.deactivated:
+        print(f"  deactivated  {person.email}")
+    for entry in changes.unmapped:
+        print(f"  unmapped     {entry.what} {entry.value!r}: {entry.name} ({entry.user_id})")
+    if changes.unmapped:
+        print(
+            "Add the unmapped departments and job titles to PQF_GRAPH_MAPPING_FILE; until then "
+            "those people stay as they are, and each sync lists them again."
+        )

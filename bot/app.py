@@ -7,9 +7,9 @@ import gc
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +30,8 @@ from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
 from bot.settings import Settings
+from directory.graph import token_source
+from directory.sync import nightly_job
 from messages.late_replies import OutboxReplies
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
@@ -197,6 +199,26 @@ def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
         metrics.throttled.inc()
 
 
+def _roster_sync_job(
+    settings: Settings, database: Database, framework: Framework
+) -> Callable[[date], Awaitable[Any]] | None:
+    """Return the nightly roster sync from Microsoft Graph, if the settings ask for one."""
+    if settings.graph_missing() or settings.graph_mapping_file is None:
+        return None
+    tokens = token_source(
+        static_token=settings.graph_token,
+        tenant_id=settings.app_tenant_id,
+        client_id=settings.app_id,
+        client_secret=settings.app_password,
+        graph_url=settings.graph_url,
+    )
+    return nightly_job(
+        database=database, framework=framework, graph_url=settings.graph_url, tokens=tokens,
+        groups=settings.graph_group_ids, mapping_file=settings.graph_mapping_file,
+        instance=settings.instance_name,
+    )  # fmt: skip
+
+
 def settle_heap() -> None:
     """Keep what start-up built (it lives as long as the process) out of the collector's way."""
     # The collector's full passes walk every tracked object, and start-up leaves some
@@ -306,6 +328,7 @@ def create_app(
                 job_time=settings.job_time,
                 clock=now,
                 on_run=lambda job, outcome: metrics.job_runs.labels(job, outcome).inc(),
+                roster_sync=_roster_sync_job(settings, database, framework),
             )
             scheduler.start()
         yield

@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         max_length=64,
     )
 
+    # Microsoft Graph, for `pqf-bot roster sync` (docs/deploy.md, "Roster from Microsoft Graph").
+    graph_url: str = Field(
+        default="https://graph.microsoft.com/v1.0", validation_alias="PQF_GRAPH_URL", max_length=300
+    )
+    graph_groups: str = Field(default="", validation_alias="PQF_GRAPH_GROUPS")
+    graph_mapping_file: Path | None = Field(default=None, validation_alias="PQF_GRAPH_MAPPING_FILE")
+    graph_token: str = Field(default="", validation_alias="PQF_GRAPH_TOKEN", repr=False)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
@@ -141,6 +149,30 @@ class Settings(BaseSettings):
                 "MICROSOFT_APP_TYPE=MultiTenant would serve any organisation's users: set "
                 "MICROSOFT_APP_TENANT_ID or PQF_ALLOWED_TENANTS to the tenants to serve (or "
                 "PQF_ALLOW_ANY_TENANT=true if that is really meant)"
+            )
+        return self
+
+    @field_validator("graph_url")
+    @classmethod
+    def _graph_address(cls, value: str) -> str:
+        if not re.match(r"^https?://[a-z0-9.-]+(:\d{1,5})?(/[^\s?#]*)?$", value, re.I):
+            raise ValueError("must be an address like https://graph.microsoft.com/v1.0")
+        return value.rstrip("/")
+
+    @field_validator("graph_groups")
+    @classmethod
+    def _group_ids(cls, value: str) -> str:
+        bad = [g for g in _listed(value) if not _GUID.match(g)]
+        if bad:
+            raise ValueError(f"not group object ids (GUIDs): {', '.join(bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _static_graph_token_only_in_development(self) -> Settings:
+        if self.graph_token and not self.is_development:
+            raise ValueError(
+                "PQF_GRAPH_TOKEN: a static Graph token is for development only; production "
+                "signs in with MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD"
             )
         return self
 
@@ -201,6 +233,27 @@ class Settings(BaseSettings):
         return frozenset(listed)
 
     @property
+    def graph_group_ids(self) -> tuple[str, ...]:
+        """Return the Entra security groups whose members are the roster, lower-cased."""
+        return tuple(dict.fromkeys(g.lower() for g in _listed(self.graph_groups)))
+
+    def graph_missing(self) -> list[str]:
+        """Return the settings `roster sync` needs that are not set (empty: ready)."""
+        missing = []
+        if not self.graph_groups:
+            missing.append("PQF_GRAPH_GROUPS")
+        if self.graph_mapping_file is None:
+            missing.append("PQF_GRAPH_MAPPING_FILE")
+        if not self.graph_token:
+            if not self.app_id:
+                missing.append("MICROSOFT_APP_ID")
+            if not self.app_password:
+                missing.append("MICROSOFT_APP_PASSWORD")
+            if not self.app_tenant_id:
+                missing.append("MICROSOFT_APP_TENANT_ID")
+        return missing
+
+    @property
     def metrics_on_main_listener(self) -> bool:
         """Return whether /metrics is served beside /api/messages (see `metrics_port`)."""
         if self.metrics_port is not None:
@@ -222,6 +275,13 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """Return the council's time zone."""
         return ZoneInfo(self.timezone)
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Settings:
@@ -261,4 +321,8 @@ _VARIABLES = {
     "allow_any_tenant": "PQF_ALLOW_ANY_TENANT",
     "metrics_token": "PQF_METRICS_TOKEN",
     "metrics_port": "PQF_METRICS_PORT",
+    "graph_url": "PQF_GRAPH_URL",
+    "graph_groups": "PQF_GRAPH_GROUPS",
+    "graph_mapping_file": "PQF_GRAPH_MAPPING_FILE",
+    "graph_token": "PQF_GRAPH_TOKEN",
 }

@@ -8,6 +8,10 @@ outbox keys), not the scheduler, so several instances may run it side by side.
 A bot that was down at the job time catches up when it starts: each job also runs once at
 start-up if that is after the day's job time (misfires within the day are run too, with
 coalescing, rather than APScheduler's default of dropping them after one second).
+
+With the roster synced from Microsoft Graph (`roster_sync`), that runs every night at
+`ROSTER_SYNC_TIME`, and likewise once a day however many instances try
+(`directory.sync.nightly_roster_sync`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # Late enough in the day that a bot restarted in the afternoon still sends the day's work.
 MISFIRE_GRACE = timedelta(hours=10)
+# Before anyone's working day, so that the morning's jobs see last night's roster.
+ROSTER_SYNC_TIME = time(2, 0)
+ROSTER_SYNC = "roster-sync"
 
 
 async def _dispatch(cycle: Cycle, today: date) -> Any:
@@ -67,8 +74,10 @@ class CycleScheduler:
         job_time: time,
         clock: Callable[[], datetime],
         on_run: Callable[[str, str], None] | None = None,
+        roster_sync: Callable[[date], Awaitable[Any]] | None = None,
     ) -> None:
         self._on_run = on_run or (lambda job, outcome: None)
+        self._roster_sync = roster_sync
         self._cycle = cycle
         self._job_time = job_time
         self._clock = clock
@@ -77,7 +86,7 @@ class CycleScheduler:
     def triggers(self) -> dict[str, CronTrigger]:
         """Return each job's trigger (a minute apart, in the order the cycle needs)."""
         start = datetime.combine(date(2000, 1, 1), self._job_time)
-        return {
+        triggers = {
             name: CronTrigger(
                 day_of_week="mon-fri",
                 hour=(start + timedelta(minutes=offset)).hour,
@@ -86,18 +95,26 @@ class CycleScheduler:
             )
             for offset, name in enumerate(JOBS)
         }
+        if self._roster_sync is not None:
+            triggers[ROSTER_SYNC] = CronTrigger(
+                hour=ROSTER_SYNC_TIME.hour,
+                minute=ROSTER_SYNC_TIME.minute,
+                timezone=self._cycle.zone,
+            )
+        return triggers
 
     def start(self) -> None:
         """Add the jobs and start; jobs whose time today has passed run now, to catch up."""
         now = self._clock().astimezone(self._cycle.zone)
         catch_up = now.time() >= self._job_time and is_working_day(now.date())
         for name, trigger in self.triggers().items():
+            late = now.time() >= ROSTER_SYNC_TIME if name == ROSTER_SYNC else catch_up
             # APScheduler reads next_run_time=None as "paused": only pass it to run now.
-            extra: dict[str, Any] = {"next_run_time": now} if catch_up else {}
+            extra: dict[str, Any] = {"next_run_time": now} if late else {}
             self._scheduler.add_job(
-                self._run,
+                self._sync_roster if name == ROSTER_SYNC else self._run,
                 trigger,
-                args=[name],
+                args=[] if name == ROSTER_SYNC else [name],
                 id=name,
                 name=name,
                 coalesce=True,
@@ -125,3 +142,15 @@ class CycleScheduler:
             return
         self._on_run(name, "done" if result else "nothing_due")
         log.info("job %s for %s: %s", name, today, "done" if result else "nothing due")
+
+    async def _sync_roster(self) -> None:
+        assert self._roster_sync is not None
+        today = self._clock().astimezone(self._cycle.zone).date()
+        try:
+            result = await self._roster_sync(today)
+        except Exception:
+            log.exception("job %s failed for %s; it will be tried again", ROSTER_SYNC, today)
+            self._on_run(ROSTER_SYNC, "failed")
+            return
+        self._on_run(ROSTER_SYNC, "done" if result else "nothing_due")
+        log.info("job %s for %s: %s", ROSTER_SYNC, today, "done" if result else "nothing due")

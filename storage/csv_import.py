@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -70,6 +70,21 @@ def _line_number(error: str) -> int:
 class _Row:
     line: int
     values: dict[str, str]
+    # Where a row came from, in problems about it: its line in a file, unless named otherwise.
+    label: str = ""
+
+    @property
+    def where(self) -> str:
+        return self.label or f"line {self.line}"
+
+
+def _unwanted_characters(row: _Row, free_text: tuple[str, ...] = ()) -> list[str]:
+    """Return a problem for each value holding a character a roster or case list must not have."""
+    return [
+        f"{row.where}: {name} contains {problem}; remove it and import again"
+        for name, value in row.values.items()
+        if (problem := unwanted_character(value, one_line=name not in free_text))
+    ]
 
 
 def _read_rows(
@@ -117,16 +132,12 @@ def _read_rows(
             if len(record) != len(names):
                 errors.append(f"line {line}: expected {len(names)} values, found {len(record)}")
                 continue
-            values = {n: v.strip() for n, v in zip(names, record, strict=True)}
-            unwanted = [
-                f"line {line}: {name} contains {problem}; remove it and import again"
-                for name, value in values.items()
-                if (problem := unwanted_character(value, one_line=name not in free_text))
-            ]
+            row = _Row(line, {n: v.strip() for n, v in zip(names, record, strict=True)})
+            unwanted = _unwanted_characters(row, free_text)
             if unwanted:
                 errors.extend(unwanted)
                 continue
-            rows.append(_Row(line, values))
+            rows.append(row)
     except csv.Error as error:
         errors.append(f"line {reader.line_num}: not readable as CSV ({error})")
     if not rows and not errors:
@@ -149,15 +160,15 @@ def read_csv_file(path: Path) -> tuple[str | None, str | None]:
 
 
 def _duplicates(rows: Iterable[_Row], column: str) -> Iterator[str]:
-    first_seen: dict[str, int] = {}
+    first_seen: dict[str, str] = {}
     for row in rows:
         key = row.values.get(column, "").lower()
         if not key:
             continue
         if key in first_seen:
-            yield f"line {row.line}: {column} {row.values[column]!r} repeats line {first_seen[key]}"
+            yield f"{row.where}: {column} {row.values[column]!r} repeats {first_seen[key]}"
         else:
-            first_seen[key] = row.line
+            first_seen[key] = row.where
 
 
 def _supervisor_cycles(rows: list[_Row], existing: dict[str, Staff]) -> Iterator[str]:
@@ -179,7 +190,7 @@ def _supervisor_cycles(rows: list[_Row], existing: dict[str, Staff]) -> Iterator
             current = supervisor_of.get(current)
         if current == start and len(chain) > 1:
             yield (
-                f"line {row.line}: supervisors would go round in a circle: "
+                f"{row.where}: supervisors would go round in a circle: "
                 + " → ".join([*chain, start])
             )
 
@@ -211,6 +222,43 @@ async def import_staff(
     rows = _read_rows(text, STAFF_COLUMNS, STAFF_REQUIRED, result.errors)
     if not rows:
         return result
+    return await _save_staff(
+        session=session, framework=framework, rows=rows, result=result, progress=progress
+    )
+
+
+async def save_staff_rows(
+    *,
+    session: AsyncSession,
+    framework: Framework,
+    rows: Sequence[tuple[str, dict[str, str]]],
+    progress: Progress = no_progress,
+) -> ImportResult:
+    """Create or update members of staff from (where, values) rows; all rows or none."""
+    # Each row's values are named by STAFF_COLUMNS and go through a roster file's checks;
+    # `where` names the row in problems (e.g. "user <object id>" for Microsoft Graph).
+    result = ImportResult()
+    read = [
+        _Row(0, {c: values.get(c, "").strip() for c in STAFF_COLUMNS}, where)
+        for where, values in rows
+    ]
+    for row in read:
+        result.errors.extend(_unwanted_characters(row))
+    if result.errors or not read:
+        return result
+    return await _save_staff(
+        session=session, framework=framework, rows=read, result=result, progress=progress
+    )
+
+
+async def _save_staff(
+    *,
+    session: AsyncSession,
+    framework: Framework,
+    rows: list[_Row],
+    result: ImportResult,
+    progress: Progress,
+) -> ImportResult:
     result.errors.extend(_duplicates(rows, "email"))
     result.errors.extend(_duplicates(rows, "aad_object_id"))
 
@@ -220,7 +268,7 @@ async def import_staff(
     for checked, row in enumerate(rows, 1):
         progress("checking staff", checked, len(rows))
         v = row.values
-        where = f"line {row.line}"
+        where = row.where
         if not EMAIL.match(v["email"]):
             result.errors.append(
                 f"{where}: email {v['email']!r} is not an email address like "
@@ -265,7 +313,7 @@ async def import_staff(
         owner = aad_owner.get(aad)
         if aad and owner and owner != row.values["email"].lower() and owner not in emails_in_file:
             result.errors.append(
-                f"line {row.line}: aad_object_id {aad!r} already belongs to {owner} on the roster"
+                f"{row.where}: aad_object_id {aad!r} already belongs to {owner} on the roster"
             )
     if result.errors:
         return result.sort_errors()

@@ -359,3 +359,14 @@ class AccessLogEntry(SQLModel, table=True):
     action: str = Field(sa_column=Column(String(40), nullable=False))
     target: str = Field(sa_column=Column(String(120), nullable=False))
     via: str = Field(sa_column=Column(String(20), nullable=False))
+
+
+class DirectorySync(SQLModel, table=True):
+    """Where the last roster sync from a directory got to: Graph's link to the changes since."""
+
+    __tablename__ = "directory_sync"
+
+    # What was read, e.g. "graph-users": one row per delta query the bot follows.
+    source: str = Field(sa_column=Column(String(40), primary_key=True))
+    delta_link: str = Field(sa_column=Column(Text, nullable=False))
+    synced_at: datetime = _created()

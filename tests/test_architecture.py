@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"scheduler"},
     {"dialogs"},
     {"messages"},
-    {"delivery"},
+    {"delivery", "directory"},
     {"cards", "reports"},
     {"storage"},
     {"practice"},

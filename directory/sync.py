@@ -1,0 +1,333 @@
+"""Sync the roster from Microsoft Graph: who is in the groups, what changed, then all or nothing.
+
+Each run reads the members of the configured groups (`transitiveMembers`, so people in
+groups nested inside them count, ids only, 999 a page) and the users' changes since the last
+run (`/users/delta`, following the stored `@odata.deltaLink`; the first run reads every user
+once). A member new to the roster whose record the delta did not hold is read on its own
+(`/users/{id}` and `/users/{id}/manager`). The changes are worked out by
+`roster_diff.diff_roster` against the roster as it is when they are saved, and saved through
+the roster import's own checks: any problem saves nothing. The delta link is kept only when
+everything was saved and nobody was left unmapped, so the next run sees the same changes again
+until the mapping file names them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence, Set
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from directory.graph import GraphClient, GraphError, TokenSource
+from directory.mapping import DirectoryMapping, load_mapping
+from directory.roster_diff import (
+    USER_PROPERTIES,
+    DirectoryUser,
+    RosterChanges,
+    RosterPerson,
+    diff_roster,
+    user_of,
+)
+from practice.framework import Framework
+from storage.csv_import import save_staff_rows
+from storage.database import Database
+from storage.directory_sync import (
+    change_emails,
+    delta_link,
+    forget_delta_link,
+    remember_delta_link,
+    roster_rows,
+)
+from storage.jobs import last_run, run_once
+
+log = logging.getLogger(__name__)
+
+SOURCE = "graph-users"
+NIGHTLY_JOB = "roster-sync"
+MEMBERS_PAGE = 999
+# For one request (a page of 999 members can take Graph a while), connecting included.
+GRAPH_TIMEOUT = aiohttp.ClientTimeout(total=100, connect=15)
+
+
+@dataclass
+class DirectoryRead:
+    """What one run read from Graph."""
+
+    scope: set[str]
+    users: dict[str, DirectoryUser]
+    removed: set[str]
+    delta_link: str
+    whole: bool  # whether every user was read (the first run, or after Graph dropped the link)
+
+
+@dataclass
+class SyncResult:
+    """What a sync changed (or, on a dry run, would change), or why it saved nothing."""
+
+    changes: RosterChanges
+    dry_run: bool
+    whole: bool
+    saved: bool = False
+    errors: list[str] = field(default_factory=list)
+    requests: int = 0
+    throttled: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Return how many people each kind of change touched, and Graph's requests."""
+        return {
+            "added": len(self.changes.added),
+            "updated": len(self.changes.updated),
+            "deactivated": len(self.changes.deactivated),
+            "unmapped": len(self.changes.unmapped),
+            "graph_requests": self.requests,
+            "graph_throttled": self.throttled,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the result for `roster sync --json`."""
+        return {
+            "dry_run": self.dry_run,
+            "whole_directory": self.whole,
+            "saved": self.saved,
+            "errors": self.errors,
+            **self.changes.as_json(),
+            "graph_requests": self.requests,
+            "graph_throttled": self.throttled,
+        }
+
+
+async def read_directory(
+    client: GraphClient, *, groups: Sequence[str], link: str | None, on_roster: Set[str]
+) -> DirectoryRead:
+    """Read the groups' members and the users' changes since `link` (all users without one)."""
+    scope: set[str] = set()
+    for group in groups:
+        path = f"groups/{group}/transitiveMembers/microsoft.graph.user"
+        try:
+            async for page in client.pages(path, {"$select": "id", "$top": str(MEMBERS_PAGE)}):
+                scope.update(str(member["id"]).lower() for member in page.get("value", []))
+        except GraphError as error:
+            if error.status == 404:
+                raise GraphError(
+                    f"group {group} (PQF_GRAPH_GROUPS) does not exist in this tenant",
+                    status=404,
+                    code=error.code,
+                ) from error
+            raise
+    try:
+        read = await _read_delta(client, link)
+    except GraphError as error:
+        expired = error.status == 410 or (error.status == 400 and "sync" in error.code.lower())
+        if link is None or not expired:
+            raise
+        # Graph no longer knows the link (it expires after a while): start again.
+        log.warning("graph delta link refused (%s); reading every user again", error.status)
+        read = await _read_delta(client, None)
+    read.scope = scope
+    newcomers = sorted(
+        user_id
+        for user_id in scope - on_roster - read.removed
+        if user_id not in read.users or not read.users[user_id].complete
+    )
+    for user_id in newcomers:
+        user = await _read_user(client, user_id)
+        if user is not None:
+            read.users[user_id] = user
+    return read
+
+
+async def _read_delta(client: GraphClient, link: str | None) -> DirectoryRead:
+    whole = link is None
+    users: dict[str, DirectoryUser] = {}
+    removed: set[str] = set()
+    params = None if link else {"$select": ",".join([*USER_PROPERTIES, "manager"])}
+    last: dict[str, Any] = {}
+    async for page in client.pages(link or "users/delta", params):
+        for item in page.get("value", []):
+            user_id = str(item["id"]).lower()
+            if "@removed" in item:
+                removed.add(user_id)
+                users.pop(user_id, None)
+                continue
+            removed.discard(user_id)
+            manager, known = _manager_of(item, whole=whole)
+            users[user_id] = user_of(item, manager=manager, manager_known=known)
+        last = page
+    new_link = last.get("@odata.deltaLink")
+    if not new_link:
+        raise GraphError("Graph's delta answer ended without an @odata.deltaLink")
+    return DirectoryRead(set(), users, removed, str(new_link), whole)
+
+
+def _manager_of(item: dict[str, Any], *, whole: bool) -> tuple[str | None, bool]:
+    """Return (manager's id or None, whether that is known) from a delta item."""
+    changes = item.get("manager@delta")
+    if not changes:
+        # A whole read lists every manager, so none listed means none; a later one lists
+        # a manager only when it changed.
+        return None, whole
+    current = [c for c in changes if "@removed" not in c]
+    return (str(current[-1]["id"]) if current else None), True
+
+
+async def _read_user(client: GraphClient, user_id: str) -> DirectoryUser | None:
+    try:
+        item = await client.get(f"users/{user_id}", {"$select": ",".join(USER_PROPERTIES)})
+    except GraphError as error:
+        if error.status == 404:
+            return None  # gone between the two requests
+        raise
+    status, manager = await client.request(
+        "GET", f"users/{user_id}/manager", params={"$select": "id"}, accept=frozenset({404})
+    )
+    manager_id = str(manager["id"]) if status != 404 and "id" in manager else None
+    return user_of(item, manager=manager_id, manager_known=True)
+
+
+async def sync_roster(
+    *,
+    database: Database,
+    client: GraphClient,
+    framework: Framework,
+    mapping: DirectoryMapping,
+    groups: Sequence[str],
+    dry_run: bool = False,
+    whole: bool = False,
+) -> SyncResult:
+    """Bring the roster in line with the groups' members in Graph; on a dry run, change nothing."""
+    if whole and not dry_run:
+        async with database.session() as session:
+            await forget_delta_link(session=session, source=SOURCE)
+    read = await _read(database, client, groups=groups, whole=whole)
+    async with database.session() as session:
+        result = await _save(
+            session, read=read, client=client, framework=framework, mapping=mapping,
+            dry_run=dry_run,
+        )  # fmt: skip
+        if result.errors:
+            await session.rollback()
+    return result
+
+
+class RosterSyncError(Exception):
+    """The nightly sync found problems and changed nothing; `roster sync --dry-run` lists them."""
+
+
+async def nightly_roster_sync(
+    *,
+    database: Database,
+    client: GraphClient,
+    framework: Framework,
+    mapping_file: Path,
+    groups: Sequence[str],
+    instance: str,
+    day: date,
+) -> dict[str, Any]:
+    """Sync the roster once for `day`, however many instances try; return what it changed."""
+    mapping = load_mapping(mapping_file, role_codes=[r.code for r in framework.roles])
+    done = await last_run(database, job=NIGHTLY_JOB, period=day.isoformat())
+    if done is not None and done.status == "done":
+        return {}
+    read = await _read(database, client, groups=groups, whole=False)
+
+    async def work(session: AsyncSession, _seed: str | None) -> dict[str, Any]:
+        result = await _save(
+            session, read=read, client=client, framework=framework, mapping=mapping,
+            dry_run=False,
+        )  # fmt: skip
+        if result.errors:
+            # Problems name people: the log says only how many (the command shows them).
+            raise RosterSyncError(
+                f"roster sync changed nothing: {len(result.errors)} problems; "
+                "`pqf-bot roster sync --dry-run` lists them"
+            )
+        return result.counts()
+
+    outcome = await run_once(
+        database, job=NIGHTLY_JOB, period=day.isoformat(), instance=instance, work=work
+    )
+    return outcome.summary if outcome.ran else {}
+
+
+def nightly_job(
+    *,
+    database: Database,
+    framework: Framework,
+    graph_url: str,
+    tokens: TokenSource,
+    groups: Sequence[str],
+    mapping_file: Path,
+    instance: str,
+) -> Callable[[date], Awaitable[dict[str, Any]]]:
+    """Return the scheduler's nightly roster sync: a Graph client of its own for each run."""
+
+    async def run(day: date) -> dict[str, Any]:
+        async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:
+            client = GraphClient(http=http, base_url=graph_url, tokens=tokens)
+            return await nightly_roster_sync(
+                database=database, client=client, framework=framework,
+                mapping_file=mapping_file, groups=groups, instance=instance, day=day,
+            )  # fmt: skip
+
+    return run
+
+
+async def _read(
+    database: Database, client: GraphClient, *, groups: Sequence[str], whole: bool
+) -> DirectoryRead:
+    async with database.session() as session:
+        link = None if whole else await delta_link(session=session, source=SOURCE)
+        on_roster = {r["aad_object_id"] for r in await roster_rows(session=session)}
+    return await read_directory(client, groups=groups, link=link, on_roster=on_roster - {""})
+
+
+async def _save(
+    session: AsyncSession,
+    *,
+    read: DirectoryRead,
+    client: GraphClient,
+    framework: Framework,
+    mapping: DirectoryMapping,
+    dry_run: bool,
+) -> SyncResult:
+    """Work out the changes against the roster as it is now and save them; the caller commits."""
+    # On problems the result lists them and the caller must roll back: some may be written.
+    roster = [RosterPerson.of_row(row) for row in await roster_rows(session=session)]
+    changes = diff_roster(
+        roster=roster, scope=read.scope, users=read.users, removed=read.removed, mapping=mapping
+    )
+    result = SyncResult(
+        changes,
+        dry_run=dry_run,
+        whole=read.whole,
+        requests=client.counts.requests,
+        throttled=client.counts.throttled,
+    )
+    if dry_run:
+        return result
+    renamed = [(old.email, new.email) for old, new in changes.updated if old.email != new.email]
+    result.errors = await change_emails(session=session, changes=renamed)
+    rows = [(f"user {p.aad_object_id}", p.as_row()) for p in changes.rows]
+    if rows and not result.errors:
+        result.errors = (
+            await save_staff_rows(session=session, framework=framework, rows=rows)
+        ).errors
+    if result.errors:
+        return result
+    if not changes.unmapped:
+        await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
+    result.saved = True
+    log.info(
+        "roster sync: %d added, %d updated, %d deactivated, %d unmapped, %d graph requests",
+        len(changes.added),
+        len(changes.updated),
+        len(changes.deactivated),
+        len(changes.unmapped),
+        client.counts.requests,
+    )
+    return result

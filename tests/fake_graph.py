@@ -1,0 +1,333 @@
+"""A local stand-in for Microsoft Graph: the users, groups and app installations the bot reads.
+
+It answers in Graph's published shapes: group members (`/groups/{id}/transitiveMembers`,
+nested groups flattened, cast to `microsoft.graph.user`) with `$select`, `$top` and
+`@odata.nextLink`; `/users/delta` with `@odata.nextLink`, `@odata.deltaLink`, `@removed` and
+`manager@delta`; `/users/{id}` and `/users/{id}/manager` (404 without one); installing the
+personal app (`POST /users/{id}/teamwork/installedApps`, 201, or 409 when installed), the
+installation list and its chat. It checks the bearer token (401), and can refuse (403) or
+throttle (429 with Retry-After), at random or by script, and counts every request.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+DELTA_PAGE = 200
+MEMBERS_PAGE = 100
+LARGEST_PAGE = 999
+
+
+@dataclass
+class FakeUser:
+    """One user in the fake tenant, with the version of its last change."""
+
+    id: str
+    displayName: str  # noqa: N815 - Graph's names
+    mail: str | None
+    userPrincipalName: str  # noqa: N815
+    department: str | None
+    jobTitle: str | None  # noqa: N815
+    accountEnabled: bool = True  # noqa: N815
+    manager: str | None = None
+    changed: int = 0
+    manager_changed: int = 0
+    previous_manager: str | None = None
+
+    def properties(self, selected: list[str] | None) -> dict[str, Any]:
+        everything = {
+            "id": self.id,
+            "displayName": self.displayName,
+            "mail": self.mail,
+            "userPrincipalName": self.userPrincipalName,
+            "department": self.department,
+            "jobTitle": self.jobTitle,
+            "accountEnabled": self.accountEnabled,
+        }
+        if not selected:
+            return everything
+        return {k: v for k, v in everything.items() if k in selected or k == "id"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted answer for the next request whose path contains `path`."""
+
+    path: str
+    status: int
+    retry_after: str | None = None
+    code: str = "Injected"
+
+
+@dataclass
+class FakeGraph:
+    """The fake tenant and its server; `url` is the base to give the client."""
+
+    token: str = "fake-graph-token"
+    throttle_rate: float = 0.0  # a share of requests answered 429
+    retry_after: str = "1"
+    seed: int = 0
+    users: dict[str, FakeUser] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    forbidden: set[str] = field(default_factory=set)  # path fragments answered 403
+    script: deque[Fault] = field(default_factory=deque)
+    # Installations of the personal app: user id -> installation id.
+    installed: dict[str, str] = field(default_factory=dict)
+    requests: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    _version: int = 0
+    _removed: dict[str, int] = field(default_factory=dict)
+    _rounds: dict[tuple[int, int, str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    _random: random.Random = field(init=False)
+    _server: TestServer | None = None
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    @property
+    def url(self) -> str:
+        """Return the base URL, like https://graph.microsoft.com/v1.0."""
+        assert self._server is not None
+        return str(self._server.make_url("/v1.0"))
+
+    # The tenant, as a test changes it.
+
+    def add_user(self, user_id: str, name: str, email: str, department: str | None,
+                 job_title: str | None, *, manager: str | None = None,
+                 enabled: bool = True) -> FakeUser:  # fmt: skip
+        """Add a user (a change the next delta reports)."""
+        self._version += 1
+        user = FakeUser(
+            user_id, name, email, email, department, job_title, enabled, manager,
+            self._version, self._version if manager else 0,
+        )  # fmt: skip
+        self.users[user_id] = user
+        self._removed.pop(user_id, None)
+        return user
+
+    def change_user(self, user_id: str, **properties: Any) -> None:
+        """Change a user's properties (displayName=..., department=..., accountEnabled=...)."""
+        self._version += 1
+        user = self.users[user_id]
+        for name, value in properties.items():
+            setattr(user, name, value)
+        user.changed = self._version
+
+    def set_manager(self, user_id: str, manager: str | None) -> None:
+        """Give a user a new manager, or none."""
+        self._version += 1
+        user = self.users[user_id]
+        user.previous_manager, user.manager = user.manager, manager
+        user.changed = user.manager_changed = self._version
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user (the next delta reports them @removed)."""
+        self._version += 1
+        del self.users[user_id]
+        self._removed[user_id] = self._version
+        for members in self.groups.values():
+            if user_id in members:
+                members.remove(user_id)
+
+    # The server.
+
+    async def start(self) -> FakeGraph:
+        app = web.Application()
+        app.router.add_get("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user",
+                           self._members)  # fmt: skip
+        app.router.add_get("/v1.0/users/delta", self._delta)
+        app.router.add_get("/v1.0/users/{user}", self._user)
+        app.router.add_get("/v1.0/users/{user}/manager", self._manager)
+        app.router.add_post("/v1.0/users/{user}/teamwork/installedApps", self._install)
+        app.router.add_get("/v1.0/users/{user}/teamwork/installedApps", self._installations)
+        app.router.add_get("/v1.0/users/{user}/teamwork/installedApps/{installation}/chat",
+                           self._chat)  # fmt: skip
+        app.middlewares.append(self._guard)
+        self._server = TestServer(app, host="127.0.0.1")
+        await self._server.start_server()
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = request.path.removeprefix("/v1.0")
+        self.requests[_kind(path)] += 1
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        for fault in list(self.script):
+            if fault.path in path:
+                self.script.remove(fault)
+                if fault.status == 429:
+                    self.throttled += 1
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                return _error(fault.status, fault.code, "Injected.", headers)
+        if self.throttle_rate and self._random.random() < self.throttle_rate:
+            self.throttled += 1
+            return _error(429, "TooManyRequests", "Throttled.", {"Retry-After": self.retry_after})
+        if any(fragment in path for fragment in self.forbidden):
+            return _error(403, "Authorization_RequestDenied",
+                          "Insufficient privileges to complete the operation.")  # fmt: skip
+        return await handler(request)
+
+    async def _members(self, request: web.Request) -> web.Response:
+        group = request.match_info["group"]
+        if group not in self.groups:
+            return _error(404, "Request_ResourceNotFound", f"Resource '{group}' does not exist.")
+        members = self._flatten(group, set())
+        top = min(int(request.query.get("$top", MEMBERS_PAGE)), LARGEST_PAGE)
+        offset = int(request.query.get("$skiptoken", 0))
+        selected = _selected(request)
+        page = [
+            {"@odata.type": "#microsoft.graph.user", **self.users[m].properties(selected)}
+            for m in members[offset : offset + top]
+        ]
+        body: dict[str, Any] = {"value": page}
+        if offset + top < len(members):
+            body["@odata.nextLink"] = self._link(request, {"$skiptoken": str(offset + top)})
+        return web.json_response(body)
+
+    def _flatten(self, group: str, seen: set[str]) -> list[str]:
+        seen.add(group)
+        found: dict[str, None] = {}  # in order, each once
+        for member in self.groups[group]:
+            if member in self.groups and member not in seen:
+                found.update(dict.fromkeys(self._flatten(member, seen)))
+            elif member in self.users:
+                found[member] = None
+        return list(found)
+
+    async def _delta(self, request: web.Request) -> web.Response:
+        if "$deltatoken" in request.query:
+            since, until, offset = int(request.query["$deltatoken"]), self._version, 0
+            selected = request.query.get("$select", "")
+        elif "$skiptoken" in request.query:
+            since_text, until_text, offset_text, selected = request.query["$skiptoken"].split(
+                ".", 3
+            )
+            since, until, offset = int(since_text), int(until_text), int(offset_text)
+        else:
+            since, until, offset = -1, self._version, 0
+            selected = request.query.get("$select", "")
+        if since > self._version:
+            return _error(410, "SyncStateNotFound", "The delta token has expired.")
+        fields = [f for f in selected.split(",") if f]
+        key = (since, until, selected, self._version)
+        if key not in self._rounds:  # worked out once per round, not once per page
+            self._rounds = {key: self._changes(since, until, fields)}
+        items = self._rounds[key]
+        size = min(_page_size(request, DELTA_PAGE), LARGEST_PAGE)
+        body: dict[str, Any] = {"value": items[offset : offset + size]}
+        if offset + size < len(items):
+            token = f"{since}.{until}.{offset + size}.{selected}"
+            body["@odata.nextLink"] = self._link(request, {"$skiptoken": token}, keep=False)
+        else:
+            body["@odata.deltaLink"] = self._link(
+                request, {"$deltatoken": str(until), "$select": selected}, keep=False
+            )
+        return web.json_response(body)
+
+    def _changes(self, since: int, until: int, fields: list[str]) -> list[dict[str, Any]]:
+        whole = since < 0
+        items: list[dict[str, Any]] = []
+        for user in sorted(self.users.values(), key=lambda u: u.id):
+            if not whole and not since < user.changed <= until:
+                continue
+            item = user.properties([f for f in fields if f != "manager"] or None)
+            if "manager" in fields:
+                if user.manager and (whole or user.manager_changed > since):
+                    item["manager@delta"] = [
+                        {"@odata.type": "#microsoft.graph.user", "id": user.manager}
+                    ]
+                elif not whole and user.manager_changed > since and user.previous_manager:
+                    item["manager@delta"] = [
+                        {"id": user.previous_manager, "@removed": {"reason": "deleted"}}
+                    ]
+            items.append(item)
+        if not whole:
+            items.extend(
+                {"id": user_id, "@removed": {"reason": "deleted"}}
+                for user_id, version in sorted(self._removed.items())
+                if since < version <= until
+            )
+        return items
+
+    async def _user(self, request: web.Request) -> web.Response:
+        user = self.users.get(request.match_info["user"])
+        if user is None:
+            return _error(404, "Request_ResourceNotFound", "Resource does not exist.")
+        return web.json_response(user.properties(_selected(request)))
+
+    async def _manager(self, request: web.Request) -> web.Response:
+        user = self.users.get(request.match_info["user"])
+        if user is None or user.manager is None or user.manager not in self.users:
+            return _error(404, "Request_ResourceNotFound", "Resource 'manager' does not exist.")
+        manager = self.users[user.manager]
+        return web.json_response(
+            {"@odata.type": "#microsoft.graph.user", **manager.properties(_selected(request))}
+        )
+
+    async def _install(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["user"]
+        if user_id not in self.users:
+            return _error(404, "Request_ResourceNotFound", "Resource does not exist.")
+        body = await request.json()
+        if "teamsApp@odata.bind" not in body:
+            return _error(400, "BadRequest", "teamsApp@odata.bind is required.")
+        if user_id in self.installed:
+            return _error(409, "Conflict", "App is already installed.")
+        self.installed[user_id] = f"installation-{user_id}"
+        return web.Response(status=201)
+
+    async def _installations(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["user"]
+        installation = self.installed.get(user_id)
+        value = [{"id": installation, "teamsApp": {"id": "app"}}] if installation else []
+        return web.json_response({"value": value})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["user"]
+        if self.installed.get(user_id) != request.match_info["installation"]:
+            return _error(404, "NotFound", "No such installation.")
+        return web.json_response({"id": f"19:{user_id}_bot@unq.gbl.spaces"})
+
+    def _link(self, request: web.Request, query: dict[str, str], *, keep: bool = True) -> str:
+        merged = {**request.query, **query} if keep else query
+        return str(request.url.with_query(merged))
+
+
+def _kind(path: str) -> str:
+    """Return a request's path with its ids replaced, for counting requests by kind."""
+    if path == "/users/delta":
+        return path
+    return re.sub(r"/(users|groups|installedApps)/[^/]+", r"/\1/{id}", path)
+
+
+def _selected(request: web.Request) -> list[str] | None:
+    selected = request.query.get("$select")
+    return [s for s in selected.split(",") if s] if selected else None
+
+
+def _page_size(request: web.Request, default: int) -> int:
+    match = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("Prefer", ""))
+    return int(match.group(1)) if match else default
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
