@@ -63,31 +63,16 @@ class AuditMonth:
         return data
 
 
-def month_key(year: int, month: int) -> str:
-    """Return 'YYYY-MM'."""
-    return f"{year:04d}-{month:02d}"
-
-
-def following_month(year: int, month: int) -> tuple[int, int]:
-    """Return the (year, month) after this one."""
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-def previous_month(year: int, month: int) -> tuple[int, int]:
-    """Return the (year, month) before this one."""
-    return (year - 1, 12) if month == 1 else (year, month - 1)
-
-
 def moderation_until(year: int, month: int) -> date:
     """Return the last day of moderation for a month's audits."""
-    next_year, next_month = following_month(year, month)
-    start = first_working_day(next_year, next_month)
+    following = Month(year, month).plus(1)
+    start = first_working_day(following.year, following.number)
     return add_working_days(start, MODERATION_WORKING_DAYS - 1)
 
 
 def audits_in_month(framework: Framework, year: int, month: int) -> list[AuditMonth]:
     """Return the timetabled audit (if any) and any additional audits of one calendar month."""
-    key = month_key(year, month)
+    key = str(Month(year, month))
     requests_on = first_working_day(year, month)
     due_on = last_working_day(year, month)
     until = moderation_until(year, month)

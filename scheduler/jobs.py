@@ -27,7 +27,6 @@ from practice.calendar import (
     audits_in_month,
     days_before_due,
     moderation_until,
-    previous_month,
 )
 from practice.dispatch import DispatchPlan, PlannedRequest, plan_month
 from practice.framework import Framework
@@ -339,13 +338,13 @@ async def send_digests(cycle: Cycle, today: date) -> RunOutcome | None:
 def _finished_months(framework: Framework, today: date, condition: str) -> list[AuditMonth]:
     """Return recent audited months past their due date (or past moderation, for closing)."""
     months: list[AuditMonth] = []
-    year, number = today.year, today.month
+    month = Month.of(today)
     for _ in range(3):
-        for audit in audits_in_month(framework, year, number):
+        for audit in audits_in_month(framework, month.year, month.number):
             passed = audit.due_on if condition == "due" else audit.moderation_until
             if today > passed and not audit.additional:
                 months.append(audit)
-        year, number = previous_month(year, number)
+        month = month.plus(-1)
     return months
 
 

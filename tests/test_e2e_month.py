@@ -20,8 +20,9 @@ import pytest
 from sqlmodel import select
 
 from admin.demo_data import cases_csv, playground_config_yaml, staff_csv
-from practice.calendar import AuditMonth, audits_in_month, following_month
+from practice.calendar import AuditMonth, audits_in_month
 from practice.framework import Framework
+from practice.month import Month as CalendarMonth
 from practice.working_days import first_working_day
 from storage.csv_import import import_cases, import_staff
 from storage.database import Database
@@ -38,12 +39,14 @@ LONDON = ZoneInfo("Europe/London")
 def current_audit_month(framework: Framework) -> AuditMonth:
     """Return the audit month now or next, so moderation is still open today in real time."""
     today = datetime.now(UTC).astimezone(LONDON).date()
-    year, month = today.year, today.month
+    month = CalendarMonth.of(today)
     for _ in range(3):
-        timetabled = [a for a in audits_in_month(framework, year, month) if not a.additional]
+        timetabled = [
+            a for a in audits_in_month(framework, month.year, month.number) if not a.additional
+        ]
         if timetabled:
             return timetabled[0]
-        year, month = following_month(year, month)
+        month = month.plus(1)
     raise AssertionError("no audit month within three months")
 
 
@@ -127,7 +130,8 @@ async def complete_case_audit(chat: PlaygroundChat, request_id: str, audit_id: i
 
 async def test_a_whole_month(month: Month, framework: Framework) -> None:
     audit_month = current_audit_month(framework)
-    after_due = first_working_day(*following_month(audit_month.year, audit_month.calendar_month))
+    following = CalendarMonth(audit_month.year, audit_month.calendar_month).plus(1)
+    after_due = first_working_day(following.year, following.number)
     async with aiohttp.ClientSession() as session:
         megan = await PlaygroundChat(session, month.auditor.url).connect()
         patti = await PlaygroundChat(session, month.moderator.url).connect()
