@@ -84,3 +84,14 @@ def test_local_links_lead_somewhere(document: Path) -> None:
         if not linked.exists() or missing_anchor:
             broken.append(target)
     assert not broken, f"links that lead nowhere: {broken}"
+
+
+# A module named in a document as `room/module.py`: the rooms are the project's top folders.
+_MODULE_PATH = re.compile(r"`((?:[a-z_]+/)+[a-z_0-9]+\.py)`")
+
+
+@pytest.mark.parametrize("document", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_named_in_the_documents_exist(document: Path) -> None:
+    named = set(_MODULE_PATH.findall(document.read_text(encoding="utf-8")))
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"{document.name} names modules that do not exist: {missing}"
