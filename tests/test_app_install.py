@@ -8,14 +8,17 @@ waited out on a virtual clock; a second run installs nobody twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 from sqlmodel import col, select
 
+from admin.cli import main
 from bot.adapter import create_adapter
 from bot.outbox_sender import OutboxSender
 from bot.proactive import Delivery
@@ -306,3 +309,55 @@ async def test_the_waiting_request_goes_out_after_the_install(
     finally:
         await connector.close()
     assert (await sams())[0].status == OutboxStatus.SENT
+
+
+async def test_the_command_shows_reach_and_installs(
+    graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], framework: Framework,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
+    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    database = Database(f"sqlite:///{tmp_path}/pqf.db")
+    try:
+        await seeded(database, framework, date(2026, 11, 2))
+        people = await tenant_of(database, graph)
+    finally:
+        await database.dispose()
+    sam = people["sam.green"].aad_object_id
+    assert sam is not None
+    graph.refuse_install[sam] = (403, POLICY)
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(main, ["reach", "--install"]) == 2
+    assert "missing: PQF_TEAMS_CATALOG_APP_ID" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["reach", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert before["install"] is None
+    assert set(before["counts"]) == {"never_opened"}
+
+    monkeypatch.setenv("PQF_TEAMS_CATALOG_APP_ID", CATALOG_APP)
+    monkeypatch.setenv("PQF_GRAPH_INSTALL_RATE", "50")
+    assert await asyncio.to_thread(main, ["reach", "--install", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    with_ids = [p for p in people.values() if p.aad_object_id and p.active]
+    assert after["install"]["installed"] == len(with_ids) - 1
+    assert after["install"]["refused"] == 1
+    assert after["counts"]["reachable"] == len(with_ids) - 1
+    refused = [p for p in after["people"] if p["reach"] == "install_refused"]
+    assert refused == [
+        {
+            "email": "sam.green@example.com",
+            "reach": "install_refused",
+            "status": 403,
+            "reason": POLICY,
+            "retry_at": refused[0]["retry_at"],
+        }
+    ]
+    assert await asyncio.to_thread(main, ["reach"]) == 0
+    out = capsys.readouterr().out
+    assert f"  install_refused  sam.green@example.com: 403 {POLICY} (again at" in out
