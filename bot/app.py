@@ -31,6 +31,7 @@ from bot.pages import LINKS, add_pages
 from bot.proactive import Delivery
 from bot.settings import Settings
 from directory.graph import token_source
+from directory.install import AppInstaller
 from directory.sync import nightly_job
 from messages.late_replies import OutboxReplies
 from practice.framework import Framework, load_framework
@@ -212,10 +213,21 @@ def _roster_sync_job(
         client_secret=settings.app_password,
         graph_url=settings.graph_url,
     )
+    installer = (
+        AppInstaller(
+            catalog_app_id=settings.teams_catalog_app_id,
+            bot_app_id=settings.app_id,
+            tenant_id=settings.app_tenant_id or None,
+            service_url=settings.teams_service_url,
+            rate=settings.graph_install_rate,
+        )
+        if settings.teams_catalog_app_id
+        else None
+    )
     return nightly_job(
         database=database, framework=framework, graph_url=settings.graph_url, tokens=tokens,
         groups=settings.graph_group_ids, mapping_file=settings.graph_mapping_file,
-        instance=settings.instance_name,
+        instance=settings.instance_name, installer=installer,
     )  # fmt: skip
 
 

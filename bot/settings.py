@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     graph_groups: str = Field(default="", validation_alias="PQF_GRAPH_GROUPS")
     graph_mapping_file: Path | None = Field(default=None, validation_alias="PQF_GRAPH_MAPPING_FILE")
     graph_token: str = Field(default="", validation_alias="PQF_GRAPH_TOKEN", repr=False)
+    # For `pqf-bot reach --install` (docs/deploy.md, "Installing the app for everyone").
+    teams_catalog_app_id: str = Field(
+        default="", validation_alias="PQF_TEAMS_CATALOG_APP_ID", max_length=64
+    )
+    teams_service_url: str = Field(
+        default="https://smba.trafficmanager.net/teams/",
+        validation_alias="PQF_TEAMS_SERVICE_URL",
+        max_length=300,
+    )
+    graph_install_rate: float = Field(
+        default=4.0, gt=0, le=50, validation_alias="PQF_GRAPH_INSTALL_RATE"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -253,6 +265,13 @@ class Settings(BaseSettings):
                 missing.append("MICROSOFT_APP_TENANT_ID")
         return missing
 
+    def install_missing(self) -> list[str]:
+        """Return the settings `reach --install` needs that are not set (empty: ready)."""
+        missing = [m for m in self.graph_missing() if m.startswith("MICROSOFT_")]
+        if not self.teams_catalog_app_id:
+            missing.append("PQF_TEAMS_CATALOG_APP_ID")
+        return missing
+
     @property
     def metrics_on_main_listener(self) -> bool:
         """Return whether /metrics is served beside /api/messages (see `metrics_port`)."""
@@ -325,4 +344,7 @@ _VARIABLES = {
     "graph_groups": "PQF_GRAPH_GROUPS",
     "graph_mapping_file": "PQF_GRAPH_MAPPING_FILE",
     "graph_token": "PQF_GRAPH_TOKEN",
+    "teams_catalog_app_id": "PQF_TEAMS_CATALOG_APP_ID",
+    "teams_service_url": "PQF_TEAMS_SERVICE_URL",
+    "graph_install_rate": "PQF_GRAPH_INSTALL_RATE",
 }

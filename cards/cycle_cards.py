@@ -57,7 +57,8 @@ class DigestState:
 
 _OPEN_THE_BOT = "in Teams, Apps, then PQF Audit Bot"
 # In the order the digest lists them. The bot can only say why it cannot reach someone as
-# far as Teams told it: never opened, removed, blocked (Teams refused its messages), other.
+# far as Teams told it: never opened, not installed yet or refused (through Graph), removed,
+# blocked (Teams refused its messages), other.
 DIGEST_STATES = {
     "done": DigestState("Done", "done"),
     "in_progress": DigestState("In progress", "in progress"),
@@ -67,6 +68,18 @@ DIGEST_STATES = {
         "not opened the audit bot yet",
         "They have not opened the audit bot in Teams yet, so their audit requests are waiting "
         f"for them there. Please ask them to open it ({_OPEN_THE_BOT}).",
+    ),
+    "install_pending": DigestState(
+        "Audit bot being added",
+        "waiting for the audit bot to be added",
+        "The audit bot could not be added to their Teams yet; it will try again. Their audit "
+        "requests are waiting for them there.",
+    ),
+    "install_refused": DigestState(
+        "Teams would not add the audit bot",
+        "could not be given the audit bot",
+        "Teams refused to add the audit bot for them, for the reason shown. Please ask your "
+        "Teams administrator to allow it for them (docs/deploy.md).",
     ),
     "removed": DigestState(
         "Removed the audit bot",

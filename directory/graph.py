@@ -30,10 +30,11 @@ LONGEST_WAIT = 120.0
 class GraphError(Exception):
     """Graph refused a request, or could not be reached; the message says which and why."""
 
-    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+    def __init__(self, message: str, *, status: int = 0, code: str = "", said: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.said = said  # Graph's own message, if it gave one
 
 
 class TokenSource(Protocol):
@@ -144,6 +145,11 @@ class GraphClient:
         self._jitter = jitter
         self._max_tries = max_tries
         self.counts = GraphCounts()
+
+    @property
+    def base_url(self) -> str:
+        """Return the Graph address requests are made against, like https://…/v1.0."""
+        return self._base
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Return the JSON body of a GET of `path` (relative to the base, or a link Graph gave)."""
@@ -269,4 +275,5 @@ def _error(method: str, url: str, status: int, body: dict[str, Any]) -> GraphErr
         f"{method} {_shown(url)}: Graph answered {status}" + (f" ({details})" if details else ""),
         status=status,
         code=code,
+        said=message,
     )

@@ -8,7 +8,8 @@ once). A member new to the roster whose record the delta did not hold is read on
 `roster_diff.diff_roster` against the roster as it is when they are saved, and saved through
 the roster import's own checks: any problem saves nothing. The delta link is kept only when
 everything was saved and nobody was left unmapped, so the next run sees the same changes again
-until the mapping file names them.
+until the mapping file names them. With an `AppInstaller`, the nightly job then installs the
+app for whoever still has no chat (`install.py`), once a night however many instances run it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import aiohttp
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from directory.graph import GraphClient, GraphError, TokenSource
+from directory.install import AppInstaller
 from directory.mapping import DirectoryMapping, load_mapping
 from directory.roster_diff import (
     USER_PROPERTIES,
@@ -44,11 +46,13 @@ from storage.directory_sync import (
     roster_rows,
 )
 from storage.jobs import last_run, run_once
+from storage.models import utc_now
 
 log = logging.getLogger(__name__)
 
 SOURCE = "graph-users"
 NIGHTLY_JOB = "roster-sync"
+NIGHTLY_INSTALL = "app-install"
 MEMBERS_PAGE = 999
 # For one request (a page of 999 members can take Graph a while), connecting included.
 GRAPH_TIMEOUT = aiohttp.ClientTimeout(total=100, connect=15)
@@ -263,18 +267,40 @@ def nightly_job(
     groups: Sequence[str],
     mapping_file: Path,
     instance: str,
+    installer: AppInstaller | None = None,
 ) -> Callable[[date], Awaitable[dict[str, Any]]]:
-    """Return the scheduler's nightly roster sync: a Graph client of its own for each run."""
+    """Return the scheduler's nightly roster sync (then the app install, if given)."""
 
     async def run(day: date) -> dict[str, Any]:
         async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:
             client = GraphClient(http=http, base_url=graph_url, tokens=tokens)
-            return await nightly_roster_sync(
+            synced = await nightly_roster_sync(
                 database=database, client=client, framework=framework,
                 mapping_file=mapping_file, groups=groups, instance=instance, day=day,
             )  # fmt: skip
+            if installer is not None and await _claim_install(database, instance, day):
+                installed = await installer.run(database=database, client=client, now=utc_now)
+                synced = {**synced, **{f"install_{k}": v for k, v in installed.counts().items()}}
+            return synced
 
     return run
+
+
+async def _claim_install(database: Database, instance: str, day: date) -> bool:
+    """Return whether this instance is the one to install tonight (once, under the lock).
+
+    The install itself runs after the claim, not inside it: it writes person by person, and
+    SQLite has one writer. A run cut short leaves the rest to the next night (or `reach
+    --install`), which finds them again: nobody with a stored chat is installed for.
+    """
+
+    async def claim(_session: AsyncSession, _seed: str | None) -> dict[str, Any]:
+        return {"claimed_by": instance}
+
+    outcome = await run_once(
+        database, job=NIGHTLY_INSTALL, period=day.isoformat(), instance=instance, work=claim
+    )
+    return outcome.ran
 
 
 async def _read(

@@ -273,6 +273,7 @@ async def team_digest_rows(
     """Return each of a manager's team with where their audits for the month stand."""
     team = await cycle_store.team_of(session=session, manager_id=manager.id)
     reach = await roster.reach_of(session=session, people=team)
+    refusals = await roster.install_refusals(session=session, people=team)
     rows: list[DigestRow] = []
     for person in team:
         assert person.id is not None
@@ -291,6 +292,8 @@ async def team_digest_rows(
         elif (reached := reach.get(person.id or 0, Reach.REACHABLE)) is not Reach.REACHABLE:
             # Say why the bot cannot reach them, as far as it knows (a key of DIGEST_STATES).
             state = reached.value
+            if reached is Reach.INSTALL_REFUSED:
+                detail = refusals.get(person.id, "") or detail
         elif started or done:
             state = "in_progress"
         else:

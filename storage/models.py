@@ -109,6 +109,27 @@ class TeamsConversation(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class InstallState(StrEnum):
+    INSTALLED = "installed"
+    PENDING = "pending"  # tried, and will be tried again at `retry_at`
+    REFUSED = "refused"  # Graph refused it (policy, permission, no licence): `reason` says why
+
+
+class TeamsAppInstall(SQLModel, table=True):
+    """Where installing the personal app for a person through Graph got to."""
+
+    __tablename__ = "teams_app_install"
+
+    aad_object_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    state: InstallState = Field(sa_column=Column(String(16), nullable=False))
+    # Graph's status and its error's message, for a refusal or the latest failure.
+    status: int = Field(default=0, nullable=False)
+    reason: str = Field(default="", sa_column=Column(String(300), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    tried_at: datetime = _created()
+    retry_at: datetime | None = _when()
+
+
 class CaseRecord(SQLModel, table=True):
     """A case on the council's case system, known only by its reference."""
 

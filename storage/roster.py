@@ -14,10 +14,12 @@ from sqlmodel import and_, col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.access import AuditAccess, Viewer
+from storage.app_installs import installs_of
 from storage.models import (
     AuditRequest,
     CaseRecord,
     CaseStatus,
+    InstallState,
     ModerationSample,
     OutboxMessage,
     OutboxStatus,
@@ -229,11 +231,18 @@ class Reach(StrEnum):
 
     REACHABLE = "reachable"
     NO_TEAMS_ID = "no_teams_id"  # the roster has no Entra object id: the bot cannot know them
-    NEVER_OPENED = "never_opened"  # no chat with them was ever stored: they never opened the bot
+    NEVER_OPENED = "never_opened"  # no chat stored, and the app was never installed for them
+    INSTALL_PENDING = "install_pending"  # installing it through Graph failed; will try again
+    INSTALL_REFUSED = "install_refused"  # Graph refused to install it (policy, permission)
     REMOVED = "removed"  # Teams told the bot they removed the app
     BLOCKED = "blocked"  # Teams refused the latest message with 403: they blocked the bot
     UNDELIVERED = "undelivered"  # the latest message failed otherwise (chat gone, gave up)
 
+
+_INSTALL_REACH = {
+    InstallState.PENDING: Reach.INSTALL_PENDING,
+    InstallState.REFUSED: Reach.INSTALL_REFUSED,
+}
 
 # How the outbox sender records Teams' 403 ("HTTP 403"), the answer when someone blocked the bot.
 _REFUSED = "HTTP 403"
@@ -242,9 +251,10 @@ _REFUSED = "HTTP 403"
 async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[int, Reach]:
     """Return, by staff id, whether the bot can message each of these people in Teams.
 
-    A person's latest message that reached an end (sent, or undeliverable) tells whether
-    their chat works; a chat stored again after that message was made (they opened or added
-    the bot again) means it may work again.
+    Without a chat, how installing the app through Graph went says why (never tried,
+    pending, refused). A person's latest message that reached an end (sent, or
+    undeliverable) tells whether their chat works; a chat stored again after that message was
+    made (they opened or added the bot again) means it may work again.
     """
     ids = [p.id for p in people if p.id is not None]
     aad_ids = {p.aad_object_id.lower() for p in people if p.aad_object_id}
@@ -273,6 +283,7 @@ async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[in
         ).where(col(OutboxMessage.id).in_(latest_ids))
     )
     latest = {recipient_id: (status, error, made) for recipient_id, status, error, made in rows}
+    installs = await installs_of(session=session, aad_object_ids=aad_ids - set(chats))
     found: dict[int, Reach] = {}
     for person in people:
         if person.id is None:
@@ -282,7 +293,12 @@ async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[in
         if not person.aad_object_id:
             found[person.id] = Reach.NO_TEAMS_ID
         elif chat is None:
-            found[person.id] = Reach.NEVER_OPENED
+            install = installs.get(person.aad_object_id.lower())
+            found[person.id] = (
+                _INSTALL_REACH.get(install.state, Reach.NEVER_OPENED)
+                if install is not None
+                else Reach.NEVER_OPENED
+            )
         elif not chat.installed:
             found[person.id] = Reach.REMOVED
         elif last is None or last[0] == OutboxStatus.SENT or chat.updated_at > last[2]:
@@ -291,6 +307,19 @@ async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[in
             found[person.id] = Reach.BLOCKED
         else:
             found[person.id] = Reach.UNDELIVERED
+    return found
+
+
+async def install_refusals(*, session: AsyncSession, people: Sequence[Staff]) -> dict[int, str]:
+    """Return, by staff id, Graph's reason for refusing to install the app for each refused."""
+    installs = await installs_of(
+        session=session, aad_object_ids=[p.aad_object_id for p in people if p.aad_object_id]
+    )
+    found: dict[int, str] = {}
+    for person in people:
+        install = installs.get((person.aad_object_id or "").lower())
+        if person.id is not None and install is not None and install.state == InstallState.REFUSED:
+            found[person.id] = f"Teams said: {install.reason}" if install.reason else "refused"
     return found
 
 

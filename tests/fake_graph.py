@@ -5,7 +5,8 @@ nested groups flattened, cast to `microsoft.graph.user`) with `$select`, `$top` 
 `@odata.nextLink`; `/users/delta` with `@odata.nextLink`, `@odata.deltaLink`, `@removed` and
 `manager@delta`; `/users/{id}` and `/users/{id}/manager` (404 without one); installing the
 personal app (`POST /users/{id}/teamwork/installedApps`, 201, or 409 when installed), the
-installation list and its chat. It checks the bearer token (401), and can refuse (403) or
+installation list and its chat (a user can be made to refuse the install, as an app
+permission policy does). It checks the bearer token (401), and can refuse (403) or
 throttle (429 with Retry-After), at random or by script, and counts every request.
 """
 
@@ -81,6 +82,9 @@ class FakeGraph:
     script: deque[Fault] = field(default_factory=deque)
     # Installations of the personal app: user id -> installation id.
     installed: dict[str, str] = field(default_factory=dict)
+    # Users for whom installing is refused: user id -> (status, Graph's message).
+    refuse_install: dict[str, tuple[int, str]] = field(default_factory=dict)
+    installs_made: Counter[str] = field(default_factory=Counter)  # 201s, by user id
     requests: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     _version: int = 0
@@ -286,15 +290,21 @@ class FakeGraph:
         body = await request.json()
         if "teamsApp@odata.bind" not in body:
             return _error(400, "BadRequest", "teamsApp@odata.bind is required.")
+        if user_id in self.refuse_install:
+            status, message = self.refuse_install[user_id]
+            return _error(status, "Forbidden" if status == 403 else "BadRequest", message)
         if user_id in self.installed:
             return _error(409, "Conflict", "App is already installed.")
         self.installed[user_id] = f"installation-{user_id}"
+        self.installs_made[user_id] += 1
         return web.Response(status=201)
 
     async def _installations(self, request: web.Request) -> web.Response:
         user_id = request.match_info["user"]
         installation = self.installed.get(user_id)
-        value = [{"id": installation, "teamsApp": {"id": "app"}}] if installation else []
+        match = re.search(r"teamsApp/id eq '([^']*)'", request.query.get("$filter", ""))
+        app_id = match.group(1) if match else "app"
+        value = [{"id": installation, "teamsApp": {"id": app_id}}] if installation else []
         return web.json_response({"value": value})
 
     async def _chat(self, request: web.Request) -> web.Response:

@@ -57,7 +57,7 @@ def test_help_lists_every_command_in_its_order(capsys: pytest.CaptureFixture[str
     assert exited.value.code == 0
     listed = re.findall(r"^    ([a-z-]+)", capsys.readouterr().out, flags=re.MULTILINE)
     assert listed == [
-        "serve", "migrate", "import-staff", "import-cases", "roster", "framework", "request",
+        "serve", "migrate", "import-staff", "import-cases", "roster", "reach", "framework", "request",
         "calendar",
         "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits", "audit-export",
         "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",

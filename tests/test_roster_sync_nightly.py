@@ -13,7 +13,14 @@ import pytest
 from bot.app import _roster_sync_job
 from bot.settings import load_settings
 from directory.graph import GraphClient, StaticToken
-from directory.sync import NIGHTLY_JOB, RosterSyncError, nightly_roster_sync
+from directory.install import AppInstaller
+from directory.sync import (
+    NIGHTLY_INSTALL,
+    NIGHTLY_JOB,
+    RosterSyncError,
+    nightly_job,
+    nightly_roster_sync,
+)
 from practice.framework import Framework
 from scheduler.jobs import Cycle
 from scheduler.runner import ROSTER_SYNC, CycleScheduler
@@ -127,3 +134,34 @@ def test_the_bot_schedules_the_sync_only_when_graph_is_configured(framework: Fra
         PQF_GRAPH_MAPPING_FILE=str(MAPPING),
     )
     assert callable(_roster_sync_job(configured, None, framework))  # type: ignore[arg-type]
+
+
+async def test_the_night_installs_the_app_once_after_the_sync(
+    sqlite_database: Database, graph: FakeGraph, framework: Framework
+) -> None:
+    # A rate so high that the bound never waits: this test is about once a night.
+    installer = AppInstaller(
+        catalog_app_id="catalog-app", bot_app_id="bot", tenant_id=None,
+        service_url="https://smba.example.test/teams/", rate=1e9,
+    )  # fmt: skip
+    runs = [
+        nightly_job(
+            database=sqlite_database,
+            framework=framework,
+            graph_url=graph.url,
+            tokens=StaticToken(graph.token),
+            groups=[STAFF],
+            mapping_file=MAPPING,
+            instance=instance,
+            installer=installer,
+        )
+        for instance in ("one", "two")
+    ]
+    first = await runs[0](MONDAY)
+    assert first["added"] == 5
+    assert first["install_installed"] == 5
+    assert await runs[1](MONDAY) == {}  # the other instance: neither sync nor install again
+    assert set(graph.installs_made.values()) == {1}
+    done = await last_run(sqlite_database, job=NIGHTLY_INSTALL, period=MONDAY.isoformat())
+    assert done is not None
+    assert done.status == "done"
