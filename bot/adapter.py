@@ -33,8 +33,9 @@ from msrest.serialization import Serializer
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from bot.auth import use_async_key_refresh
-from bot.proactive import SEND_TIMEOUT, retry_after_of
 from bot.settings import Settings
+from delivery.conversations import SEND_TIMEOUT
+from delivery.outcomes import retry_after_of
 from messages.late_replies import AnsweredTurn
 from storage.bot_state import StateConflictError
 

@@ -27,12 +27,14 @@ from bot.json_body import BodyError, read_json
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
-from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
-from bot.proactive import Delivery
 from bot.reporting import ReportMaker
 from bot.settings import Settings
+from delivery.limits import RateLimiter, SendLimits
+from delivery.outcomes import Delivery
+from delivery.sender import OutboxSender
 from messages.late_replies import OutboxReplies
+from messages.request_cards import outbox_activity
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
 from scheduler.jobs import Cycle
@@ -278,8 +280,10 @@ def create_app(
                 app_id=settings.app_id,
                 limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
                 instance_id=settings.instance_name,
+                render=lambda message: outbox_activity(
+                    database=database, framework=framework, message=message
+                ),
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
-                framework=framework,
                 clock=now,
                 rate_clock=rate_clock,
             )
@@ -289,7 +293,9 @@ def create_app(
         else:
             # No sender here: the answers keep to Teams' limits on their own.
             adapter.replies = RateLimiter(
-                SendLimits(global_rate=settings.send_rate), rate_clock or time.monotonic
+                SendLimits(global_rate=settings.send_rate),
+                rate_clock or time.monotonic,
+                asyncio.sleep,
             )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.audit_cards import request_card
 from cards.views import heading_for
+from delivery.outcomes import UnrenderableMessageError
 from messages.activity import card_activity
 from practice.framework import Framework, Standard
 from storage import outbox
@@ -28,10 +29,6 @@ REQUEST_CARD_PURPOSE = "audit_request"
 # sender sends it, from the audit as it is then (`outbox_activity`). Making 10,000 cards and
 # storing 18 MB of them took about half of the month's transaction on PostgreSQL.
 UNRENDERED_REQUEST = json.dumps({"render": "audit_request"}, separators=(",", ":"))
-
-
-class UnrenderableMessageError(Exception):
-    """An outbox message whose card cannot be made (its audit is gone): it cannot be sent."""
 
 
 def request_card_key(audit_id: int) -> str:
