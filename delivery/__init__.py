@@ -1,1 +1,1 @@
-"""Getting messages to Teams: the outbox's one sender, within Teams' rate limits."""
+"""Getting messages to Teams: the outbox's one sender, Teams' rate limits, a turn's answers."""

@@ -32,8 +32,9 @@ from botbuilder.schema import (
 )
 from sqlmodel import col, select
 
-from bot.adapter import TeamsAdapter, create_adapter
+from bot.adapter import create_adapter
 from bot.settings import load_settings
+from delivery.answers import TeamsAdapter
 from delivery.limits import SendLimits
 from delivery.outcomes import Delivery, parse_retry_after
 from delivery.sender import DrainReport, OutboxSender

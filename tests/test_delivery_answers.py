@@ -25,17 +25,11 @@ from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, Conversat
 from sqlmodel import col, select
 
 from admin.demo_data import cases_csv, staff_csv
-from bot.adapter import (
-    AuthConfiguration,
-    ReplyLimits,
-    ReusingAuthentication,
-    TeamsAdapter,
-    answered_turn,
-    on_turn_error,
-)
+from bot.adapter import AuthConfiguration, ReusingAuthentication, on_turn_error
 from bot.app import ADAPTER, create_app
 from bot.settings import load_settings
-from messages.late_replies import AnsweredTurn, OutboxReplies
+from delivery.answers import AnsweredTurn, ReplyLimits, TeamsAdapter, answered_turn
+from messages.late_replies import OutboxReplies
 from messages.requests import request_audit
 from practice.framework import Framework
 from storage import outbox, roster
