@@ -306,7 +306,8 @@ class OutboxSender:
         self._claims.took([m.id for m in messages if m.id is not None], since=since)
         for recipient_id, queue in by_recipient.items():
             group = asyncio.create_task(
-                self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally)
+                self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally),
+                name=f"outbox-recipient-{recipient_id}",
             )
             groups.add(group)
             group.add_done_callback(groups.discard)

@@ -537,7 +537,10 @@ async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
         )  # fmt: skip
     try:
         await wait_until(lambda: connector.held >= 4, 30, "the child's requests to be in flight")
-        await asyncio.sleep(1.0)  # a heartbeat renews the child's claims
+        claimed = await claims_of(database, "child#")
+        await wait_until(
+            lambda: renewed_since(database, claimed), 10, "a heartbeat to renew the child's claims"
+        )
     finally:
         child.send_signal(signal.SIGKILL)
         await child.wait()
@@ -671,7 +674,8 @@ async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
     running = asyncio.create_task(sender.run(stop))
     await wait_until(lambda: connector.held >= 4, 10, "sends to be under way")
     stop.set()
-    await asyncio.sleep(0.1)  # let the loop see the stop before Teams answers
+    # The sender has seen the stop once no person's queue is being sent any more.
+    await wait_until(lambda: not queues_under_way(), 10, "the sender to see the stop")
     connector.unstall()
     await asyncio.wait_for(running, 10)
 
@@ -721,6 +725,29 @@ async def test_run_outlives_a_broken_message_and_picks_up_new_ones(
     assert_each_once_in_order(connector, people)
     row = next(m for m in await messages(sqlite_database) if m.idempotency_key == "broken")
     assert row.last_error == "gave up after 2 attempts (last: JSONDecodeError)"
+
+
+async def claims_of(database: Database, sender: str) -> dict[int, datetime]:
+    """Return until when each message the sender holds is claimed."""
+    return {
+        m.id: m.claimed_until
+        for m in await messages(database)
+        if m.id is not None and m.claimed_until and (m.claimed_by or "").startswith(sender)
+    }
+
+
+async def renewed_since(database: Database, claimed: dict[int, datetime]) -> bool:
+    """Say whether every one of these claims has been renewed past its first lease."""
+    now = {m.id: m.claimed_until for m in await messages(database)}
+    return all((now.get(i) or until) > until for i, until in claimed.items())
+
+
+def queues_under_way() -> bool:
+    """Say whether a sender is sending some person's queue (a task named for the person)."""
+    return any(
+        task.get_name().startswith("outbox-recipient-") and not task.done()
+        for task in asyncio.all_tasks()
+    )
 
 
 async def given_up(database: Database, message_id: int | None) -> bool:
