@@ -151,7 +151,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> int:
     from bot.adapter import create_adapter
     from delivery.outcomes import Delivery
     from delivery.sender import OutboxSender
-    from messages.request_cards import outbox_activity
+    from messages.request_cards import outbox_renderer
     from messages.requests import RequestError, request_audit
 
     framework = framework_of(settings)
@@ -184,9 +184,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> int:
             adapter=create_adapter(settings),
             database=database,
             app_id=settings.app_id,
-            render=lambda message: outbox_activity(
-                database=database, framework=framework, message=message
-            ),
+            render=outbox_renderer(database=database, framework=framework),
         )
         assert requested.message.id is not None
         result = await sender.deliver(requested.message.id)

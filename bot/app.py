@@ -34,7 +34,7 @@ from delivery.limits import RateLimiter, SendLimits
 from delivery.outcomes import Delivery
 from delivery.sender import OutboxSender
 from messages.late_replies import OutboxReplies
-from messages.request_cards import outbox_activity
+from messages.request_cards import outbox_renderer
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
 from scheduler.jobs import Cycle
@@ -280,9 +280,7 @@ def create_app(
                 app_id=settings.app_id,
                 limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
                 instance_id=settings.instance_name,
-                render=lambda message: outbox_activity(
-                    database=database, framework=framework, message=message
-                ),
+                render=outbox_renderer(database=database, framework=framework),
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
                 clock=now,
                 rate_clock=rate_clock,

@@ -2,7 +2,8 @@
 
 Each audit's request card is queued once, under `request_card_key`: by `queue_request_card`
 (one request, made now) or, for a month's dispatch, as `unrendered_request_card` rows that
-the sender makes into cards as it sends them (`outbox_activity`).
+the sender makes into cards as it sends them (`outbox_activity`, given to the sender by
+`outbox_renderer`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from cards.audit_cards import request_card
 from cards.views import heading_for
 from delivery.outcomes import UnrenderableMessageError
+from delivery.sender import Render
 from messages.activity import card_activity
 from practice.framework import Framework, Standard
 from storage import outbox
@@ -107,3 +109,12 @@ async def outbox_activity(
     if standard is None:
         raise UnrenderableMessageError(f"standard {detail.audit.standard} is not in the framework")
     return request_card_activity(detail.audit, standard, detail.case, detail.subject)
+
+
+def outbox_renderer(*, database: Database, framework: Framework | None) -> Render:
+    """Return what makes each outbox row's activity as the sender sends it."""
+
+    async def render(message: OutboxMessage) -> dict[str, Any]:
+        return await outbox_activity(database=database, framework=framework, message=message)
+
+    return render

@@ -7,13 +7,12 @@ import heapq
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from delivery.sender import Render
-from messages.request_cards import outbox_activity
+from messages.request_cards import outbox_renderer
 from practice.framework import Framework
 from storage.database import Database
-from storage.models import OutboxMessage
 
 T = TypeVar("T")
 RESOLUTION = 1e-6
@@ -21,11 +20,7 @@ RESOLUTION = 1e-6
 
 def render_with(database: Database, framework: Framework | None = None) -> Render:
     """Return the `render` the app gives the sender (no framework: no request cards)."""
-
-    async def render(message: OutboxMessage) -> dict[str, Any]:
-        return await outbox_activity(database=database, framework=framework, message=message)
-
-    return render
+    return outbox_renderer(database=database, framework=framework)
 
 
 class VirtualClock:
