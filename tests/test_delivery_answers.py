@@ -37,6 +37,7 @@ from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, OutboxMessage, OutboxStatus
 from tests.conftest import TODAY
+from tests.delivery_helpers import wait_until
 from tests.fake_connector import FakeConnector, Fault, FaultPlan, Recorded
 from tests.harness import action, actions
 from tests.processes import free_port
@@ -433,7 +434,9 @@ async def test_an_audit_completes_with_faults_on_every_call_and_no_sorry_or_resu
             value=action(card.body["attachments"][0]["content"], "Submit audit"),
             replyToId=card.id,
         )
-        await wait_for_text(connector, "is submitted", within=30)
+        await wait_until(
+            lambda: any("is submitted" in t for t in connector.texts()), 30, "'is submitted'"
+        )
     finally:
         await client.close()
 
@@ -460,14 +463,6 @@ async def test_an_audit_completes_with_faults_on_every_call_and_no_sorry_or_resu
     assert len(late) >= 2, "nothing went through the outbox: the test lost its point"
     assert {m.status for m in late} == {OutboxStatus.SENT}
     await database.dispose()
-
-
-async def wait_for_text(connector: FakeConnector, text: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not any(text in t for t in connector.texts()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} never came")
-        await asyncio.sleep(0.05)
 
 
 # -- the outbox's part ------------------------------------------------------------------------
