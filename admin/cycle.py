@@ -149,7 +149,9 @@ def _show_framework(settings: Settings, args: argparse.Namespace) -> int:
 
 def _request(settings: Settings, args: argparse.Namespace) -> int:
     from bot.adapter import create_adapter
-    from bot.proactive import Delivery, ProactiveSender
+    from delivery.outcomes import Delivery
+    from delivery.sender import OutboxSender
+    from messages.request_cards import outbox_renderer
     from messages.requests import RequestError, request_audit
 
     framework = framework_of(settings)
@@ -178,11 +180,11 @@ def _request(settings: Settings, args: argparse.Namespace) -> int:
             f"Created audit request {audit.id}: standard {audit.standard}, "
             f"{AuditKind(audit.kind).description}, {audit.month}, due {audit.due_on}."
         )
-        sender = ProactiveSender(
+        sender = OutboxSender(
             adapter=create_adapter(settings),
             database=database,
             app_id=settings.app_id,
-            framework=framework,
+            render=outbox_renderer(database=database, framework=framework),
         )
         assert requested.message.id is not None
         result = await sender.deliver(requested.message.id)

@@ -358,7 +358,7 @@ async def _recovery(url: str, folder: Path, kind: str) -> Recovery:
         for name in ("doomed", "survivor"):
             with (folder / f"sender-{name}-{kind}.log").open("wb") as log:
                 children[name] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "tests.outbox_sender_child", url, name, "12", "2", "8",
+                    sys.executable, "-m", "tests.delivery_sender_child", url, name, "12", "2", "8",
                     "0.5", "22", cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
         while len(connector.sent) < MESSAGES // 3:

@@ -136,7 +136,7 @@ PROFILE_NOTES = (
     "more of the last 5 s of answers. The default PQF_SEND_RATE was 45, keeping 5 of "
     "Teams' 50 requests/s idle for answers to people: 43.5 requests/s, 40.6 delivered/s. "
     "Now the bot's own answers are counted in the sender's window as they are made "
-    "(bot/adapter.py TeamsAdapter), so the default is 48 and the dispatch yields to them.",
+    "(delivery/answers.py TeamsAdapter), so the default is 48 and the dispatch yields to them.",
 )
 
 

@@ -1,1 +1,1 @@
-"""The Teams bot: settings, the aiohttp app, the activity handler, proactive messages, the CLI."""
+"""The Teams bot: settings, the aiohttp app, the activity handler, the CLI."""

@@ -26,14 +26,16 @@ from bot.json_body import BodyError, read_json
 from bot.limits import MessageRateLimit
 from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
-from bot.outbox_sender import OutboxSender, RateLimiter, SendLimits
 from bot.pages import LINKS, add_pages
-from bot.proactive import Delivery
 from bot.settings import Settings
+from delivery.limits import RateLimiter, SendLimits
+from delivery.outcomes import Delivery
+from delivery.sender import OutboxSender
 from directory.graph import token_source
 from directory.install import AppInstaller
 from directory.sync import nightly_job
 from messages.late_replies import OutboxReplies
+from messages.request_cards import outbox_renderer
 from practice.framework import Framework, load_framework
 from practice.month import longest_range
 from reports.service import ReportMaker, ReportService
@@ -313,8 +315,8 @@ def create_app(
                 app_id=settings.app_id,
                 limits=SendLimits(global_rate=settings.send_rate, concurrency=SEND_CONCURRENCY),
                 instance_id=settings.instance_name,
+                render=outbox_renderer(database=database, framework=framework),
                 on_attempt=lambda outcome, status: _count_attempt(metrics, outcome, status),
-                framework=framework,
                 clock=now,
                 rate_clock=rate_clock,
             )
@@ -324,7 +326,9 @@ def create_app(
         else:
             # No sender here: the answers keep to Teams' limits on their own.
             adapter.replies = RateLimiter(
-                SendLimits(global_rate=settings.send_rate), rate_clock or time.monotonic
+                SendLimits(global_rate=settings.send_rate),
+                rate_clock or time.monotonic,
+                asyncio.sleep,
             )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:

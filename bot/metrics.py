@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_OUTCOMES = ("done", "nothing_due", "failed")
 OUTBOX_STATES = ("pending", "retrying", "sent", "undeliverable")
-# What became of an answer's try (bot.adapter.TeamsAdapter.on_answer).
+# What became of an answer's try (delivery.answers.TeamsAdapter.on_answer).
 ANSWER_OUTCOMES = ("sent", "retried", "queued", "failed", "not_updated")
 
 

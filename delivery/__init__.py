@@ -1,1 +1,1 @@
-"""The one sender: deliver the outbox to Teams within its rate limits."""
+"""Getting messages to Teams: the outbox's one sender, Teams' rate limits, a turn's answers."""

@@ -1,10 +1,10 @@
 """Answers Teams would not take during their turn, put in the outbox to follow a moment later.
 
-The adapter tries an answer again while the turn's time allows (`bot.adapter.ReplyLimits`);
-what still cannot go comes here, as JSON, and the outbox sender delivers it within seconds,
-in order with the turn's other late answers. Each is queued once: its key names the person,
-the activity Teams sent (so a turn Teams posts twice queues nothing twice) and its place
-among the turn's late answers.
+The adapter tries an answer again while the turn's time allows
+(`delivery.answers.ReplyLimits`); what still cannot go comes here, as JSON, and the outbox
+sender delivers it within seconds, in order with the turn's other late answers. Each is
+queued once: its key names the person, the activity Teams sent (so a turn Teams posts twice
+queues nothing twice) and its place among the turn's late answers.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from delivery.answers import AnsweredTurn
 from storage import outbox, roster
 from storage.database import Database
 
@@ -27,17 +27,6 @@ _ADDRESSING = frozenset(
         "timestamp", "localTimestamp", "locale",
     }
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AnsweredTurn:
-    """The activity a turn answers, as far as its late answers need it: who, in which chat."""
-
-    activity_id: str | None
-    aad_object_id: str | None  # of the person who wrote
-    conversation_id: str | None
-    # Whether it came from the person's own chat with the bot, the only chat the sender reaches.
-    personal_chat: bool
 
 
 class OutboxReplies:

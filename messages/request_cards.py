@@ -2,7 +2,8 @@
 
 Each audit's request card is queued once, under `request_card_key`: by `queue_request_card`
 (one request, made now) or, for a month's dispatch, as `unrendered_request_card` rows that
-the sender makes into cards as it sends them (`outbox_activity`).
+the sender makes into cards as it sends them (`outbox_activity`, given to the sender by
+`outbox_renderer`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.audit_cards import request_card
 from cards.views import heading_for
+from delivery.outcomes import UnrenderableMessageError
+from delivery.sender import Render
 from messages.activity import card_activity
 from practice.framework import Framework, Standard
 from storage import outbox
@@ -28,10 +31,6 @@ REQUEST_CARD_PURPOSE = "audit_request"
 # sender sends it, from the audit as it is then (`outbox_activity`). Making 10,000 cards and
 # storing 18 MB of them took about half of the month's transaction on PostgreSQL.
 UNRENDERED_REQUEST = json.dumps({"render": "audit_request"}, separators=(",", ":"))
-
-
-class UnrenderableMessageError(Exception):
-    """An outbox message whose card cannot be made (its audit is gone): it cannot be sent."""
 
 
 def request_card_key(audit_id: int) -> str:
@@ -110,3 +109,12 @@ async def outbox_activity(
     if standard is None:
         raise UnrenderableMessageError(f"standard {detail.audit.standard} is not in the framework")
     return request_card_activity(detail.audit, standard, detail.case, detail.subject)
+
+
+def outbox_renderer(*, database: Database, framework: Framework | None) -> Render:
+    """Return what makes each outbox row's activity as the sender sends it."""
+
+    async def render(message: OutboxMessage) -> dict[str, Any]:
+        return await outbox_activity(database=database, framework=framework, message=message)
+
+    return render

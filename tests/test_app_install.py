@@ -20,9 +20,9 @@ from sqlmodel import col, select
 
 from admin.cli import main
 from bot.adapter import create_adapter
-from bot.outbox_sender import OutboxSender
-from bot.proactive import Delivery
 from bot.settings import load_settings
+from delivery.outcomes import Delivery
+from delivery.sender import OutboxSender
 from directory.graph import GraphClient, StaticToken
 from directory.install import AppInstaller, InstallResult
 from practice.framework import Framework
@@ -31,6 +31,7 @@ from storage import app_installs, outbox, roster
 from storage.database import Database
 from storage.models import InstallState, OutboxMessage, OutboxStatus, Staff
 from storage.roster import Reach
+from tests.delivery_helpers import render_with
 from tests.fake_connector import FakeConnector
 from tests.fake_graph import FakeGraph, Fault
 from tests.test_monthly_cycle import seeded
@@ -276,7 +277,7 @@ async def test_the_waiting_request_goes_out_after_the_install(
     monkeypatch.setenv("MICROSOFT_APP_ID", "")
     sender = OutboxSender(
         database=database, adapter=create_adapter(load_settings(env_file=None)), app_id="",
-        framework=framework,
+        render=render_with(database, framework),
     )  # fmt: skip
 
     async def sams() -> list[OutboxMessage]:

@@ -14,11 +14,11 @@ from sqlmodel import col, select
 
 from admin.demo_data import cases_csv, staff_csv
 from bot.adapter import create_adapter
-from bot.outbox_sender import OutboxSender
-from bot.proactive import Delivery
 from bot.settings import load_settings
 from cards.cycle_cards import DIGEST_STATES
 from cards.help_cards import help_card
+from delivery.outcomes import Delivery
+from delivery.sender import OutboxSender
 from messages.requests import request_audit
 from practice.framework import Framework
 from scheduler.jobs import dispatch_month, send_digests, team_digest_rows
@@ -29,6 +29,7 @@ from storage.database import Database
 from storage.models import OutboxMessage, Staff
 from storage.roster import Reach
 from tests.conftest import NOW, TODAY
+from tests.delivery_helpers import render_with
 from tests.fake_connector import FakeConnector, Fault
 from tests.harness import BotHarness, User, action, actions, all_text, inputs
 from tests.test_moderation_and_outcomes import complete
@@ -221,7 +222,7 @@ async def test_the_digest_says_why_someone_cannot_be_reached(
         monkeypatch.setenv("MICROSOFT_APP_ID", "")
         sender = OutboxSender(
             database=database, adapter=create_adapter(load_settings(env_file=None)), app_id="",
-            framework=framework,
+            render=render_with(database, framework),
         )  # fmt: skip
         outcomes = {}
         for name in ("sam.green", "dev.patel", "ben.ward"):

@@ -43,9 +43,9 @@ from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import OutboxMessage, OutboxStatus
 from tests.conftest import TODAY
+from tests.delivery_helpers import wait_until
 from tests.fake_connector import FakeConnector
 from tests.test_cards import HEADING, SCALE
-from tests.test_outbox_sender import wait_until
 
 APP_ID = "11111111-1111-1111-1111-111111111111"
 TENANT_ID = "22222222-2222-2222-2222-222222222222"

@@ -14,12 +14,11 @@ from sqlmodel import col, func, select
 
 from admin.demo_data import DEMO_AUDITORS, cases_csv, load_demo_data, staff_csv
 from bot.adapter import create_adapter
-from bot.outbox_sender import OutboxSender
-from bot.proactive import Delivery
 from bot.settings import load_settings
+from delivery.outcomes import Delivery, UnrenderableMessageError
+from delivery.sender import OutboxSender
 from messages.request_cards import (
     UNRENDERED_REQUEST,
-    UnrenderableMessageError,
     outbox_activity,
     request_card_activity,
 )
@@ -55,6 +54,7 @@ from storage.models import (
     OutboxMessage,
     Staff,
 )
+from tests.delivery_helpers import render_with
 from tests.fake_connector import FakeConnector
 
 LONDON = ZoneInfo("Europe/London")
@@ -222,9 +222,11 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
         monkeypatch.setenv("MICROSOFT_APP_ID", "")
         adapter = create_adapter(load_settings(env_file=None))
         assert message.id is not None
-        without = OutboxSender(database=database, adapter=adapter, app_id="")
+        without = OutboxSender(
+            database=database, adapter=adapter, app_id="", render=render_with(database)
+        )
         sent = await OutboxSender(
-            database=database, adapter=adapter, app_id="", framework=framework
+            database=database, adapter=adapter, app_id="", render=render_with(database, framework)
         ).deliver(message.id)
         assert sent.outcome is Delivery.SENT
         assert connector.cards() == [expected["attachments"][0]["content"]]

@@ -1,8 +1,8 @@
-"""Deliver the outbox to Teams within Teams' rate limits, retrying what can be retried.
+"""The one sender: deliver the outbox to Teams within its rate limits, retrying what can be.
 
 Every proactive message is first written to the outbox, and so is an answer to a person
-that Teams would not take during its turn (purpose "reply", see `bot.adapter`); this sender
-claims due messages, sends them through the adapter and records the outcome:
+that Teams would not take during its turn (purpose "reply", see `delivery.answers`); this
+sender claims due messages, sends them through the adapter and records the outcome:
 
 - accepted: sent, with the activity id Teams returned;
 - 429: tried again after Retry-After when Teams gave one (seconds or an HTTP date),
@@ -11,29 +11,21 @@ claims due messages, sends them through the adapter and records the outcome:
 - 412, 408, 5xx, a timeout or a connection error: tried again after a back-off;
 - 403 (blocked or removed the app) and 404 (chat gone): undeliverable at once;
 - any other 4xx: undeliverable, with the status; after `max_attempts`: undeliverable;
+- an activity that cannot be made (a request card whose audit is gone): undeliverable;
 - no installed chat: left pending without counting an attempt, looked at again later
   (when the person installs the app, the activity handler makes what waited due at once).
 
-Claims. A sender writes its id (its name and a token of this start) and a lease into the
-rows it claims, so no other sender takes them, and while it runs a heartbeat renews every
-claim it holds (by default a 12 s lease, renewed every 2 s). A sender that dies (kill -9,
-a power cut) stops renewing: its claims lapse within a lease of its last heartbeat, and
-another sender, or the same one restarted, takes the messages over: within 15 s. A living
-sender starts a send only while its claim, as last confirmed by the database, is sure to
-outlast the send (`send_timeout`, when the adapter cuts the request off) with a margin; if
-it cannot renew in time (the database unreachable, the process stalled) it stops sending
-those messages (it fences itself off) rather than risk sending one that another sender
-has claimed since. So there are never two live claims on a message, nor two sends of it
-under way at once.
+Claims (`delivery.claims`): a sender that dies leaves its messages to another sender, or
+to itself restarted, within 15 s, and there are never two live claims on a message, nor
+two sends of it under way at once. Rate limits (`delivery.limits`): Teams' global and
+per-conversation limits, answers to people first. Different conversations are sent to
+concurrently; one conversation's messages go one at a time, in order: a message is not
+claimed while an earlier one to the same person waits (a late answer waits only behind
+the person's earlier late answers).
 
-Rate limits: a global token bucket (plus a one-second window that counts requests still
-in flight, so answers that arrive late cannot let a burst through) and, per conversation,
-Teams' sliding windows (7 per 1 s, 8 per 2 s, 60 per 30 s, 1,800 per hour). The adapter's
-answers to people in turns keep to the same windows (`RateLimiter.reply_starting`) and go
-first: a message waits while an answer waits for room. Different
-conversations are sent to concurrently; one conversation's messages go one at a time, in
-order: a message is not claimed while an earlier one to the same person waits (a late
-answer waits only behind the person's earlier late answers).
+The sender does not make activities itself: it is given `render`, which turns an outbox
+row into the activity to send (`messages.request_cards.outbox_activity` makes a month's
+request cards as they go), so the rooms above decide what a message says.
 
 Delivery is at least once, not exactly once, in two narrow cases: Teams accepted a message
 but the database never recorded it (the process died in between: it is sent again once the
@@ -51,17 +43,13 @@ names, emails, Teams ids or message text.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import os
 import random
 import secrets
 import socket
 import time
-from bisect import bisect_right
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,19 +57,20 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
-from botframework.connector.models import ErrorResponseException
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.proactive import (
-    SEND_TIMEOUT,
+from delivery.claims import Claims
+from delivery.conversations import SEND_TIMEOUT, conversation_reference
+from delivery.limits import Monotonic, RateLimiter, SendLimits
+from delivery.outcomes import (
     UNDELIVERABLE_STATUSES,
     Delivery,
     DeliveryResult,
-    conversation_reference,
+    UnrenderableMessageError,
+    describe,
     retry_after_of,
+    status_of,
 )
-from messages.request_cards import UnrenderableMessageError, outbox_activity
-from practice.framework import Framework
 from storage import outbox, roster
 from storage.database import Database
 from storage.models import OutboxMessage, TeamsConversation, utc_now
@@ -92,73 +81,10 @@ log = logging.getLogger(__name__)
 # timeout; precondition failed; throttled). Every 5xx is retried too; any other 4xx makes
 # a message undeliverable.
 RETRY_STATUSES = frozenset({401, 408, 412, 429})
-# Teams' per-conversation limits for one bot: (messages, seconds).
-TEAMS_CONVERSATION_LIMITS: tuple[tuple[int, float], ...] = (
-    (7, 1.0),
-    (8, 2.0),
-    (60, 30.0),
-    (1800, 3600.0),
-)
 
-
-@dataclass(frozen=True)
-class SendLimits:
-    """How fast, how often and how patiently the sender sends. Times are in seconds."""
-
-    # Teams allows 50 requests/s per app per tenant, answers to people included. This
-    # process's answers are counted in the same window (`TeamsAdapter.replies`), so the
-    # outbox leaves them room as they come; the 2 left over cover what it cannot see.
-    # Several sender processes share the limit, so give each its part.
-    global_rate: float = 48.0
-    global_burst: int = 5
-    per_conversation: tuple[tuple[int, float], ...] = TEAMS_CONVERSATION_LIMITS
-    concurrency: int = 16  # conversations sent to at once
-    max_attempts: int = 8
-    backoff_base: float = 2.0
-    backoff_cap: float = 600.0
-    retry_after_cap: float = 3600.0  # a longer Retry-After is taken as this
-    # A claim lasts `lease` from its last renewal; the sender renews all it holds every
-    # `heartbeat`. A sender that dies (kill -9, a power cut) stops renewing, and its
-    # messages are claimable by another sender, or itself restarted, a lease later (plus a
-    # `poll_interval`): within 15 s by default. A living sender starts a send only while its
-    # claim, as last confirmed, has `send_timeout + fence_margin` left; it cannot renew in
-    # time (the database unreachable, the process stalled), it stops sending rather than
-    # risk sending what another sender has claimed since.
-    lease: float = 12.0
-    heartbeat: float = 2.0
-    # The longest one send may take (the HTTP request is cut off then, not just abandoned).
-    send_timeout: float = 8.0
-    fence_margin: float = 1.5
-    poll_interval: float = 0.5
-    batch_size: int = 50
-    not_installed_delay: float = 3600.0
-    # A 429 pauses its conversation and its message waits as Teams asked. The global rate
-    # drops by this factor for this long only when 429s make up at least this share of
-    # the answers of the last `throttle_window` seconds (and are at least
-    # `throttle_minimum`): a stray 429 is Teams being busy, a rising share means this
-    # sender is over the tenant's limit.
-    slowdown_factor: float = 0.5
-    slowdown_seconds: float = 10.0
-    slowdown_share: float = 0.15
-    throttle_window: float = 5.0
-    throttle_minimum: int = 3
-    # Added to every window, against timer granularity.
-    window_margin: float = 0.02
-
-    def __post_init__(self) -> None:
-        if self.heartbeat <= 0 or self.send_timeout <= 0 or self.fence_margin < 1:
-            raise ValueError("heartbeat, send_timeout positive; fence_margin 1 s or more")
-        if self.lease < self.send_timeout + self.fence_margin + self.heartbeat:
-            raise ValueError(
-                "the lease must outlast a send and a heartbeat (send_timeout + fence_margin + "
-                "heartbeat)"
-            )
-        if self.global_rate <= 0 or self.global_burst < 1 or self.concurrency < 1:
-            raise ValueError("rate, burst and concurrency must be positive")
-        if self.max_attempts < 1 or self.batch_size < 1:
-            raise ValueError("max_attempts and batch_size must be positive")
-        if not 0 <= self.slowdown_share <= 1 or self.throttle_window <= 0:
-            raise ValueError("slowdown_share must be a share and throttle_window positive")
+# Turns an outbox row into the activity to send, as plain JSON; raises
+# UnrenderableMessageError if it cannot be made.
+Render = Callable[[OutboxMessage], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -174,280 +100,6 @@ class DrainReport:
 def default_instance_id() -> str:
     """Return an id for this sender process: host and process id."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}"
-
-
-# -- rate limiting ------------------------------------------------------------------------
-
-
-class SlidingWindows:
-    """Allow a request only while every (count, seconds) window has room.
-
-    A request counts from when it starts until `seconds` after it finished: the time the
-    far end counts it lies in between, so counting this way never undercounts.
-    """
-
-    def __init__(
-        self,
-        limits: Sequence[tuple[int, float]],
-        margin: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._monotonic = monotonic
-        self._limits = [(count, seconds + margin) for count, seconds in limits]
-        self._horizon = max(seconds for _, seconds in self._limits)
-        self._finished: deque[float] = deque()
-        self._in_flight = 0
-        self._changed = asyncio.Event()
-
-    def wait(self, now: float) -> float | None:
-        """Return 0 if a request may start now, else seconds to wait (None: until one ends)."""
-        self._forget_before(now - self._horizon)
-        finished = list(self._finished)
-        longest = 0.0
-        for count, seconds in self._limits:
-            recent = len(finished) - bisect_right(finished, now - seconds)
-            excess = self._in_flight + recent - count + 1
-            if excess <= 0:
-                continue
-            if excess > recent:
-                return None
-            # The oldest `excess` recent requests must age out of the window first.
-            oldest = finished[len(finished) - recent + excess - 1]
-            longest = max(longest, oldest + seconds - now)
-        return longest
-
-    async def acquire(self) -> None:
-        """Wait for room, then count a request as started."""
-        while True:
-            delay = self.wait(self._monotonic())
-            if delay is not None and delay <= 0:
-                self._in_flight += 1
-                return
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), delay)
-
-    def started(self, count: int) -> None:
-        """Count requests as started now without waiting for room (replies to people)."""
-        self._in_flight += count
-
-    def finish(self) -> None:
-        """Count a started request as finished now."""
-        now = self._monotonic()
-        self._in_flight -= 1
-        # Here too, not only in `wait`: answers to people finish while no message waits.
-        self._forget_before(now - self._horizon)
-        self._finished.append(now)
-        self._changed.set()
-
-    def counted(self) -> int:
-        """Return how many requests are in flight or still within the longest window."""
-        self._forget_before(self._monotonic() - self._horizon)
-        return self._in_flight + len(self._finished)
-
-    def _forget_before(self, moment: float) -> None:
-        while self._finished and self._finished[0] <= moment:
-            self._finished.popleft()
-
-    def cancel(self) -> None:
-        """Forget a request that was let through but never started."""
-        self._in_flight -= 1
-        self._changed.set()
-
-    @property
-    def idle(self) -> bool:
-        """Return whether nothing in flight or within the windows is counted."""
-        now = self._monotonic()
-        return self._in_flight == 0 and (
-            not self._finished or self._finished[-1] <= now - self._horizon
-        )
-
-
-class TokenBucket:
-    """Let requests through at a steady rate, with a small burst, first come first served."""
-
-    def __init__(
-        self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._monotonic = monotonic
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = monotonic()
-        self._lock = asyncio.Lock()
-        self._factor = 1.0
-        self._slow_until = 0.0
-
-    def slow_down(self, factor: float, seconds: float) -> None:
-        """Lower the rate by this factor for a while (after Teams throttled us)."""
-        now = self._monotonic()
-        self._refill(now)
-        self._factor = factor
-        self._slow_until = max(self._slow_until, now + seconds)
-
-    def current_rate(self, now: float) -> float:
-        """Return the rate at this moment."""
-        return self._rate * self._factor if now < self._slow_until else self._rate
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.current_rate(now))
-        self._stamp = now
-
-    async def take(self) -> None:
-        """Wait for a token and take it."""
-        async with self._lock:
-            while True:
-                now = self._monotonic()
-                self._refill(now)
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.current_rate(now))
-
-
-class RateLimiter:
-    """The global limits and each conversation's, with pauses Teams asked for."""
-
-    def __init__(
-        self,
-        limits: SendLimits,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._limits = limits
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._bucket = TokenBucket(limits.global_rate, limits.global_burst, monotonic)
-        self._global = SlidingWindows(
-            [(max(1, math.floor(limits.global_rate)), 1.0)], limits.window_margin, monotonic
-        )
-        self._conversations: dict[str, SlidingWindows] = {}
-        self._paused_until: dict[str, float] = {}
-        self._acquired = 0
-        # Answers to people waiting for room: the outbox lets them have it first.
-        self._replies_waiting = 0
-        self._no_reply_waits = asyncio.Event()
-        self._no_reply_waits.set()
-        self._answers: deque[float] = deque()  # when each recent send finished
-        self._throttles: deque[float] = deque()  # when each recent 429 came
-
-    async def acquire(self, conversation: str) -> None:
-        """Wait until a message to this conversation may start; then `finish` or `cancel`."""
-        while True:  # a pause can be extended while we wait
-            pause = self._paused_until.get(conversation, 0.0) - self._monotonic()
-            if pause <= 0:
-                break
-            await self._sleep(pause)
-        self._paused_until.pop(conversation, None)
-        window = self._window(conversation)
-        # The conversation first: its waits are the long ones, and no global room is
-        # held meanwhile.
-        await window.acquire()
-        try:
-            await self._bucket.take()
-            await self._no_reply_waits.wait()
-            await self._global.acquire()
-        except BaseException:
-            window.cancel()
-            raise
-        self._counted_one()
-
-    def _window(self, conversation: str) -> SlidingWindows:
-        window = self._conversations.get(conversation)
-        if window is None:
-            window = SlidingWindows(
-                self._limits.per_conversation, self._limits.window_margin, self._monotonic
-            )
-            self._conversations[conversation] = window
-        return window
-
-    def _counted_one(self) -> None:
-        self._acquired += 1
-        if self._acquired % 1000 == 0:
-            self._forget_idle()
-
-    def finish(self, conversation: str) -> None:
-        """Count the message to this conversation as sent (or failed) now."""
-        self._global.finish()
-        self._conversations[conversation].finish()
-        self._answers.append(self._monotonic())
-
-    def cancel(self, conversation: str) -> None:
-        """Forget a message that was let through but not sent."""
-        self._global.cancel()
-        self._conversations[conversation].cancel()
-
-    async def reply_starting(self, conversation: str, within: float) -> bool:
-        """Wait, `within` seconds at most, for room for an answer to this chat; count it started.
-
-        Answers to people go first: the outbox waits while one waits for room. But they keep
-        to the limits too (the global rate, the chat's 8 requests in 2 s, a pause Teams
-        asked for): a request over them is refused and counted all the same, and the retries
-        of many refused answers keep everyone over the limit. Return False if the time ran
-        out (the answer is counted all the same: it goes, and Teams decides).
-        """
-        deadline = self._monotonic() + max(0.0, within)
-        window = self._window(conversation)
-        self._replies_waiting += 1
-        self._no_reply_waits.clear()
-        try:
-            while True:
-                now = self._monotonic()
-                pause = self._paused_until.get(conversation, 0.0) - now
-                waits = [window.wait(now), self._global.wait(now)]
-                room = pause <= 0 and all(w is not None and w <= 0 for w in waits)
-                left = deadline - now
-                if room or left <= 0:
-                    # Counted before the outbox may look again: the room is the answer's.
-                    window.started(1)
-                    self._global.started(1)
-                    self._counted_one()
-                    return room
-                delay = max([pause, *(w for w in waits if w is not None)])
-                if None in waits:  # room comes when a request in flight ends: look again soon
-                    delay = min(delay, 0.02) if delay > 0 else 0.02
-                await self._sleep(min(left, max(delay, 0.001)))
-        finally:
-            self._replies_waiting -= 1
-            if not self._replies_waiting:
-                self._no_reply_waits.set()
-
-    def reply_finished(self, conversation: str) -> None:
-        """Count an answer to this chat as finished now."""
-        self._global.finish()
-        self._window(conversation).finish()
-
-    def throttled(self, conversation: str, pause: float) -> None:
-        """Pause a conversation Teams throttled; if 429s are frequent, slow everything."""
-        now = self._monotonic()
-        self._paused_until[conversation] = max(
-            self._paused_until.get(conversation, 0.0), now + pause
-        )
-        self._throttles.append(now)
-        if self.throttled_share(now) >= self._limits.slowdown_share:
-            self._bucket.slow_down(self._limits.slowdown_factor, self._limits.slowdown_seconds)
-
-    @property
-    def global_rate(self) -> float:
-        """The messages per second allowed now (lower while slowed down)."""
-        return self._bucket.current_rate(self._monotonic())
-
-    def throttled_share(self, now: float) -> float:
-        """Return the share of the recent answers that were 429s (0 until there are a few)."""
-        since = now - self._limits.throttle_window
-        for times in (self._answers, self._throttles):
-            while times and times[0] < since:
-                times.popleft()
-        if len(self._throttles) < self._limits.throttle_minimum:
-            return 0.0
-        return len(self._throttles) / max(len(self._answers), len(self._throttles))
-
-    def _forget_idle(self) -> None:
-        for key in [k for k, w in self._conversations.items() if w.idle]:
-            del self._conversations[key]
-
-
-# -- the sender ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -485,64 +137,6 @@ class _Tally:
         )
 
 
-class _Claims:
-    """The outbox messages this sender holds, and until when each claim is sure to last.
-
-    A claim is sure until `lease` after the moment its claim or last renewal was *sent* to
-    the database (this process's monotonic clock): the row's `claimed_until` is at least
-    that, so while it has not passed no other sender can have taken the message.
-    """
-
-    def __init__(self, lease: float, monotonic: Callable[[], float]) -> None:
-        self._lease = lease
-        self._monotonic = monotonic
-        self._sure_until: dict[int, float] = {}
-        self._renewed = asyncio.Event()
-
-    def took(self, message_ids: Sequence[int], *, since: float) -> None:
-        """Hold these messages, claimed by a statement sent at `since`."""
-        for message_id in message_ids:
-            self._sure_until[message_id] = since + self._lease
-
-    def renewed(self, message_ids: set[int], *, asked: Sequence[int], since: float) -> list[int]:
-        """Extend the claims renewed by a statement sent at `since`; return those lost."""
-        renewed_until = since + self._lease
-        lost = []
-        for message_id in asked:
-            until = self._sure_until.get(message_id)
-            # Recorded meanwhile (gone), or claimed afresh after the renewal was sent (a
-            # later, surer claim): this renewal says nothing about it.
-            if until is None or until > renewed_until:
-                continue
-            if message_id in message_ids:
-                self._sure_until[message_id] = renewed_until
-            else:
-                del self._sure_until[message_id]
-                lost.append(message_id)
-        self._renewed.set()
-        self._renewed = asyncio.Event()
-        return lost
-
-    def drop(self, message_ids: Sequence[int]) -> None:
-        """Forget messages recorded, deferred or given back: no longer held."""
-        for message_id in message_ids:
-            self._sure_until.pop(message_id, None)
-
-    def held(self) -> list[int]:
-        """Return the ids of the messages held."""
-        return list(self._sure_until)
-
-    def left(self, message_id: int) -> float | None:
-        """Return the seconds the claim on a message is sure to last, None if not held."""
-        until = self._sure_until.get(message_id)
-        return None if until is None else until - self._monotonic()
-
-    async def next_renewal(self, at_most: float) -> None:
-        """Wait until the next renewal, or `at_most` seconds."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._renewed.wait(), max(0.0, at_most))
-
-
 class OutboxSender:
     """Claims due outbox messages and delivers them to Teams within its rate limits."""
 
@@ -555,14 +149,14 @@ class OutboxSender:
         limits: SendLimits | None = None,
         clock: Callable[[], datetime] = utc_now,
         instance_id: str | None = None,
+        render: Render,
         on_attempt: Callable[[Delivery, int], None] | None = None,
-        framework: Framework | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        rate_clock: Callable[[], float] | None = None,
+        monotonic: Monotonic = time.monotonic,
+        rate_clock: Monotonic | None = None,
     ) -> None:
         self._database = database
-        # Makes the request cards a month's dispatch queues unmade (messages.request_cards).
-        self._framework = framework
+        # Makes each row's activity, a request card from its audit as it is now included.
+        self._render = render
         # Told of every attempt's outcome and HTTP status (0 if none): for the metrics.
         self._on_attempt = on_attempt
         self._adapter = adapter
@@ -576,11 +170,11 @@ class OutboxSender:
         # process id) or a second one given the same name never takes another's claims as
         # its own.
         self.instance_id = f"{self.name}#{secrets.token_hex(4)}"
-        self._claims = _Claims(self._limits.lease, monotonic)
+        self._claims = Claims(self._limits.lease, monotonic, asyncio.sleep)
         # Teams' rate limits are counted on `rate_clock` (seconds, like `monotonic`, which it
         # is by default): a test whose people answer at machine speed runs it ahead, as its
         # fake Teams does, to stand for the time people take over each card.
-        self._limiter = RateLimiter(self._limits, rate_clock or monotonic)
+        self._limiter = RateLimiter(self._limits, rate_clock or monotonic, asyncio.sleep)
         # Jitter only spreads retries out; it needs no cryptographic strength.
         self._random = random.Random()  # noqa: S311
         self._slots = asyncio.Semaphore(self._limits.concurrency)
@@ -712,7 +306,8 @@ class OutboxSender:
         self._claims.took([m.id for m in messages if m.id is not None], since=since)
         for recipient_id, queue in by_recipient.items():
             group = asyncio.create_task(
-                self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally)
+                self._send_queue(recipient_id, queue, conversations.get(recipient_id), tally),
+                name=f"outbox-recipient-{recipient_id}",
             )
             groups.add(group)
             group.add_done_callback(groups.discard)
@@ -860,7 +455,7 @@ class OutboxSender:
                 self._limiter.finish(key)
         result = await self._record(message, conversation, activity_id, failure)
         if self._on_attempt is not None:
-            self._on_attempt(result.outcome, _describe(failure)[0] if failure else 200)
+            self._on_attempt(result.outcome, status_of(failure) if failure else 200)
         return result
 
     async def _claim_holds(self, message_id: int) -> bool:
@@ -880,11 +475,8 @@ class OutboxSender:
             await self._claims.next_renewal(left)
 
     async def _activity_of(self, message: OutboxMessage) -> Activity:
-        """Return the activity of an outbox message (making a request card now if need be)."""
-        made = await outbox_activity(
-            database=self._database, framework=self._framework, message=message
-        )
-        return Activity().deserialize(made)
+        """Return the activity to send for an outbox message, as `render` makes it."""
+        return Activity().deserialize(await self._render(message))
 
     async def _post(self, activity: Activity, conversation: TeamsConversation) -> str | None:
         """Send an activity to the person's chat; return Teams' activity id."""
@@ -935,7 +527,7 @@ class OutboxSender:
 
         if isinstance(failure, UnrenderableMessageError):
             return await self._undeliverable(message, str(failure))
-        status, detail = _describe(failure)
+        status, detail = status_of(failure), describe(failure)
         if status in UNDELIVERABLE_STATUSES or (
             400 <= status < 500 and status not in RETRY_STATUSES
         ):
@@ -944,9 +536,7 @@ class OutboxSender:
             return await self._undeliverable(
                 message, f"gave up after {attempt} attempts (last: {detail})"
             )
-        retry_after = None
-        if status == 429 and isinstance(failure, ErrorResponseException):
-            retry_after = retry_after_of(failure, now)
+        retry_after = retry_after_of(failure, now) if status == 429 else None
         if retry_after is not None:
             delay = min(retry_after, self._limits.retry_after_cap)
         else:
@@ -989,14 +579,3 @@ class OutboxSender:
         ceiling = min(self._limits.backoff_cap, self._limits.backoff_base * 2.0 ** (attempt - 1))
         # Between half and all of it, so retries spread out but still grow.
         return ceiling * self._random.uniform(0.5, 1.0)
-
-
-def _describe(failure: BaseException) -> tuple[int, str]:
-    """Return the HTTP status (0 if none) and a log-safe description of a failed send."""
-    if isinstance(failure, ErrorResponseException):
-        status = getattr(getattr(failure, "response", None), "status_code", 0)
-        status = status if isinstance(status, int) else 0
-        return status, f"HTTP {status}"
-    if isinstance(failure, TimeoutError):
-        return 0, "timed out"
-    return 0, f"{type(failure).__name__}"

@@ -25,17 +25,11 @@ from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, Conversat
 from sqlmodel import col, select
 
 from admin.demo_data import cases_csv, staff_csv
-from bot.adapter import (
-    AuthConfiguration,
-    ReplyLimits,
-    ReusingAuthentication,
-    TeamsAdapter,
-    answered_turn,
-    on_turn_error,
-)
+from bot.adapter import AuthConfiguration, ReusingAuthentication, on_turn_error
 from bot.app import ADAPTER, create_app
 from bot.settings import load_settings
-from messages.late_replies import AnsweredTurn, OutboxReplies
+from delivery.answers import AnsweredTurn, ReplyLimits, TeamsAdapter, answered_turn
+from messages.late_replies import OutboxReplies
 from messages.requests import request_audit
 from practice.framework import Framework
 from storage import outbox, roster
@@ -43,6 +37,7 @@ from storage.csv_import import import_cases, import_staff
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, OutboxMessage, OutboxStatus
 from tests.conftest import TODAY
+from tests.delivery_helpers import wait_until
 from tests.fake_connector import FakeConnector, Fault, FaultPlan, Recorded
 from tests.harness import action, actions
 from tests.processes import free_port
@@ -439,7 +434,9 @@ async def test_an_audit_completes_with_faults_on_every_call_and_no_sorry_or_resu
             value=action(card.body["attachments"][0]["content"], "Submit audit"),
             replyToId=card.id,
         )
-        await wait_for_text(connector, "is submitted", within=30)
+        await wait_until(
+            lambda: any("is submitted" in t for t in connector.texts()), 30, "'is submitted'"
+        )
     finally:
         await client.close()
 
@@ -466,14 +463,6 @@ async def test_an_audit_completes_with_faults_on_every_call_and_no_sorry_or_resu
     assert len(late) >= 2, "nothing went through the outbox: the test lost its point"
     assert {m.status for m in late} == {OutboxStatus.SENT}
     await database.dispose()
-
-
-async def wait_for_text(connector: FakeConnector, text: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not any(text in t for t in connector.texts()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} never came")
-        await asyncio.sleep(0.05)
 
 
 # -- the outbox's part ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Run an outbox sender until killed: the child process of the sender's crash tests.
 
-Usage: python -m tests.outbox_sender_child DATABASE_URL INSTANCE_ID
+Usage: python -m tests.delivery_sender_child DATABASE_URL INSTANCE_ID
     [LEASE HEARTBEAT SEND_TIMEOUT POLL_INTERVAL [RATE]]
 
 Without them, the sender runs with the defaults of `SendLimits`; RATE is its share of
@@ -14,9 +14,11 @@ import logging
 import sys
 
 from bot.adapter import create_adapter
-from bot.outbox_sender import OutboxSender, SendLimits
 from bot.settings import load_settings
+from delivery.limits import SendLimits
+from delivery.sender import OutboxSender
 from storage.database import Database
+from tests.delivery_helpers import render_with
 
 
 async def serve(database_url: str, instance_id: str, limits: SendLimits) -> None:
@@ -26,6 +28,7 @@ async def serve(database_url: str, instance_id: str, limits: SendLimits) -> None
         database=database,
         adapter=create_adapter(load_settings(env_file=None)),
         app_id="",
+        render=render_with(database),
         limits=limits,
         instance_id=instance_id,
     )

@@ -1,4 +1,4 @@
-"""The outbox sender: Teams' rate limits, retries, two senders, a crash, on SQLite and PostgreSQL.
+"""The one sender: Teams' rate limits, retries, two senders, a crash, on SQLite and PostgreSQL.
 
 The fake connector enforces Teams' limits (it answers 429 to a caller over them) and counts
 each delivered text, so "nothing twice" and "never over the limits" are checked where
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -32,21 +32,17 @@ from botbuilder.schema import (
 )
 from sqlmodel import col, select
 
-from bot.adapter import TeamsAdapter, create_adapter
-from bot.outbox_sender import (
-    DrainReport,
-    OutboxSender,
-    RateLimiter,
-    SendLimits,
-    SlidingWindows,
-    _Claims,
-)
-from bot.proactive import Delivery, ProactiveSender, parse_retry_after
+from bot.adapter import create_adapter
 from bot.settings import load_settings
+from delivery.answers import TeamsAdapter
+from delivery.limits import SendLimits
+from delivery.outcomes import Delivery, parse_retry_after
+from delivery.sender import DrainReport, OutboxSender
 from storage import outbox, roster
 from storage.database import Database
 from storage.models import OutboxMessage, OutboxStatus, Staff
 from tests.conftest import ROOT
+from tests.delivery_helpers import render_with, wait_until
 from tests.fake_connector import FakeConnector, Fault, FaultPlan
 
 PERIOD = "2026-11"
@@ -141,22 +137,6 @@ async def messages(database: Database) -> list[OutboxMessage]:
         return list(await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
 
 
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str
-) -> None:
-    """Wait (letting the event loop run) until the condition holds, or fail after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        holds = condition()
-        if not isinstance(holds, bool):
-            holds = await holds
-        if holds:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def assert_within_teams_limits(connector: FakeConnector) -> None:
     """Check the fake never had to refuse a request for exceeding Teams' rate limits."""
     assert connector.limit_rejections == 0
@@ -189,7 +169,9 @@ async def test_a_broadcast_under_faults_is_delivered_once_within_the_limits(
         slow_delay=1.5,  # past the sender's 1 s timeout
         drop=0.02,
     )
-    sender = OutboxSender(database=database, adapter=adapter, app_id="", limits=QUICK)
+    sender = OutboxSender(
+        database=database, adapter=adapter, app_id="", render=render_with(database), limits=QUICK
+    )
 
     started = time.monotonic()
     report = await sender.drain(max_wait=30)
@@ -232,7 +214,13 @@ async def test_a_broadcast_to_many_people_goes_at_nearly_the_global_limit(
     sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
 ) -> None:
     people = await seed(sqlite_database, connector, people=200, each=1)
-    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=QUICK,
+    )
 
     assert await sender.drain() == DrainReport(sent=200)
 
@@ -249,7 +237,13 @@ async def test_one_persons_messages_keep_their_order_and_the_chat_limits(
     sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
 ) -> None:
     [person] = await seed(sqlite_database, connector, people=1, each=20)
-    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=QUICK,
+    )
 
     started = time.monotonic()
     assert await sender.drain() == DrainReport(sent=20)
@@ -274,7 +268,13 @@ async def test_retry_after_is_honoured_in_seconds_and_as_a_date(
         seconds.texts[0]: [Fault(429, "1")],
         dated.texts[0]: [Fault(429, format_datetime(not_before, usegmt=True))],
     }
-    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=QUICK)
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=QUICK,
+    )
 
     assert await sender.drain() == DrainReport(sent=2)
 
@@ -299,32 +299,6 @@ def test_retry_after_values_are_read_as_teams_sends_them() -> None:
         assert parse_retry_after(useless, now) is None
 
 
-async def test_a_stray_429_pauses_its_chat_but_a_rising_share_slows_everything() -> None:
-    limits = SendLimits(
-        global_rate=40, slowdown_share=0.15, throttle_window=5.0, throttle_minimum=2
-    )
-    limiter = RateLimiter(limits)
-    for number in range(40):
-        chat = f"chat-{number}"
-        await limiter.acquire(chat)
-        limiter.finish(chat)
-        if number % 20 == 0:  # 5% of the answers, as Teams sends when it is merely busy
-            limiter.throttled(chat, pause=2.0)
-    assert limiter.global_rate == 40
-    # The throttled chat waits as asked; the others go on.
-    waiting = asyncio.create_task(limiter.acquire("chat-20"))
-    await asyncio.sleep(0.2)
-    assert not waiting.done()
-    waiting.cancel()
-    # A quarter of the answers throttled: the sender is over the tenant's limit.
-    for number in range(40, 50):
-        chat = f"chat-{number}"
-        await limiter.acquire(chat)
-        limiter.finish(chat)
-        limiter.throttled(chat, pause=0.0)
-    assert limiter.global_rate == 20
-
-
 async def test_failures_are_classified_and_never_trigger_the_turn_error_apology(
     sqlite_database: Database, connector: FakeConnector, adapter: CloudAdapter
 ) -> None:
@@ -336,7 +310,9 @@ async def test_failures_are_classified_and_never_trigger_the_turn_error_apology(
         refused.texts[0]: [Fault(400)],
         flaky.texts[0]: [Fault(503)],
     }
-    sender = ProactiveSender(adapter=adapter, database=sqlite_database, app_id="")
+    sender = OutboxSender(
+        adapter=adapter, database=sqlite_database, app_id="", render=render_with(sqlite_database)
+    )
     rows = await messages(sqlite_database)
 
     results = [await sender.deliver(row.id or 0) for row in rows]
@@ -367,7 +343,13 @@ async def test_giving_up_after_the_last_attempt(
     [person] = await seed(sqlite_database, connector, people=1, each=1)
     connector.script_by_text = {person.texts[0]: [Fault(502), Fault(503), Fault(504)]}
     limits = SendLimits(max_attempts=3, backoff_base=0.05, backoff_cap=0.1, poll_interval=0.05)
-    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=limits)
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=limits,
+    )
 
     assert await sender.drain() == DrainReport(undeliverable=1)
 
@@ -392,6 +374,7 @@ async def test_people_without_the_app_wait_and_are_not_hammered(
         database=sqlite_database,
         adapter=adapter,
         app_id="",
+        render=render_with(sqlite_database),
         limits=QUICK,
         clock=lambda: clock_now[0],
     )
@@ -515,6 +498,7 @@ async def test_two_senders_on_one_database_send_each_message_once(
         senders = [
             OutboxSender(
                 database=db, adapter=create_adapter(load_settings(env_file=None)), app_id="",
+                render=render_with(db),
                 limits=limits, instance_id=f"sender-{n}",
             )
             for n, db in enumerate(databases)
@@ -547,13 +531,16 @@ async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
     child_log = tmp_path / "child.log"
     with child_log.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.outbox_sender_child", database_url, "child",
+            sys.executable, "-m", "tests.delivery_sender_child", database_url, "child",
             str(lease), "0.5", "4", "0.05", cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": ""},
         )  # fmt: skip
     try:
         await wait_until(lambda: connector.held >= 4, 30, "the child's requests to be in flight")
-        await asyncio.sleep(1.0)  # a heartbeat renews the child's claims
+        claimed = await claims_of(database, "child#")
+        await wait_until(
+            lambda: renewed_since(database, claimed), 10, "a heartbeat to renew the child's claims"
+        )
     finally:
         child.send_signal(signal.SIGKILL)
         await child.wait()
@@ -562,7 +549,12 @@ async def test_a_killed_senders_claims_are_taken_over_within_a_lease(
     orphans = {m.id: m.claimed_until for m in rows if (m.claimed_by or "").startswith("child#")}
     # Another sender was waiting all along (its first look finds everything claimed).
     survivor = OutboxSender(
-        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="survivor"
+        database=database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(database),
+        limits=QUICK,
+        instance_id="survivor",
     )
     stop = asyncio.Event()
     running = asyncio.create_task(survivor.run(stop))
@@ -601,7 +593,12 @@ async def test_a_sender_that_cannot_renew_its_claims_stops_sending_before_they_l
         lease=3.0, heartbeat=0.5, send_timeout=0.5, fence_margin=1.0, poll_interval=0.05
     )
     cut_off = OutboxSender(
-        database=sqlite_database, adapter=adapter, app_id="", limits=limits, instance_id="cut-off"
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=limits,
+        instance_id="cut-off",
     )
 
     # After its first claim the database stops answering it: no renewal, no giving back,
@@ -653,38 +650,11 @@ async def test_a_sender_that_cannot_renew_its_claims_stops_sending_before_they_l
     ahead = timedelta(seconds=limits.lease)
     rest = await OutboxSender(
         database=sqlite_database, adapter=adapter, app_id="", limits=QUICK,
+        render=render_with(sqlite_database),
         clock=lambda: datetime.now(UTC) + ahead,
     ).drain()  # fmt: skip
     assert rest.sent == 24 - sent_by_it
     assert_each_once_in_order(connector, [person])
-
-
-def test_a_claim_is_sure_for_a_lease_from_when_it_was_asked_for() -> None:
-    now = [100.0]
-    claims = _Claims(lease=12.0, monotonic=lambda: now[0])
-    claims.took([1, 2, 3], since=100.0)
-    now[0] = 105.0
-    assert claims.left(1) == 7.0
-    # A renewal sent at 106 comes back at 107 with 1 and 3: 2 was taken by another sender.
-    claims.drop([3])  # meanwhile 3 is recorded as sent ...
-    claims.took([3], since=106.5)  # ... and, say, claimed afresh for a retry
-    now[0] = 107.0
-    assert claims.renewed({1}, asked=[1, 2, 3], since=106.0) == [2]
-    assert claims.left(1) == 11.0
-    assert claims.left(2) is None
-    assert claims.left(3) == 11.5, "a later claim is not undone by an earlier renewal"
-    assert sorted(claims.held()) == [1, 3]
-
-
-def test_the_default_lease_lets_another_sender_take_over_within_15_seconds() -> None:
-    limits = SendLimits()
-    # A killed sender's claims run at most a lease from its last heartbeat; another
-    # sender looks for lapsed claims every poll interval.
-    assert limits.lease + limits.poll_interval <= 13.0
-    # A living sender renews well before a claim is too short to start a send on.
-    assert limits.lease - limits.heartbeat >= limits.send_timeout + limits.fence_margin
-    with pytest.raises(ValueError, match="lease must outlast"):
-        SendLimits(lease=10.0, send_timeout=8.0)
 
 
 async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
@@ -693,13 +663,19 @@ async def test_stopping_finishes_the_sends_under_way_and_gives_back_the_rest(
     people = await seed(database, connector, people=30, each=1)
     connector.stall()
     sender = OutboxSender(
-        database=database, adapter=adapter, app_id="", limits=QUICK, instance_id="stopping"
+        database=database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(database),
+        limits=QUICK,
+        instance_id="stopping",
     )
     stop = asyncio.Event()
     running = asyncio.create_task(sender.run(stop))
     await wait_until(lambda: connector.held >= 4, 10, "sends to be under way")
     stop.set()
-    await asyncio.sleep(0.1)  # let the loop see the stop before Teams answers
+    # The sender has seen the stop once no person's queue is being sent any more.
+    await wait_until(lambda: not queues_under_way(), 10, "the sender to see the stop")
     connector.unstall()
     await asyncio.wait_for(running, 10)
 
@@ -726,7 +702,13 @@ async def test_run_outlives_a_broken_message_and_picks_up_new_ones(
         broken.activity = "{not json"
         session.add(broken)
     limits = SendLimits(max_attempts=2, backoff_base=0.05, backoff_cap=0.1, poll_interval=0.05)
-    sender = OutboxSender(database=sqlite_database, adapter=adapter, app_id="", limits=limits)
+    sender = OutboxSender(
+        database=sqlite_database,
+        adapter=adapter,
+        app_id="",
+        render=render_with(sqlite_database),
+        limits=limits,
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(sender.run(stop))
     try:
@@ -745,90 +727,34 @@ async def test_run_outlives_a_broken_message_and_picks_up_new_ones(
     assert row.last_error == "gave up after 2 attempts (last: JSONDecodeError)"
 
 
+async def claims_of(database: Database, sender: str) -> dict[int, datetime]:
+    """Return until when each message the sender holds is claimed."""
+    return {
+        m.id: m.claimed_until
+        for m in await messages(database)
+        if m.id is not None and m.claimed_until and (m.claimed_by or "").startswith(sender)
+    }
+
+
+async def renewed_since(database: Database, claimed: dict[int, datetime]) -> bool:
+    """Say whether every one of these claims has been renewed past its first lease."""
+    now = {m.id: m.claimed_until for m in await messages(database)}
+    return all((now.get(i) or until) > until for i, until in claimed.items())
+
+
+def queues_under_way() -> bool:
+    """Say whether a sender is sending some person's queue (a task named for the person)."""
+    return any(
+        task.get_name().startswith("outbox-recipient-") and not task.done()
+        for task in asyncio.all_tasks()
+    )
+
+
 async def given_up(database: Database, message_id: int | None) -> bool:
     return any(
         m.id == message_id and m.status == OutboxStatus.UNDELIVERABLE
         for m in await messages(database)
     )
-
-
-async def test_answers_to_people_take_their_room_in_the_global_limit_first() -> None:
-    limiter = RateLimiter(SendLimits(global_rate=10))
-    for number in range(10):  # ten answers to people under way: the limit is used up
-        await limiter.reply_starting(f"chat {number}", within=0)
-    waiting = asyncio.create_task(limiter.acquire("chat"))
-    await asyncio.sleep(0.1)
-    assert not waiting.done()
-    for number in range(10):
-        limiter.reply_finished(f"chat {number}")
-    finished = time.monotonic()
-    await asyncio.sleep(0.1)
-    assert not waiting.done(), "Teams counts them for a second after they went"
-    await waiting
-    assert time.monotonic() - finished >= 1.0
-    limiter.finish("chat")
-
-
-async def test_answers_wait_for_room_within_the_limits_and_for_a_pause_teams_asked_for() -> None:
-    now = [100.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    limits = SendLimits(global_rate=3, per_conversation=((2, 1.0),), window_margin=0.0)
-    limiter = RateLimiter(limits, monotonic=lambda: now[0], sleep=sleep)
-
-    async def answer(chat: str) -> None:
-        assert await limiter.reply_starting(chat, within=5.0)
-        limiter.reply_finished(chat)
-
-    await answer("chat")
-    await answer("chat")
-    assert now[0] == 100.0
-    await answer("chat")
-    assert now[0] == 101.0, "the chat's third waits until its first has left the window"
-    await answer("other chat")
-    await answer("other chat")
-    assert now[0] == 101.0
-    await answer("a third chat")
-    assert now[0] == 102.0, "and the fourth in a second waits for the global limit (3/s)"
-    # A chat Teams paused (a 429 with Retry-After to the outbox) holds answers too, while
-    # the turn's time allows.
-    limiter.throttled("a third chat", pause=3.0)
-    assert not await limiter.reply_starting("a third chat", within=1.0)  # it goes all the same
-    limiter.reply_finished("a third chat")
-    assert now[0] == 103.0
-    await answer("a third chat")
-    assert now[0] == 105.0
-
-
-async def test_the_outbox_lets_answers_waiting_for_room_go_first() -> None:
-    limiter = RateLimiter(SendLimits(global_rate=2, window_margin=0.0))
-    for _ in range(2):  # the global limit used up by answers in flight
-        assert await limiter.reply_starting("busy chat", within=0)
-    waiting_answer = asyncio.create_task(limiter.reply_starting("chat", within=5.0))
-    await asyncio.sleep(0)
-    outbox_message = asyncio.create_task(limiter.acquire("another chat"))
-    limiter.reply_finished("busy chat")  # room for one, a second later
-    assert await waiting_answer
-    assert not outbox_message.done(), "the outbox took the room an answer was waiting for"
-    limiter.reply_finished("chat")
-    limiter.reply_finished("busy chat")
-    await asyncio.wait_for(outbox_message, 5)
-    limiter.finish("another chat")
-
-
-async def test_answers_counted_while_nothing_is_sent_are_forgotten_in_time() -> None:
-    now = [100.0]
-    window = SlidingWindows([(5, 0.05)], margin=0.0, monotonic=lambda: now[0])
-    for _ in range(1000):  # a busy day's answers, with no message waiting to be sent
-        window.started(1)
-        window.finish()
-    assert window.counted() == 1000
-    now[0] += 0.06
-    window.started(1)
-    window.finish()
-    assert window.counted() == 1, "the answers older than the window are not kept"
 
 
 async def test_the_adapter_counts_answers_but_not_the_senders_proactive_messages(
