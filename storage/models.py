@@ -121,7 +121,7 @@ class TeamsAppInstall(SQLModel, table=True):
     __tablename__ = "teams_app_install"
 
     aad_object_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    state: InstallState = Field(sa_column=Column(String(16), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
     # Graph's status and its error's message, for a refusal or the latest failure.
     status: int = Field(default=0, nullable=False)
     reason: str = Field(default="", sa_column=Column(String(300), nullable=False))

@@ -16,6 +16,7 @@ from storage.models import (
     Moderation,
     OutboxMessage,
     Staff,
+    TeamsAppInstall,
     TeamsConversation,
     as_json,
 )
@@ -51,7 +52,9 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
     assert staff.id is not None
     supervisor = await session.get(Staff, staff.supervisor_id) if staff.supervisor_id else None
     conversation = None
+    install = None
     if staff.aad_object_id:
+        install = await session.get(TeamsAppInstall, staff.aad_object_id)
         conversation = (
             await session.exec(
                 select(TeamsConversation).where(
@@ -105,6 +108,7 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
             "supervisor_email": supervisor.email if supervisor else None,
         },
         "teams_chat": _plain(conversation) if conversation else None,
+        "teams_app_install": _plain(install) if install else None,
         "audits_they_did": [await _audit(session, audit_id) for audit_id in done if audit_id],
         "audits_of_their_work": [
             await _audit(session, audit_id) for audit_id in of_them if audit_id

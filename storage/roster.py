@@ -295,7 +295,7 @@ async def reach_of(*, session: AsyncSession, people: Sequence[Staff]) -> dict[in
         elif chat is None:
             install = installs.get(person.aad_object_id.lower())
             found[person.id] = (
-                _INSTALL_REACH.get(install.state, Reach.NEVER_OPENED)
+                _INSTALL_REACH.get(InstallState(install.state), Reach.NEVER_OPENED)
                 if install is not None
                 else Reach.NEVER_OPENED
             )

@@ -30,6 +30,7 @@ from scheduler.jobs import dispatch_month, send_digests, team_digest_rows
 from storage import app_installs, outbox, roster
 from storage.database import Database
 from storage.models import InstallState, OutboxMessage, OutboxStatus, Staff
+from storage.person_export import person_record
 from storage.roster import Reach
 from tests.delivery_helpers import render_with
 from tests.fake_connector import FakeConnector
@@ -261,6 +262,12 @@ async def test_a_refusal_is_recorded_with_its_reason_and_named_in_the_digest(
         if block.get("text", "").startswith("Audits are due")
     )
     assert "1 could not be given the audit bot" in opening
+
+    # A subject access request shows what the bot holds about the install too.
+    async with database.session() as session:
+        record = await person_record(session=session, staff=people["sam.green"])
+    assert record["teams_app_install"]["state"] == "refused"
+    assert record["teams_app_install"]["reason"] == POLICY
 
 
 async def test_the_waiting_request_goes_out_after_the_install(
