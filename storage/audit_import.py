@@ -22,6 +22,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import is_case_reference
+from practice.calendar import is_additional
 from practice.framework import Framework
 from practice.month import Month, MonthError
 from practice.text import EMAIL
@@ -212,6 +213,7 @@ async def _store(
             status=AuditStatus.SUBMITTED,
             due_on=due_on,
             dispatch_key=item.key,
+            additional=is_additional(framework, month, item.standard),
             source="import",
             current_step="summary",
         )

@@ -146,6 +146,9 @@ class AuditRequest(SQLModel, table=True):
         default=None, sa_column=Column(String(120), unique=True, nullable=True)
     )
     voluntary: bool = Field(default=False, nullable=False)
+    # One of the audits the Board added to the month, as the timetable said when it was
+    # requested (or imported): a later timetable change does not relabel past months.
+    additional: bool = Field(default=False, nullable=False)
     # The team whose practice was audited (the case's, else the audited worker's), kept as
     # it was at the time so reports by team do not shift when people move.
     team: str = Field(default="", sa_column=Column(String(120), nullable=False, index=True))
