@@ -24,6 +24,8 @@ from practice.report import (
     MIN_KAPPA_PAIRS,
     MIN_SHIFT_PAIRS,
     RATINGS,
+    SMALL_NUMBERS_CAUTION,
+    ActionFacts,
     CompletedRow,
     CriterionRow,
     FeedbackQuote,
@@ -154,7 +156,8 @@ def render_report_html(
         ],
         outcome_tables=[_outcome_table(table) for table in report.tables],
         feedback_months=_feedback_months(report.feedback, standard_titles),
-        actions=sorted(report.actions, key=lambda a: (a.theme.casefold(), a.due_on or date.max)),
+        action_themes=_action_themes(report.actions),
+        small_numbers_caution=SMALL_NUMBERS_CAUTION,
         shifts=[
             (shift, names.get(shift.auditor_id, f"Auditor {shift.auditor_id}"))
             for shift in report.auditor_shifts
@@ -254,6 +257,14 @@ def _feedback_months(
         FeedbackMonth(month, f"Sample feedback gathered – {short_month(month)}", members)
         for month, members in by_month.items()
     ]
+
+
+def _action_themes(actions: Sequence[ActionFacts]) -> list[tuple[str, list[ActionFacts]]]:
+    """Return the actions grouped by theme, in the report's order (standards by number)."""
+    themes: dict[str, list[ActionFacts]] = {}
+    for action in actions:
+        themes.setdefault(action.theme, []).append(action)
+    return list(themes.items())
 
 
 def _criterion_text(report: Report, criterion_id: str) -> str:

@@ -192,6 +192,14 @@ async def report_facts(
     return facts
 
 
+async def known_teams(*, session: AsyncSession) -> set[str]:
+    """Return every team an audit was of or someone on the roster is in."""
+    connection = await session.connection()
+    audited = select(AUDIT.c.team).where(AUDIT.c.team != "").distinct()
+    rostered = select(STAFF.c.team).where(STAFF.c.team != "").distinct()
+    return {team for (team,) in await connection.execute(audited.union(rostered))}
+
+
 def _ratings(folded: str | None) -> dict[str, str]:
     # Criterion ids are digits and a dot and ratings are fixed codes, so neither holds the
     # separator, and the pieces alternate: id, rating, id, rating.

@@ -16,11 +16,13 @@ from openpyxl import load_workbook
 
 from practice.framework import Framework
 from practice.report import (
+    SMALL_NUMBERS_CAUTION,
     ActionFacts,
     AuditFacts,
     FeedbackQuote,
     ModerationPair,
     Report,
+    ReportScope,
     build_report,
     cohens_kappa,
 )
@@ -405,7 +407,9 @@ def test_xlsx_has_a_sheet_per_table_with_numbers_formatted(
     assert shifts["B2"].value == "Sam Green"
     assert shifts["F2"].value == -1.0
     actions = workbook["Actions"]
-    assert actions["E2"].value.date() == date(2024, 3, 31)
+    # Standard 1's theme ("Working with people") sorts before the free-text theme.
+    assert actions["B2"].value == "Working with people"
+    assert actions["E3"].value.date() == date(2024, 3, 31)
     assert workbook["Outcomes"].column_dimensions["G"].width == 60  # long text wraps
 
 
@@ -439,7 +443,7 @@ def test_csv_has_sections_with_headers_and_rows(report: Report, report_dir: Path
     moderation = sections["Moderation"]
     assert moderation[-1][0] == "Overall"
     assert re.fullmatch(r"-?\d\.\d\d", moderation[1][5])
-    assert sections["Actions"][1][4] == "2024-03-31"
+    assert sections["Actions"][2][4] == "2024-03-31"
     assert text.count("\r\n\r\n") == len(SHEETS) + 1  # a blank line ends every section
 
 
@@ -522,8 +526,8 @@ def test_json_is_serialisable_with_stable_keys(report: Report) -> None:
     assert criterion["counts"]["meets"] == 15
     assert '"below": 4.5' in text
     assert '"exceeds": 0.0' in text
-    assert data["actions"][0]["due_on"] == "2024-03-31"
-    assert data["actions"][1]["closed_on"] == "2023-11-28"
+    assert data["actions"][1]["due_on"] == "2024-03-31"
+    assert data["actions"][0]["closed_on"] == "2023-11-28"
     assert data["moderation"]["auditor_shifts"][0]["auditor"] == "Sam Green"
     assert data["moderation"]["auditor_shifts"][1]["auditor"] == "Auditor 103"
     assert isinstance(data["moderation"]["criteria"][0]["kappa"], float)
@@ -624,3 +628,55 @@ async def test_audit_html_in_chromium(framework: Framework, report_dir: Path) ->
     assert outside == []
     assert facts["lang"] == "en-GB"
     assert (report_dir / "audit.png").stat().st_size > 30_000
+
+
+def test_a_team_of_fewer_than_five_audits_carries_the_caution_in_every_format(
+    framework: Framework,
+) -> None:
+    audits = [audit(n, {"1.1": "meets"}, team="Mendip") for n in range(1, 6)]
+    audits += [audit(n, {"1.1": "below"}, team="Sedgemoor") for n in range(6, 9)]
+    whole = build_report(framework, first_month="2023-09", last_month="2023-09", audits=audits)
+    html = render(whole)
+    assert html.count(SMALL_NUMBERS_CAUTION) == 1  # Sedgemoor's row, not Mendip's
+    team_sheet = load_workbook(io.BytesIO(render_report_xlsx(whole, names=NAMES)))[
+        "Completion by team"
+    ]
+    assert [row[-1] for row in team_sheet.iter_rows(values_only=True)] == [
+        "Caution", None, SMALL_NUMBERS_CAUTION,
+    ]  # fmt: skip
+    by_team = report_to_json(whole, names=NAMES)["completion"]["by_team"]
+    assert [row["caution"] for row in by_team] == [None, SMALL_NUMBERS_CAUTION]
+    assert report_to_json(whole, names=NAMES)["caution"] is None
+
+    sedgemoor = build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=audits,
+        scope=ReportScope("Sedgemoor", teams=frozenset({"Sedgemoor"})),
+    )  # fmt: skip
+    assert f'<dd class="caution">{SMALL_NUMBERS_CAUTION}</dd>' in render(sedgemoor)
+    lines = render_report_csv(sedgemoor, names=NAMES).decode("utf-8-sig").splitlines()
+    assert f"Caution,{SMALL_NUMBERS_CAUTION}" in lines
+    assert report_to_json(sedgemoor, names=NAMES)["caution"] == SMALL_NUMBERS_CAUTION
+
+
+def test_actions_are_grouped_by_standard_name_in_number_order(framework: Framework) -> None:
+    actions = [
+        ActionFacts(1, "10", "Supervision notes", "PDAP", None, "open", date(2023, 9, 1), None),
+        ActionFacts(2, "Transitions", "Transfer summary", "PDAP", None, "open",
+                    date(2023, 9, 1), None),
+        ActionFacts(5, "case recording", "Recording rules", "PDAP", None, "open",
+                    date(2023, 9, 1), None),
+        ActionFacts(3, "2", "Contact leaflets", "SVM", None, "open", date(2023, 9, 1), None),
+        ActionFacts(4, "Standard 2", "Carers' leaflets", "SVM", None, "open",
+                    date(2023, 9, 1), None),
+    ]  # fmt: skip
+    report = build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=[], actions=actions
+    )
+    assert [(a.id, a.theme) for a in report.actions] == [
+        (3, "Case recording"), (4, "Case recording"), (5, "Case recording"),
+        (1, "Supervision"), (2, "Transitions"),
+    ]  # fmt: skip
+    html = render(report)
+    headings = re.findall(r"<h3>([^<]*)</h3>", html.split('id="actions"')[1].split("</section>")[0])
+    # A theme typed as the standard's name in other letter case joins it.
+    assert headings == ["Case recording", "Supervision", "Transitions"]
