@@ -32,6 +32,8 @@ from practice.framework import Framework
 from practice.month import Month, month_label, short_month
 
 RATINGS = ("below", "meets", "exceeds", "not_applicable")
+# Who audited whose work, in the order the Board's tables show them.
+AUDIT_KINDS = ("sampled", "self", "peer")
 LEVELS = {"below": 1, "meets": 2, "exceeds": 3}
 MIN_KAPPA_PAIRS = 10
 MIN_SHIFT_PAIRS = 5
@@ -77,6 +79,7 @@ class FeedbackQuote:
     standard: int
     team: str
     text: str
+    additional: bool = False  # from one of the month's additional audits
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class CompletedRow:
     standard: int
     additional: bool
     completed: int
+    by_kind: Mapping[str, int] = field(default_factory=dict)  # AUDIT_KINDS: how many
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,16 @@ class Report:
     @property
     def total_completed(self) -> int:
         return sum(row.completed for row in self.completed)
+
+    @property
+    def kinds(self) -> list[str]:
+        """Return the kinds of audit the completed rows hold, in the Board's order."""
+        held = {kind for row in self.completed for kind, count in row.by_kind.items() if count}
+        return [kind for kind in AUDIT_KINDS if kind in held]
+
+    def completed_of_kind(self, kind: str) -> int:
+        """Return how many requested audits of this kind were completed."""
+        return sum(row.by_kind.get(kind, 0) for row in self.completed)
 
     @property
     def small_numbers(self) -> bool:
@@ -418,9 +432,11 @@ def build_report(
     for (month, standard, additional), members in sorted(
         groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
     ):
+        kinds = Counter(audit.kind for audit in members)
         report.completed.append(
             CompletedRow(month, month_label(month), _focus(framework, month, standard, additional),
-                         standard, additional, len(members))
+                         standard, additional, len(members),
+                         {kind: kinds.get(kind, 0) for kind in AUDIT_KINDS})
         )  # fmt: skip
         found = framework.standard(standard)
         rated = sum(1 for audit in members if audit.ratings)

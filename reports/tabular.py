@@ -3,7 +3,9 @@
 The workbook and the CSV file hold the same tables, in this order, with the same columns:
 
 - Completed: Month (YYYY-MM, or "Total" on the last row) | Month label | Audit focus |
-  Standard | Kind ("timetable", "additional" or "voluntary") | Audits completed. Voluntary
+  Standard | Kind ("timetable", "additional" or "voluntary") | Audits completed | Sampled |
+  Self | Peer (how many of them were case audits, self audits and peer audits; blank for
+  voluntary audits, which are counted per standard). Voluntary
   audits are counted per standard over the whole period, so their month is blank; the Total
   row counts timetable and additional audits only, as the Board's table does.
 - Outcomes: one row per criterion of each standard table: Month | Standard | Additional |
@@ -46,7 +48,8 @@ decimal (4.5), kappa and shifts have two decimals, and dates are ISO strings or 
       "scope": "All teams",
       "caution": null, or the small-numbers caution of a team's report of fewer than 5 audits,
       "completed": {
-        "rows": [{"month", "month_label", "focus", "standard", "additional", "completed"}],
+        "rows": [{"month", "month_label", "focus", "standard", "additional", "completed",
+                  "by_kind": {"sampled", "self", "peer"}}],
         "total": int,
         "voluntary": [{"standard": int, "completed": int}]
       },
@@ -89,6 +92,7 @@ from openpyxl.utils import get_column_letter
 
 from practice.month import month_label
 from practice.report import (
+    AUDIT_KINDS,
     RATINGS,
     SMALL_NUMBERS_CAUTION,
     Agreement,
@@ -205,6 +209,7 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
                     "standard": row.standard,
                     "additional": row.additional,
                     "completed": row.completed,
+                    "by_kind": {kind: row.by_kind.get(kind, 0) for kind in AUDIT_KINDS},
                 }
                 for row in report.completed
             ],
@@ -309,19 +314,26 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
 def _completed(report: Report) -> Table:
     table = Table(
         "Completed",
-        ["Month", "Month label", "Audit focus", "Standard", "Kind", "Audits completed"],
+        ["Month", "Month label", "Audit focus", "Standard", "Kind", "Audits completed"]
+        + [kind.capitalize() for kind in AUDIT_KINDS],
         last_row_is_total=True,
     )
     for row in report.completed:
-        kind = "additional" if row.additional else "timetable"
-        table.rows.append(
-            [row.month, row.month_label, row.focus, row.standard, kind, row.completed]
-        )
+        cells: list[Value] = [
+            row.month,
+            row.month_label,
+            row.focus,
+            row.standard,
+            "additional" if row.additional else "timetable",
+            row.completed,
+        ]
+        table.rows.append(cells + [row.by_kind.get(kind, 0) for kind in AUDIT_KINDS])
     titles = {row.standard: row.focus for row in report.completed if not row.additional}
     for standard, count in sorted(report.voluntary_completed.items()):
         focus = titles.get(standard, f"Standard {standard}")
-        table.rows.append([None, None, focus, standard, "voluntary", count])
-    table.rows.append(["Total", None, None, None, None, report.total_completed])
+        table.rows.append([None, None, focus, standard, "voluntary", count, None, None, None])
+    total: list[Value] = ["Total", None, None, None, None, report.total_completed]
+    table.rows.append(total + [report.completed_of_kind(kind) for kind in AUDIT_KINDS])
     return table
 
 

@@ -122,7 +122,14 @@ async def report_facts(
         )
 
     for quote in await connection.execute(
-        select(AUDIT.c.id, AUDIT.c.month, AUDIT.c.standard, AUDIT.c.team, FEEDBACK.c.what_they_said)
+        select(
+            AUDIT.c.id,
+            AUDIT.c.month,
+            AUDIT.c.standard,
+            AUDIT.c.team,
+            FEEDBACK.c.what_they_said,
+            AUDIT.c.additional,
+        )
         .join(FEEDBACK, FEEDBACK.c.audit_id == AUDIT.c.id)
         .where(
             in_range,
@@ -133,7 +140,14 @@ async def report_facts(
         .order_by(AUDIT.c.month, AUDIT.c.id)
     ):
         facts.feedback.append(
-            FeedbackQuote(quote.id, quote.month, quote.standard, quote.team, quote.what_they_said)
+            FeedbackQuote(
+                quote.id,
+                quote.month,
+                quote.standard,
+                quote.team,
+                quote.what_they_said,
+                quote.additional,
+            )
         )
 
     auditors_rating = RATING.alias("auditors_rating")

@@ -283,7 +283,8 @@ def test_html_report_has_the_boards_tables_headings_and_percentages(report: Repo
     assert "@import" not in html
     assert "url(" not in html
     assert "@page { size: A4" in html
-    assert "break-before: page" in html
+    assert "break-before: page" not in html  # sections follow on when printed
+    assert "break-inside: avoid" in html
 
 
 def test_html_report_says_when_a_section_has_no_data(framework: Framework) -> None:
@@ -399,9 +400,10 @@ def test_xlsx_has_a_sheet_per_table_with_numbers_formatted(
     completed = workbook["Completed"]
     last = [cell.value for cell in completed[completed.max_row]]
     assert last[0] == "Total"
-    assert last[-1] == 32
+    assert last[5] == 32
+    assert last[6:] == [32, 0, 0]  # sampled, self, peer
     assert completed.cell(completed.max_row, 1).font.bold
-    assert ["voluntary", 2] in [[c.value for c in r][4:] for r in completed.iter_rows(min_row=2)]
+    assert ["voluntary", 2] in [[c.value for c in r][4:6] for r in completed.iter_rows(min_row=2)]
 
     shifts = workbook["Auditor shifts"]
     assert shifts["B2"].value == "Sam Green"
@@ -680,3 +682,118 @@ def test_actions_are_grouped_by_standard_name_in_number_order(framework: Framewo
     headings = re.findall(r"<h3>([^<]*)</h3>", html.split('id="actions"')[1].split("</section>")[0])
     # A theme typed as the standard's name in other letter case joins it.
     assert headings == ["Case recording", "Supervision", "Transitions"]
+
+
+def test_audits_completed_are_counted_by_kind_in_every_format(framework: Framework) -> None:
+    audits = [audit(1, {"1.1": "meets"}), audit(2, {"1.1": "meets"}, kind="self")]
+    audits += [audit(3, {"1.1": "below"}, kind="self")]
+    audits += [audit(4, {"8.1": "meets"}, month="2024-01", standard=8, additional=True)]
+    report = build_report(framework, first_month="2023-09", last_month="2024-01", audits=audits)
+    html = render(report)
+    table = html.split("Audits completed by month and audit focus")[1].split("</table>")[0]
+    assert "Case audits (sampled)" in table
+    assert "Self audits" in table
+    assert "Peer audits" not in table  # no peer audits in the period: no empty column
+    cells = re.findall(r'<td class="num">(\d+)</td>', table)
+    assert cells == ["1", "2", "3", "1", "0", "1", "2", "2", "4"]
+    rows = report_to_json(report, names=NAMES)["completed"]["rows"]
+    assert [row["by_kind"] for row in rows] == [
+        {"sampled": 1, "self": 2, "peer": 0}, {"sampled": 1, "self": 0, "peer": 0},
+    ]  # fmt: skip
+    sections = render_report_csv(report, names=NAMES).decode("utf-8-sig").split("\r\n\r\n")
+    completed = next(s for s in sections if s.startswith("# Completed")).splitlines()
+    assert completed[1].endswith("Audits completed,Sampled,Self,Peer")
+    assert completed[-1] == "Total,,,,,4,2,2,0"
+
+
+def test_quotes_come_by_month_with_those_of_additional_audits_apart(
+    framework: Framework,
+) -> None:
+    audits = [
+        audit(1, {"4.1": "meets"}, month="2024-01", standard=4),
+        audit(2, {"8.1": "meets"}, month="2024-01", standard=8, additional=True),
+        audit(3, {"1.1": "meets"}),
+    ]
+    quotes = [
+        FeedbackQuote(2, "2024-01", 8, "Mendip", "I feel safer now", additional=True),
+        FeedbackQuote(1, "2024-01", 4, "Sedgemoor", "They listened"),
+        FeedbackQuote(3, "2023-09", 1, "Mendip", "Very kind"),
+    ]
+    report = build_report(
+        framework, first_month="2023-09", last_month="2024-01", audits=audits, feedback=quotes
+    )
+    part = render(report).split('id="feedback"')[1].split("</section>")[0]
+    assert re.findall(r"<h3>([^<]*)</h3>", part) == [
+        "Sample feedback gathered – Sept 2023",
+        "Sample feedback gathered – Jan 2024",
+        "Sample feedback gathered – Jan 2024: Safeguarding people (addition)",
+    ]
+    assert part.index("They listened") < part.index("I feel safer now")
+
+
+# -- printed on A4 ------------------------------------------------------------------------
+
+# A4's text width at 96 CSS pixels to the inch, inside the page's 12 mm side margins.
+A4_TEXT_WIDTH = round((210 - 2 * 12) / 25.4 * 96)
+NEAR_BLANK = 0.15  # a page whose text reaches less far down than this is near blank
+
+
+def page_fills(pdf: bytes) -> list[float]:
+    """Return how far down each page its text reaches, as a share of the page's height."""
+    from pypdf import PdfReader
+
+    fills = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        heights: list[float] = []  # of each piece of text, up from the page's foot
+
+        def visit(text: str, cm: list[float], tm: list[float], *_: object) -> None:
+            if text.strip():
+                heights.append(tm[5] * cm[3] + cm[5])  # noqa: B023 (called at once, below)
+
+        page.extract_text(visitor_text=visit)
+        height = float(page.mediabox.top)
+        fills.append(round((height - min(heights, default=height)) / height, 2))
+    return fills
+
+
+async def printed(html: str) -> tuple[bytes, float]:
+    """Print the page to A4 in Chromium; return the PDF and how far the widest table overflows."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": A4_TEXT_WIDTH, "height": 1000})
+            await page.set_content(html, wait_until="networkidle")
+            pdf = await page.pdf(format="A4", prefer_css_page_size=True, print_background=True)
+            await page.emulate_media(media="print")
+            overflow = await page.evaluate(
+                """() => Math.max(0, ...[...document.querySelectorAll('table')].map(
+                    t => t.getBoundingClientRect().right - document.documentElement.clientWidth))"""
+            )
+        finally:
+            await browser.close()
+    return pdf, float(overflow)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("first", "last", "most_pages"),
+    [("2023-09", "2023-09", 4), ("2024-01", "2024-01", 4), ("2023-09", "2024-01", 8)],
+)
+async def test_the_printed_report_has_no_near_blank_page_and_tables_fit_a4(
+    framework: Framework, report_dir: Path, first: str, last: str, most_pages: int
+) -> None:
+    report = build_report(
+        framework, first_month=first, last_month=last, audits=the_audits(),
+        feedback=the_feedback(), moderation=the_pairs(), actions=the_actions(),
+    )  # fmt: skip
+    pdf, overflow = await printed(render(report))
+    (report_dir / f"report-{first}-{last}.pdf").write_bytes(pdf)
+    fills = page_fills(pdf)
+    # Each section used to start a page: January's report printed on 8 pages, 4 near blank.
+    assert len(fills) <= most_pages, fills
+    assert min(fills) >= NEAR_BLANK, fills
+    assert overflow <= 0.5  # no table loses its right edge
