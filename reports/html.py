@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from practice.board_pack import PackWords
 from practice.dates import short_date
 from practice.month import month_label, short_month
 from practice.report import (
@@ -135,9 +136,15 @@ class TrendChart:
 
 
 def render_report_html(
-    report: Report, *, title: str, generated_on: date, names: Mapping[int, str]
+    report: Report,
+    *,
+    title: str,
+    generated_on: date,
+    names: Mapping[int, str],
+    pack: PackWords | None = None,
+    edition: str = "",
 ) -> str:
-    """Return the Board's report as one self-contained, printable HTML page."""
+    """Return the Board's report (or its pack, with the Board's words) as one printable page."""
     standard_titles = _standard_titles(report.completed)
     trend = [
         _trend_chart(criterion_id, _criterion_text(report, criterion_id), points)
@@ -147,6 +154,8 @@ def render_report_html(
     template = template_environment().get_template("report.html")
     return template.render(
         report=report,
+        pack=pack or PackWords(),
+        edition=edition,
         title=title,
         generated_on=generated_on,
         intro=_intro(report),

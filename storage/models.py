@@ -373,3 +373,23 @@ class DirectorySync(SQLModel, table=True):
     source: str = Field(sa_column=Column(String(40), primary_key=True))
     delta_link: str = Field(sa_column=Column(Text, nullable=False))
     synced_at: datetime = _created()
+
+
+class BoardPack(SQLModel, table=True):
+    """One published version of the Board's pack for a month, frozen as it was published."""
+
+    __tablename__ = "board_pack"
+    __table_args__ = (UniqueConstraint("month", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(sa_column=Column(String(7), nullable=False, index=True))
+    version: int = Field(nullable=False)
+    # Why this version was published (the first says "first publication").
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    # The figures, chosen quotes, summary, commentary and actions (`reports.tabular`'s JSON
+    # with the pack's words), and the page rendered from them: later imports, late
+    # submissions or a retention purge change neither.
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    published_by: str = Field(sa_column=Column(String(254), nullable=False))
+    published_at: datetime = _created()

@@ -60,6 +60,7 @@ def test_help_lists_every_command_in_its_order(capsys: pytest.CaptureFixture[str
         "serve", "migrate", "import-staff", "import-cases", "roster", "framework", "request",
         "calendar",
         "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits", "audit-export",
+        "board-pack",
         "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",
     ]  # fmt: skip
 
