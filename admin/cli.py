@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from admin import cycle, demo, operations, reach, reports, roster, serve, teams
+from admin import board_pack, cycle, demo, operations, reach, reports, roster, serve, teams
 from admin.common import EXIT_BAD_SETUP, EXIT_FAILED, Handler, complain
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 from practice.framework import FrameworkError
 
 # The groups of commands, in the order `pqf-bot --help` lists their commands.
-GROUPS = (serve, roster, reach, cycle, reports, operations, teams, demo)
+GROUPS = (serve, roster, reach, cycle, reports, board_pack, operations, teams, demo)
 
 
 def _parser() -> argparse.ArgumentParser:

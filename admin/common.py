@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_SETUP = 2
+EXIT_USAGE = 2  # an argument names nothing there is, as argparse exits on a bad one
 
 # What runs one command: its exit status from the settings and the parsed arguments.
 Handler: TypeAlias = Callable[[Settings, argparse.Namespace], int]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from admin.common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     Commands,
     complain,
     framework_of,
@@ -79,9 +80,11 @@ def add_commands(commands: Commands) -> None:
         "import-audits", help="load completed audits from before the bot (CSV)",
         description="Import completed audits from the earlier forms: month, standard, "
         "auditor_email, team, optionally kind, audited_worker_email, case_reference, feedback, "
-        "feedback_for_report, and one column per criterion id (1.1, 1.2, ...) holding Below, "
-        "Meets, Exceeds or N/A. Every row is checked; a file with a bad row imports nothing; "
-        "importing again replaces rather than duplicates.",
+        "feedback_for_report, ratings_lost, and one column per criterion id (1.1, 1.2, ...) "
+        "holding Below, Meets, Exceeds or N/A. A row with ratings_lost yes and every rating "
+        "blank is an audit counted as completed whose ratings were lost: it counts in audits "
+        "completed and nowhere else. Every row is checked; a file with a bad row imports "
+        "nothing; importing again replaces rather than duplicates.",
     )  # fmt: skip
     history.add_argument("file", type=Path, metavar="FILE.csv")
     history.set_defaults(handler=_import_audits)
@@ -104,6 +107,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     from reports.tabular import render_report_csv, render_report_xlsx, report_to_json
     from storage import roster
     from storage.models import utc_now
+    from storage.reporting import known_teams
 
     last = args.to or args.month
     if last < args.month:
@@ -122,6 +126,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
     async def go(database: Database) -> int:
         async with database.session() as session:
+            if args.team and args.team not in await known_teams(session=session):
+                complain(
+                    f"team {args.team!r} is not a team of any audit or anyone on the roster "
+                    "(names are exact, as in the roster's team column)"
+                )
+                return EXIT_USAGE
             people: dict[str, int] = {}
             for option in ("auditor", "worker"):
                 email = getattr(args, option)

@@ -481,6 +481,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             own=own,
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,
+            caution=summary.caution,
         )
         log.info("staff %s asked for the report of %s to %s", staff.id, first, last)
         await context.send_activity(card_message(card))

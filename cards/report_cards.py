@@ -29,6 +29,7 @@ def report_summary_card(
     own: list[OwnAudit] | None,
     report_url: str,
     minutes: int,
+    caution: str | None = None,
 ) -> Element:
     """Return the summary of the Board's report (or of one's own audits) with its link."""
     body: list[Element] = [
@@ -37,6 +38,8 @@ def report_summary_card(
         users_text(f"Covering: {scope}.", subtle=True),
         facts([("Audits completed", str(completed)), ("Completion", completion)]),
     ]
+    if caution:
+        body.append(text(caution, color="Warning"))
     if below:
         body.append(text("Criteria most often rated Below", weight="Bolder", spacing="Medium"))
         for item in below:

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from messages.request_cards import queue_request_card
 from practice.audit_steps import AuditKind
-from practice.calendar import audits_in_month
+from practice.calendar import audits_in_month, is_additional
 from practice.dispatch import monthly_quota
 from practice.framework import Framework
 from practice.month import Month
@@ -212,6 +212,7 @@ async def request_audit(
         framework_version=framework.version,
         case=case,
         subject=subject,
+        additional=is_additional(framework, requested_month, standard.number),
     )
     message = await queue_request_card(
         session=session, audit=audit, standard=standard, case=case, subject=subject

@@ -104,6 +104,13 @@ def audit_year_of(day: date) -> int:
     return day.year if day.month >= AUDIT_YEAR_FIRST_MONTH else day.year - 1
 
 
+def is_additional(framework: Framework, month: Month, standard: int) -> bool:
+    """Return whether a requested audit of this standard is one of the month's additional ones."""
+    # A month without a timetabled standard has no "addition" to be apart from.
+    entry = framework.timetable_for_month(month.number)
+    return entry is not None and entry.standard != standard
+
+
 def timetabled_audit(framework: Framework, year: int, month: int) -> AuditMonth | None:
     """Return the month's timetabled (not additional) audit, or None."""
     return next((a for a in audits_in_month(framework, year, month) if not a.additional), None)

@@ -11,13 +11,19 @@ agreement expected by chance. Below `MIN_KAPPA_PAIRS` pairs kappa is "too few to
 An auditor is listed as rated markedly lower or higher by moderators when at least
 `MIN_SHIFT_PAIRS` of their ratings (N/A aside) were moderated and the moderators' ratings
 differ from theirs by half a level or more on average (Below 1, Meets 2, Exceeds 3).
+
+An audit counted as completed whose ratings were lost (imported with `ratings_lost`) counts
+in "audits completed" and nowhere else: not in its standard's table's number of audits.
+A team's figures from fewer than `SMALL_NUMBERS` audits carry a small-numbers caution.
+A learning action's theme that is a standard's number shows as the standard's name, and
+actions sort by standard number, then the other themes by name.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain
@@ -26,10 +32,16 @@ from practice.framework import Framework
 from practice.month import Month, month_label, short_month
 
 RATINGS = ("below", "meets", "exceeds", "not_applicable")
+# Who audited whose work, in the order the Board's tables show them.
+AUDIT_KINDS = ("sampled", "self", "peer")
 LEVELS = {"below": 1, "meets": 2, "exceeds": 3}
 MIN_KAPPA_PAIRS = 10
 MIN_SHIFT_PAIRS = 5
 MARKED_SHIFT = 0.5
+SMALL_NUMBERS = 5
+SMALL_NUMBERS_CAUTION = (
+    f"Fewer than {SMALL_NUMBERS} audits: too few to read much into the percentages."
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class FeedbackQuote:
     standard: int
     team: str
     text: str
+    additional: bool = False  # from one of the month's additional audits
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ class CompletedRow:
     standard: int
     additional: bool
     completed: int
+    by_kind: Mapping[str, int] = field(default_factory=dict)  # AUDIT_KINDS: how many
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,11 @@ class CompletionRow:
     def rate(self) -> Decimal:
         """Return the share of requested audits completed (on time or late), in percent."""
         return percent(self.on_time + self.late, self.requested)
+
+    @property
+    def small_numbers(self) -> bool:
+        """Return whether the row rests on too few audits to read much into."""
+        return self.requested < SMALL_NUMBERS
 
 
 @dataclass(frozen=True)
@@ -228,9 +247,26 @@ class Report:
     auditor_shifts: list[AuditorShift] = field(default_factory=list)
     trend: dict[str, list[TrendPoint]] = field(default_factory=dict)
 
+    team_scope: bool = False  # the report is of one or some teams' audits
+
     @property
     def total_completed(self) -> int:
         return sum(row.completed for row in self.completed)
+
+    @property
+    def kinds(self) -> list[str]:
+        """Return the kinds of audit the completed rows hold, in the Board's order."""
+        held = {kind for row in self.completed for kind, count in row.by_kind.items() if count}
+        return [kind for kind in AUDIT_KINDS if kind in held]
+
+    def completed_of_kind(self, kind: str) -> int:
+        """Return how many requested audits of this kind were completed."""
+        return sum(row.by_kind.get(kind, 0) for row in self.completed)
+
+    @property
+    def small_numbers(self) -> bool:
+        """Return whether a team's report rests on too few audits to read much into."""
+        return self.team_scope and self.total_completed < SMALL_NUMBERS
 
     @property
     def period_label(self) -> str:
@@ -323,6 +359,24 @@ def auditor_shifts(pairs: Iterable[ModerationPair]) -> list[AuditorShift]:
     return sorted(shifts, key=lambda s: (-abs(s.mean_shift), s.auditor_id))
 
 
+def action_theme(framework: Framework, theme: str) -> str:
+    """Return the theme as the report shows it: a standard's number (or name) as its name."""
+    number = theme.strip().removeprefix("Standard").strip()
+    found = framework.standard(int(number)) if number.isdigit() else None
+    if found is None:
+        found = next(
+            (s for s in framework.standards if s.title.casefold() == theme.strip().casefold()),
+            None,
+        )
+    return found.title if found else theme
+
+
+def _action_order(framework: Framework, action: ActionFacts) -> tuple[int, str, date, int]:
+    titles = {s.title.casefold(): s.number for s in framework.standards}
+    number = titles.get(action.theme.casefold(), len(framework.standards) + 1)
+    return number, action.theme.casefold(), action.due_on or date.max, action.id
+
+
 def _focus(framework: Framework, month: str, standard: int, additional: bool) -> str:
     if additional:
         named = next(
@@ -361,7 +415,7 @@ def build_report(
     scope = scope or ReportScope()
     in_scope = [a for a in audits if first_month <= a.month <= last_month and scope.includes(a)]
     ids = {a.audit_id for a in in_scope}
-    report = Report(first_month, last_month, scope.label)
+    report = Report(first_month, last_month, scope.label, team_scope=scope.teams is not None)
     requested = [a for a in in_scope if not a.voluntary]
     done = [a for a in requested if a.completed]
 
@@ -378,12 +432,15 @@ def build_report(
     for (month, standard, additional), members in sorted(
         groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
     ):
+        kinds = Counter(audit.kind for audit in members)
         report.completed.append(
             CompletedRow(month, month_label(month), _focus(framework, month, standard, additional),
-                         standard, additional, len(members))
+                         standard, additional, len(members),
+                         {kind: kinds.get(kind, 0) for kind in AUDIT_KINDS})
         )  # fmt: skip
         found = framework.standard(standard)
-        if found is None:
+        rated = sum(1 for audit in members if audit.ratings)
+        if found is None or rated == 0:
             continue
         heading = (
             f"{found.title} – additional audits ({short_month(month)})"
@@ -395,9 +452,7 @@ def build_report(
             counted_row(c.id, c.text, {r: counted[(c.id, r)] for r in RATINGS})
             for c in found.criteria
         ]
-        report.tables.append(
-            StandardTable(month, standard, heading, additional, len(members), rows)
-        )
+        report.tables.append(StandardTable(month, standard, heading, additional, rated, rows))
     for audit in in_scope:
         if audit.voluntary and audit.completed:
             report.voluntary_completed[audit.standard] = (
@@ -414,11 +469,12 @@ def build_report(
     report.feedback = [q for q in feedback if q.audit_id in ids]
     # An action shows until it is closed: logged by the period's end, not closed before it.
     first_day, last_day = Month.parse(first_month).first_day, Month.parse(last_month).last_day
-    report.actions = [
-        a
+    shown = [
+        replace(a, theme=action_theme(framework, a.theme))
         for a in actions
         if a.logged_on <= last_day and (a.closed_on is None or a.closed_on >= first_day)
     ]
+    report.actions = sorted(shown, key=lambda a: _action_order(framework, a))
 
     scoped_pairs = [p for p in moderation if p.audit_id in ids]
     by_criterion: dict[str, list[tuple[str, str]]] = defaultdict(list)

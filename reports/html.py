@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from practice.board_pack import PackWords
 from practice.dates import short_date
 from practice.month import month_label, short_month
 from practice.report import (
@@ -24,6 +25,8 @@ from practice.report import (
     MIN_KAPPA_PAIRS,
     MIN_SHIFT_PAIRS,
     RATINGS,
+    SMALL_NUMBERS_CAUTION,
+    ActionFacts,
     CompletedRow,
     CriterionRow,
     FeedbackQuote,
@@ -50,6 +53,7 @@ RATING_COLOURS = {
     "not_applicable": "#D9D9D9",
 }
 TREND_COLOURS = {"good": "#0072B2", "below": "#D55E00"}
+KIND_HEADINGS = {"sampled": "Case audits (sampled)", "self": "Self audits", "peer": "Peer audits"}
 
 
 def template_environment() -> Environment:
@@ -132,9 +136,15 @@ class TrendChart:
 
 
 def render_report_html(
-    report: Report, *, title: str, generated_on: date, names: Mapping[int, str]
+    report: Report,
+    *,
+    title: str,
+    generated_on: date,
+    names: Mapping[int, str],
+    pack: PackWords | None = None,
+    edition: str = "",
 ) -> str:
-    """Return the Board's report as one self-contained, printable HTML page."""
+    """Return the Board's report (or its pack, with the Board's words) as one printable page."""
     standard_titles = _standard_titles(report.completed)
     trend = [
         _trend_chart(criterion_id, _criterion_text(report, criterion_id), points)
@@ -144,6 +154,8 @@ def render_report_html(
     template = template_environment().get_template("report.html")
     return template.render(
         report=report,
+        pack=pack or PackWords(),
+        edition=edition,
         title=title,
         generated_on=generated_on,
         intro=_intro(report),
@@ -153,8 +165,10 @@ def render_report_html(
             for standard, count in sorted(report.voluntary_completed.items())
         ],
         outcome_tables=[_outcome_table(table) for table in report.tables],
-        feedback_months=_feedback_months(report.feedback, standard_titles),
-        actions=sorted(report.actions, key=lambda a: (a.theme.casefold(), a.due_on or date.max)),
+        feedback_months=_feedback_months(report.feedback, standard_titles, report.completed),
+        kinds=[(kind, KIND_HEADINGS[kind]) for kind in report.kinds],
+        action_themes=_action_themes(report.actions),
+        small_numbers_caution=SMALL_NUMBERS_CAUTION,
         shifts=[
             (shift, names.get(shift.auditor_id, f"Auditor {shift.auditor_id}"))
             for shift in report.auditor_shifts
@@ -241,19 +255,37 @@ def bar_label(row: CriterionRow) -> str:
 
 
 def _feedback_months(
-    quotes: Sequence[FeedbackQuote], standard_titles: Mapping[int, str]
+    quotes: Sequence[FeedbackQuote],
+    standard_titles: Mapping[int, str],
+    completed: Sequence[CompletedRow],
 ) -> list[FeedbackMonth]:
-    by_month: dict[str, list[tuple[FeedbackQuote, str]]] = {}
-    for quote in sorted(quotes, key=lambda q: (q.month, q.standard, q.audit_id)):
+    """Return the quotes by month, those of a month's additional audits apart under its focus."""
+    # As the Board's report keeps January 2024's safeguarding quotes apart: the words
+    # gathered by the audits the Board added to a month are about what it added them for.
+    focus = {(row.month, row.standard): row.focus for row in completed if row.additional}
+    groups: dict[tuple[str, bool, int], list[tuple[FeedbackQuote, str]]] = {}
+    for quote in sorted(quotes, key=lambda q: (q.month, q.additional, q.standard, q.audit_id)):
         title = standard_titles.get(quote.standard)
         where = f"Standard {quote.standard}" + (f" – {title}" if title else "")
         if quote.team:
             where += f", {quote.team}"
-        by_month.setdefault(quote.month, []).append((quote, where))
-    return [
-        FeedbackMonth(month, f"Sample feedback gathered – {short_month(month)}", members)
-        for month, members in by_month.items()
-    ]
+        key = (quote.month, quote.additional, quote.standard if quote.additional else 0)
+        groups.setdefault(key, []).append((quote, where))
+    months = []
+    for (month, additional, standard), members in groups.items():
+        heading = f"Sample feedback gathered – {short_month(month)}"
+        if additional:
+            heading += f": {focus.get((month, standard), f'Standard {standard}')}"
+        months.append(FeedbackMonth(month, heading, members))
+    return months
+
+
+def _action_themes(actions: Sequence[ActionFacts]) -> list[tuple[str, list[ActionFacts]]]:
+    """Return the actions grouped by theme, in the report's order (standards by number)."""
+    themes: dict[str, list[ActionFacts]] = {}
+    for action in actions:
+        themes.setdefault(action.theme, []).append(action)
+    return list(themes.items())
 
 
 def _criterion_text(report: Report, criterion_id: str) -> str:

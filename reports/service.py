@@ -34,7 +34,7 @@ from practice.audit_steps import AuditKind
 from practice.audit_words import audit_about, worker_to_involve
 from practice.framework import Framework
 from practice.month import month_label
-from practice.report import Report, ReportScope, build_report
+from practice.report import SMALL_NUMBERS_CAUTION, Report, ReportScope, build_report
 from practice.report_summary import BelowCriterion, OwnAudit
 from reports.audit_document import AuditDocument, RatedCriterion
 from reports.html import format_percent
@@ -292,6 +292,7 @@ class ReportSummary:
     completion: str
     below: list[BelowCriterion]
     names: dict[int, str]
+    caution: str | None = None  # the small-numbers caution of a team's report
 
 
 def summarise(report: Report, names: dict[int, str]) -> ReportSummary:
@@ -305,6 +306,7 @@ def summarise(report: Report, names: dict[int, str]) -> ReportSummary:
         completion=completion_text(report),
         below=most_often_below(report),
         names=names,
+        caution=SMALL_NUMBERS_CAUTION if report.small_numbers else None,
     )
 
 

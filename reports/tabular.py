@@ -3,14 +3,17 @@
 The workbook and the CSV file hold the same tables, in this order, with the same columns:
 
 - Completed: Month (YYYY-MM, or "Total" on the last row) | Month label | Audit focus |
-  Standard | Kind ("timetable", "additional" or "voluntary") | Audits completed. Voluntary
+  Standard | Kind ("timetable", "additional" or "voluntary") | Audits completed | Sampled |
+  Self | Peer (how many of them were case audits, self audits and peer audits; blank for
+  voluntary audits, which are counted per standard). Voluntary
   audits are counted per standard over the whole period, so their month is blank; the Total
   row counts timetable and additional audits only, as the Board's table does.
 - Outcomes: one row per criterion of each standard table: Month | Standard | Additional |
   Heading | Audits | Criterion | Text | Answered | Below | Meets | Exceeds | N/A (counts) |
   Below % | Meets % | Exceeds % | N/A %.
 - Completion by role, Completion by team: Role or Team | Requested | On time | Late |
-  Not done | Still open | Completion rate %.
+  Not done | Still open | Completion rate %; the team table adds Caution, the small-numbers
+  caution on a team with fewer than 5 audits requested (blank otherwise).
 - Feedback: Month | Month label | Standard | Team | Audit | Feedback.
 - Actions: Action | Theme | Description | Owner | Due | Status | Logged | Closed.
 - Moderation: Criterion ("Overall" on the last row) | Text | Pairs | Agreed | Agreement % |
@@ -23,7 +26,8 @@ The workbook and the CSV file hold the same tables, in this order, with the same
 In the workbook each table is a sheet whose header row is bold and frozen; percentages are
 numbers (0.045 for 4.5%) formatted "0.0%" and dates are dates. The CSV file (RFC 4180, CRLF
 line ends) opens with a "# Report" section (Field, Value: First month, Last month, Period,
-Scope) and then has one section per table: a line "# <table name>", the header row, the rows
+Scope, and Caution when a team's report rests on fewer than 5 audits) and then has one
+section per table: a line "# <table name>", the header row, the rows
 and a blank line. In it percentages are percent numbers with one decimal ("4.5"), kappa has
 two decimals, dates are ISO (YYYY-MM-DD) and yes/no columns say "yes" or "no". It is UTF-8
 with a byte order mark, so that Excel reads the dashes and curly quotes of feedback.
@@ -42,8 +46,10 @@ decimal (4.5), kappa and shifts have two decimals, and dates are ISO strings or 
       "period": {"first_month": "2023-09", "last_month": "2024-01",
                  "label": "September 2023 to January 2024"},
       "scope": "All teams",
+      "caution": null, or the small-numbers caution of a team's report of fewer than 5 audits,
       "completed": {
-        "rows": [{"month", "month_label", "focus", "standard", "additional", "completed"}],
+        "rows": [{"month", "month_label", "focus", "standard", "additional", "completed",
+                  "by_kind": {"sampled", "self", "peer"}}],
         "total": int,
         "voluntary": [{"standard": int, "completed": int}]
       },
@@ -52,7 +58,9 @@ decimal (4.5), kappa and shifts have two decimals, and dates are ISO strings or 
                                   "counts": {"below", "meets", "exceeds", "not_applicable"},
                                   "percents": {same keys: numbers}}]}],
       "completion": {"by_role": [ROW], "by_team": [ROW]},
-          ROW = {"group", "requested", "on_time", "late", "not_done", "still_open", "rate"}
+          ROW = {"group", "requested", "on_time", "late", "not_done", "still_open", "rate"};
+          a team's ROW adds "caution": null, or the small-numbers caution (fewer than 5
+          requested)
       "feedback": [{"audit_id", "month", "standard", "team", "text"}],
       "actions": [{"id", "theme", "action", "owner", "due_on", "status", "logged_on",
                    "closed_on"}],
@@ -83,7 +91,14 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from practice.month import month_label
-from practice.report import RATINGS, Agreement, CompletionRow, Report
+from practice.report import (
+    AUDIT_KINDS,
+    RATINGS,
+    SMALL_NUMBERS_CAUTION,
+    Agreement,
+    CompletionRow,
+    Report,
+)
 from reports.html import RATING_LABELS, meets_or_exceeds
 
 JSON_VERSION = 1
@@ -131,7 +146,7 @@ def report_tables(report: Report, *, names: Mapping[int, str]) -> list[Table]:
         _completed(report),
         _outcomes(report),
         _completion("Completion by role", "Role", report.completion_by_role),
-        _completion("Completion by team", "Team", report.completion_by_team),
+        _completion("Completion by team", "Team", report.completion_by_team, caution=True),
         _feedback(report),
         _actions(report),
         _moderation(report),
@@ -163,6 +178,8 @@ def render_report_csv(report: Report, *, names: Mapping[int, str]) -> bytes:
     writer.writerow(["Last month", _csv_text(report.last_month)])
     writer.writerow(["Period", _csv_text(report.period_label)])
     writer.writerow(["Scope", _csv_text(report.scope)])
+    if report.small_numbers:
+        writer.writerow(["Caution", SMALL_NUMBERS_CAUTION])
     writer.writerow([])
     for table in report_tables(report, names=names):
         writer.writerow([f"# {table.name}"])
@@ -182,6 +199,7 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
             "label": report.period_label,
         },
         "scope": report.scope,
+        "caution": SMALL_NUMBERS_CAUTION if report.small_numbers else None,
         "completed": {
             "rows": [
                 {
@@ -191,6 +209,7 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
                     "standard": row.standard,
                     "additional": row.additional,
                     "completed": row.completed,
+                    "by_kind": {kind: row.by_kind.get(kind, 0) for kind in AUDIT_KINDS},
                 }
                 for row in report.completed
             ],
@@ -223,7 +242,11 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
         ],
         "completion": {
             "by_role": [_completion_json(row) for row in report.completion_by_role],
-            "by_team": [_completion_json(row) for row in report.completion_by_team],
+            "by_team": [
+                _completion_json(row)
+                | {"caution": SMALL_NUMBERS_CAUTION if row.small_numbers else None}
+                for row in report.completion_by_team
+            ],
         },
         "feedback": [
             {
@@ -291,19 +314,26 @@ def report_to_json(report: Report, *, names: Mapping[int, str]) -> dict[str, Any
 def _completed(report: Report) -> Table:
     table = Table(
         "Completed",
-        ["Month", "Month label", "Audit focus", "Standard", "Kind", "Audits completed"],
+        ["Month", "Month label", "Audit focus", "Standard", "Kind", "Audits completed"]
+        + [kind.capitalize() for kind in AUDIT_KINDS],
         last_row_is_total=True,
     )
     for row in report.completed:
-        kind = "additional" if row.additional else "timetable"
-        table.rows.append(
-            [row.month, row.month_label, row.focus, row.standard, kind, row.completed]
-        )
+        cells: list[Value] = [
+            row.month,
+            row.month_label,
+            row.focus,
+            row.standard,
+            "additional" if row.additional else "timetable",
+            row.completed,
+        ]
+        table.rows.append(cells + [row.by_kind.get(kind, 0) for kind in AUDIT_KINDS])
     titles = {row.standard: row.focus for row in report.completed if not row.additional}
     for standard, count in sorted(report.voluntary_completed.items()):
         focus = titles.get(standard, f"Standard {standard}")
-        table.rows.append([None, None, focus, standard, "voluntary", count])
-    table.rows.append(["Total", None, None, None, None, report.total_completed])
+        table.rows.append([None, None, focus, standard, "voluntary", count, None, None, None])
+    total: list[Value] = ["Total", None, None, None, None, report.total_completed]
+    table.rows.append(total + [report.completed_of_kind(kind) for kind in AUDIT_KINDS])
     return table
 
 
@@ -333,16 +363,20 @@ def _outcomes(report: Report) -> Table:
     return table
 
 
-def _completion(name: str, group: str, rows: Sequence[CompletionRow]) -> Table:
+def _completion(
+    name: str, group: str, rows: Sequence[CompletionRow], *, caution: bool = False
+) -> Table:
     table = Table(
         name,
-        [group, "Requested", "On time", "Late", "Not done", "Still open", "Completion rate %"],
+        [group, "Requested", "On time", "Late", "Not done", "Still open", "Completion rate %"]
+        + (["Caution"] if caution else []),
     )
     for row in rows:
-        table.rows.append(
-            [row.group, row.requested, row.on_time, row.late, row.not_done, row.still_open,
-             Percent(row.rate)]
-        )  # fmt: skip
+        cells: list[Value] = [row.group, row.requested, row.on_time, row.late, row.not_done,
+                              row.still_open, Percent(row.rate)]  # fmt: skip
+        if caution:
+            cells.append(SMALL_NUMBERS_CAUTION if row.small_numbers else "")
+        table.rows.append(cells)
     return table
 
 

@@ -26,6 +26,7 @@ from practice.calendar import (
     AuditMonth,
     audits_in_month,
     days_before_due,
+    is_additional,
     moderation_until,
 )
 from practice.dispatch import DispatchPlan, PlannedRequest, plan_month
@@ -171,6 +172,7 @@ async def _create_requests(
     total = len(plan.requests)
     now = utc_now()
     requests = new_audit_requests(now)
+    month = Month.parse(plan.month)
     for start in range(0, total, CREATE_BATCH):
         batch: list[dict[str, Any]] = []
         for request in plan.requests[start : start + CREATE_BATCH]:
@@ -189,6 +191,7 @@ async def _create_requests(
                     status=AuditStatus.REQUESTED,
                     due_on=due_on,
                     dispatch_key=request.key,
+                    additional=is_additional(framework, month, request.standard),
                     team=audited_team(case, subject, people.get(request.auditor_id)),
                 )
             )

@@ -1,5 +1,6 @@
 """Take the README's screenshots: the request, criterion and summary cards in the Agents
-Playground, and the Board's report for September 2023 from the example history.
+Playground, and the Board's report for September 2023 from the example history, on screen
+and as its first printed A4 page.
 
 Run with `make screenshots`. It starts its own bot and playground on free ports, with a
 throw-away database, so it does not touch `make run`'s data.
@@ -29,6 +30,8 @@ from tests.processes import BotProcess, PlaygroundProcess  # noqa: E402
 
 DOCS = ROOT / "docs"
 DEMO_DAY = date(2026, 11, 23)
+# A4 in CSS pixels (96 to the inch) inside the report's @page margins (12 mm, 14 mm/16 mm).
+A4_TEXT = {"width": round(186 / 25.4 * 96), "height": round(267 / 25.4 * 96)}
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -74,6 +77,11 @@ async def report_screenshot() -> None:
             page = await browser.new_page(viewport={"width": 1100, "height": 1450})
             await page.goto((work / "r.html").as_uri())
             await page.screenshot(path=DOCS / "report-2023-09.png")
+            # The first page as printed: the print styles, at A4's text width and height.
+            printed = await browser.new_page(viewport=A4_TEXT)
+            await printed.emulate_media(media="print")
+            await printed.goto((work / "r.html").as_uri())
+            await printed.screenshot(path=DOCS / "report-2023-09-printed.png")
             await browser.close()
 
 

@@ -9,7 +9,12 @@ Columns: month (YYYY-MM), standard (1-10), auditor_email, team, and optionally k
 (sampled, self or peer; default sampled), audited_worker_email, case_reference, feedback,
 feedback_for_report (yes/no), and one column per criterion id ("1.1", "1.2", ...) holding
 Below, Meets, Exceeds or N/A. A blank rating means the form did not answer that criterion;
-each row needs at least one rating, and only its own standard's criteria.
+each row needs at least one rating, and only its own standard's criteria, unless its
+`ratings_lost` column says yes: then every rating column is blank, and the audit counts in
+"audits completed" and nowhere else (the Board counted it, but its ratings were lost).
+
+Whether an audit was one of the month's additional audits is decided from the framework's
+timetable at import time, and kept.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.answers import is_case_reference
+from practice.calendar import is_additional
 from practice.framework import Framework
 from practice.month import Month, MonthError
 from practice.text import EMAIL
@@ -41,7 +47,7 @@ from storage.progress import Progress, no_progress
 
 FIXED_COLUMNS = (
     "month", "standard", "kind", "auditor_email", "audited_worker_email", "team",
-    "case_reference", "feedback", "feedback_for_report",
+    "case_reference", "feedback", "feedback_for_report", "ratings_lost",
 )  # fmt: skip
 REQUIRED = ("month", "standard", "auditor_email", "team")
 RATING_WORDS = {
@@ -54,6 +60,7 @@ RATING_WORDS = {
     "not_applicable": "not_applicable",
 }
 KINDS = ("sampled", "self", "peer")
+YES_NO = {"": False, "yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,12 @@ async def import_audits(
         if reference and not is_case_reference(reference):
             problems.append(f"case_reference {reference!r} is not a case reference")
         for_report_text = v.get("feedback_for_report", "").lower()
-        if for_report_text not in ("", "yes", "no", "y", "n", "true", "false"):
+        if for_report_text not in YES_NO:
             problems.append(f"feedback_for_report {v['feedback_for_report']!r} must be yes or no")
+        lost_text = v.get("ratings_lost", "").lower()
+        if lost_text not in YES_NO:
+            problems.append(f"ratings_lost {v['ratings_lost']!r} must be yes or no")
+        ratings_lost = YES_NO.get(lost_text, False)
         if len(v.get("feedback", "")) > framework.max_text_length:
             problems.append("feedback is longer than the framework allows")
         ratings: dict[str, str] = {}
@@ -137,8 +148,12 @@ async def import_audits(
                 problems.append(f"{criterion_id} is not a criterion of standard {standard.number}")
             else:
                 ratings[criterion_id] = code
-        if standard is not None and not ratings and not problems:
-            problems.append("no ratings: give at least one criterion's rating")
+        if ratings_lost and ratings:
+            problems.append("ratings_lost is yes, so every rating column must be blank")
+        elif standard is not None and not ratings and not ratings_lost and not problems:
+            problems.append(
+                "no ratings: give at least one criterion's rating (or ratings_lost yes)"
+            )
         if problems or standard is None:
             result.errors += [f"{where}: {p}" for p in problems]
             continue
@@ -149,8 +164,7 @@ async def import_audits(
         seen[key] = row.line
         parsed.append(
             _Audit(row.line, key, month, standard.number, kind, auditor, worker, v["team"],
-                   reference, v.get("feedback", ""), for_report_text in ("yes", "y", "true"),
-                   ratings)
+                   reference, v.get("feedback", ""), YES_NO[for_report_text], ratings)
         )  # fmt: skip
     if result.errors:
         return result.sort_errors()
@@ -212,6 +226,7 @@ async def _store(
             status=AuditStatus.SUBMITTED,
             due_on=due_on,
             dispatch_key=item.key,
+            additional=is_additional(framework, month, item.standard),
             source="import",
             current_step="summary",
         )

@@ -110,6 +110,7 @@ async def create_audit_request(
     subject: Staff | None = None,
     note: str = "",
     voluntary: bool = False,
+    additional: bool = False,
 ) -> AuditRequest:
     """Create an audit request in the `requested` state, with its first history entry."""
     assert auditor.id is not None
@@ -124,6 +125,7 @@ async def create_audit_request(
         status=AuditStatus.REQUESTED,
         due_on=due_on,
         voluntary=voluntary,
+        additional=additional,
         team=audited_team(case, subject, auditor),
     )
     session.add(audit)

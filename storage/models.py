@@ -167,6 +167,9 @@ class AuditRequest(SQLModel, table=True):
         default=None, sa_column=Column(String(120), unique=True, nullable=True)
     )
     voluntary: bool = Field(default=False, nullable=False)
+    # One of the audits the Board added to the month, as the timetable said when it was
+    # requested (or imported): a later timetable change does not relabel past months.
+    additional: bool = Field(default=False, nullable=False)
     # The team whose practice was audited (the case's, else the audited worker's), kept as
     # it was at the time so reports by team do not shift when people move.
     team: str = Field(default="", sa_column=Column(String(120), nullable=False, index=True))
@@ -391,3 +394,23 @@ class DirectorySync(SQLModel, table=True):
     source: str = Field(sa_column=Column(String(40), primary_key=True))
     delta_link: str = Field(sa_column=Column(Text, nullable=False))
     synced_at: datetime = _created()
+
+
+class BoardPack(SQLModel, table=True):
+    """One published version of the Board's pack for a month, frozen as it was published."""
+
+    __tablename__ = "board_pack"
+    __table_args__ = (UniqueConstraint("month", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(sa_column=Column(String(7), nullable=False, index=True))
+    version: int = Field(nullable=False)
+    # Why this version was published (the first says "first publication").
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    # The figures, chosen quotes, summary, commentary and actions (`reports.tabular`'s JSON
+    # with the pack's words), and the page rendered from them: later imports, late
+    # submissions or a retention purge change neither.
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    published_by: str = Field(sa_column=Column(String(254), nullable=False))
+    published_at: datetime = _created()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -11,7 +10,6 @@ from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.framework import Framework
-from practice.month import Month
 from practice.report import ActionFacts, AuditFacts, FeedbackQuote, ModerationPair
 from storage.models import (
     AuditRequest,
@@ -73,13 +71,11 @@ async def report_facts(
         .where(RATING.c.audit_id == AUDIT.c.id, RATING.c.rating.is_not(None))
         .scalar_subquery()
     )
-    timetabled = {t.month: t.standard for t in framework.timetable}
-    calendar_month = functools.cache(lambda month: Month.parse(month).number)  # once a month
     # Rows are unpacked by position: reading the columns of a year's 23,000 audits by name
     # took a tenth of a second.
     for (
         audit_id, month, standard, kind, status, due_on, submitted_at, auditor_id, role_code,
-        team, subject_id, voluntary, source, folded, sampled,
+        team, subject_id, voluntary, additional, source, folded, sampled,
     ) in await connection.execute(
         select(
             AUDIT.c.id,
@@ -94,6 +90,7 @@ async def report_facts(
             AUDIT.c.team,
             AUDIT.c.subject_worker_id,
             AUDIT.c.voluntary,
+            AUDIT.c.additional,
             AUDIT.c.source,
             ratings,
             SAMPLE.c.audit_id,
@@ -118,15 +115,21 @@ async def report_facts(
                 subject_id=subject_id,
                 ratings=_ratings(folded),
                 voluntary=voluntary,
-                additional=not voluntary
-                and timetabled.get(calendar_month(month)) not in (None, standard),
+                additional=additional,
                 imported=source == "import",
                 sampled_for_moderation=sampled is not None,
             )
         )
 
     for quote in await connection.execute(
-        select(AUDIT.c.id, AUDIT.c.month, AUDIT.c.standard, AUDIT.c.team, FEEDBACK.c.what_they_said)
+        select(
+            AUDIT.c.id,
+            AUDIT.c.month,
+            AUDIT.c.standard,
+            AUDIT.c.team,
+            FEEDBACK.c.what_they_said,
+            AUDIT.c.additional,
+        )
         .join(FEEDBACK, FEEDBACK.c.audit_id == AUDIT.c.id)
         .where(
             in_range,
@@ -137,7 +140,14 @@ async def report_facts(
         .order_by(AUDIT.c.month, AUDIT.c.id)
     ):
         facts.feedback.append(
-            FeedbackQuote(quote.id, quote.month, quote.standard, quote.team, quote.what_they_said)
+            FeedbackQuote(
+                quote.id,
+                quote.month,
+                quote.standard,
+                quote.team,
+                quote.what_they_said,
+                quote.additional,
+            )
         )
 
     auditors_rating = RATING.alias("auditors_rating")
@@ -194,6 +204,14 @@ async def report_facts(
     for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
         facts.names[staff_id] = name
     return facts
+
+
+async def known_teams(*, session: AsyncSession) -> set[str]:
+    """Return every team an audit was of or someone on the roster is in."""
+    connection = await session.connection()
+    audited = select(AUDIT.c.team).where(AUDIT.c.team != "").distinct()
+    rostered = select(STAFF.c.team).where(STAFF.c.team != "").distinct()
+    return {team for (team,) in await connection.execute(audited.union(rostered))}
 
 
 def _ratings(folded: str | None) -> dict[str, str]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import func, select
 
 from admin.cli import main
 from practice.framework import Framework
+from practice.report import build_report
 from storage.audit_import import import_audits
 from storage.csv_import import import_staff, read_csv_file
 from storage.database import Database
 from storage.models import AuditRequest, CaseRecord, CriterionRating, FeedbackCall
+from storage.reporting import report_facts
 from tests.conftest import ROOT
 
 HEADER = "month,standard,kind,auditor_email,audited_worker_email,team,case_reference,feedback,feedback_for_report,1.1,1.2,2.1\n"
@@ -146,3 +149,100 @@ def test_the_example_reproduces_the_boards_september_2023_figures(
 
 def test_read_errors_are_plain(tmp_path: Path) -> None:
     assert read_csv_file(tmp_path / "none.csv")[0] is None
+
+
+async def _additional_flags(database: Database, framework: Framework) -> dict[int, bool]:
+    async with database.session() as session:
+        facts = await report_facts(
+            session=session, framework=framework, zone=ZoneInfo("Europe/London"),
+            first_month="2024-01", last_month="2024-01",
+        )  # fmt: skip
+    return {audit.standard: audit.additional for audit in facts.audits}
+
+
+async def test_a_changed_timetable_does_not_relabel_past_months(
+    database: Database, framework: Framework
+) -> None:
+    await seeded(database, framework)
+    header = "month,standard,auditor_email,team,4.1,8.1\n"
+    text = header + "2024-01,4,a@example.com,Mendip,Meets,\n2024-01,8,a@example.com,Mendip,,Below\n"
+    async with database.session() as session:
+        assert (await import_audits(session=session, framework=framework, text=text)).ok
+    # January's timetabled standard is 4, so the imported standard 8 audit is additional...
+    assert await _additional_flags(database, framework) == {4: False, 8: True}
+    # ...and stays so after the timetable puts standard 8 in January.
+    changed = framework.model_copy(
+        update={
+            "timetable": tuple(
+                entry.model_copy(update={"standard": 8}) if entry.month == 1 else entry
+                for entry in framework.timetable
+            )
+        }
+    )
+    assert await _additional_flags(database, changed) == {4: False, 8: True}
+
+
+async def test_an_audit_whose_ratings_were_lost_counts_as_completed_only(
+    database: Database, framework: Framework
+) -> None:
+    await seeded(database, framework)
+    header = "month,standard,auditor_email,team,case_reference,ratings_lost,4.1,4.2\n"
+    rows = [
+        "2024-01,4,a@example.com,Mendip,1000001,,Meets,Below",
+        "2024-01,4,a@example.com,Mendip,1000002,no,Exceeds,",
+        "2024-01,4,a@example.com,Mendip,1000003,yes,,",  # counted, ratings lost
+    ]
+    async with database.session() as session:
+        result = await import_audits(
+            session=session, framework=framework, text=header + "\n".join(rows) + "\n"
+        )
+        assert result.errors == []
+        facts = await report_facts(
+            session=session, framework=framework, zone=ZoneInfo("Europe/London"),
+            first_month="2024-01", last_month="2024-01",
+        )  # fmt: skip
+    report = build_report(
+        framework, first_month="2024-01", last_month="2024-01", audits=facts.audits
+    )
+    # As the Board's January 2024 report: counted 3 in "audits completed", tables from 2.
+    assert [(row.standard, row.completed) for row in report.completed] == [(4, 3)]
+    assert report.tables[0].audits == 2
+    by_id = {row.criterion_id: row for row in report.tables[0].criteria}
+    assert (by_id["4.1"].answered, by_id["4.2"].answered) == (2, 1)
+    assert report.completion_by_team == []  # imported: completion is not known
+
+
+async def test_ratings_lost_must_be_said_and_must_mean_no_ratings(
+    database: Database, framework: Framework
+) -> None:
+    await seeded(database, framework)
+    header = "month,standard,auditor_email,team,case_reference,ratings_lost,4.1\n"
+    text = header + (
+        "2024-01,4,a@example.com,Mendip,1000001,,\n"
+        "2024-01,4,a@example.com,Mendip,1000002,yes,Meets\n"
+        "2024-01,4,a@example.com,Mendip,1000003,perhaps,\n"
+    )
+    async with database.session() as session:
+        result = await import_audits(session=session, framework=framework, text=text)
+    assert result.errors == [
+        "line 2: no ratings: give at least one criterion's rating (or ratings_lost yes)",
+        "line 3: ratings_lost is yes, so every rating column must be blank",
+        "line 4: ratings_lost 'perhaps' must be yes or no",
+    ]
+    assert await count(database, AuditRequest) == 0
+
+
+def test_an_unknown_team_is_an_error_not_an_empty_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    assert main(["migrate"]) == 0
+    assert main(["import-staff", str(ROOT / "examples" / "history" / "staff.csv")]) == 0
+    assert main(["import-audits", str(ROOT / "examples" / "history" / "audits-2023-09.csv")]) == 0
+    capsys.readouterr()
+    month = ["report", "--month", "2023-09", "--format", "json", "--out", "r.json"]
+    assert main([*month, "--team", "Mendip Adult Social Care"]) == 2
+    assert "team 'Mendip Adult Social Care' is not a team" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    assert main([*month, "--team", "Mendip Adult Social Care Team"]) == 0

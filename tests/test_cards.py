@@ -411,3 +411,16 @@ def test_summary_shortens_long_answers_but_says_so() -> None:
     runs = [e["text"] for e in _walk(card) if e.get("type") == "TextRun"]
     assert all(len(r) < 700 for r in runs)
     assert any("the full text is saved" in r for r in runs)
+
+
+def test_the_report_summary_of_a_small_team_carries_the_caution() -> None:
+    def texts(caution: str | None) -> list[tuple[str, str | None]]:
+        card = report_summary_card(
+            period="November 2026", scope="Sedgemoor", completed=3, completion="3 of 3",
+            below=[], own=None, report_url="https://pqf.example/r", minutes=15, caution=caution,
+        )  # fmt: skip
+        return [(e["text"], e.get("color")) for e in _walk(card) if e.get("type") == "TextBlock"]
+
+    caution = "Fewer than 5 audits: too few to read much into the percentages."
+    assert (caution, "Warning") in texts(caution)
+    assert not [text for text, colour in texts(None) if colour == "Warning"]

@@ -58,9 +58,8 @@ def test_help_lists_every_command_in_its_order(capsys: pytest.CaptureFixture[str
     listed = re.findall(r"^    ([a-z-]+)", capsys.readouterr().out, flags=re.MULTILINE)
     assert listed == [
         "serve", "migrate", "import-staff", "import-cases", "roster", "reach", "framework", "request",
-        "calendar",
-        "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits", "audit-export",
-        "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",
+        "calendar", "dispatch", "run-jobs", "outbox", "report", "actions", "import-audits",
+        "audit-export", "board-pack", "purge", "access-log", "export-person", "check-config", "backup", "package", "demo-data",
     ]  # fmt: skip
 
 

@@ -648,3 +648,14 @@ async def test_each_scheduled_run_is_reported_for_the_metrics(
 
 def test_additional_audit_month_has_two_audits(framework: Framework) -> None:
     assert [a.standard for a in audits_in_month(framework, 2024, 1)] == [4, 8]
+
+
+async def test_the_dispatch_records_which_audits_are_additional(
+    database: Database, framework: Framework
+) -> None:
+    cycle = await seeded(database, framework, date(2024, 1, 2))
+    await dispatch_month(cycle, "2024-01", seed="2024-01/fixed")
+    async with database.session() as session:
+        audits = list(await session.exec(select(AuditRequest)))
+    # January 2024: the timetable's standard 4, and the Board's additional standard 8 audits.
+    assert {(a.standard, a.additional) for a in audits} == {(4, False), (8, True)}

@@ -156,7 +156,11 @@ def test_feedback_actions_and_trend(framework: Framework) -> None:
         actions=actions, scope=ReportScope("Mendip", teams=frozenset({"Mendip"})),
     )  # fmt: skip
     assert [q.text for q in report.feedback] == ["Kind"]
-    assert [a.id for a in report.actions] == [1, 3]
+    # Themes that are standard numbers show as the standards' names, in number order.
+    assert [(a.id, a.theme) for a in report.actions] == [
+        (3, "Working with people"),
+        (1, framework.standard(4).title),  # type: ignore[union-attr]
+    ]
     trend = report.trend["1.1"]
     assert [(p.month_label, p.answered) for p in trend] == [("Sept 2023", 1), ("Sept 2024", 1)]
     assert trend[1].percents["below"] == Decimal("100.0")
@@ -217,3 +221,38 @@ def test_auditors_moderated_markedly(framework: Framework) -> None:
     assert [row.result.pairs for row in report.moderation] == [1]  # audit 99 is out of scope
     assert report.moderation_overall is not None
     assert report.moderation_overall.verdict == "too few to judge"
+
+
+def test_a_team_breakdown_of_fewer_than_five_audits_carries_a_caution(
+    framework: Framework,
+) -> None:
+    audits = [facts(n, {"1.1": "meets"}, team="Mendip") for n in range(1, 6)]
+    audits += [facts(n, {"1.1": "below"}, team="Sedgemoor") for n in range(6, 10)]
+    report = build_report(framework, first_month="2023-09", last_month="2023-09", audits=audits)
+    assert [(r.group, r.small_numbers) for r in report.completion_by_team] == [
+        ("Mendip", False),
+        ("Sedgemoor", True),
+    ]
+    assert not report.small_numbers  # the whole service's report is not a team's
+    sedgemoor = ReportScope("Sedgemoor", teams=frozenset({"Sedgemoor"}))
+    small = build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=audits, scope=sedgemoor
+    )
+    assert small.small_numbers
+    mendip = ReportScope("Mendip", teams=frozenset({"Mendip"}))
+    assert not build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=audits, scope=mendip
+    ).small_numbers
+
+
+def test_an_audit_without_ratings_counts_in_audits_completed_only(framework: Framework) -> None:
+    audits = [
+        facts(1, {"1.1": "meets"}, imported=True),
+        facts(2, {}, imported=True),  # counted, but its ratings were lost
+        facts(3, {}, standard=8, additional=True, imported=True),
+    ]
+    report = build_report(framework, first_month="2023-09", last_month="2023-09", audits=audits)
+    assert [(r.standard, r.completed) for r in report.completed] == [(1, 2), (8, 1)]
+    assert report.total_completed == 3
+    assert [(t.standard, t.audits) for t in report.tables] == [(1, 1)]  # no empty table
+    assert [p.answered for p in report.trend["1.1"]] == [1]

@@ -16,11 +16,13 @@ from openpyxl import load_workbook
 
 from practice.framework import Framework
 from practice.report import (
+    SMALL_NUMBERS_CAUTION,
     ActionFacts,
     AuditFacts,
     FeedbackQuote,
     ModerationPair,
     Report,
+    ReportScope,
     build_report,
     cohens_kappa,
 )
@@ -281,7 +283,8 @@ def test_html_report_has_the_boards_tables_headings_and_percentages(report: Repo
     assert "@import" not in html
     assert "url(" not in html
     assert "@page { size: A4" in html
-    assert "break-before: page" in html
+    assert "break-before: page" not in html  # sections follow on when printed
+    assert "break-inside: avoid" in html
 
 
 def test_html_report_says_when_a_section_has_no_data(framework: Framework) -> None:
@@ -397,15 +400,18 @@ def test_xlsx_has_a_sheet_per_table_with_numbers_formatted(
     completed = workbook["Completed"]
     last = [cell.value for cell in completed[completed.max_row]]
     assert last[0] == "Total"
-    assert last[-1] == 32
+    assert last[5] == 32
+    assert last[6:] == [32, 0, 0]  # sampled, self, peer
     assert completed.cell(completed.max_row, 1).font.bold
-    assert ["voluntary", 2] in [[c.value for c in r][4:] for r in completed.iter_rows(min_row=2)]
+    assert ["voluntary", 2] in [[c.value for c in r][4:6] for r in completed.iter_rows(min_row=2)]
 
     shifts = workbook["Auditor shifts"]
     assert shifts["B2"].value == "Sam Green"
     assert shifts["F2"].value == -1.0
     actions = workbook["Actions"]
-    assert actions["E2"].value.date() == date(2024, 3, 31)
+    # Standard 1's theme ("Working with people") sorts before the free-text theme.
+    assert actions["B2"].value == "Working with people"
+    assert actions["E3"].value.date() == date(2024, 3, 31)
     assert workbook["Outcomes"].column_dimensions["G"].width == 60  # long text wraps
 
 
@@ -439,7 +445,7 @@ def test_csv_has_sections_with_headers_and_rows(report: Report, report_dir: Path
     moderation = sections["Moderation"]
     assert moderation[-1][0] == "Overall"
     assert re.fullmatch(r"-?\d\.\d\d", moderation[1][5])
-    assert sections["Actions"][1][4] == "2024-03-31"
+    assert sections["Actions"][2][4] == "2024-03-31"
     assert text.count("\r\n\r\n") == len(SHEETS) + 1  # a blank line ends every section
 
 
@@ -522,8 +528,8 @@ def test_json_is_serialisable_with_stable_keys(report: Report) -> None:
     assert criterion["counts"]["meets"] == 15
     assert '"below": 4.5' in text
     assert '"exceeds": 0.0' in text
-    assert data["actions"][0]["due_on"] == "2024-03-31"
-    assert data["actions"][1]["closed_on"] == "2023-11-28"
+    assert data["actions"][1]["due_on"] == "2024-03-31"
+    assert data["actions"][0]["closed_on"] == "2023-11-28"
     assert data["moderation"]["auditor_shifts"][0]["auditor"] == "Sam Green"
     assert data["moderation"]["auditor_shifts"][1]["auditor"] == "Auditor 103"
     assert isinstance(data["moderation"]["criteria"][0]["kappa"], float)
@@ -624,3 +630,170 @@ async def test_audit_html_in_chromium(framework: Framework, report_dir: Path) ->
     assert outside == []
     assert facts["lang"] == "en-GB"
     assert (report_dir / "audit.png").stat().st_size > 30_000
+
+
+def test_a_team_of_fewer_than_five_audits_carries_the_caution_in_every_format(
+    framework: Framework,
+) -> None:
+    audits = [audit(n, {"1.1": "meets"}, team="Mendip") for n in range(1, 6)]
+    audits += [audit(n, {"1.1": "below"}, team="Sedgemoor") for n in range(6, 9)]
+    whole = build_report(framework, first_month="2023-09", last_month="2023-09", audits=audits)
+    html = render(whole)
+    assert html.count(SMALL_NUMBERS_CAUTION) == 1  # Sedgemoor's row, not Mendip's
+    team_sheet = load_workbook(io.BytesIO(render_report_xlsx(whole, names=NAMES)))[
+        "Completion by team"
+    ]
+    assert [row[-1] for row in team_sheet.iter_rows(values_only=True)] == [
+        "Caution", None, SMALL_NUMBERS_CAUTION,
+    ]  # fmt: skip
+    by_team = report_to_json(whole, names=NAMES)["completion"]["by_team"]
+    assert [row["caution"] for row in by_team] == [None, SMALL_NUMBERS_CAUTION]
+    assert report_to_json(whole, names=NAMES)["caution"] is None
+
+    sedgemoor = build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=audits,
+        scope=ReportScope("Sedgemoor", teams=frozenset({"Sedgemoor"})),
+    )  # fmt: skip
+    assert f'<dd class="caution">{SMALL_NUMBERS_CAUTION}</dd>' in render(sedgemoor)
+    lines = render_report_csv(sedgemoor, names=NAMES).decode("utf-8-sig").splitlines()
+    assert f"Caution,{SMALL_NUMBERS_CAUTION}" in lines
+    assert report_to_json(sedgemoor, names=NAMES)["caution"] == SMALL_NUMBERS_CAUTION
+
+
+def test_actions_are_grouped_by_standard_name_in_number_order(framework: Framework) -> None:
+    actions = [
+        ActionFacts(1, "10", "Supervision notes", "PDAP", None, "open", date(2023, 9, 1), None),
+        ActionFacts(2, "Transitions", "Transfer summary", "PDAP", None, "open",
+                    date(2023, 9, 1), None),
+        ActionFacts(5, "case recording", "Recording rules", "PDAP", None, "open",
+                    date(2023, 9, 1), None),
+        ActionFacts(3, "2", "Contact leaflets", "SVM", None, "open", date(2023, 9, 1), None),
+        ActionFacts(4, "Standard 2", "Carers' leaflets", "SVM", None, "open",
+                    date(2023, 9, 1), None),
+    ]  # fmt: skip
+    report = build_report(
+        framework, first_month="2023-09", last_month="2023-09", audits=[], actions=actions
+    )
+    assert [(a.id, a.theme) for a in report.actions] == [
+        (3, "Case recording"), (4, "Case recording"), (5, "Case recording"),
+        (1, "Supervision"), (2, "Transitions"),
+    ]  # fmt: skip
+    html = render(report)
+    headings = re.findall(r"<h3>([^<]*)</h3>", html.split('id="actions"')[1].split("</section>")[0])
+    # A theme typed as the standard's name in other letter case joins it.
+    assert headings == ["Case recording", "Supervision", "Transitions"]
+
+
+def test_audits_completed_are_counted_by_kind_in_every_format(framework: Framework) -> None:
+    audits = [audit(1, {"1.1": "meets"}), audit(2, {"1.1": "meets"}, kind="self")]
+    audits += [audit(3, {"1.1": "below"}, kind="self")]
+    audits += [audit(4, {"8.1": "meets"}, month="2024-01", standard=8, additional=True)]
+    report = build_report(framework, first_month="2023-09", last_month="2024-01", audits=audits)
+    html = render(report)
+    table = html.split("Audits completed by month and audit focus")[1].split("</table>")[0]
+    assert "Case audits (sampled)" in table
+    assert "Self audits" in table
+    assert "Peer audits" not in table  # no peer audits in the period: no empty column
+    cells = re.findall(r'<td class="num">(\d+)</td>', table)
+    assert cells == ["1", "2", "3", "1", "0", "1", "2", "2", "4"]
+    rows = report_to_json(report, names=NAMES)["completed"]["rows"]
+    assert [row["by_kind"] for row in rows] == [
+        {"sampled": 1, "self": 2, "peer": 0}, {"sampled": 1, "self": 0, "peer": 0},
+    ]  # fmt: skip
+    sections = render_report_csv(report, names=NAMES).decode("utf-8-sig").split("\r\n\r\n")
+    completed = next(s for s in sections if s.startswith("# Completed")).splitlines()
+    assert completed[1].endswith("Audits completed,Sampled,Self,Peer")
+    assert completed[-1] == "Total,,,,,4,2,2,0"
+
+
+def test_quotes_come_by_month_with_those_of_additional_audits_apart(
+    framework: Framework,
+) -> None:
+    audits = [
+        audit(1, {"4.1": "meets"}, month="2024-01", standard=4),
+        audit(2, {"8.1": "meets"}, month="2024-01", standard=8, additional=True),
+        audit(3, {"1.1": "meets"}),
+    ]
+    quotes = [
+        FeedbackQuote(2, "2024-01", 8, "Mendip", "I feel safer now", additional=True),
+        FeedbackQuote(1, "2024-01", 4, "Sedgemoor", "They listened"),
+        FeedbackQuote(3, "2023-09", 1, "Mendip", "Very kind"),
+    ]
+    report = build_report(
+        framework, first_month="2023-09", last_month="2024-01", audits=audits, feedback=quotes
+    )
+    part = render(report).split('id="feedback"')[1].split("</section>")[0]
+    assert re.findall(r"<h3>([^<]*)</h3>", part) == [
+        "Sample feedback gathered – Sept 2023",
+        "Sample feedback gathered – Jan 2024",
+        "Sample feedback gathered – Jan 2024: Safeguarding people (addition)",
+    ]
+    assert part.index("They listened") < part.index("I feel safer now")
+
+
+# -- printed on A4 ------------------------------------------------------------------------
+
+# A4's text width at 96 CSS pixels to the inch, inside the page's 12 mm side margins.
+A4_TEXT_WIDTH = round((210 - 2 * 12) / 25.4 * 96)
+NEAR_BLANK = 0.15  # a page whose text reaches less far down than this is near blank
+
+
+def page_fills(pdf: bytes) -> list[float]:
+    """Return how far down each page its text reaches, as a share of the page's height."""
+    from pypdf import PdfReader
+
+    fills = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        heights: list[float] = []  # of each piece of text, up from the page's foot
+
+        def visit(text: str, cm: list[float], tm: list[float], *_: object) -> None:
+            if text.strip():
+                heights.append(tm[5] * cm[3] + cm[5])  # noqa: B023 (called at once, below)
+
+        page.extract_text(visitor_text=visit)
+        height = float(page.mediabox.top)
+        fills.append(round((height - min(heights, default=height)) / height, 2))
+    return fills
+
+
+async def printed(html: str) -> tuple[bytes, float]:
+    """Print the page to A4 in Chromium; return the PDF and how far the widest table overflows."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": A4_TEXT_WIDTH, "height": 1000})
+            await page.set_content(html, wait_until="networkidle")
+            pdf = await page.pdf(format="A4", prefer_css_page_size=True, print_background=True)
+            await page.emulate_media(media="print")
+            overflow = await page.evaluate(
+                """() => Math.max(0, ...[...document.querySelectorAll('table')].map(
+                    t => t.getBoundingClientRect().right - document.documentElement.clientWidth))"""
+            )
+        finally:
+            await browser.close()
+    return pdf, float(overflow)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("first", "last", "most_pages"),
+    [("2023-09", "2023-09", 4), ("2024-01", "2024-01", 4), ("2023-09", "2024-01", 8)],
+)
+async def test_the_printed_report_has_no_near_blank_page_and_tables_fit_a4(
+    framework: Framework, report_dir: Path, first: str, last: str, most_pages: int
+) -> None:
+    report = build_report(
+        framework, first_month=first, last_month=last, audits=the_audits(),
+        feedback=the_feedback(), moderation=the_pairs(), actions=the_actions(),
+    )  # fmt: skip
+    pdf, overflow = await printed(render(report))
+    (report_dir / f"report-{first}-{last}.pdf").write_bytes(pdf)
+    fills = page_fills(pdf)
+    # Each section used to start a page: January's report printed on 8 pages, 4 near blank.
+    assert len(fills) <= most_pages, fills
+    assert min(fills) >= NEAR_BLANK, fills
+    assert overflow <= 0.5  # no table loses its right edge

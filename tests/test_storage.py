@@ -339,3 +339,41 @@ def test_upgrading_from_the_first_release_keeps_audits(tmp_path: Path) -> None:
     engine.dispose()
     assert tuple(row) == (0, None)
     assert is_current(url)
+
+
+def test_the_additional_audits_migration_marks_past_audits_from_the_timetable(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/before.db"
+    upgrade(url, "0005")
+    now = datetime(2024, 2, 1, tzinfo=UTC)
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO staff (id, email, name, role_code, team, active, created_at, "
+                "updated_at) VALUES (1, 'a@example.com', 'A', 'SVM', 'Mendip', 1, ?, ?)",
+                (now, now),
+            )
+            for month, standard, voluntary in [
+                ("2024-01", 4, False), ("2024-01", 8, False), ("2024-01", 8, True),
+                ("2023-12", 8, False),  # December has no timetabled standard
+            ]:  # fmt: skip
+                connection.exec_driver_sql(
+                    "INSERT INTO audit_request (month, standard, kind, framework_version, "
+                    "auditor_id, status, due_on, voluntary, team, source, requested_at, "
+                    "current_step, card_seq, updated_at) VALUES (?, ?, 'sampled', 'v', 1, "
+                    "'submitted', '2024-01-31', ?, 'Mendip', 'bot', ?, 'case', 0, ?)",
+                    (month, standard, voluntary, now, now),
+                )
+        upgrade(url, "0007")
+        with engine.connect() as connection:
+            marked = connection.exec_driver_sql(
+                "SELECT month, standard, voluntary, additional FROM audit_request ORDER BY id"
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in marked] == [
+        ("2024-01", 4, False, False), ("2024-01", 8, False, True), ("2024-01", 8, True, False),
+        ("2023-12", 8, False, False),
+    ]  # fmt: skip

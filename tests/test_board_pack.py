@@ -1,0 +1,122 @@
+"""The Board's pack: the suggested quotes, publishing a frozen version, publishing again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from admin.cli import main
+from practice.board_pack import PackError, PackWords, shortlist
+from practice.report import FeedbackQuote
+from tests.conftest import ROOT
+
+HISTORY = ROOT / "examples" / "history"
+
+
+def test_the_shortlist_spreads_across_teams_and_standards_and_holds_no_name() -> None:
+    quotes = [
+        FeedbackQuote(n, "2024-01", standard, team, f"Quote {n}")
+        for n, (standard, team) in enumerate(
+            [(4, "Mendip")] * 6 + [(4, "Sedgemoor")] * 2 + [(8, "Mendip")] * 2, 1
+        )
+    ]
+    quotes.append(FeedbackQuote(11, "2024-01", 8, "Taunton", "Sam Green was brilliant"))
+    chosen = shortlist(quotes, ["Sam Green", "Priya Shah"], size=5)
+    assert len(chosen) == 5
+    assert all("Sam" not in q.text for q in chosen)  # never a name
+    # Each standard-and-team gives one before any gives a second.
+    assert {(q.standard, q.team) for q in chosen} == {
+        (4, "Mendip"),
+        (4, "Sedgemoor"),
+        (8, "Mendip"),
+    }
+    assert sum(q.team == "Mendip" and q.standard == 4 for q in chosen) == 2
+
+
+def test_the_boards_words_are_length_limited() -> None:
+    PackWords(summary="x" * 2000, commentary={1: "y" * 1500}).check()
+    with pytest.raises(PackError, match="summary is longer"):
+        PackWords(summary="x" * 2001).check()
+    with pytest.raises(PackError, match="standard 4 is longer"):
+        PackWords(commentary={4: "y" * 1501}).check()
+
+
+def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    assert main(["migrate"]) == 0
+    assert main(["import-staff", str(HISTORY / "staff.csv")]) == 0
+    assert main(["import-audits", str(HISTORY / "audits-2023-09.csv")]) == 0
+    month = ["--month", "2023-09"]
+    capsys.readouterr()
+    assert main(["board-pack", "shortlist", *month]) == 0
+    suggested = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert 1 <= len(suggested) <= 10
+    chosen = ",".join(suggested[:2])
+    assert main(["board-pack", "publish", *month, "--reason", "first publication",
+                 "--quotes", chosen, "--summary", "A good month.",
+                 "--commentary", "1=Relationships were strong."]) == 0  # fmt: skip
+    assert main(["board-pack", "show", *month, "--out", "v1.html"]) == 0
+    assert main(["board-pack", "show", *month, "--format", "json", "--out", "v1.json"]) == 0
+    first = (tmp_path / "v1.html").read_text()
+    assert first.count('<figure class="quote">') == 2
+    assert "A good month." in first
+    assert "Relationships were strong." in first
+    assert "Version 1: first publication" in first
+    pack = json.loads((tmp_path / "v1.json").read_text())
+    assert pack["pack"]["quotes"] == [int(i) for i in suggested[:2]]
+    assert pack["completed"]["total"] == 180
+
+    # A later import changes the live report, not the published pack.
+    rows = (HISTORY / "audits-2023-09.csv").read_text().splitlines()
+    changed = tmp_path / "changed.csv"
+    changed.write_text("\n".join([rows[0], rows[1].replace("Exceeds", "Below")]) + "\n")
+    assert main(["import-audits", str(changed)]) == 0
+    assert main(["report", *month, "--format", "json", "--out", "live.json"]) == 0
+    live = json.loads((tmp_path / "live.json").read_text())
+    assert (
+        live["outcomes"][0]["criteria"][0]["counts"] != pack["outcomes"][0]["criteria"][0]["counts"]
+    )
+    assert main(["board-pack", "show", *month, "--out", "again.html"]) == 0
+    assert (tmp_path / "again.html").read_text() == first
+
+    # Publishing again makes version 2, with its reason; version 1 stays as it was.
+    assert main(["board-pack", "publish", *month, "--reason", "a corrected import",
+                 "--quotes", chosen]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["board-pack", "versions", *month]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(v[0], v[3]) for v in listed] == [
+        ("1", "first publication"),
+        ("2", "a corrected import"),
+    ]
+    assert main(["board-pack", "show", *month, "--version", "1", "--out", "old.html"]) == 0
+    assert (tmp_path / "old.html").read_text() == first
+    assert main(["board-pack", "show", *month, "--format", "json", "--out", "v2.json"]) == 0
+    second = json.loads((tmp_path / "v2.json").read_text())
+    assert second["pack"]["version"] == 2
+    assert (
+        second["outcomes"][0]["criteria"][0]["counts"]
+        == live["outcomes"][0]["criteria"][0]["counts"]
+    )
+
+
+def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    assert main(["migrate"]) == 0
+    assert main(["import-staff", str(HISTORY / "staff.csv")]) == 0
+    assert main(["import-audits", str(HISTORY / "audits-2023-09.csv")]) == 0
+    publish = ["board-pack", "publish", "--month", "2023-09", "--reason", "first"]
+    capsys.readouterr()
+    assert main([*publish, "--quotes", "999999"]) == 2
+    assert "audits [999999] have no quote marked suitable" in capsys.readouterr().err
+    assert main([*publish, "--commentary", "4=Not audited this month"]) == 2
+    assert "standard 4 has no table" in capsys.readouterr().err
+    assert main(["board-pack", "show", "--month", "2023-09", "--out", "x.html"]) == 1
