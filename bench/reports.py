@@ -118,6 +118,7 @@ AUDIT_COLUMNS = (
     "subject_worker_id", "status", "due_on", "dispatch_key", "voluntary", "team", "source",
     "requested_at", "started_at", "submitted_at", "overdue_at", "purged_at",
     "case_confirmed_at", "current_step", "card_seq", "live_card_activity_id", "updated_at",
+    "additional",
 )  # fmt: skip
 RATING_COLUMNS = ("id", "audit_id", "criterion_id", "rating", "evidence", "updated_at")
 FEEDBACK_COLUMNS = (
@@ -344,6 +345,7 @@ class History:
                 moment(PURGED_AT) if purged else None,
                 moment(started) if case_id is not None else None,
                 "summary" if done else "case", rng.randrange(8, 20), None, moment(last),
+                self.encoding.flag(month.additional and not voluntary),
             ))  # fmt: skip
             if done is None:
                 continue
