@@ -79,7 +79,7 @@ DIGEST_STATES = {
         "Teams would not add the audit bot",
         "could not be given the audit bot",
         "Teams refused to add the audit bot for them, for the reason shown. Please ask your "
-        "Teams administrator to allow it for them (docs/deploy.md).",
+        "Teams administrator to allow the PQF Audit Bot app for them.",
     ),
     "removed": DigestState(
         "Removed the audit bot",
