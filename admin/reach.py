@@ -71,18 +71,12 @@ def _reach(settings: Settings, args: argparse.Namespace) -> int:
 async def _install(settings: Settings, database: Database) -> InstallResult:
     import aiohttp
 
-    from directory.graph import GraphClient, token_source
+    from directory.graph import GraphClient
     from directory.install import AppInstaller
     from directory.sync import GRAPH_TIMEOUT
     from storage.models import utc_now
 
-    tokens = token_source(
-        static_token=settings.graph_token,
-        tenant_id=settings.app_tenant_id,
-        client_id=settings.app_id,
-        client_secret=settings.app_password,
-        graph_url=settings.graph_url,
-    )
+    tokens = settings.graph_tokens()
     installer = AppInstaller(
         catalog_app_id=settings.teams_catalog_app_id,
         bot_app_id=settings.app_id,

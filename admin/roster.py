@@ -125,7 +125,7 @@ def _import(kind: str) -> Handler:
 def _sync(settings: Settings, args: argparse.Namespace) -> int:
     import aiohttp
 
-    from directory.graph import GraphClient, GraphError, token_source
+    from directory.graph import GraphClient, GraphError
     from directory.mapping import MappingError, load_mapping
     from directory.sync import GRAPH_TIMEOUT, sync_roster
 
@@ -144,13 +144,7 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
     except MappingError as error:
         complain(f"invalid mapping file (PQF_GRAPH_MAPPING_FILE): {error}")
         return EXIT_BAD_SETUP
-    tokens = token_source(
-        static_token=settings.graph_token,
-        tenant_id=settings.app_tenant_id,
-        client_id=settings.app_id,
-        client_secret=settings.app_password,
-        graph_url=settings.graph_url,
-    )
+    tokens = settings.graph_tokens()
 
     async def go(database: Database) -> int:
         async with aiohttp.ClientSession(timeout=GRAPH_TIMEOUT) as http:

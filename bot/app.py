@@ -31,7 +31,6 @@ from bot.settings import Settings
 from delivery.limits import RateLimiter, SendLimits
 from delivery.outcomes import Delivery
 from delivery.sender import OutboxSender
-from directory.graph import token_source
 from directory.install import AppInstaller
 from directory.sync import nightly_job
 from messages.late_replies import OutboxReplies
@@ -208,13 +207,7 @@ def _roster_sync_job(
     """Return the nightly roster sync from Microsoft Graph, if the settings ask for one."""
     if settings.graph_missing() or settings.graph_mapping_file is None:
         return None
-    tokens = token_source(
-        static_token=settings.graph_token,
-        tenant_id=settings.app_tenant_id,
-        client_id=settings.app_id,
-        client_secret=settings.app_password,
-        graph_url=settings.graph_url,
-    )
+    tokens = settings.graph_tokens()
     installer = (
         AppInstaller(
             catalog_app_id=settings.teams_catalog_app_id,

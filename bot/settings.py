@@ -8,11 +8,14 @@ import secrets
 import socket
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from directory.graph import TokenSource
 
 
 class SettingsError(Exception):
@@ -264,6 +267,18 @@ class Settings(BaseSettings):
             if not self.app_tenant_id:
                 missing.append("MICROSOFT_APP_TENANT_ID")
         return missing
+
+    def graph_tokens(self) -> TokenSource:
+        """Return how Graph calls are signed: the development token, else the app's sign-in."""
+        from directory.graph import token_source
+
+        return token_source(
+            static_token=self.graph_token,
+            tenant_id=self.app_tenant_id,
+            client_id=self.app_id,
+            client_secret=self.app_password,
+            graph_url=self.graph_url,
+        )
 
     def install_missing(self) -> list[str]:
         """Return the settings `reach --install` needs that are not set (empty: ready)."""
