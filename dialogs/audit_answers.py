@@ -241,20 +241,41 @@ class StepAnswers:
             saved = "saved as a draft, still to finish"
         else:
             saved = f"{option.label} — saved" if option else "saved"
-        if answer.nav == "save_exit":
+        return self._where_next(
+            after, standard, answer.step, label=label, saved=saved, nav=answer.nav,
+            problems=problems, state=state,
+        )  # fmt: skip
+
+    def _where_next(
+        self,
+        after: AuditDetail,
+        standard: Standard,
+        step: str,
+        *,
+        label: str,
+        saved: str,
+        nav: str,
+        problems: list[str],
+        state: dict[str, Any],
+        draft: dict[str, str] | None = None,
+    ) -> StepOutcome:
+        """Return where an answered step leads: out, back, the same card to fix, or on."""
+        if nav == "save_exit":
             return self._leave(StepOutcome(detail=after, done_label=label, done_outcome=saved))
-        if answer.nav == "back":
+        if nav == "back":
             return StepOutcome(
                 detail=after,
-                show=step_before(standard, detail.kind, answer.step),
+                show=step_before(standard, after.kind, step),
                 done_label=label,
                 done_outcome=saved,
             )
         if problems:
-            return StepOutcome(detail=after, show=answer.step, in_place=True, problems=problems)
+            return StepOutcome(
+                detail=after, show=step, in_place=True, problems=problems, draft=draft or {}
+            )
         return StepOutcome(
             detail=after,
-            show=self._after(standard, detail.kind, answer.step, state),
+            show=self._after(standard, after.kind, step, state),
             done_label=label,
             done_outcome=saved,
         )
@@ -290,26 +311,11 @@ class StepAnswers:
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, feedback=row)
-        saved = "saved" if not problems else "draft saved"
-        if answer.nav == "save_exit":
-            return self._leave(
-                StepOutcome(detail=after, done_label="Feedback call", done_outcome=saved)
-            )
-        if answer.nav == "back":
-            return StepOutcome(
-                detail=after,
-                show=step_before(standard, detail.kind, FEEDBACK),
-                done_label="Feedback call",
-                done_outcome=saved,
-            )
-        if problems:
-            return StepOutcome(detail=after, show=FEEDBACK, in_place=True, problems=problems)
-        return StepOutcome(
-            detail=after,
-            show=self._after(standard, detail.kind, FEEDBACK, state),
-            done_label="Feedback call",
-            done_outcome="saved",
-        )
+        return self._where_next(
+            after, standard, FEEDBACK, label="Feedback call",
+            saved="saved" if not problems else "draft saved", nav=answer.nav, problems=problems,
+            state=state,
+        )  # fmt: skip
 
     async def involvement(
         self,
@@ -342,32 +348,13 @@ class StepAnswers:
             session=session, audit=detail.audit, actor_id=detail.auditor.id or 0, now=self._clock()
         )
         after = replace(detail, involvement=row)
-        saved = "saved" if not problems else "draft saved"
-        if answer.nav == "save_exit":
-            return self._leave(
-                StepOutcome(detail=after, done_label="Involving the worker", done_outcome=saved)
-            )
-        if answer.nav == "back":
-            return StepOutcome(
-                detail=after,
-                show=step_before(standard, detail.kind, INVOLVEMENT),
-                done_label="Involving the worker",
-                done_outcome=saved,
-            )
-        if problems:
-            return StepOutcome(
-                detail=after,
-                show=INVOLVEMENT,
-                in_place=True,
-                problems=problems,
-                draft={"feedback_on": answer.feedback_on} if feedback_on is None else {},
-            )
-        return StepOutcome(
-            detail=after,
-            show=self._after(standard, detail.kind, INVOLVEMENT, state),
-            done_label="Involving the worker",
-            done_outcome="saved",
-        )
+        return self._where_next(
+            after, standard, INVOLVEMENT, label="Involving the worker",
+            saved="saved" if not problems else "draft saved", nav=answer.nav, problems=problems,
+            state=state,
+            # A date that could not be read is shown again as typed, to be put right.
+            draft={"feedback_on": answer.feedback_on} if feedback_on is None else {},
+        )  # fmt: skip
 
     async def summary(
         self,
