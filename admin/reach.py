@@ -40,6 +40,7 @@ def _reach(settings: Settings, args: argparse.Namespace) -> int:
             complain(
                 "reach --install needs Microsoft Graph settings; missing: " + ", ".join(missing)
                 + " (see docs/deploy.md, 'Installing the app for everyone')"
+                + settings.graph_missing_hint(missing)
             )  # fmt: skip
             return EXIT_BAD_SETUP
 

@@ -18,7 +18,7 @@ from directory.sync import SOURCE, SyncResult, sync_roster
 from practice.framework import Framework
 from storage.csv_import import import_staff
 from storage.database import Database
-from storage.directory_sync import delta_link, roster_rows
+from storage.directory_sync import delta_link, held_records, roster_rows
 from storage.roster import staff_by_aad_id
 from tests.conftest import ROOT
 from tests.fake_graph import FakeGraph, Fault
@@ -155,13 +155,14 @@ async def test_a_second_sync_changes_only_what_changed(
     }  # fmt: skip
     assert after["pat.green@somerset.example"]["supervisor_email"] == "chris.hall@somerset.example"
     assert after["lee.turner@somerset.example"]["active"] == "no"
-    # The group, the delta (one page), and members not on the roster read one by one (Pat,
-    # and Ravi, whose disabled account keeps him off it): not the whole directory again.
+    # The group, the delta (one page), and the one member new to the roster read on his own
+    # (Pat): not the whole directory again, nor Ravi, whose disabled account the first sync
+    # held off the roster and whom the delta did not mention since.
     assert dict(graph.requests) == {
         "/groups/{id}/transitiveMembers/microsoft.graph.user": 1,
         "/users/delta": 1,
-        "/users/{id}": 2,
-        "/users/{id}/manager": 2,
+        "/users/{id}": 1,
+        "/users/{id}/manager": 1,
     }
 
     third = await _sync(sqlite_database, graph, framework, mapping)
@@ -223,8 +224,8 @@ async def test_an_unmapped_job_title_is_named_never_guessed(
     ]
     assert "ellen.shaw@somerset.example" not in {r["email"] for r in await _roster(sqlite_database)}
     async with sqlite_database.session() as session:
-        # Kept back, so the next run reads the same changes until the mapping names the title.
-        assert await delta_link(session=session, source=SOURCE) is None
+        # Held instead (tests/test_roster_sync_held.py), so the next run weighs her again.
+        assert ELLEN in await held_records(session=session, source=SOURCE)
 
 
 async def test_any_problem_saves_nothing(
@@ -277,7 +278,7 @@ def test_the_mapping_file_is_checked_before_anything_is_read(framework: Framewor
         "m.yaml: teams: 'a' repeats 'A'; roles: 'Wizard' maps to 'WIZ', not one of "
         + ", ".join(sorted(codes))
     )
-    with pytest.raises(MappingError, match="expected two sections"):
+    with pytest.raises(MappingError, match="expected the sections teams: and roles:"):
         parse_mapping("- a\n", role_codes=codes)
 
 
@@ -315,6 +316,12 @@ async def test_the_command_syncs_and_dry_runs(
     monkeypatch.delenv("PQF_GRAPH_GROUPS")
     assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
     assert "missing: PQF_GRAPH_GROUPS" in capsys.readouterr().err
+    monkeypatch.delenv("PQF_GRAPH_TOKEN")
+    assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
+    said = capsys.readouterr().err
+    assert "missing: PQF_GRAPH_GROUPS, PQF_GRAPH_MAPPING_FILE" not in said  # the file is set
+    assert "MICROSOFT_APP_PASSWORD" in said
+    assert "in development, PQF_GRAPH_TOKEN" in said
 
 
 async def test_a_new_email_is_the_same_person(

@@ -29,7 +29,7 @@ from storage.directory_sync import roster_rows
 from storage.jobs import last_run
 from tests.conftest import ROOT
 from tests.fake_graph import FakeGraph
-from tests.test_roster_sync import LEE, STAFF, example_tenant
+from tests.test_roster_sync import ELLEN, LEE, STAFF, example_tenant
 
 LONDON = ZoneInfo("Europe/London")
 MAPPING = ROOT / "examples" / "graph-mapping.yaml"
@@ -165,3 +165,24 @@ async def test_the_night_installs_the_app_once_after_the_sync(
     done = await last_run(sqlite_database, job=NIGHTLY_INSTALL, period=MONDAY.isoformat())
     assert done is not None
     assert done.status == "done"
+
+
+async def test_a_fixed_mapping_file_places_the_unmapped_on_the_next_night(
+    database: Database, graph: FakeGraph, framework: Framework, tmp_path: Path
+) -> None:
+    mapping_file = tmp_path / "graph-mapping.yaml"
+    mapping_file.write_text(MAPPING.read_text())
+    graph.change_user(ELLEN, jobTitle="Practice Lead")
+    first = await _night(database, graph, framework, MONDAY, mapping_file)
+    assert (first["added"], first["unmapped"]) == (4, 1)
+    # Another change after the first night moves the delta link past Ellen's record.
+    graph.change_user(LEE, displayName="Lee Turner-Hall")
+    second = await _night(database, graph, framework, date(2026, 12, 1), mapping_file)
+    assert (second["updated"], second["unmapped"]) == (1, 1)
+
+    mapping_file.write_text(MAPPING.read_text() + "  Practice Lead: PDAP\n")
+    third = await _night(database, graph, framework, date(2026, 12, 2), mapping_file)
+    assert (third["added"], third["unmapped"]) == (1, 0)
+    async with database.session() as session:
+        rows = {row["email"]: row for row in await roster_rows(session=session)}
+    assert rows["ellen.shaw@somerset.example"]["role"] == "PDAP"
