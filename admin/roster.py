@@ -170,7 +170,7 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
         if result.errors:
             if not args.json:
                 print(
-                    "A sync would change nothing; fix these first:" if result.dry_run
+                    "But a sync would save nothing until these are fixed:" if result.dry_run
                     else "Nothing changed; fix these and sync again:",
                     file=sys.stderr,
                 )  # fmt: skip
@@ -209,6 +209,8 @@ def _print_sync(result: SyncResult) -> None:
         print(f"  deactivated  {person.email}")
     for entry in changes.unmapped:
         print(f"  unmapped     {entry.what} {entry.value!r}: {entry.name} ({entry.user_id})")
+    for user in changes.disabled_newcomers:
+        print(f"  not added    {user.email} ({user.name}): account disabled in Entra ID")
     if changes.unmapped:
         print(
             "Add the unmapped departments and job titles to PQF_GRAPH_MAPPING_FILE; until then "

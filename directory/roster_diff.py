@@ -235,7 +235,20 @@ class RosterChanges:
                 for u in self.unmapped
             ],
             "manager_not_on_roster": [m.as_json() for m in self.manager_missing],
+            "not_added_disabled": [
+                {"aad_object_id": u.id, "name": u.name or "", "email": u.email or ""}
+                for u in self.disabled_newcomers
+            ],
         }
+
+    @property
+    def disabled_newcomers(self) -> list[DirectoryUser]:
+        """Return the members of the groups left off the roster for a disabled account."""
+        unmapped = {u.user_id for u in self.unmapped}
+        return [
+            u for u in self.held.values()
+            if u.enabled is False and u.complete and u.id not in unmapped
+        ]  # fmt: skip
 
 
 def _changes(old: RosterPerson, new: RosterPerson) -> dict[str, list[str]]:
@@ -269,12 +282,18 @@ def diff_roster(
         if existing is None and not user.complete:
             changes.held[user_id] = user
             continue  # the reader fetches whole records for newcomers; never guess the rest
-        team = _mapped(user, "department", existing, changes, mapping.team_of)
-        role = _mapped(user, "jobTitle", existing, changes, mapping.role_of)
+        enabled = user.enabled if "accountEnabled" in user.given else None
+        team: str | None
+        role: str | None
+        if existing is not None and enabled is False:
+            # Leaving: deactivated in the team and role they had, whatever their title now.
+            team, role = existing.team, existing.role
+        else:
+            team = _mapped(user, "department", existing, changes, mapping.team_of)
+            role = _mapped(user, "jobTitle", existing, changes, mapping.role_of)
         if team is None or role is None:
             changes.held[user_id] = user  # weighed again when the mapping file changes
             continue
-        enabled = user.enabled if "accountEnabled" in user.given else None
         if existing is None and not enabled:
             # A disabled account new to the roster has nothing to do here, until the delta
             # says it is enabled: held, not read again every night.

@@ -164,14 +164,16 @@ async def read_directory(
         user = await _read_user(client, user_id)
         if user is not None:
             read.users[user_id] = user
+    managers = {
+        user.manager_id
+        for user_id, user in read.users.items()
+        if user_id in scope and user.manager_known and user.manager_id
+    }
+    # Outside the groups and off the roster (by object id): read, unless the delta held them.
     outside = sorted(
-        {
-            user.manager_id
-            for user_id, user in read.users.items()
-            if user_id in scope and user.manager_known and user.manager_id
-        }
-        - scope
-        - on_roster
+        manager_id
+        for manager_id in managers - scope - on_roster
+        if manager_id not in read.users or not read.users[manager_id].complete
     )
     for manager_id in outside:
         read.managers[manager_id] = await _read_user(client, manager_id, with_manager=False)

@@ -21,37 +21,22 @@ from storage.database import Database
 from storage.directory_sync import delta_link, held_records, roster_rows
 from storage.roster import staff_by_aad_id
 from tests.conftest import ROOT
-from tests.fake_graph import FakeGraph, Fault
+from tests.fake_graph import (
+    AMIRA,
+    CHRIS,
+    ELLEN,
+    LEE,
+    MENDIP,
+    PAT,
+    STAFF,
+    FakeGraph,
+    Fault,
+    example_tenant,
+)  # fmt: skip
 
-STAFF = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a11"
-MENDIP = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a12"
-JO, CHRIS, AMIRA, LEE, ELLEN, RAVI, PAT = (
-    f"6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e0{n}" for n in range(1, 8)
-)
 # examples/staff.csv as Entra ID would hold it (Ravi's account is disabled, so he is not
 # added), and so the roster a sync must make.
 EQUIVALENT_CSV = (ROOT / "examples" / "staff.csv").read_text().splitlines()[:6]
-
-
-def example_tenant(graph: FakeGraph) -> None:
-    graph.add_user(
-        JO, "Jo Morgan", "jo.morgan@somerset.example", "ASC Leadership", "Strategic Manager"
-    )
-    graph.add_user(CHRIS, "Chris Hall", "chris.hall@somerset.example", "ASC Mendip",
-                   "Service Manager", manager=JO)  # fmt: skip
-    graph.add_user(AMIRA, "Amira Khan", "Amira.Khan@somerset.example", "ASC Mendip",
-                   "Social Worker", manager=CHRIS)  # fmt: skip
-    graph.add_user(LEE, "Lee Turner", "lee.turner@somerset.example", " asc mendip ",
-                   "Occupational Therapist", manager=CHRIS)  # fmt: skip
-    graph.add_user(ELLEN, "Ellen Shaw", "ellen.shaw@somerset.example", "ASC Practice Development",
-                   "Practice Development Advanced Practitioner", manager=JO)  # fmt: skip
-    graph.add_user(RAVI, "Ravi Nair", "ravi.nair@somerset.example", "ASC Learning and Development",
-                   "Learning and Development Advanced Practitioner", manager=JO, enabled=False)  # fmt: skip
-    # In the tenant but in no roster group (yet).
-    graph.add_user(PAT, "Pat Green", "pat.green@somerset.example", "ASC Mendip", "Social Worker",
-                   manager=CHRIS)  # fmt: skip
-    graph.groups[MENDIP] = [CHRIS, AMIRA, LEE]
-    graph.groups[STAFF] = [JO, MENDIP, ELLEN, RAVI]  # the team's group nested inside
 
 
 class Waits:
@@ -312,6 +297,9 @@ async def test_the_command_syncs_and_dry_runs(
         in out
     )
     assert f"  unmapped     job title 'Practice Lead': Ellen Shaw ({ELLEN})" in out
+    assert (
+        "  not added    ravi.nair@somerset.example (Ravi Nair): account disabled in Entra ID" in out
+    )
 
     monkeypatch.delenv("PQF_GRAPH_GROUPS")
     assert await asyncio.to_thread(main, ["roster", "sync"]) == 2

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from admin.cli import main
 from directory.graph import GraphClient, StaticToken
 from directory.mapping import DirectoryMapping, parse_mapping
 from directory.sync import SOURCE, SyncResult, sync_roster
@@ -18,8 +21,7 @@ from storage.directory_sync import delta_link, held_records, roster_rows
 from storage.person_export import person_record
 from storage.roster import staff_by_aad_id
 from tests.conftest import ROOT
-from tests.fake_graph import FakeGraph
-from tests.test_roster_sync import (
+from tests.fake_graph import (
     AMIRA,
     CHRIS,
     ELLEN,
@@ -28,9 +30,10 @@ from tests.test_roster_sync import (
     MENDIP,
     RAVI,
     STAFF,
-    Waits,
+    FakeGraph,
     example_tenant,
 )  # fmt: skip
+from tests.test_roster_sync import Waits
 
 DIRECTOR = "6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e09"
 EXAMPLE = (ROOT / "examples" / "graph-mapping.yaml").read_text()
@@ -273,3 +276,50 @@ async def test_a_leaver_whose_manager_left_first_is_still_deactivated(
     assert (
         roster["lee.turner@somerset.example"]["supervisor_email"] == "chris.hall@somerset.example"
     )
+
+
+async def test_a_leaver_with_a_new_unmapped_title_is_deactivated_not_held(
+    sqlite_database: Database, graph: FakeGraph, framework: Framework
+) -> None:
+    await _sync(sqlite_database, graph, framework, _mapping(framework))
+    graph.change_user(AMIRA, jobTitle="Senior Practitioner", accountEnabled=False)
+    result = await _sync(sqlite_database, graph, framework, _mapping(framework))
+    assert result.changes.unmapped == []
+    assert [(p.email, p.role, p.active) for p in result.changes.deactivated] == [
+        ("amira.khan@somerset.example", "SW", False)
+    ]
+    assert await _held(sqlite_database) == {RAVI}
+
+
+async def test_the_command_names_a_manager_not_on_the_roster_for_the_administrator(
+    graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
+    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
+    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
+    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    graph.add_user(DIRECTOR, "Dee Rector", "dee.rector@somerset.example", "Adult Services",
+                   "Director of Adult Social Care")  # fmt: skip
+    graph.set_manager(JO, DIRECTOR)
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(main, ["roster", "sync", "--dry-run"]) == 1
+    said = capsys.readouterr()
+    assert (
+        "would make 4 added, 0 updated, 0 deactivated; 0 unmapped; 1 with a manager not on "
+        "the roster." in said.out
+    )
+    assert "But a sync would save nothing until these are fixed:" in said.err
+    assert "Jo Morgan <jo.morgan@somerset.example>: manager not on the roster: Dee Rector" in (
+        said.err
+    )
+    assert await asyncio.to_thread(main, ["roster", "sync", "--json"]) == 1
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["saved"], len(shown["errors"])) == (False, 1)
+    assert [m["manager_name"] for m in shown["manager_not_on_roster"]] == ["Dee Rector"]

@@ -28,8 +28,7 @@ from storage.database import Database
 from storage.directory_sync import roster_rows
 from storage.jobs import last_run
 from tests.conftest import ROOT
-from tests.fake_graph import FakeGraph
-from tests.test_roster_sync import ELLEN, LEE, STAFF, example_tenant
+from tests.fake_graph import ELLEN, LEE, STAFF, FakeGraph, example_tenant
 
 LONDON = ZoneInfo("Europe/London")
 MAPPING = ROOT / "examples" / "graph-mapping.yaml"
