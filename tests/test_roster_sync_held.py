@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +14,7 @@ import pytest
 from admin.cli import main
 from directory.graph import GraphClient, StaticToken
 from directory.mapping import DirectoryMapping, parse_mapping
+from directory.roster_diff import DirectoryUser, RosterPerson, diff_roster
 from directory.sync import SOURCE, SyncResult, sync_roster
 from practice.framework import Framework
 from storage.csv_import import import_staff
@@ -323,3 +325,40 @@ async def test_the_command_names_a_manager_not_on_the_roster_for_the_administrat
     shown = json.loads(capsys.readouterr().out)
     assert (shown["saved"], len(shown["errors"])) == (False, 1)
     assert [m["manager_name"] for m in shown["manager_not_on_roster"]] == ["Dee Rector"]
+
+
+def test_why_a_manager_is_not_on_the_roster(framework: Framework) -> None:
+    mapping = _mapping(framework)
+    jo = DirectoryUser(
+        JO, frozenset({"displayName", "mail", "department", "jobTitle", "accountEnabled"}),
+        name="Jo Morgan", email="jo.morgan@somerset.example", department="ASC Leadership",
+        job_title="Strategic Manager", enabled=True, manager_known=True, manager_id=DIRECTOR,
+    )  # fmt: skip
+    gone = diff_roster(
+        roster=[], scope={JO}, users={JO: jo}, removed=set(), mapping=mapping,
+        managers={DIRECTOR: None},
+    )  # fmt: skip
+    assert [(m.manager_name, m.why) for m in gone.manager_missing] == [
+        ("", "is no longer in the directory")
+    ]
+    assert f"manager not on the roster: ({DIRECTOR}) is no longer in the directory" in (
+        gone.manager_missing[0].problem()
+    )
+    assert gone.added == []
+    # A manager a roster file put on the roster (no object id) is found by Graph's email.
+    dee = RosterPerson("dee.rector@somerset.example", "Dee Rector", "DIR", "Adult Services",
+                       "", "", True, "")  # fmt: skip
+    director = DirectoryUser(DIRECTOR, frozenset({"mail"}), email="dee.rector@somerset.example")
+    found = diff_roster(
+        roster=[dee], scope={JO}, users={JO: jo}, removed=set(), mapping=mapping,
+        managers={DIRECTOR: director},
+    )  # fmt: skip
+    assert found.manager_missing == []
+    assert [p.supervisor_email for p in found.added] == ["dee.rector@somerset.example"]
+    # ...but not one the roster knows under another object id: that is someone else.
+    other = replace(dee, aad_object_id="6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e99")
+    clash = diff_roster(
+        roster=[other], scope={JO}, users={JO: jo}, removed=set(), mapping=mapping,
+        managers={DIRECTOR: director},
+    )  # fmt: skip
+    assert [m.why for m in clash.manager_missing] == ["is not in the groups (PQF_GRAPH_GROUPS)"]

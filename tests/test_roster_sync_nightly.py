@@ -135,6 +135,21 @@ def test_the_bot_schedules_the_sync_only_when_graph_is_configured(framework: Fra
     assert callable(_roster_sync_job(configured, None, framework))  # type: ignore[arg-type]
 
 
+def test_a_half_configured_sync_is_named_at_start(
+    framework: Framework, caplog: pytest.LogCaptureFixture
+) -> None:
+    half = load_settings(env_file=None, PQF_GRAPH_GROUPS=STAFF, PQF_GRAPH_MAPPING_FILE=str(MAPPING))
+    with caplog.at_level("WARNING", logger="bot.app"):
+        assert _roster_sync_job(half, None, framework) is None  # type: ignore[arg-type]
+    [said] = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert said.startswith("nightly roster sync is off: missing MICROSOFT_APP_ID, ")
+    assert "in development, PQF_GRAPH_TOKEN" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bot.app"):
+        _roster_sync_job(load_settings(env_file=None), None, framework)  # type: ignore[arg-type]
+    assert caplog.records == []  # not asked for: nothing to say
+
+
 async def test_the_night_installs_the_app_once_after_the_sync(
     sqlite_database: Database, graph: FakeGraph, framework: Framework
 ) -> None:
