@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from admin.common import EXIT_BAD_SETUP, EXIT_FAILED, EXIT_OK, Commands, complain, run_with_database
@@ -40,6 +41,7 @@ def _reach(settings: Settings, args: argparse.Namespace) -> int:
             complain(
                 "reach --install needs Microsoft Graph settings; missing: " + ", ".join(missing)
                 + " (see docs/deploy.md, 'Installing the app for everyone')"
+                + settings.graph_missing_hint(missing)
             )  # fmt: skip
             return EXIT_BAD_SETUP
 
@@ -134,6 +136,14 @@ def _print(people: list[dict[str, Any]], installed: InstallResult | None) -> Non
     for person in people:
         if person["reach"] == "reachable":
             continue
-        why = f": {person['status']} {person['reason']}" if person.get("reason") else ""
-        again = f" (again at {person['retry_at']})" if person.get("retry_at") else ""
-        print(f"  {person['reach']:<16} {person['email']}{why}{again}", file=sys.stdout)
+        why = (
+            f": Graph answered {person['status']}: {person['reason'].rstrip('.')}"
+            if person.get("reason")
+            else ""
+        )
+        again = ""
+        if person.get("retry_at"):
+            when = datetime.fromisoformat(person["retry_at"]).astimezone(UTC)
+            again = f"; tried again after {when:%Y-%m-%d %H:%M} UTC"
+        state = person["reach"].replace("_", " ")
+        print(f"  {state:<16} {person['email']}{why}{again}", file=sys.stdout)

@@ -134,6 +134,7 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
         complain(
             "roster sync needs Microsoft Graph settings; missing: " + ", ".join(missing)
             + " (see docs/deploy.md, 'Roster from Microsoft Graph')"
+            + settings.graph_missing_hint(missing)
         )  # fmt: skip
         return EXIT_BAD_SETUP
     framework = framework_of(settings)
@@ -168,7 +169,11 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
             _print_sync(result)
         if result.errors:
             if not args.json:
-                print("Nothing changed; fix these and sync again:", file=sys.stderr)
+                print(
+                    "But a sync would save nothing until these are fixed:" if result.dry_run
+                    else "Nothing changed; fix these and sync again:",
+                    file=sys.stderr,
+                )  # fmt: skip
                 for problem in result.errors:
                     print(f"  {problem}", file=sys.stderr)
             return EXIT_FAILED
@@ -185,9 +190,11 @@ def _print_sync(result: SyncResult) -> None:
         heading = "Roster synced from Microsoft Graph:"
     else:
         heading = "Roster sync found problems; it would make"
+    missing = len(changes.manager_missing)
     print(
         f"{heading} {len(changes.added)} added, {len(changes.updated)} updated, "
-        f"{len(changes.deactivated)} deactivated; {len(changes.unmapped)} unmapped."
+        f"{len(changes.deactivated)} deactivated; {len(changes.unmapped)} unmapped"
+        + (f"; {missing} with a manager not on the roster." if missing else ".")
     )
     for person in changes.added:
         print(f"  added        {person.email} ({person.name}, {person.role}, {person.team})")
@@ -202,6 +209,8 @@ def _print_sync(result: SyncResult) -> None:
         print(f"  deactivated  {person.email}")
     for entry in changes.unmapped:
         print(f"  unmapped     {entry.what} {entry.value!r}: {entry.name} ({entry.user_id})")
+    for user in changes.disabled_newcomers:
+        print(f"  not added    {user.email} ({user.name}): account disabled in Entra ID")
     if changes.unmapped:
         print(
             "Add the unmapped departments and job titles to PQF_GRAPH_MAPPING_FILE; until then "

@@ -2,7 +2,9 @@
 
 1. `roster sync` of 10,000 users in one group, read 999 a page (members and delta), into an
    empty roster: wall time, Graph requests and requests a second, throttled requests, and
-   people lost (in the group but not on the roster afterwards).
+   people lost (enabled and mapped, in the group but not on the roster afterwards). One
+   worker in 50 has a disabled account and one in 100 an unmapped job title; then a nightly
+   (delta) sync after 1% of users changed, which must read none of those held people again.
 2. Installing the app for 1,000 people on the roster with no chat: wall time, requests,
    throttled, people left without a chat (lost) and installs Graph saw twice for one person;
    then a second run, which must install nobody.
@@ -53,8 +55,11 @@ class VirtualClock:
         self.now += seconds
 
 
-def tenant(graph: FakeGraph, size: int) -> None:
-    """Fill the fake tenant: one Strategic Manager, a Service Manager for each 100, workers."""
+def tenant(graph: FakeGraph, size: int, *, held: bool = False) -> None:
+    """Fill the fake tenant: one Strategic Manager, a Service Manager for each 100, workers.
+
+    With `held`, one worker in 50 has a disabled account and one in 100 an unmapped title.
+    """
     ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(size)]
     graph.add_user(ids[0], "Head of Service", "head@council.example", "ASC Leadership",
                    "Strategic Manager")  # fmt: skip
@@ -64,8 +69,9 @@ def tenant(graph: FakeGraph, size: int) -> None:
                            "Service Manager", manager=ids[0])  # fmt: skip
         else:
             boss = ids[n - (n - 1) % 100]
+            title = "Social Work Apprentice" if held and n % 100 == 2 else "Social Worker"
             graph.add_user(ids[n], f"Worker {n}", f"worker{n}@council.example", "ASC Mendip",
-                           "Social Worker", manager=boss)  # fmt: skip
+                           title, manager=boss, enabled=not (held and n % 50 == 0))  # fmt: skip
     graph.groups[ROOT_GROUP] = list(ids)
 
 
@@ -76,7 +82,7 @@ async def sync_bench(url: str, size: int) -> dict[str, Any]:
     db = Database(url)
     clock = VirtualClock()
     try:
-        tenant(graph, size)
+        tenant(graph, size, held=True)
         async with aiohttp.ClientSession() as http:
             client = GraphClient(
                 http=http, base_url=graph.url, tokens=StaticToken(graph.token), sleep=clock.sleep
@@ -86,9 +92,25 @@ async def sync_bench(url: str, size: int) -> dict[str, Any]:
                     database=db, client=client, framework=framework, mapping=mapping,
                     groups=[ROOT_GROUP],
                 )  # fmt: skip
+            # The next night: 1% of users renamed, nobody else changed.
+            for user_id in list(graph.users)[1::100]:
+                graph.change_user(user_id, displayName=graph.users[user_id].displayName + " Jr")
+            night = GraphClient(
+                http=http, base_url=graph.url, tokens=StaticToken(graph.token), sleep=clock.sleep
+            )
+            with Stopwatch() as night_watch:
+                again = await sync_roster(
+                    database=db, client=night, framework=framework, mapping=mapping,
+                    groups=[ROOT_GROUP],
+                )  # fmt: skip
         async with db.session() as session:
             on_roster = {s.aad_object_id for s in await roster.all_staff(session=session)}
-        lost = len(set(graph.groups[ROOT_GROUP]) - on_roster)
+        placeable = {
+            u.id
+            for u in graph.users.values()
+            if u.accountEnabled and u.jobTitle != "Social Work Apprentice"
+        }
+        lost = len(set(graph.groups[ROOT_GROUP]) & placeable - on_roster)
         return {
             "users": size,
             "saved": result.saved,
@@ -99,6 +121,16 @@ async def sync_bench(url: str, size: int) -> dict[str, Any]:
             "throttled": client.counts.throttled,
             "virtual_wait_seconds": round(clock.now, 1),
             "lost": lost,
+            "disabled_held": sum(1 for u in graph.users.values() if not u.accountEnabled),
+            "unmapped_held": len(result.changes.unmapped),
+            "nightly": {
+                "saved": again.saved,
+                "seconds": round(night_watch.seconds, 2),
+                "graph_requests": night.counts.requests,
+                "throttled": night.counts.throttled,
+                "updated": len(again.changes.updated),
+                "unmapped_listed": len(again.changes.unmapped),
+            },
         }
     finally:
         await db.dispose()

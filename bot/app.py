@@ -205,7 +205,15 @@ def _roster_sync_job(
     settings: Settings, database: Database, framework: Framework
 ) -> Callable[[date], Awaitable[Any]] | None:
     """Return the nightly roster sync from Microsoft Graph, if the settings ask for one."""
-    if settings.graph_missing() or settings.graph_mapping_file is None:
+    missing = settings.graph_missing()
+    if missing or settings.graph_mapping_file is None:
+        if settings.graph_groups or settings.graph_mapping_file is not None:
+            # Half set up: say so, rather than never syncing without a word.
+            log.warning(
+                "nightly roster sync is off: missing %s%s",
+                ", ".join(missing),
+                settings.graph_missing_hint(missing),
+            )
         return None
     tokens = settings.graph_tokens()
     installer = (

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Sequence
 from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -100,6 +101,8 @@ class Settings(BaseSettings):
     graph_groups: str = Field(default="", validation_alias="PQF_GRAPH_GROUPS")
     graph_mapping_file: Path | None = Field(default=None, validation_alias="PQF_GRAPH_MAPPING_FILE")
     graph_token: str = Field(default="", validation_alias="PQF_GRAPH_TOKEN", repr=False)
+    # Where the app signs in for Graph; empty: the sign-in host of PQF_GRAPH_URL's cloud.
+    graph_authority: str = Field(default="", validation_alias="PQF_GRAPH_AUTHORITY", max_length=300)
     # For `pqf-bot reach --install` (docs/deploy.md, "Installing the app for everyone").
     teams_catalog_app_id: str = Field(
         default="", validation_alias="PQF_TEAMS_CATALOG_APP_ID", max_length=64
@@ -172,6 +175,16 @@ class Settings(BaseSettings):
     def _graph_address(cls, value: str) -> str:
         if not re.match(r"^https?://[a-z0-9.-]+(:\d{1,5})?(/[^\s?#]*)?$", value, re.I):
             raise ValueError("must be an address like https://graph.microsoft.com/v1.0")
+        return value.rstrip("/")
+
+    @field_validator("graph_authority")
+    @classmethod
+    def _authority_address(cls, value: str) -> str:
+        if value and not re.match(r"^https://[a-z0-9.-]+(:\d{1,5})?/?$", value, re.I):
+            raise ValueError(
+                "must be the sign-in host alone, like https://login.microsoftonline.us "
+                "(no tenant: that is MICROSOFT_APP_TENANT_ID)"
+            )
         return value.rstrip("/")
 
     @field_validator("graph_groups")
@@ -266,7 +279,28 @@ class Settings(BaseSettings):
                 missing.append("MICROSOFT_APP_PASSWORD")
             if not self.app_tenant_id:
                 missing.append("MICROSOFT_APP_TENANT_ID")
+            if not self.graph_authority_host:
+                missing.append(
+                    "PQF_GRAPH_AUTHORITY (PQF_GRAPH_URL is not a Microsoft Graph cloud the "
+                    "bot knows, so say where the app signs in)"
+                )
         return missing
+
+    def graph_missing_hint(self, missing: Sequence[str]) -> str:
+        """Return what to add to a message naming missing Graph settings (development's way)."""
+        if self.is_development and any(m.startswith("MICROSOFT_APP_") for m in missing):
+            return (
+                "; in development, PQF_GRAPH_TOKEN (a bearer token for PQF_GRAPH_URL, say a "
+                "test Graph server's) may stand in for the MICROSOFT_APP_* credentials"
+            )
+        return ""
+
+    @property
+    def graph_authority_host(self) -> str:
+        """Return where the app signs in for Graph: PQF_GRAPH_AUTHORITY, else PQF_GRAPH_URL's."""
+        from directory.graph import authority_host_for
+
+        return self.graph_authority or authority_host_for(self.graph_url) or ""
 
     def graph_tokens(self) -> TokenSource:
         """Return how Graph calls are signed: the development token, else the app's sign-in."""
@@ -278,6 +312,7 @@ class Settings(BaseSettings):
             client_id=self.app_id,
             client_secret=self.app_password,
             graph_url=self.graph_url,
+            authority_host=self.graph_authority_host,
         )
 
     def install_missing(self) -> list[str]:
@@ -359,6 +394,7 @@ _VARIABLES = {
     "graph_groups": "PQF_GRAPH_GROUPS",
     "graph_mapping_file": "PQF_GRAPH_MAPPING_FILE",
     "graph_token": "PQF_GRAPH_TOKEN",
+    "graph_authority": "PQF_GRAPH_AUTHORITY",
     "teams_catalog_app_id": "PQF_TEAMS_CATALOG_APP_ID",
     "teams_service_url": "PQF_TEAMS_SERVICE_URL",
     "graph_install_rate": "PQF_GRAPH_INSTALL_RATE",

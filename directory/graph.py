@@ -25,6 +25,18 @@ RETRIED = frozenset({429, 502, 503, 504})
 MAX_TRIES = 8
 # Never wait longer than this for one try, whatever Retry-After says.
 LONGEST_WAIT = 120.0
+# Where apps sign in for each Microsoft Graph cloud (learn.microsoft.com/graph/deployments).
+AUTHORITY_HOSTS = {
+    "graph.microsoft.com": "https://login.microsoftonline.com",
+    "graph.microsoft.us": "https://login.microsoftonline.us",  # US Government L4 (GCC High)
+    "dod-graph.microsoft.us": "https://login.microsoftonline.us",  # US Government L5 (DoD)
+    "microsoftgraph.chinacloudapi.cn": "https://login.chinacloudapi.cn",  # operated by 21Vianet
+}
+
+
+def authority_host_for(graph_url: str) -> str | None:
+    """Return the sign-in host of the Microsoft cloud `graph_url` belongs to, None if unknown."""
+    return AUTHORITY_HOSTS.get((urlsplit(graph_url).hostname or "").lower())
 
 
 class GraphError(Exception):
@@ -75,6 +87,7 @@ class ClientCredentials:
     client_id: str
     client_secret: str
     graph_url: str
+    authority_host: str = "https://login.microsoftonline.com"
     _app: Any = field(default=None, init=False, repr=False)
 
     async def token(self) -> str:
@@ -91,7 +104,7 @@ class ClientCredentials:
         if self._app is None:
             self._app = msal.ConfidentialClientApplication(
                 self.client_id,
-                authority=f"https://login.microsoftonline.com/{self.tenant_id}",
+                authority=f"{self.authority_host.rstrip('/')}/{self.tenant_id}",
                 client_credential=self.client_secret,
             )
         parts = urlsplit(self.graph_url)
@@ -106,12 +119,18 @@ class ClientCredentials:
 
 
 def token_source(
-    *, static_token: str, tenant_id: str, client_id: str, client_secret: str, graph_url: str
+    *,
+    static_token: str,
+    tenant_id: str,
+    client_id: str,
+    client_secret: str,
+    graph_url: str,
+    authority_host: str,
 ) -> TokenSource:
     """Return the static token if one is given (development), else app-only sign-in."""
     if static_token:
         return StaticToken(static_token)
-    return ClientCredentials(tenant_id, client_id, client_secret, graph_url)
+    return ClientCredentials(tenant_id, client_id, client_secret, graph_url, authority_host)
 
 
 @dataclass

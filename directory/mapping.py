@@ -2,7 +2,10 @@
 
 The council edits it (`examples/graph-mapping.yaml`); both are matched ignoring case and
 spaces at the ends. A department or job title the file does not name is reported by name,
-never guessed.
+never guessed. It may also list the people at the top of the roster (`no_supervisor:`, by
+email or object id), whose manager in Entra ID is not on the roster: they are synced with no
+supervisor, as a roster file leaves their supervisor_email empty. Anyone else whose manager is
+not on the roster stops the sync, as a roster file naming an unknown supervisor does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class DirectoryMapping:
 
     teams: Mapping[str, str]
     roles: Mapping[str, str]
+    # Emails and object ids, lower case, of people synced with no supervisor.
+    no_supervisor: frozenset[str] = frozenset()
 
     def team_of(self, department: str | None) -> str | None:
         """Return the team for a department, or None if the file does not name it."""
@@ -34,6 +39,10 @@ class DirectoryMapping:
     def role_of(self, job_title: str | None) -> str | None:
         """Return the role code for a job title, or None if the file does not name it."""
         return self.roles.get(_key(job_title))
+
+    def without_supervisor(self, email: str, user_id: str) -> bool:
+        """Return whether the file says this person has no supervisor on the roster."""
+        return email.lower() in self.no_supervisor or user_id.lower() in self.no_supervisor
 
 
 def _key(text: str | None) -> str:
@@ -47,11 +56,14 @@ def parse_mapping(text: str, *, role_codes: Collection[str], where: str = "") ->
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise MappingError(f"{prefix}not readable as YAML ({error})") from error
-    if not isinstance(data, dict) or set(data) - {"teams", "roles"}:
-        raise MappingError(f"{prefix}expected two sections, teams: and roles:")
+    if not isinstance(data, dict) or set(data) - {"teams", "roles", "no_supervisor"}:
+        raise MappingError(
+            f"{prefix}expected the sections teams: and roles: (and, if needed, no_supervisor:)"
+        )
     problems: list[str] = []
     teams = _section(data.get("teams"), "teams", problems)
     roles = _section(data.get("roles"), "roles", problems)
+    tops = _people(data.get("no_supervisor"), problems)
     for department, team in teams.items():
         if len(team) > LONGEST_TEAM:
             problems.append(f"teams: {department!r} maps to a team over {LONGEST_TEAM} characters")
@@ -63,7 +75,9 @@ def parse_mapping(text: str, *, role_codes: Collection[str], where: str = "") ->
     if problems:
         raise MappingError(prefix + "; ".join(problems))
     return DirectoryMapping(
-        teams={_key(k): v for k, v in teams.items()}, roles={_key(k): v for k, v in roles.items()}
+        teams={_key(k): v for k, v in teams.items()},
+        roles={_key(k): v for k, v in roles.items()},
+        no_supervisor=frozenset(tops),
     )
 
 
@@ -94,3 +108,19 @@ def _section(value: object, name: str, problems: list[str]) -> dict[str, str]:
         seen[_key(key)] = key
         section[key] = mapped.strip()
     return section
+
+
+def _people(value: object, problems: list[str]) -> list[str]:
+    """Return the emails or object ids listed under no_supervisor:, in lower case."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append("no_supervisor: expected a list of emails or object ids, one a line")
+        return []
+    people: list[str] = []
+    for entry in value:
+        if not isinstance(entry, str) or not entry.strip() or " " in entry.strip():
+            problems.append(f"no_supervisor: {entry!r} is not an email or an object id")
+            continue
+        people.append(entry.strip().lower())
+    return people

@@ -4,18 +4,21 @@ Each run reads the members of the configured groups (`transitiveMembers`, so peo
 groups nested inside them count, ids only, 999 a page) and the users' changes since the last
 run (`/users/delta`, following the stored `@odata.deltaLink`; the first run reads every user
 once). A member new to the roster whose record the delta did not hold is read on its own
-(`/users/{id}` and `/users/{id}/manager`). The changes are worked out by
-`roster_diff.diff_roster` against the roster as it is when they are saved, and saved through
-the roster import's own checks: any problem saves nothing. The delta link is kept only when
-everything was saved and nobody was left unmapped, so the next run sees the same changes again
-until the mapping file names them. With an `AppInstaller`, the nightly job then installs the
+(`/users/{id}` and `/users/{id}/manager`), and so is a manager outside the groups, to name
+them (and to find one a roster file put on the roster by email alone). The people the last run
+could not place (unmapped, or a disabled account new to the roster) are held with their
+last-read record and weighed again with the changes, so they are not read again every night
+and a fixed mapping file places them. The changes are worked out by `roster_diff.diff_roster`
+against the roster as it is when they are saved, and saved through the roster import's own
+checks: any problem (a manager not on the roster among them) saves nothing, not even the new
+delta link or the held records. With an `AppInstaller`, the nightly job then installs the
 app for whoever still has no chat (`install.py`), once a night however many instances run it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,6 +45,8 @@ from storage.directory_sync import (
     change_emails,
     delta_link,
     forget_delta_link,
+    held_records,
+    keep_held_records,
     remember_delta_link,
     roster_rows,
 )
@@ -67,6 +72,8 @@ class DirectoryRead:
     removed: set[str]
     delta_link: str
     whole: bool  # whether every user was read (the first run, or after Graph dropped the link)
+    # Managers outside the groups and off the roster, by id (None: not in the directory).
+    managers: dict[str, DirectoryUser | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +95,7 @@ class SyncResult:
             "updated": len(self.changes.updated),
             "deactivated": len(self.changes.deactivated),
             "unmapped": len(self.changes.unmapped),
+            "manager_not_on_roster": len(self.changes.manager_missing),
             "graph_requests": self.requests,
             "graph_throttled": self.throttled,
         }
@@ -106,9 +114,18 @@ class SyncResult:
 
 
 async def read_directory(
-    client: GraphClient, *, groups: Sequence[str], link: str | None, on_roster: Set[str]
+    client: GraphClient,
+    *,
+    groups: Sequence[str],
+    link: str | None,
+    on_roster: Set[str],
+    held: Mapping[str, DirectoryUser] | None = None,
 ) -> DirectoryRead:
-    """Read the groups' members and the users' changes since `link` (all users without one)."""
+    """Read the groups' members and the users' changes since `link` (all users without one).
+
+    `held` are the records of people the last run could not place: with a delta, they stand
+    for those people, brought up to date with whatever the delta says of them.
+    """
     scope: set[str] = set()
     for group in groups:
         path = f"groups/{group}/transitiveMembers/microsoft.graph.user"
@@ -133,6 +150,11 @@ async def read_directory(
         log.warning("graph delta link refused (%s); reading every user again", error.status)
         read = await _read_delta(client, None)
     read.scope = scope
+    if not read.whole:
+        for user_id, record in (held or {}).items():
+            if user_id in scope and user_id not in read.removed:
+                newer = read.users.get(user_id)
+                read.users[user_id] = record.merged(newer) if newer else record
     newcomers = sorted(
         user_id
         for user_id in scope - on_roster - read.removed
@@ -142,6 +164,19 @@ async def read_directory(
         user = await _read_user(client, user_id)
         if user is not None:
             read.users[user_id] = user
+    managers = {
+        user.manager_id
+        for user_id, user in read.users.items()
+        if user_id in scope and user.manager_known and user.manager_id
+    }
+    # Outside the groups and off the roster (by object id): read, unless the delta held them.
+    outside = sorted(
+        manager_id
+        for manager_id in managers - scope - on_roster
+        if manager_id not in read.users or not read.users[manager_id].complete
+    )
+    for manager_id in outside:
+        read.managers[manager_id] = await _read_user(client, manager_id, with_manager=False)
     return read
 
 
@@ -179,13 +214,18 @@ def _manager_of(item: dict[str, Any], *, whole: bool) -> tuple[str | None, bool]
     return (str(current[-1]["id"]) if current else None), True
 
 
-async def _read_user(client: GraphClient, user_id: str) -> DirectoryUser | None:
+async def _read_user(
+    client: GraphClient, user_id: str, *, with_manager: bool = True
+) -> DirectoryUser | None:
+    """Return a user's record (and who their manager is, if asked), None if gone."""
     try:
         item = await client.get(f"users/{user_id}", {"$select": ",".join(USER_PROPERTIES)})
     except GraphError as error:
         if error.status == 404:
             return None  # gone between the two requests
         raise
+    if not with_manager:
+        return user_of(item, manager_known=False)
     status, manager = await client.request(
         "GET", f"users/{user_id}/manager", params={"$select": "id"}, accept=frozenset({404})
     )
@@ -309,7 +349,13 @@ async def _read(
     async with database.session() as session:
         link = None if whole else await delta_link(session=session, source=SOURCE)
         on_roster = {r["aad_object_id"] for r in await roster_rows(session=session)}
-    return await read_directory(client, groups=groups, link=link, on_roster=on_roster - {""})
+        held = {
+            user_id: DirectoryUser.of_record(user_id, record)
+            for user_id, record in (await held_records(session=session, source=SOURCE)).items()
+        }
+    return await read_directory(
+        client, groups=groups, link=link, on_roster=on_roster - {""}, held=held
+    )
 
 
 async def _save(
@@ -325,16 +371,19 @@ async def _save(
     # On problems the result lists them and the caller must roll back: some may be written.
     roster = [RosterPerson.of_row(row) for row in await roster_rows(session=session)]
     changes = diff_roster(
-        roster=roster, scope=read.scope, users=read.users, removed=read.removed, mapping=mapping
-    )
+        roster=roster, scope=read.scope, users=read.users, removed=read.removed, mapping=mapping,
+        managers=read.managers,
+    )  # fmt: skip
     result = SyncResult(
         changes,
         dry_run=dry_run,
         whole=read.whole,
         requests=client.counts.requests,
         throttled=client.counts.throttled,
+        # As a roster file naming an unknown supervisor: all or nothing.
+        errors=[missing.problem() for missing in changes.manager_missing],
     )
-    if dry_run:
+    if dry_run or result.errors:
         return result
     renamed = [(old.email, new.email) for old, new in changes.updated if old.email != new.email]
     result.errors = await change_emails(session=session, changes=renamed)
@@ -345,15 +394,19 @@ async def _save(
         ).errors
     if result.errors:
         return result
-    if not changes.unmapped:
-        await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
+    # The held records carry whoever is unmapped past the new link, to be weighed again.
+    await remember_delta_link(session=session, source=SOURCE, link=read.delta_link)
+    held = {user_id: user.as_record() for user_id, user in changes.held.items()}
+    await keep_held_records(session=session, source=SOURCE, records=held)
     result.saved = True
     log.info(
-        "roster sync: %d added, %d updated, %d deactivated, %d unmapped, %d graph requests",
+        "roster sync: %d added, %d updated, %d deactivated, %d unmapped, %d held, "
+        "%d graph requests",
         len(changes.added),
         len(changes.updated),
         len(changes.deactivated),
         len(changes.unmapped),
+        len(held),
         client.counts.requests,
     )
     return result

@@ -6,12 +6,14 @@ checked and applied exactly as an imported roster file is (`save_staff_rows`): a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import DirectorySync, Staff, utc_now
+from storage.models import DirectoryHeld, DirectorySync, Staff, utc_now
 
 
 async def roster_rows(*, session: AsyncSession) -> list[dict[str, str]]:
@@ -57,6 +59,33 @@ async def forget_delta_link(*, session: AsyncSession, source: str) -> None:
     if state is not None:
         await session.delete(state)
         await session.flush()
+
+
+async def held_records(*, session: AsyncSession, source: str) -> dict[str, dict[str, Any]]:
+    """Return the records of the people the last sync from `source` could not place, by id."""
+    rows = await session.exec(select(DirectoryHeld).where(DirectoryHeld.source == source))
+    return {row.aad_object_id: json.loads(row.record) for row in rows}
+
+
+async def keep_held_records(
+    *, session: AsyncSession, source: str, records: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Make `records` the people held for the next sync from `source`: add, change, drop."""
+    rows = {
+        row.aad_object_id: row
+        for row in await session.exec(select(DirectoryHeld).where(DirectoryHeld.source == source))
+    }
+    now = utc_now()
+    for user_id, row in rows.items():
+        if user_id not in records:
+            await session.delete(row)
+    for user_id, record in records.items():
+        text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+        row = rows.get(user_id) or DirectoryHeld(source=source, aad_object_id=user_id, record="")
+        if row.record != text:
+            row.record, row.held_at = text, now
+            session.add(row)
+    await session.flush()
 
 
 async def change_emails(*, session: AsyncSession, changes: Sequence[tuple[str, str]]) -> list[str]:

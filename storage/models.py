@@ -396,6 +396,23 @@ class DirectorySync(SQLModel, table=True):
     synced_at: datetime = _created()
 
 
+class DirectoryHeld(SQLModel, table=True):
+    """A person in the roster's groups a sync could not place, as the directory last described them.
+
+    An unmapped department or job title, or a disabled account new to the roster: the record
+    is weighed again at each sync (after the delta link has moved past it), so a fixed mapping
+    file or an enabled account places the person without reading them again.
+    """
+
+    __tablename__ = "directory_held"
+
+    source: str = Field(sa_column=Column(String(40), primary_key=True))
+    aad_object_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    # The properties read (`directory.roster_diff.DirectoryUser.as_record`), as JSON.
+    record: str = Field(sa_column=Column(Text, nullable=False))
+    held_at: datetime = _created()
+
+
 class BoardPack(SQLModel, table=True):
     """One published version of the Board's pack for a month, frozen as it was published."""
 

@@ -13,6 +13,7 @@ from storage.models import (
     AccessLogEntry,
     AuditRequest,
     AuditStatusChange,
+    DirectoryHeld,
     Moderation,
     OutboxMessage,
     Staff,
@@ -53,8 +54,14 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
     supervisor = await session.get(Staff, staff.supervisor_id) if staff.supervisor_id else None
     conversation = None
     install = None
+    held: list[DirectoryHeld] = []
     if staff.aad_object_id:
         install = await session.get(TeamsAppInstall, staff.aad_object_id)
+        held = list(
+            await session.exec(
+                select(DirectoryHeld).where(DirectoryHeld.aad_object_id == staff.aad_object_id)
+            )
+        )
         conversation = (
             await session.exec(
                 select(TeamsConversation).where(
@@ -109,6 +116,8 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
         },
         "teams_chat": _plain(conversation) if conversation else None,
         "teams_app_install": _plain(install) if install else None,
+        # What a roster sync read of them but could not yet apply (an unmapped job title).
+        "held_by_roster_sync": [_plain(row) for row in held],
         "audits_they_did": [await _audit(session, audit_id) for audit_id in done if audit_id],
         "audits_of_their_work": [
             await _audit(session, audit_id) for audit_id in of_them if audit_id

@@ -8,12 +8,20 @@ personal app (`POST /users/{id}/teamwork/installedApps`, 201, or 409 when instal
 installation list and its chat (a user can be made to refuse the install, as an app
 permission policy does). It checks the bearer token (401), and can refuse (403) or
 throttle (429 with Retry-After), at random or by script, and counts every request.
+
+Run on its own (`python -m tests.fake_graph --port 8999`), it serves the tests' example
+tenant until stopped, for trying `pqf-bot roster sync` and `pqf-bot reach` by hand in
+development; it prints the settings that point the bot at it.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import random
 import re
+import sys
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -143,7 +151,7 @@ class FakeGraph:
 
     # The server.
 
-    async def start(self) -> FakeGraph:
+    async def start(self, port: int | None = None) -> FakeGraph:
         app = web.Application()
         app.router.add_get("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user",
                            self._members)  # fmt: skip
@@ -155,7 +163,7 @@ class FakeGraph:
         app.router.add_get("/v1.0/users/{user}/teamwork/installedApps/{installation}/chat",
                            self._chat)  # fmt: skip
         app.middlewares.append(self._guard)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host="127.0.0.1", port=port)
         await self._server.start_server()
         return self
 
@@ -318,6 +326,36 @@ class FakeGraph:
         return str(request.url.with_query(merged))
 
 
+# The tests' example tenant: examples/staff.csv as Entra ID would hold it.
+STAFF = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a11"
+MENDIP = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a12"
+JO, CHRIS, AMIRA, LEE, ELLEN, RAVI, PAT = (
+    f"6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e0{n}" for n in range(1, 8)
+)
+
+
+def example_tenant(graph: FakeGraph) -> None:
+    """Fill the fake with the example tenant (Ravi's account is disabled; Pat in no group)."""
+    graph.add_user(
+        JO, "Jo Morgan", "jo.morgan@somerset.example", "ASC Leadership", "Strategic Manager"
+    )
+    graph.add_user(CHRIS, "Chris Hall", "chris.hall@somerset.example", "ASC Mendip",
+                   "Service Manager", manager=JO)  # fmt: skip
+    graph.add_user(AMIRA, "Amira Khan", "Amira.Khan@somerset.example", "ASC Mendip",
+                   "Social Worker", manager=CHRIS)  # fmt: skip
+    graph.add_user(LEE, "Lee Turner", "lee.turner@somerset.example", " asc mendip ",
+                   "Occupational Therapist", manager=CHRIS)  # fmt: skip
+    graph.add_user(ELLEN, "Ellen Shaw", "ellen.shaw@somerset.example", "ASC Practice Development",
+                   "Practice Development Advanced Practitioner", manager=JO)  # fmt: skip
+    graph.add_user(RAVI, "Ravi Nair", "ravi.nair@somerset.example", "ASC Learning and Development",
+                   "Learning and Development Advanced Practitioner", manager=JO, enabled=False)  # fmt: skip
+    # In the tenant but in no roster group (yet).
+    graph.add_user(PAT, "Pat Green", "pat.green@somerset.example", "ASC Mendip", "Social Worker",
+                   manager=CHRIS)  # fmt: skip
+    graph.groups[MENDIP] = [CHRIS, AMIRA, LEE]
+    graph.groups[STAFF] = [JO, MENDIP, ELLEN, RAVI]  # the team's group nested inside
+
+
 def _kind(path: str) -> str:
     """Return a request's path with its ids replaced, for counting requests by kind."""
     if path == "/users/delta":
@@ -341,3 +379,41 @@ def _error(
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+
+
+async def _serve(port: int, refuse: list[str]) -> None:
+    graph = await FakeGraph().start(port)
+    example_tenant(graph)
+    for email in refuse:
+        found = [u.id for u in graph.users.values() if (u.mail or "").lower() == email.lower()]
+        for user_id in found:
+            graph.refuse_install[user_id] = (403, "App is blocked by app permission policy.")
+    sys.stdout.write(
+        "Fake Microsoft Graph (the tests' example tenant) is listening; for the bot, set:\n"
+        f"  PQF_ENVIRONMENT=development\n  PQF_GRAPH_URL={graph.url}\n"
+        f"  PQF_GRAPH_TOKEN={graph.token}\n  PQF_GRAPH_GROUPS={STAFF}\n"
+        "  PQF_GRAPH_MAPPING_FILE=examples/graph-mapping.yaml\n"
+        "  PQF_TEAMS_CATALOG_APP_ID=catalog-app\nStop it with Ctrl+C.\n"
+    )
+    sys.stdout.flush()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await graph.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the example tenant until stopped."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_graph", description=__doc__)
+    parser.add_argument("--port", type=int, default=8999)
+    parser.add_argument(
+        "--refuse-install", action="append", default=[], metavar="EMAIL",
+        help="refuse to install the app for this person, as an app permission policy does",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, args.refuse_install))
+
+
+if __name__ == "__main__":
+    main()

@@ -368,4 +368,8 @@ async def test_the_command_shows_reach_and_installs(
     ]
     assert await asyncio.to_thread(main, ["reach"]) == 0
     out = capsys.readouterr().out
-    assert f"  install_refused  sam.green@example.com: 403 {POLICY} (again at" in out
+    assert (
+        f"  install refused  sam.green@example.com: Graph answered 403: {POLICY[:-1]}; "
+        "tried again after 20" in out
+    )
+    assert out.rstrip().endswith(" UTC")

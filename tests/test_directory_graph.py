@@ -166,13 +166,23 @@ async def test_client_credentials_sign_in_once_and_reuse_the_cached_token(
         def acquire_token_for_client(self, *, scopes: list[str]) -> dict[str, Any]:
             # msal answers from its cache until the token nears expiry
             self.calls += 1
-            assert scopes == ["https://graph.microsoft.com/.default"]
+            assert scopes == [scope]
             return {"access_token": "token-1"}
 
     monkeypatch.setattr(msal, "ConfidentialClientApplication", App)
+    scope = "https://graph.microsoft.com/.default"
     tokens = ClientCredentials("tenant", "client", "secret", "https://graph.microsoft.com/v1.0")
     assert [await tokens.token(), await tokens.token()] == ["token-1", "token-1"]
     assert made == [{"client": "client", "authority": "https://login.microsoftonline.com/tenant"}]
+
+    # A national cloud: its own sign-in host, and its own Graph in the scope.
+    made.clear()
+    scope = "https://microsoftgraph.chinacloudapi.cn/.default"
+    china = ClientCredentials("tenant", "client", "secret",
+                              "https://microsoftgraph.chinacloudapi.cn/v1.0",
+                              "https://login.chinacloudapi.cn")  # fmt: skip
+    assert await china.token() == "token-1"
+    assert made == [{"client": "client", "authority": "https://login.chinacloudapi.cn/tenant"}]
 
     class Refusing(App):
         def acquire_token_for_client(self, *, scopes: list[str]) -> dict[str, Any]:

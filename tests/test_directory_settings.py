@@ -54,3 +54,44 @@ def test_group_ids_and_the_address_are_checked() -> None:
         load_settings(env_file=None, PQF_GRAPH_GROUPS="Adult Social Care")
     with pytest.raises(SettingsError, match="PQF_GRAPH_URL: must be an address"):
         load_settings(env_file=None, PQF_GRAPH_URL="graph.microsoft.com")
+
+
+def test_the_sign_in_host_follows_the_graph_cloud() -> None:
+    assert load_settings(env_file=None).graph_authority_host == "https://login.microsoftonline.com"
+    for graph, host in (
+        ("https://graph.microsoft.us/v1.0", "https://login.microsoftonline.us"),
+        ("https://dod-graph.microsoft.us/v1.0", "https://login.microsoftonline.us"),
+        ("https://microsoftgraph.chinacloudapi.cn/v1.0", "https://login.chinacloudapi.cn"),
+    ):
+        assert load_settings(env_file=None, PQF_GRAPH_URL=graph).graph_authority_host == host
+    chosen = load_settings(
+        env_file=None, PQF_GRAPH_URL="https://graph.microsoft.us/v1.0",
+        PQF_GRAPH_AUTHORITY="https://login.microsoftonline.us/",
+    )  # fmt: skip
+    assert chosen.graph_authority_host == "https://login.microsoftonline.us"
+    with pytest.raises(SettingsError, match="PQF_GRAPH_AUTHORITY: must be the sign-in host alone"):
+        load_settings(env_file=None, PQF_GRAPH_AUTHORITY="https://login.microsoftonline.com/t")
+
+
+def test_an_unknown_graph_needs_its_sign_in_host_named_unless_a_token_stands_in() -> None:
+    elsewhere = {"PQF_GRAPH_URL": "https://graph.example.test/v1.0", **PRODUCTION}
+    unknown = load_settings(env_file=None, PQF_GRAPH_GROUPS=GROUP,
+                            PQF_GRAPH_MAPPING_FILE="m.yaml", **elsewhere)  # fmt: skip
+    assert [m.split(" ")[0] for m in unknown.graph_missing()] == ["PQF_GRAPH_AUTHORITY"]
+    named = load_settings(env_file=None, PQF_GRAPH_GROUPS=GROUP, PQF_GRAPH_MAPPING_FILE="m.yaml",
+                          PQF_GRAPH_AUTHORITY="https://login.example.test", **elsewhere)  # fmt: skip
+    assert named.graph_missing() == []
+    tokened = load_settings(env_file=None, PQF_GRAPH_URL="http://127.0.0.1:8999/v1.0",
+                            PQF_GRAPH_TOKEN="t", PQF_GRAPH_GROUPS=GROUP,
+                            PQF_GRAPH_MAPPING_FILE="m.yaml")  # fmt: skip
+    assert tokened.graph_missing() == []
+
+
+def test_development_is_told_a_token_may_stand_in() -> None:
+    development = load_settings(env_file=None)
+    missing = development.graph_missing()
+    assert "PQF_GRAPH_TOKEN" in development.graph_missing_hint(missing)
+    assert "development" in development.graph_missing_hint(missing)
+    assert development.graph_missing_hint(["PQF_GRAPH_GROUPS"]) == ""
+    production = load_settings(env_file=None, **PRODUCTION)
+    assert production.graph_missing_hint(["MICROSOFT_APP_PASSWORD"]) == ""

@@ -18,40 +18,25 @@ from directory.sync import SOURCE, SyncResult, sync_roster
 from practice.framework import Framework
 from storage.csv_import import import_staff
 from storage.database import Database
-from storage.directory_sync import delta_link, roster_rows
+from storage.directory_sync import delta_link, held_records, roster_rows
 from storage.roster import staff_by_aad_id
 from tests.conftest import ROOT
-from tests.fake_graph import FakeGraph, Fault
+from tests.fake_graph import (
+    AMIRA,
+    CHRIS,
+    ELLEN,
+    LEE,
+    MENDIP,
+    PAT,
+    STAFF,
+    FakeGraph,
+    Fault,
+    example_tenant,
+)  # fmt: skip
 
-STAFF = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a11"
-MENDIP = "0b9a3e0c-52f4-4a1e-9d55-3c2b8f0e1a12"
-JO, CHRIS, AMIRA, LEE, ELLEN, RAVI, PAT = (
-    f"6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e0{n}" for n in range(1, 8)
-)
 # examples/staff.csv as Entra ID would hold it (Ravi's account is disabled, so he is not
 # added), and so the roster a sync must make.
 EQUIVALENT_CSV = (ROOT / "examples" / "staff.csv").read_text().splitlines()[:6]
-
-
-def example_tenant(graph: FakeGraph) -> None:
-    graph.add_user(
-        JO, "Jo Morgan", "jo.morgan@somerset.example", "ASC Leadership", "Strategic Manager"
-    )
-    graph.add_user(CHRIS, "Chris Hall", "chris.hall@somerset.example", "ASC Mendip",
-                   "Service Manager", manager=JO)  # fmt: skip
-    graph.add_user(AMIRA, "Amira Khan", "Amira.Khan@somerset.example", "ASC Mendip",
-                   "Social Worker", manager=CHRIS)  # fmt: skip
-    graph.add_user(LEE, "Lee Turner", "lee.turner@somerset.example", " asc mendip ",
-                   "Occupational Therapist", manager=CHRIS)  # fmt: skip
-    graph.add_user(ELLEN, "Ellen Shaw", "ellen.shaw@somerset.example", "ASC Practice Development",
-                   "Practice Development Advanced Practitioner", manager=JO)  # fmt: skip
-    graph.add_user(RAVI, "Ravi Nair", "ravi.nair@somerset.example", "ASC Learning and Development",
-                   "Learning and Development Advanced Practitioner", manager=JO, enabled=False)  # fmt: skip
-    # In the tenant but in no roster group (yet).
-    graph.add_user(PAT, "Pat Green", "pat.green@somerset.example", "ASC Mendip", "Social Worker",
-                   manager=CHRIS)  # fmt: skip
-    graph.groups[MENDIP] = [CHRIS, AMIRA, LEE]
-    graph.groups[STAFF] = [JO, MENDIP, ELLEN, RAVI]  # the team's group nested inside
 
 
 class Waits:
@@ -155,13 +140,14 @@ async def test_a_second_sync_changes_only_what_changed(
     }  # fmt: skip
     assert after["pat.green@somerset.example"]["supervisor_email"] == "chris.hall@somerset.example"
     assert after["lee.turner@somerset.example"]["active"] == "no"
-    # The group, the delta (one page), and members not on the roster read one by one (Pat,
-    # and Ravi, whose disabled account keeps him off it): not the whole directory again.
+    # The group, the delta (one page), and the one member new to the roster read on his own
+    # (Pat): not the whole directory again, nor Ravi, whose disabled account the first sync
+    # held off the roster and whom the delta did not mention since.
     assert dict(graph.requests) == {
         "/groups/{id}/transitiveMembers/microsoft.graph.user": 1,
         "/users/delta": 1,
-        "/users/{id}": 2,
-        "/users/{id}/manager": 2,
+        "/users/{id}": 1,
+        "/users/{id}/manager": 1,
     }
 
     third = await _sync(sqlite_database, graph, framework, mapping)
@@ -223,8 +209,8 @@ async def test_an_unmapped_job_title_is_named_never_guessed(
     ]
     assert "ellen.shaw@somerset.example" not in {r["email"] for r in await _roster(sqlite_database)}
     async with sqlite_database.session() as session:
-        # Kept back, so the next run reads the same changes until the mapping names the title.
-        assert await delta_link(session=session, source=SOURCE) is None
+        # Held instead (tests/test_roster_sync_held.py), so the next run weighs her again.
+        assert ELLEN in await held_records(session=session, source=SOURCE)
 
 
 async def test_any_problem_saves_nothing(
@@ -277,7 +263,7 @@ def test_the_mapping_file_is_checked_before_anything_is_read(framework: Framewor
         "m.yaml: teams: 'a' repeats 'A'; roles: 'Wizard' maps to 'WIZ', not one of "
         + ", ".join(sorted(codes))
     )
-    with pytest.raises(MappingError, match="expected two sections"):
+    with pytest.raises(MappingError, match="expected the sections teams: and roles:"):
         parse_mapping("- a\n", role_codes=codes)
 
 
@@ -311,10 +297,19 @@ async def test_the_command_syncs_and_dry_runs(
         in out
     )
     assert f"  unmapped     job title 'Practice Lead': Ellen Shaw ({ELLEN})" in out
+    assert (
+        "  not added    ravi.nair@somerset.example (Ravi Nair): account disabled in Entra ID" in out
+    )
 
     monkeypatch.delenv("PQF_GRAPH_GROUPS")
     assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
     assert "missing: PQF_GRAPH_GROUPS" in capsys.readouterr().err
+    monkeypatch.delenv("PQF_GRAPH_TOKEN")
+    assert await asyncio.to_thread(main, ["roster", "sync"]) == 2
+    said = capsys.readouterr().err
+    assert "missing: PQF_GRAPH_GROUPS, PQF_GRAPH_MAPPING_FILE" not in said  # the file is set
+    assert "MICROSOFT_APP_PASSWORD" in said
+    assert "in development, PQF_GRAPH_TOKEN" in said
 
 
 async def test_a_new_email_is_the_same_person(

@@ -28,8 +28,7 @@ from storage.database import Database
 from storage.directory_sync import roster_rows
 from storage.jobs import last_run
 from tests.conftest import ROOT
-from tests.fake_graph import FakeGraph
-from tests.test_roster_sync import LEE, STAFF, example_tenant
+from tests.fake_graph import ELLEN, LEE, STAFF, FakeGraph, example_tenant
 
 LONDON = ZoneInfo("Europe/London")
 MAPPING = ROOT / "examples" / "graph-mapping.yaml"
@@ -136,6 +135,21 @@ def test_the_bot_schedules_the_sync_only_when_graph_is_configured(framework: Fra
     assert callable(_roster_sync_job(configured, None, framework))  # type: ignore[arg-type]
 
 
+def test_a_half_configured_sync_is_named_at_start(
+    framework: Framework, caplog: pytest.LogCaptureFixture
+) -> None:
+    half = load_settings(env_file=None, PQF_GRAPH_GROUPS=STAFF, PQF_GRAPH_MAPPING_FILE=str(MAPPING))
+    with caplog.at_level("WARNING", logger="bot.app"):
+        assert _roster_sync_job(half, None, framework) is None  # type: ignore[arg-type]
+    [said] = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    assert said.startswith("nightly roster sync is off: missing MICROSOFT_APP_ID, ")
+    assert "in development, PQF_GRAPH_TOKEN" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bot.app"):
+        _roster_sync_job(load_settings(env_file=None), None, framework)  # type: ignore[arg-type]
+    assert caplog.records == []  # not asked for: nothing to say
+
+
 async def test_the_night_installs_the_app_once_after_the_sync(
     sqlite_database: Database, graph: FakeGraph, framework: Framework
 ) -> None:
@@ -165,3 +179,24 @@ async def test_the_night_installs_the_app_once_after_the_sync(
     done = await last_run(sqlite_database, job=NIGHTLY_INSTALL, period=MONDAY.isoformat())
     assert done is not None
     assert done.status == "done"
+
+
+async def test_a_fixed_mapping_file_places_the_unmapped_on_the_next_night(
+    database: Database, graph: FakeGraph, framework: Framework, tmp_path: Path
+) -> None:
+    mapping_file = tmp_path / "graph-mapping.yaml"
+    mapping_file.write_text(MAPPING.read_text())
+    graph.change_user(ELLEN, jobTitle="Practice Lead")
+    first = await _night(database, graph, framework, MONDAY, mapping_file)
+    assert (first["added"], first["unmapped"]) == (4, 1)
+    # Another change after the first night moves the delta link past Ellen's record.
+    graph.change_user(LEE, displayName="Lee Turner-Hall")
+    second = await _night(database, graph, framework, date(2026, 12, 1), mapping_file)
+    assert (second["updated"], second["unmapped"]) == (1, 1)
+
+    mapping_file.write_text(MAPPING.read_text() + "  Practice Lead: PDAP\n")
+    third = await _night(database, graph, framework, date(2026, 12, 2), mapping_file)
+    assert (third["added"], third["unmapped"]) == (1, 0)
+    async with database.session() as session:
+        rows = {row["email"]: row for row in await roster_rows(session=session)}
+    assert rows["ellen.shaw@somerset.example"]["role"] == "PDAP"
