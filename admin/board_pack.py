@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,8 +30,6 @@ from practice.month import month_label
 if TYPE_CHECKING:
     from practice.report import Report
     from storage.database import Database
-
-TITLE = "Practice quality audits: report to the Practice Quality Board"
 
 
 def add_commands(commands: Commands) -> None:
@@ -131,9 +128,7 @@ def _words(args: argparse.Namespace, report: Report, names: dict[int, str]) -> P
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    from reports.html import render_report_html
-    from reports.tabular import report_to_json
-    from storage.board_packs import pack_versions, publish_pack
+    from reports.board_pack import publish_month_pack
     from storage.models import utc_now
 
     async def go(database: Database) -> int:
@@ -143,32 +138,16 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         except PackError as error:
             complain(str(error))
             return EXIT_USAGE
-        order = {audit_id: place for place, audit_id in enumerate(words.quote_ids)}
-        report.feedback = sorted(
-            (q for q in report.feedback if q.audit_id in order), key=lambda q: order[q.audit_id]
-        )
         today = utc_now().astimezone(settings.zone).date()
         async with database.session() as session:
-            version = len(await pack_versions(session=session, month=args.month)) + 1
-            edition = f"Version {version}: {args.reason}"
-            content = report_to_json(report, names=names) | {
-                "pack": {
-                    "version": version, "reason": args.reason, "quotes": list(words.quote_ids),
-                    "summary": words.summary,
-                    "commentary": {str(k): v for k, v in sorted(words.commentary.items())},
-                }
-            }  # fmt: skip
-            html = render_report_html(
-                report, title=TITLE, generated_on=today, names=names, pack=words, edition=edition
-            )
-            pack = await publish_pack(
-                session=session, month=args.month, reason=args.reason,
-                content=json.dumps(content, ensure_ascii=False), html=html,
-                published_by=getpass.getuser(),
+            pack, published = await publish_month_pack(
+                session=session, framework=framework_of(settings), zone=settings.zone,
+                month=args.month, words=words, reason=args.reason,
+                published_by=getpass.getuser(), today=today,
             )  # fmt: skip
         print(
             f"Published version {pack.version} of the pack for {month_label(args.month)}: "
-            f"{len(words.quote_ids)} quotes, {report.total_completed} audits completed."
+            f"{len(published.feedback)} quotes, {published.total_completed} audits completed."
         )
         return EXIT_OK
 

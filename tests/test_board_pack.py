@@ -10,6 +10,8 @@ import pytest
 from admin.cli import main
 from practice.board_pack import PackError, PackWords, shortlist
 from practice.report import FeedbackQuote
+from storage import board_packs
+from storage.database import Database
 from tests.conftest import ROOT
 
 HISTORY = ROOT / "examples" / "history"
@@ -120,3 +122,17 @@ def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
     assert main([*publish, "--commentary", "4=Not audited this month"]) == 2
     assert "standard 4 has no table" in capsys.readouterr().err
     assert main(["board-pack", "show", "--month", "2023-09", "--out", "x.html"]) == 1
+
+
+async def test_the_draft_is_stored_and_replaced_on_each_database(database: Database) -> None:
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") is None
+        first = board_packs.Draft((51, 48), "A good month.", {1: "Strong."}, None)
+        await board_packs.save_draft(session=session, month="2023-09", draft=first, staff_id=7)
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") == first
+        second = board_packs.Draft((79,), "", {}, (3, 1))
+        await board_packs.save_draft(session=session, month="2023-09", draft=second, staff_id=8)
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") == second
+        assert await board_packs.draft_of(session=session, month="2023-10") is None

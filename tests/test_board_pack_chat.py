@@ -1,0 +1,218 @@
+"""`board pack` in Teams: the report's owners choose, write, preview and publish the pack.
+
+Driven through botbuilder's TestAdapter as Teams users, on the September 2023 history.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from practice.board_pack import MAX_COMMENTARY
+from practice.framework import Framework
+from storage import board_packs
+from storage.audit_import import import_audits
+from storage.csv_import import import_staff
+from storage.database import Database
+from storage.models import BoardPack, BoardPackDraft, LearningAction, Staff
+from tests.conftest import ROOT
+from tests.harness import BotHarness, Turn, User, action, all_text, inputs
+
+HISTORY = ROOT / "examples" / "history"
+OWNER = User("00000000-0000-0000-0000-00000000a027", "user-id-27", "Manager 027")  # PDAP
+OTHER_OWNER = User("00000000-0000-0000-0000-00000000a028", "user-id-28", "Manager 028")  # PDAP
+DIRECTOR = User("00000000-0000-0000-0000-00000000a001", "user-id-01", "Manager 001")  # sees all
+
+
+async def seed(database: Database, framework: Framework) -> None:
+    async with database.session() as session:
+        staff = (HISTORY / "staff.csv").read_text()
+        assert (await import_staff(session=session, framework=framework, text=staff)).ok
+        audits = (HISTORY / "audits-2023-09.csv").read_text()
+        assert not (await import_audits(session=session, framework=framework, text=audits)).errors
+        for user, email in ((OWNER, "staff027"), (OTHER_OWNER, "staff028"), (DIRECTOR, "staff001")):
+            row = (
+                await session.exec(select(Staff).where(Staff.email == f"{email}@somerset.example"))
+            ).one()
+            row.aad_object_id = user.aad_object_id
+            session.add(row)
+
+
+@pytest.fixture
+async def harness(sqlite_database: Database, framework: Framework, clock: object) -> BotHarness:
+    await seed(sqlite_database, framework)
+    return BotHarness(database=sqlite_database, framework=framework, clock=clock)  # type: ignore[arg-type]
+
+
+def filled(card: dict[str, Any], **changes: str) -> dict[str, str]:
+    """Return every input of the card with its value, as Teams submits them, changed so."""
+    values = {key: str(element.get("value", "")) for key, element in inputs(card).items()}
+    return values | changes
+
+
+async def press(harness: BotHarness, user: User, turn: Turn, title: str, **changes: str) -> Turn:
+    card = turn.card
+    return await harness.submit(
+        user, turn.card_ids[-1], {**action(card, title), **filled(card, **changes)}
+    )
+
+
+async def packs(database: Database) -> list[BoardPack]:
+    async with database.session() as session:
+        return list(await session.exec(select(BoardPack).order_by(BoardPack.version)))
+
+
+async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
+    harness: BotHarness, sqlite_database: Database
+) -> None:
+    turn = await harness.say(OWNER, "Board pack 2023-09")
+    card = turn.card
+    assert "Pack for September 2023" in all_text(card)
+    toggles = [key for key in inputs(card) if key.startswith("quote_")]
+    assert len(toggles) == 5  # the month's quotes marked suitable: fewer than the shortlist's 10
+    assert all(inputs(card)[key]["value"] == "true" for key in toggles)
+    assert {"summary", "commentary_1", "reason", "new_action_text"} <= inputs(card).keys()
+
+    # Leave out two quotes, write a summary and a commentary, add an action: saved as a draft.
+    dropped = toggles[:2]
+    turn = await press(
+        harness, OWNER, turn, "Save", summary="A good month for relationships.",
+        commentary_1="Relationships were strong.", new_action_standard="1",
+        new_action_text="Share the good practice in team meetings.",
+        new_action_owner="Practice Development", **{key: "false" for key in dropped},
+    )  # fmt: skip
+    assert "Saved, with the new learning action." in all_text(turn.card)
+    async with sqlite_database.session() as session:
+        draft = await board_packs.draft_of(session=session, month="2023-09")
+        action_row = (await session.exec(select(LearningAction))).one()
+    assert draft is not None
+    assert draft.summary == "A good month for relationships."
+    assert draft.commentary == {1: "Relationships were strong."}
+    assert len(draft.quote_ids) == len(toggles) - 2
+    assert not {int(key.removeprefix("quote_")) for key in dropped} & set(draft.quote_ids)
+    assert action_row.theme == "1"
+    assert draft.action_ids == (action_row.id,)
+    # The action is themed by the standard's name on the card.
+    assert inputs(turn.card)[f"action_{action_row.id}"]["value"] == "true"
+    assert "Working with people\nShare the good practice in team meetings." in all_text(turn.card)
+
+    # Another owner carries on from the draft: it is in the database, not in a dialog.
+    turn = await harness.say(OTHER_OWNER, "board pack 2023-09")
+    assert inputs(turn.card)["summary"]["value"] == "A good month for relationships."
+    assert inputs(turn.card)[dropped[0]]["value"] == "false"
+
+    preview = await press(harness, OTHER_OWNER, turn, "Preview")
+    text = all_text(preview.card)
+    assert "Preview: September 2023" in text
+    assert "A good month for relationships." in text
+    assert "Relationships were strong." in text
+    assert await packs(sqlite_database) == []
+
+    back = await harness.submit(
+        OTHER_OWNER, preview.card_ids[-1], action(preview.card, "Back to the pack")
+    )
+    published = await press(harness, OTHER_OWNER, back, "Publish")
+    assert "Published version 1: September 2023" in all_text(published.card)
+    [pack] = await packs(sqlite_database)
+    content = json.loads(pack.content)
+    assert content["pack"]["reason"] == "first publication"
+    assert content["pack"]["summary"] == "A good month for relationships."
+    assert content["pack"]["commentary"] == {"1": "Relationships were strong."}
+    assert content["pack"]["quotes"] == list(draft.quote_ids)
+    assert [a["id"] for a in content["actions"]] == [action_row.id]
+    # Logged in November 2026, after September 2023 ended: in, because logged by publication.
+    assert content["actions"][0]["theme"] == "Working with people"
+    assert pack.published_by == "staff028@somerset.example"
+    assert pack.html.count('<figure class="quote">') == len(draft.quote_ids)
+
+
+async def test_publishing_again_needs_a_reason_and_makes_the_next_version(
+    harness: BotHarness, sqlite_database: Database
+) -> None:
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    await press(harness, OWNER, turn, "Publish")
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    assert "Why it is published again" in all_text(turn.card)
+    again = await press(harness, OWNER, turn, "Publish")
+    assert "say why it is published again" in all_text(again.card)
+    assert len(await packs(sqlite_database)) == 1
+    again = await press(harness, OWNER, turn, "Publish", reason="a corrected import")
+    assert "Published version 2" in all_text(again.card)
+    assert [(p.version, p.reason) for p in await packs(sqlite_database)] == [
+        (1, "first publication"),
+        (2, "a corrected import"),
+    ]
+
+
+async def test_words_too_long_are_shown_again_to_correct_and_nothing_is_saved(
+    harness: BotHarness, sqlite_database: Database
+) -> None:
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    long = "x" * (MAX_COMMENTARY + 1)
+    again = await press(
+        harness, OWNER, turn, "Save", commentary_1=long, new_action_text="An action"
+    )
+    text = all_text(again.card)
+    assert f"The commentary on standard 1 is {MAX_COMMENTARY + 1:,} characters" in text
+    assert "Choose the standard the new learning action is about." in text
+    assert "Name the new learning action's owner." in text
+    # What was typed is kept on the card to correct.
+    assert inputs(again.card)["commentary_1"]["value"] == long
+    async with sqlite_database.session() as session:
+        assert (await session.exec(select(BoardPackDraft))).first() is None
+        assert (await session.exec(select(LearningAction))).first() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"quote_999999": "true"}, "audit 999999 has no quote on this month's shortlist"),
+        ({"commentary_4": "Not audited"}, "standard 4 has no table in this month's report"),
+        ({"action_42": "true"}, "learning action 42 is not one the card offered"),
+        ({"new_action_standard": "77"}, "standard 77 is not one a new action may be themed by"),
+        ({"smuggled": "x"}, "the card sent a field (smuggled) that is not one of its own"),
+    ],
+)
+async def test_a_forged_submit_is_refused_and_changes_nothing(
+    harness: BotHarness, sqlite_database: Database, change: dict[str, str], message: str
+) -> None:
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    answer = await press(harness, OWNER, turn, "Publish", **change)
+    assert f"I can't use that card: {message}. Nothing was changed" in answer.text
+    assert await packs(sqlite_database) == []
+    async with sqlite_database.session() as session:
+        assert (await session.exec(select(BoardPackDraft))).first() is None
+
+
+async def test_a_malformed_submit_gets_a_message(harness: BotHarness) -> None:
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    data = action(turn.card, "Save")
+    bad = await harness.submit(OWNER, turn.card_ids[-1], {**data, "month": "2023-13"})
+    assert "That card sent something I can't read. Nothing was saved." in bad.text
+    bad = await harness.submit(OWNER, turn.card_ids[-1], {**data, "summary": ["not", "text"]})
+    assert "can't read" in bad.text
+
+
+async def test_only_the_reports_owners_may_prepare_the_pack(
+    harness: BotHarness, sqlite_database: Database
+) -> None:
+    refused = await harness.say(DIRECTOR, "board pack 2023-09")
+    assert "prepared by the report's owners" in refused.text
+    assert not refused.cards
+    # Nor by pressing an owner's card.
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    pressed = await press(harness, DIRECTOR, turn, "Publish")
+    assert "prepared by the report's owners" in pressed.text
+    assert await packs(sqlite_database) == []
+
+
+async def test_months_the_pack_command_refuses(harness: BotHarness) -> None:
+    assert "has not begun" in (await harness.say(OWNER, "board pack 2027-01")).text
+    assert "I couldn't read that" in (await harness.say(OWNER, "board pack 2023-13")).text
+    # Without a month, last month's pack (October 2026: no audits, no quotes).
+    card = (await harness.say(OWNER, "board pack")).card
+    assert "Pack for October 2026" in all_text(card)
+    assert "No quote was marked as suitable" in all_text(card)
