@@ -6,6 +6,7 @@ Driven through botbuilder's TestAdapter as Teams users, on the September 2023 hi
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +20,9 @@ from storage.csv_import import import_staff
 from storage.database import Database
 from storage.models import BoardPack, BoardPackDraft, LearningAction, Staff
 from tests.conftest import ROOT
+from tests.fake_connector import FakeConnector
 from tests.harness import BotHarness, Turn, User, action, all_text, inputs
+from tests.test_http_app import activity, client_for, dev_settings, seeded
 
 HISTORY = ROOT / "examples" / "history"
 OWNER = User("00000000-0000-0000-0000-00000000a027", "user-id-27", "Manager 027")  # PDAP
@@ -39,6 +42,13 @@ async def seed(database: Database, framework: Framework) -> None:
             ).one()
             row.aad_object_id = user.aad_object_id
             session.add(row)
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    fake = await FakeConnector().start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture
@@ -216,3 +226,32 @@ async def test_months_the_pack_command_refuses(harness: BotHarness) -> None:
     card = (await harness.say(OWNER, "board pack")).card
     assert "Pack for October 2026" in all_text(card)
     assert "No quote was marked as suitable" in all_text(card)
+
+
+async def test_the_pack_through_the_web_app(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    client = await client_for(dev_settings(sqlite_url), framework)
+    isaiah = "00000000-0000-0000-0000-0000000000023"  # the demo's PDAP
+    try:
+        typed = activity(connector.url, "board pack 2026-10", aad=isaiah)
+        assert (await client.post("/api/messages", json=typed)).status == 201
+        card = connector.cards()[-1]
+        assert "Pack for October 2026" in all_text(card)
+        pressed = activity(connector.url, "", aad=isaiah) | {
+            "value": {**action(card, "Publish"), **filled(card, summary="No audits yet.")}
+        }
+        assert (await client.post("/api/messages", json=pressed)).status == 201
+        assert "Published version 1: October 2026" in all_text(connector.cards()[-1])
+        # Someone else (a social worker) is refused, and nothing more is published.
+        assert (await client.post("/api/messages", json=activity(connector.url, "")
+                                  | {"value": pressed["value"]})).status == 201  # fmt: skip
+        assert "prepared by the report's owners" in connector.texts()[-1]
+    finally:
+        await client.close()
+    database = Database(sqlite_url)
+    try:
+        assert [p.version for p in await packs(database)] == [1]
+    finally:
+        await database.dispose()
