@@ -138,12 +138,11 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         except PackError as error:
             complain(str(error))
             return EXIT_USAGE
-        today = utc_now().astimezone(settings.zone).date()
         async with database.session() as session:
             pack, published = await publish_month_pack(
                 session=session, framework=framework_of(settings), zone=settings.zone,
                 month=args.month, words=words, reason=args.reason,
-                published_by=getpass.getuser(), today=today,
+                published_by=getpass.getuser(), now=utc_now(),
             )  # fmt: skip
         print(
             f"Published version {pack.version} of the pack for {month_label(args.month)}: "

@@ -175,7 +175,7 @@ class BoardPackChat:
                 published, _ = await publish_month_pack(
                     session=session, framework=self._framework, zone=self._zone,
                     month=str(month), words=form.words, reason=form.reason or FIRST_PUBLICATION,
-                    published_by=staff.email, today=today,
+                    published_by=staff.email, now=self._clock(),
                 )  # fmt: skip
                 await access_log.record(
                     session=session, staff_id=staff.id, action="board_pack_publish",

@@ -481,7 +481,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             own = await self._reports.own_audits(staff, made)
         assert staff.id is not None
         first, last = made.first_month, made.last_month
-        summary = made.made
+        summary = await self._reports.published_summary(staff, made) or made.made
         card = report_summary_card(
             period=summary.period,
             scope=summary.scope,
@@ -492,6 +492,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,
             caution=summary.caution,
+            published=summary.published,
         )
         log.info("staff %s asked for the report of %s to %s", staff.id, first, last)
         await context.send_activity(card_message(card))

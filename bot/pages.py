@@ -114,6 +114,15 @@ def add_pages(
         assert claims.last_month is not None
         reports = request.app[reports_key]
         today = reports.today()
+        # A month whose pack is published shows it as the Board published it.
+        pack = await reports.published_pack(staff, claims.first_month, claims.last_month)
+        if pack is not None:
+            async with request.app[database_key].session() as session:
+                await access_log.record(
+                    session=session, staff_id=staff.id, action="report_page",
+                    target=f"{pack.month} pack version {pack.version}", via="link",
+                )  # fmt: skip
+            return web.Response(text=pack.html, content_type="text/html", headers=SECURITY_HEADERS)
         # Made and rendered away from the event loop: other people's turns go on meanwhile.
         page = await reports.report(
             Asker(staff, action="report_page", via="link"),

@@ -119,6 +119,14 @@ class ReportScope:
     people: frozenset[int] | None = None  # audits any of these did, or of their work
     moderation_sample: bool = False  # also the audits drawn for moderation (moderators)
 
+    @property
+    def whole(self) -> bool:
+        """Return whether the scope is every audit (the Board's own report)."""
+        return (
+            self.teams is None and self.auditor_id is None and self.subject_id is None
+            and self.person_id is None and self.people is None
+        )  # fmt: skip
+
     def includes(self, audit: AuditFacts) -> bool:
         """Return whether the audit is within this scope."""
         if self.teams is not None and audit.team not in self.teams:

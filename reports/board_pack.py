@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -88,10 +88,11 @@ async def publish_month_pack(
     words: PackWords,
     reason: str,
     published_by: str,
-    today: date,
+    now: datetime,
 ) -> tuple[BoardPack, Report]:
     """Freeze the month's pack with the Board's words as its next version; return it."""
     words.check()
+    today = now.astimezone(zone).date()
     live, names = await pack_report(
         session=session, framework=framework, zone=zone, month=month, today=today
     )
@@ -112,6 +113,7 @@ async def publish_month_pack(
     pack = await publish_pack(
         session=session, month=month, reason=reason,
         content=json.dumps(content, ensure_ascii=False), html=html, published_by=published_by,
+        published_at=now,
     )  # fmt: skip
     return pack, report
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -58,7 +59,14 @@ async def save_draft(
 
 
 async def publish_pack(
-    *, session: AsyncSession, month: str, reason: str, content: str, html: str, published_by: str
+    *,
+    session: AsyncSession,
+    month: str,
+    reason: str,
+    content: str,
+    html: str,
+    published_by: str,
+    published_at: datetime,
 ) -> BoardPack:
     """Store the month's next version of the pack and return it."""
     latest = (
@@ -66,7 +74,7 @@ async def publish_pack(
     ).one()
     pack = BoardPack(
         month=month, version=(latest or 0) + 1, reason=reason, content=content, html=html,
-        published_by=published_by,
+        published_by=published_by, published_at=published_at,
     )  # fmt: skip
     session.add(pack)
     await session.flush()

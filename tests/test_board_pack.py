@@ -80,6 +80,10 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     assert main(["import-audits", str(changed)]) == 0
     assert main(["report", *month, "--format", "json", "--out", "live.json"]) == 0
     live = json.loads((tmp_path / "live.json").read_text())
+    # The live report says what changed since the pack was published.
+    assert main(["report", *month, "--format", "html", "--out", "live.html"]) == 0
+    assert "figures for standard 1 changed." in (tmp_path / "live.html").read_text()
+    assert "Since version 1 was published on " in (tmp_path / "live.html").read_text()
     assert (
         live["outcomes"][0]["criteria"][0]["counts"] != pack["outcomes"][0]["criteria"][0]["counts"]
     )

@@ -10,19 +10,27 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
-from practice.board_pack import MAX_COMMENTARY
+from bot.app import create_app
+from bot.links import LinkMaker
+from bot.settings import load_settings
+from practice.board_pack import MAX_COMMENTARY, PackWords
 from practice.framework import Framework
+from reports.board_pack import publish_month_pack
 from storage import board_packs
 from storage.audit_import import import_audits
 from storage.csv_import import import_staff
 from storage.database import Database
 from storage.models import BoardPack, BoardPackDraft, LearningAction, Staff
-from tests.conftest import ROOT
+from storage.retention import purge
+from tests.conftest import NOW, ROOT
 from tests.fake_connector import FakeConnector
 from tests.harness import BotHarness, Turn, User, action, all_text, inputs
 from tests.test_http_app import activity, client_for, dev_settings, seeded
+from tests.test_monthly_cycle import LONDON
+from tests.test_report_access import SECRET, path
 
 HISTORY = ROOT / "examples" / "history"
 OWNER = User("00000000-0000-0000-0000-00000000a027", "user-id-27", "Manager 027")  # PDAP
@@ -255,3 +263,84 @@ async def test_the_pack_through_the_web_app(
         assert [p.version for p in await packs(database)] == [1]
     finally:
         await database.dispose()
+
+
+async def import_rows(database: Database, framework: Framework, rows: list[str]) -> None:
+    header = (HISTORY / "audits-2023-09.csv").read_text().splitlines()[0]
+    async with database.session() as session:
+        text = "\n".join([header, *rows]) + "\n"
+        assert not (await import_audits(session=session, framework=framework, text=text)).errors
+
+
+async def test_a_published_month_is_summarised_as_published_and_says_what_changed_since(
+    harness: BotHarness, sqlite_database: Database, framework: Framework
+) -> None:
+    turn = await harness.say(OWNER, "board pack 2023-09")
+    await press(harness, OWNER, turn, "Publish")
+    [pack] = await packs(sqlite_database)
+    summary = all_text((await harness.say(DIRECTOR, "report 2023-09")).card)
+    assert "As published by the Board: version 1, 23 November 2026." in summary
+    assert "Since version 1 was published on 23 November 2026: nothing has changed." in summary
+    assert "180" in summary
+
+    # A late submission (a new audit) and a corrected one (standard 1's ratings changed).
+    rows = (HISTORY / "audits-2023-09.csv").read_text().splitlines()
+    late = rows[1].replace(",1900013,", ",1999999,")
+    corrected = rows[2].replace("Meets,Below,Meets,Below,Meets", "Meets,Meets,Meets,Meets,Meets")
+    await import_rows(sqlite_database, framework, [late, corrected])
+    summary = all_text((await harness.say(DIRECTOR, "report 2023-09")).card)
+    assert (
+        "Since version 1 was published on 23 November 2026: 1 audit submitted; figures for "
+        "standard 1 changed." in summary
+    )
+    assert "Audits completed\n180" in summary  # the published count, not the live 181
+    assert "181" not in summary
+    # The pack itself is as it was published.
+    [still] = await packs(sqlite_database)
+    assert (still.content, still.html) == (pack.content, pack.html)
+
+
+async def test_links_to_a_published_month_open_the_pack_and_a_purge_never_changes_it(
+    sqlite_url: str, framework: Framework
+) -> None:
+    database = Database(sqlite_url)
+    await seed(database, framework)
+    async with database.session() as session:
+        await publish_month_pack(
+            session=session, framework=framework, zone=LONDON, month="2023-09",
+            words=PackWords((48, 51), "A good month."), reason="first publication",
+            published_by="staff027@somerset.example", now=NOW,
+        )  # fmt: skip
+        ids = {s.email: s.id for s in await session.exec(select(Staff))}
+    [pack] = await packs(database)
+    # Every audit of September 2023 is long past the retention period: its words go.
+    async with database.session() as session:
+        purged = await purge(session=session, now=NOW, retention_months=24, dry_run=False)
+    assert purged.audits == 180
+    settings = load_settings(
+        env_file=None, DATABASE_URL=sqlite_url, PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false",
+        PQF_LINK_SECRET=SECRET, PQF_PUBLIC_URL="https://pqf.example",
+    )  # fmt: skip
+    links = LinkMaker(
+        public_url="https://pqf.example", secret=SECRET, minutes=15, clock=lambda: NOW
+    )
+    client = TestClient(TestServer(create_app(settings, framework=framework, clock=lambda: NOW)))
+    await client.start_server()
+    try:
+        director = ids["staff001@somerset.example"]
+        page = await (await client.get(path(links.report(director, "2023-09", "2023-09")))).text()
+        assert page == pack.html  # as published: its quotes, though the purge erased them
+        assert "Over more than a year you have replied" in page
+        assert "A good month." in page
+        # A period of months, or a team's view, is made from the live figures.
+        live = await (await client.get(path(links.report(director, "2023-09", "2023-10")))).text()
+        assert "Version 1" not in live
+        assert "Over more than a year you have replied" not in live
+        manager = ids["staff007@somerset.example"]  # a service manager: their teams
+        team = await (await client.get(path(links.report(manager, "2023-09", "2023-09")))).text()
+        assert "Version 1" not in team
+    finally:
+        await client.close()
+    [still] = await packs(database)
+    assert (still.content, still.html) == (pack.content, pack.html)
+    await database.dispose()
