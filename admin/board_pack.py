@@ -2,13 +2,14 @@
 
 `shortlist` suggests quotes; `publish` freezes the month's figures with the quotes chosen, a
 summary and a commentary per standard as the next numbered version, with a reason; `show`
-writes a published version as it was published; `versions` lists them.
+writes a published version as it was published (`pdf`: as an A4 PDF); `versions` lists them.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,12 @@ def add_commands(commands: Commands) -> None:
     show.add_argument("--format", choices=["html", "json"], default="html")
     show.add_argument("--out", type=Path, required=True, metavar="PATH")
     show.set_defaults(handler=_show)
+
+    pdf = verbs.add_parser("pdf", help="write a published version of the month's pack as a PDF")
+    pdf.add_argument("--month", type=parse_month, required=True, metavar="YYYY-MM")
+    pdf.add_argument("--version", type=parse_positive, help="the version (default: latest)")
+    pdf.add_argument("--out", type=Path, required=True, metavar="PATH")
+    pdf.set_defaults(handler=_pdf)
 
     versions = verbs.add_parser("versions", help="list the month's published versions")
     versions.add_argument("--month", type=parse_month, required=True, metavar="YYYY-MM")
@@ -165,6 +172,25 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
             complain(f"no {which}pack for {args.month} has been published")
             return EXIT_FAILED
         write_private(args.out, (pack.html if args.format == "html" else pack.content).encode())
+        print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
+        return EXIT_OK
+
+    return run_with_database(settings, go)
+
+
+def _pdf(settings: Settings, args: argparse.Namespace) -> int:
+    from reports.pack_pdf import render_pack_pdf
+    from storage.board_packs import published_pack
+    from storage.files import write_private
+
+    async def go(database: Database) -> int:
+        async with database.session() as session:
+            pack = await published_pack(session=session, month=args.month, version=args.version)
+        if pack is None:
+            which = f"version {args.version} of " if args.version else ""
+            complain(f"no {which}pack for {args.month} has been published")
+            return EXIT_FAILED
+        write_private(args.out, render_pack_pdf(json.loads(pack.content)))
         print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
         return EXIT_OK
 

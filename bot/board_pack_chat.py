@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from botbuilder.core import TurnContext
 
+from bot.links import LinkMaker
 from cards.board_pack_cards import (
     ActionChoice,
     QuoteChoice,
@@ -83,7 +84,9 @@ class BoardPackChat:
         framework: Framework,
         zone: ZoneInfo,
         clock: Callable[[], datetime],
+        links: LinkMaker,
     ) -> None:
+        self._links = links
         self._database = database
         self._framework = framework
         self._zone = zone
@@ -183,8 +186,12 @@ class BoardPackChat:
                 )  # fmt: skip
         log.info("staff %s: Board's pack of %s, %s", staff.id, month, answer.nav)
         if published is not None:
-            title = f"Published version {published.version}"
-            card = self._preview(report, names, form.words, title=title)
+            assert staff.id is not None
+            card = self._preview(
+                report, names, form.words, title=f"Published version {published.version}",
+                report_url=self._links.report(staff.id, str(month), str(month)),
+                pdf_url=self._links.report(staff.id, str(month), str(month), pdf=True),
+            )  # fmt: skip
         elif answer.nav == "preview":
             card = self._preview(report, names, form.words)
         else:
@@ -257,12 +264,19 @@ class BoardPackChat:
         )  # fmt: skip
 
     def _preview(
-        self, report: Report, names: dict[int, str], words: PackWords, *, title: str = "Preview"
+        self,
+        report: Report,
+        names: dict[int, str],
+        words: PackWords,
+        *,
+        title: str = "Preview",
+        report_url: str | None = None,
+        pdf_url: str | None = None,
     ) -> dict[str, object]:
         quotes, standards, actions = self._choices(report, names, words)
         month = Month.parse(report.first_month)
         return board_pack_preview_card(
             month=str(month), month_label=month.label, completed=report.total_completed,
             quotes=quotes, summary=words.summary, standards=standards, actions=actions,
-            title=title,
+            title=title, report_url=report_url, pdf_url=pdf_url, minutes=self._links.minutes,
         )  # fmt: skip

@@ -138,7 +138,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._dialogs.add(self._audit_dialog)
         self._dialogs.add(self._moderation_dialog)
         self._board_pack = BoardPackChat(
-            database=database, framework=framework, zone=zone, clock=clock
+            database=database, framework=framework, zone=zone, clock=clock, links=self._links
         )
 
     async def on_turn(self, turn_context: TurnContext) -> None:

@@ -58,6 +58,10 @@ class ActionChoice:
     chosen: bool
 
 
+def _open_url(title: str, url: str) -> Element:
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
+
+
 def _data(month: str, nav: str) -> Element:
     return {"pqf": PACK_ANSWER, "month": month, "nav": nav}
 
@@ -215,6 +219,7 @@ def board_pack_preview_card(
     actions: list[ActionChoice],
     title: str = "Preview",
     report_url: str | None = None,
+    pdf_url: str | None = None,
     minutes: int = 0,
 ) -> Element:
     """Return the pack as the Board will read it: the figures, chosen quotes, words, actions."""
@@ -245,10 +250,12 @@ def board_pack_preview_card(
         body.append(users_text(f"“{quote.text}” (standard {quote.standard})", italic=True))
     if report_url:
         body.append(
-            text(f"The link opens the whole pack and works for {minutes} minutes.", subtle=True)
+            text(
+                f"The links open the pack as published and work for {minutes} minutes.", subtle=True
+            )
         )
-        return adaptive_card(
-            body, [{"type": "Action.OpenUrl", "title": "Open the pack", "url": report_url}]
-        )
+        if pdf_url:
+            body.append(action_set(_open_url("Download as PDF", pdf_url)))
+        return adaptive_card(body, [_open_url("Open the pack", report_url)])
     body.append(action_set(submit("Back to the pack", _data(month, "edit"), send_inputs=False)))
     return adaptive_card(body)

@@ -434,6 +434,7 @@ def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
         "board_pack_preview": board_pack_preview_card(**common),
         "board_pack_published": board_pack_preview_card(
             **common, title="Published version 2",
-            report_url="https://pqf-bot.example.gov.uk/packs?t=" + "x" * 200, minutes=15,
+            report_url="https://pqf-bot.example.gov.uk/reports?t=" + "x" * 200,
+            pdf_url="https://pqf-bot.example.gov.uk/reports.pdf?t=" + "x" * 200, minutes=15,
         ),
     }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from admin.cli import main
 from practice.board_pack import PackError, PackWords, shortlist
 from practice.report import FeedbackQuote
+from reports.pack_pdf import render_pack_pdf
 from storage import board_packs
 from storage.database import Database
 from tests.conftest import ROOT
@@ -64,6 +66,17 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
                  "--commentary", "1=Relationships were strong."]) == 0  # fmt: skip
     assert main(["board-pack", "show", *month, "--out", "v1.html"]) == 0
     assert main(["board-pack", "show", *month, "--format", "json", "--out", "v1.json"]) == 0
+    assert main(["board-pack", "pdf", *month, "--out", "v1.pdf"]) == 0
+    pages = pdf_pages((tmp_path / "v1.pdf").read_bytes())
+    text = " ".join(pages)
+    assert "Published Version 1: first publication" in text
+    assert "Summary A good month." in text
+    assert "Commentary: Relationships were strong." in text
+    assert text.count("Standard 1, ") == 2  # the two quotes chosen, with their team
+    for number, page in enumerate(pages, start=1):
+        assert f"September 2023 · version 1 Page {number} of {len(pages)}" in page
+    # No near-blank page: every page but the last is mostly full.
+    assert all(len(page) > 1500 for page in pages[:-1])
     first = (tmp_path / "v1.html").read_text()
     assert first.count('<figure class="quote">') == 2
     assert "A good month." in first
@@ -72,6 +85,12 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     pack = json.loads((tmp_path / "v1.json").read_text())
     assert pack["pack"]["quotes"] == [int(i) for i in suggested[:2]]
     assert pack["completed"]["total"] == 180
+    # The Board's words are printed exactly as written, never read as markup.
+    pack["pack"]["summary"] = "<b>Not bold</b> & “quoted”\nsecond line"
+    assert "Summary <b>Not bold</b> & “quoted” second line" in " ".join(
+        pdf_pages(render_pack_pdf(pack))
+    )
+    pack["pack"]["summary"] = "A good month."
 
     # A later import changes the live report, not the published pack.
     rows = (HISTORY / "audits-2023-09.csv").read_text().splitlines()
@@ -102,6 +121,9 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     ]
     assert main(["board-pack", "show", *month, "--version", "1", "--out", "old.html"]) == 0
     assert (tmp_path / "old.html").read_text() == first
+    # The PDF of version 1 is made from its frozen figures: the same bytes as before.
+    assert main(["board-pack", "pdf", *month, "--version", "1", "--out", "v1-again.pdf"]) == 0
+    assert (tmp_path / "v1-again.pdf").read_bytes() == (tmp_path / "v1.pdf").read_bytes()
     assert main(["board-pack", "show", *month, "--format", "json", "--out", "v2.json"]) == 0
     second = json.loads((tmp_path / "v2.json").read_text())
     assert second["pack"]["version"] == 2
@@ -109,6 +131,13 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
         second["outcomes"][0]["criteria"][0]["counts"]
         == live["outcomes"][0]["criteria"][0]["counts"]
     )
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    from pypdf import PdfReader
+
+    assert data.startswith(b"%PDF")
+    return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(data)).pages]
 
 
 def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
@@ -126,6 +155,7 @@ def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
     assert main([*publish, "--commentary", "4=Not audited this month"]) == 2
     assert "standard 4 has no table" in capsys.readouterr().err
     assert main(["board-pack", "show", "--month", "2023-09", "--out", "x.html"]) == 1
+    assert main(["board-pack", "pdf", "--month", "2023-09", "--out", "x.pdf"]) == 1
 
 
 async def test_the_draft_is_stored_and_replaced_on_each_database(database: Database) -> None:

@@ -134,6 +134,13 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
     )
     published = await press(harness, OTHER_OWNER, back, "Publish")
     assert "Published version 1: September 2023" in all_text(published.card)
+    urls = [a["url"] for a in published.card["actions"]] + [
+        a["url"] for e in published.card["body"] if e["type"] == "ActionSet" for a in e["actions"]
+    ]
+    assert [u.split("?")[0] for u in urls] == [
+        "http://localhost:3978/reports",
+        "http://localhost:3978/reports.pdf",
+    ]
     [pack] = await packs(sqlite_database)
     content = json.loads(pack.content)
     assert content["pack"]["reason"] == "first publication"
@@ -339,6 +346,17 @@ async def test_links_to_a_published_month_open_the_pack_and_a_purge_never_change
         manager = ids["staff007@somerset.example"]  # a service manager: their teams
         team = await (await client.get(path(links.report(manager, "2023-09", "2023-09")))).text()
         assert "Version 1" not in team
+        # The pack as a PDF, for those who see the whole report only.
+        pdf = await client.get(path(links.report(director, "2023-09", "2023-09", pdf=True)))
+        assert pdf.status == 200
+        assert pdf.headers["Content-Disposition"] == (
+            'attachment; filename="board-pack-2023-09-v1.pdf"'
+        )
+        assert (await pdf.read()).startswith(b"%PDF")
+        refused = await client.get(path(links.report(manager, "2023-09", "2023-09", pdf=True)))
+        assert refused.status == 404
+        unpublished = await client.get(path(links.report(director, "2023-10", "2023-10", pdf=True)))
+        assert unpublished.status == 404
     finally:
         await client.close()
     [still] = await packs(database)
