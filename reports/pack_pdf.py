@@ -60,6 +60,7 @@ def _styles() -> dict[str, ParagraphStyle]:
                              spaceBefore=7, spaceAfter=3),
         "body": body,
         "muted": ParagraphStyle("muted", parent=body, textColor=MUTED),
+        "commentary": ParagraphStyle("commentary", parent=body, spaceBefore=5),
         "caption": ParagraphStyle("caption", parent=body, textColor=MUTED, fontSize=8.5,
                                   spaceAfter=7),
         "quote": ParagraphStyle("quote", parent=body, fontName=f"{FONT}-Italic", leftIndent=8,
@@ -156,7 +157,7 @@ def _outcomes(content: dict[str, Any], s: dict[str, ParagraphStyle], width: floa
                 ]
                 + [Paragraph(str(row["answered"]), s["cell"])]
             )
-        number = 17 * mm
+        number = 19 * mm
         block: list[Any] = [
             Paragraph(_text(table["heading"]), s["h3"]),
             Paragraph(f"{table['audits']} audits completed.", s["muted"]),
@@ -164,7 +165,7 @@ def _outcomes(content: dict[str, Any], s: dict[str, ParagraphStyle], width: floa
         ]
         words = commentary.get(str(table["standard"])) if not table["additional"] else None
         if words:
-            block.append(Paragraph(f"<b>Commentary:</b> {_text(words)}", s["body"]))
+            block.append(Paragraph(f"<b>Commentary:</b> {_text(words)}", s["commentary"]))
         story.append(KeepTogether(block))
     if not story:
         story.append(Paragraph("No ratings were recorded in this period.", s["muted"]))
