@@ -135,6 +135,7 @@ def _words(args: argparse.Namespace, report: Report, names: dict[int, str]) -> P
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from messages.pack_notices import queue_pack_published
     from reports.board_pack import publish_month_pack
     from storage.models import utc_now
 
@@ -150,6 +151,12 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
                 session=session, framework=framework_of(settings), zone=settings.zone,
                 month=args.month, words=words, reason=args.reason,
                 published_by=getpass.getuser(), now=utc_now(),
+            )  # fmt: skip
+            await queue_pack_published(
+                session=session, framework=framework_of(settings), month=args.month,
+                version=pack.version, reason=pack.reason, completed=published.total_completed,
+                quotes=len(published.feedback), actions=len(published.actions),
+                summary=words.summary,
             )  # fmt: skip
         print(
             f"Published version {pack.version} of the pack for {month_label(args.month)}: "

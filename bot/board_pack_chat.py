@@ -28,6 +28,7 @@ from cards.board_pack_cards import (
 )
 from cards.submissions import BoardPackAnswer
 from dialogs.turn import card_message
+from messages.pack_notices import queue_pack_published
 from practice.access import prepares_board_pack
 from practice.board_pack import (
     FIRST_PUBLICATION,
@@ -175,10 +176,16 @@ class BoardPackChat:
                 )  # fmt: skip
             published: BoardPack | None = None
             if answer.nav == "publish":
-                published, _ = await publish_month_pack(
+                published, frozen = await publish_month_pack(
                     session=session, framework=self._framework, zone=self._zone,
                     month=str(month), words=form.words, reason=form.reason or FIRST_PUBLICATION,
                     published_by=staff.email, now=self._clock(),
+                )  # fmt: skip
+                await queue_pack_published(
+                    session=session, framework=self._framework, month=str(month),
+                    version=published.version, reason=published.reason,
+                    completed=frozen.total_completed, quotes=len(frozen.feedback),
+                    actions=len(frozen.actions), summary=form.words.summary,
                 )  # fmt: skip
                 await access_log.record(
                     session=session, staff_id=staff.id, action="board_pack_publish",

@@ -457,7 +457,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
-        text = context.activity.text if context.activity.value is None else "report"
+        value = context.activity.value  # a RunCommand: checked, the month "YYYY-MM" or none
+        text = context.activity.text if value is None else f"report {value.get('month') or ''}"
         today = self._reports.today()
         try:
             months = report_months(text, today=today, longest=self._longest_report)

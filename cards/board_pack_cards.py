@@ -259,3 +259,37 @@ def board_pack_preview_card(
         return adaptive_card(body, [_open_url("Open the pack", report_url)])
     body.append(action_set(submit("Back to the pack", _data(month, "edit"), send_inputs=False)))
     return adaptive_card(body)
+
+
+def pack_published_card(
+    *,
+    month: str,
+    month_label: str,
+    version: int,
+    reason: str,
+    completed: int,
+    quotes: int,
+    actions: int,
+    summary: str,
+) -> Element:
+    """Return the notice to the Board that a version of the month's pack is published."""
+    body: list[Element] = [
+        text("Practice quality audits · the Board's pack", subtle=True, weight="Bolder"),
+        heading(f"{month_label}: version {version} published", size="Medium"),
+        users_text(f"Why: {reason}", subtle=True),
+        facts([
+            ("Audits completed", str(completed)),
+            ("Quotes", str(quotes)),
+            ("Learning actions", str(actions)),
+        ]),
+    ]  # fmt: skip
+    if summary:
+        body.append(users_text(summary))
+    body.append(
+        text(
+            "Open it for its summary and a link to the whole pack, as a web page or a PDF.",
+            subtle=True,
+        )
+    )
+    data = {"pqf": "command", "command": "report", "month": month}
+    return adaptive_card(body, [submit("Open the pack", data, send_inputs=False)])

@@ -49,6 +49,8 @@ class RunCommand(_Payload):
 
     pqf: Literal["command"]
     command: Literal["help", "my audits", "resume", "new audit", "moderation", "report"]
+    # With "report": the month to report on (the notice of a published Board's pack).
+    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class _StepAnswer(_Payload):

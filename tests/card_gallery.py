@@ -31,6 +31,7 @@ from cards.board_pack_cards import (
     StandardWords,
     board_pack_card,
     board_pack_preview_card,
+    pack_published_card,
 )
 from cards.cycle_cards import (
     DIGEST_STATES,
@@ -432,6 +433,11 @@ def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
             standards=[], actions=[], action_standards=action_standards, published_versions=0,
         ),
         "board_pack_preview": board_pack_preview_card(**common),
+        "board_pack_notice": pack_published_card(
+            month="2026-11", month_label="November 2026", version=12,
+            reason=(EVIDENCE * 2)[:300], completed=1234, quotes=12, actions=8,
+            summary=(EVIDENCE * 8)[:2000],
+        ),
         "board_pack_published": board_pack_preview_card(
             **common, title="Published version 2",
             report_url="https://pqf-bot.example.gov.uk/reports?t=" + "x" * 200,

@@ -23,7 +23,7 @@ from storage import board_packs
 from storage.audit_import import import_audits
 from storage.csv_import import import_staff
 from storage.database import Database
-from storage.models import BoardPack, BoardPackDraft, LearningAction, Staff
+from storage.models import BoardPack, BoardPackDraft, LearningAction, OutboxMessage, Staff
 from storage.retention import purge
 from tests.conftest import NOW, ROOT
 from tests.fake_connector import FakeConnector
@@ -152,6 +152,23 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
     assert content["actions"][0]["theme"] == "Working with people"
     assert pack.published_by == "staff028@somerset.example"
     assert pack.html.count('<figure class="quote">') == len(draft.quote_ids)
+
+    # The Board (everyone whose role sees the whole report) is told, through the outbox, once.
+    async with sqlite_database.session() as session:
+        notices = list(
+            await session.exec(select(OutboxMessage).where(OutboxMessage.purpose == "board_pack"))
+        )
+        board = {
+            s.id
+            for s in await session.exec(select(Staff))
+            if s.active and s.role_code in ("DIR", "SM", "PDAP")
+        }
+    assert sorted(n.recipient_id for n in notices) == sorted(board)
+    notice = json.loads(notices[0].activity)["attachments"][0]["content"]
+    assert "September 2023: version 1 published" in all_text(notice)
+    # Its button asks for the month's report: the pack as published, with fresh links.
+    opened = await harness.submit(DIRECTOR, None, action(notice, "Open the pack"))
+    assert "As published by the Board: version 1" in all_text(opened.card)
 
 
 async def test_publishing_again_needs_a_reason_and_makes_the_next_version(

@@ -32,6 +32,7 @@ from cards.board_pack_cards import (
     StandardWords,
     board_pack_card,
     board_pack_preview_card,
+    pack_published_card,
 )
 from cards.cycle_cards import (
     DIGEST_STATES,
@@ -402,6 +403,10 @@ def _board_pack_with(words: str) -> dict[str, dict[str, Any]]:
             month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
             summary=words, standards=standards, actions=actions, action_standards=[(3, "S")],
             published_versions=1,
+        ),
+        "board_pack_notice": pack_published_card(
+            month="2026-11", month_label="November 2026", version=2, reason=words, completed=3,
+            quotes=1, actions=1, summary=words,
         ),
         "board_pack_preview": board_pack_preview_card(
             month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
