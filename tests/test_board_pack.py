@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from admin.cli import main
+from bot.board_pack_chat import pack_month
 from practice.board_pack import PackError, PackWords, shortlist
+from practice.month import MonthError
 from practice.report import FeedbackQuote
+from reports.board_pack import changes_since
 from reports.pack_pdf import render_pack_pdf
 from storage import board_packs
 from storage.database import Database
@@ -170,3 +174,39 @@ async def test_the_draft_is_stored_and_replaced_on_each_database(database: Datab
     async with database.session() as session:
         assert await board_packs.draft_of(session=session, month="2023-09") == second
         assert await board_packs.draft_of(session=session, month="2023-10") is None
+
+
+def _figures(total: int, counts: dict[tuple[int, bool], int]) -> dict[str, object]:
+    return {
+        "completed": {"total": total},
+        "outcomes": [
+            {"standard": standard, "additional": extra,
+             "criteria": [{"criterion_id": f"{standard}.1", "counts": {"below": below}}]}
+            for (standard, extra), below in counts.items()
+        ],
+    }  # fmt: skip
+
+
+def test_what_changed_since_publication_is_worked_out_from_the_figures() -> None:
+    frozen = _figures(145, {(4, False): 3, (8, True): 1})
+    assert changes_since(frozen, _figures(145, {(4, False): 3, (8, True): 1})) == []
+    assert changes_since(frozen, _figures(148, {(4, False): 5, (8, True): 2})) == [
+        "3 audits submitted",
+        "figures for standards 4, 8 changed",
+    ]
+    # An audit removed (a corrected import), and a standard's table gone altogether.
+    assert changes_since(frozen, _figures(144, {(4, False): 3})) == [
+        "1 audit removed",
+        "figures for standard 8 changed",
+    ]
+
+
+def test_the_pack_command_names_a_month_that_has_begun() -> None:
+    today = date(2026, 11, 23)
+    assert str(pack_month("board pack", today=today)) == "2026-10"
+    assert str(pack_month("boardpack 2023-09", today=today)) == "2023-09"
+    assert str(pack_month("board pack 2026-11", today=today)) == "2026-11"
+    with pytest.raises(MonthError, match="has not begun"):
+        pack_month("board pack 2026-12", today=today)
+    with pytest.raises(MonthError):
+        pack_month("board pack September", today=today)
