@@ -2,7 +2,7 @@
 
 `shortlist` suggests quotes; `publish` freezes the month's figures with the quotes chosen, a
 summary and a commentary per standard as the next numbered version, with a reason; `show`
-writes a published version as it was published; `versions` lists them.
+writes a published version as it was published (`pdf`: as an A4 PDF); `versions` lists them.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from practice.month import month_label
 if TYPE_CHECKING:
     from practice.report import Report
     from storage.database import Database
-
-TITLE = "Practice quality audits: report to the Practice Quality Board"
 
 
 def add_commands(commands: Commands) -> None:
@@ -67,6 +65,12 @@ def add_commands(commands: Commands) -> None:
     show.add_argument("--format", choices=["html", "json"], default="html")
     show.add_argument("--out", type=Path, required=True, metavar="PATH")
     show.set_defaults(handler=_show)
+
+    pdf = verbs.add_parser("pdf", help="write a published version of the month's pack as a PDF")
+    pdf.add_argument("--month", type=parse_month, required=True, metavar="YYYY-MM")
+    pdf.add_argument("--version", type=parse_positive, help="the version (default: latest)")
+    pdf.add_argument("--out", type=Path, required=True, metavar="PATH")
+    pdf.set_defaults(handler=_pdf)
 
     versions = verbs.add_parser("versions", help="list the month's published versions")
     versions.add_argument("--month", type=parse_month, required=True, metavar="YYYY-MM")
@@ -131,9 +135,8 @@ def _words(args: argparse.Namespace, report: Report, names: dict[int, str]) -> P
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    from reports.html import render_report_html
-    from reports.tabular import report_to_json
-    from storage.board_packs import pack_versions, publish_pack
+    from messages.pack_notices import queue_pack_published
+    from reports.board_pack import publish_month_pack
     from storage.models import utc_now
 
     async def go(database: Database) -> int:
@@ -143,32 +146,21 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         except PackError as error:
             complain(str(error))
             return EXIT_USAGE
-        order = {audit_id: place for place, audit_id in enumerate(words.quote_ids)}
-        report.feedback = sorted(
-            (q for q in report.feedback if q.audit_id in order), key=lambda q: order[q.audit_id]
-        )
-        today = utc_now().astimezone(settings.zone).date()
         async with database.session() as session:
-            version = len(await pack_versions(session=session, month=args.month)) + 1
-            edition = f"Version {version}: {args.reason}"
-            content = report_to_json(report, names=names) | {
-                "pack": {
-                    "version": version, "reason": args.reason, "quotes": list(words.quote_ids),
-                    "summary": words.summary,
-                    "commentary": {str(k): v for k, v in sorted(words.commentary.items())},
-                }
-            }  # fmt: skip
-            html = render_report_html(
-                report, title=TITLE, generated_on=today, names=names, pack=words, edition=edition
-            )
-            pack = await publish_pack(
-                session=session, month=args.month, reason=args.reason,
-                content=json.dumps(content, ensure_ascii=False), html=html,
-                published_by=getpass.getuser(),
+            pack, published = await publish_month_pack(
+                session=session, framework=framework_of(settings), zone=settings.zone,
+                month=args.month, words=words, reason=args.reason,
+                published_by=getpass.getuser(), now=utc_now(),
+            )  # fmt: skip
+            await queue_pack_published(
+                session=session, framework=framework_of(settings), month=args.month,
+                version=pack.version, reason=pack.reason, completed=published.total_completed,
+                quotes=len(published.feedback), actions=len(published.actions),
+                summary=words.summary,
             )  # fmt: skip
         print(
             f"Published version {pack.version} of the pack for {month_label(args.month)}: "
-            f"{len(words.quote_ids)} quotes, {report.total_completed} audits completed."
+            f"{len(published.feedback)} quotes, {published.total_completed} audits completed."
         )
         return EXIT_OK
 
@@ -187,6 +179,25 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
             complain(f"no {which}pack for {args.month} has been published")
             return EXIT_FAILED
         write_private(args.out, (pack.html if args.format == "html" else pack.content).encode())
+        print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
+        return EXIT_OK
+
+    return run_with_database(settings, go)
+
+
+def _pdf(settings: Settings, args: argparse.Namespace) -> int:
+    from reports.pack_pdf import render_pack_pdf
+    from storage.board_packs import published_pack
+    from storage.files import write_private
+
+    async def go(database: Database) -> int:
+        async with database.session() as session:
+            pack = await published_pack(session=session, month=args.month, version=args.version)
+        if pack is None:
+            which = f"version {args.version} of " if args.version else ""
+            complain(f"no {which}pack for {args.month} has been published")
+            return EXIT_FAILED
+        write_private(args.out, render_pack_pdf(json.loads(pack.content)))
         print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
         return EXIT_OK
 

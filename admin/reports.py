@@ -165,6 +165,9 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         assert made is not None  # the command line gives its scope
         report, names = made.made
         if args.format == "html":
+            # The live figures of a month whose pack is published: what changed since.
+            pack = await reports.published_pack(None, args.month, last) if scope.whole else None
+            since = await reports.since_publication(pack, today) if pack else ""
             write_private(
                 args.out,
                 render_report_html(
@@ -172,6 +175,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                     title="Practice quality audits: report to the Practice Quality Board",
                     generated_on=today,
                     names=names,
+                    since=since,
                 ).encode("utf-8"),
             )
         elif args.format == "xlsx":

@@ -17,6 +17,7 @@ class Command(StrEnum):
     NEW_AUDIT = "new audit"
     MODERATION = "moderation"
     REPORT = "report"
+    BOARD_PACK = "board pack"
     UNKNOWN = "unknown"
 
 
@@ -54,7 +55,7 @@ _REPORT = re.compile(
 )
 
 
-def _clean(text: str) -> str:
+def clean_command(text: str) -> str:
     cleaned = _TAGS.sub(" ", _MENTION.sub(" ", text)).lower()
     return re.sub(r"[\s\u00a0]+", " ", cleaned).strip(" .!?/")
 
@@ -63,9 +64,11 @@ def parse_command(text: str | None) -> Command:
     """Return the command in a message (mentions, markup, case and punctuation ignored)."""
     if not text or len(text) > MAX_COMMAND_LENGTH:
         return Command.UNKNOWN
-    cleaned = _clean(text)
+    cleaned = clean_command(text)
     if cleaned == "report" or cleaned.startswith("report "):
         return Command.REPORT
+    if re.match(r"^board ?pack(?: |$)", cleaned):
+        return Command.BOARD_PACK
     return _SYNONYMS.get(cleaned, Command.UNKNOWN)
 
 
@@ -84,7 +87,7 @@ def report_months(
 
     The period is checked against what a report may cover (`practice.month.check_range`).
     """
-    match = _REPORT.match(_clean(text or ""))
+    match = _REPORT.match(clean_command(text or ""))
     if match is None:
         raise ReportMonthsError("type report, report 2023-09, or report 2023-09 to 2024-02")
     if match["first"] is None:

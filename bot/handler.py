@@ -14,10 +14,12 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
+from bot.board_pack_chat import BoardPackChat
 from bot.commands import (
     Command,
     ReportMonthsError,
     ReportRangeError,
+    clean_command,
     parse_command,
     report_months,
 )
@@ -27,6 +29,7 @@ from cards.cycle_cards import moderation_sample_card, new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
 from cards.submissions import (
+    BoardPackAnswer,
     ClaimModeration,
     DownloadAudit,
     ModerationAnswer,
@@ -134,6 +137,9 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         )
         self._dialogs.add(self._audit_dialog)
         self._dialogs.add(self._moderation_dialog)
+        self._board_pack = BoardPackChat(
+            database=database, framework=framework, zone=zone, clock=clock, links=self._links
+        )
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Handle the turn (within each person's message limit), then save the dialog state."""
@@ -261,6 +267,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await self._start_new_audit(dialog_context, staff, submission)
         elif isinstance(submission, DownloadAudit):
             await self._send_download_links(context, staff, submission.audit_id)
+        elif isinstance(submission, BoardPackAnswer):
+            await self._board_pack.answer(context, staff, submission)
         elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
             context.turn_state[MODERATION_KEY] = submission
             # The sample card whose Claim or Moderate was pressed, shown afresh afterwards so
@@ -305,6 +313,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await self._send_moderation_samples(context, staff)
         elif command is Command.REPORT:
             await self._send_report_summary(context, staff)
+        elif command is Command.BOARD_PACK:
+            await self._board_pack.open(context, staff, clean_command(context.activity.text))
         elif command is Command.CANCEL:
             if self._in_audit(dialog_context):
                 await self._audit_dialog.stop(dialog_context)
@@ -447,7 +457,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
-        text = context.activity.text if context.activity.value is None else "report"
+        value = context.activity.value  # a RunCommand: checked, the month "YYYY-MM" or none
+        text = context.activity.text if value is None else f"report {value.get('month') or ''}"
         today = self._reports.today()
         try:
             months = report_months(text, today=today, longest=self._longest_report)
@@ -471,7 +482,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             own = await self._reports.own_audits(staff, made)
         assert staff.id is not None
         first, last = made.first_month, made.last_month
-        summary = made.made
+        summary = await self._reports.published_summary(staff, made) or made.made
         card = report_summary_card(
             period=summary.period,
             scope=summary.scope,
@@ -482,6 +493,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             report_url=self._links.report(staff.id, first, last),
             minutes=self._links.minutes,
             caution=summary.caution,
+            published=summary.published,
         )
         log.info("staff %s asked for the report of %s to %s", staff.id, first, last)
         await context.send_activity(card_message(card))

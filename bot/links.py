@@ -21,8 +21,12 @@ from zoneinfo import ZoneInfo
 
 from practice.month import TEN_YEARS, Month, MonthError, check_range
 
-LinkKind = Literal["report", "audit", "audit_pdf"]
-PATHS: dict[str, str] = {"report": "/reports", "audit": "/audits", "audit_pdf": "/audits.pdf"}
+LinkKind = Literal["report", "report_pdf", "audit", "audit_pdf"]
+# "report_pdf": the published Board's pack of a month, as a PDF.
+PATHS: dict[str, str] = {
+    "report": "/reports", "report_pdf": "/reports.pdf", "audit": "/audits",
+    "audit_pdf": "/audits.pdf",
+}  # fmt: skip
 
 
 class InvalidLinkError(ValueError):
@@ -95,7 +99,7 @@ def _read(payload: Any, tzinfo: Any) -> LinkClaims:
     kind: LinkKind = payload["k"]
     viewer_id = _whole(payload, "v", 1, MAX_ID)
     expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
-    if kind == "report":
+    if kind in ("report", "report_pdf"):
         first, last = _month(payload, "f"), _month(payload, "l")
         return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
     return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
@@ -120,7 +124,7 @@ def verify(token: str, secret: str, now: datetime, longest: int = TEN_YEARS) -> 
         raise InvalidLinkError("This link cannot be read.") from error
     if claims.expires <= now:
         raise InvalidLinkError("This link has expired.")
-    if claims.kind == "report":
+    if claims.kind in ("report", "report_pdf"):
         try:
             first = Month.parse(claims.first_month or "")
             last = Month.parse(claims.last_month or "")
@@ -158,10 +162,16 @@ class LinkMaker:
         self._secret = secret
         self._clock = clock
 
-    def report(self, viewer_id: int, first_month: str, last_month: str) -> str:
-        """Return a link to the report for these months, as this person may see it."""
+    def report(
+        self, viewer_id: int, first_month: str, last_month: str, *, pdf: bool = False
+    ) -> str:
+        """Return a link to the report for these months, as this person may see it.
+
+        With `pdf`, the link is to the month's published Board's pack as a PDF.
+        """
+        kind: LinkKind = "report_pdf" if pdf else "report"
         claims = LinkClaims(
-            "report", viewer_id, expiry(self._clock(), self.minutes), first_month, last_month
+            kind, viewer_id, expiry(self._clock(), self.minutes), first_month, last_month
         )
         return link_url(self.public_url, claims, self._secret)
 

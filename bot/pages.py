@@ -7,6 +7,7 @@ and stops working at once for someone taken off the roster.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -21,6 +22,7 @@ from practice.framework import Framework
 from practice.report import Report
 from reports.audit_export import render_audit_html, render_audit_pdf
 from reports.html import render_report_html
+from reports.pack_pdf import render_pack_pdf
 from reports.service import Asker, ReportService, audit_document
 from storage import access_log, roster
 from storage.database import Database
@@ -114,6 +116,15 @@ def add_pages(
         assert claims.last_month is not None
         reports = request.app[reports_key]
         today = reports.today()
+        # A month whose pack is published shows it as the Board published it.
+        pack = await reports.published_pack(staff, claims.first_month, claims.last_month)
+        if pack is not None:
+            async with request.app[database_key].session() as session:
+                await access_log.record(
+                    session=session, staff_id=staff.id, action="report_page",
+                    target=f"{pack.month} pack version {pack.version}", via="link",
+                )  # fmt: skip
+            return web.Response(text=pack.html, content_type="text/html", headers=SECURITY_HEADERS)
         # Made and rendered away from the event loop: other people's turns go on meanwhile.
         page = await reports.report(
             Asker(staff, action="report_page", via="link"),
@@ -126,6 +137,30 @@ def add_pages(
         log.info("staff %s opened the report of %s to %s", staff.id, claims.first_month,
                  claims.last_month)  # fmt: skip
         return web.Response(text=page.made, content_type="text/html", headers=SECURITY_HEADERS)
+
+    @_linked(("report_pdf",), database_key)
+    async def pack_pdf(
+        request: web.Request, claims: LinkClaims, staff: Staff
+    ) -> web.StreamResponse:
+        assert claims.first_month is not None
+        assert claims.last_month is not None
+        reports = request.app[reports_key]
+        pack = await reports.published_pack(staff, claims.first_month, claims.last_month)
+        if pack is None:
+            return _refuse(
+                404, "The Board has not published a pack for this month that you may see."
+            )
+        async with request.app[database_key].session() as session:
+            await access_log.record(
+                session=session, staff_id=staff.id, action="report_pdf",
+                target=f"{pack.month} pack version {pack.version}", via="link",
+            )  # fmt: skip
+        log.info("staff %s downloaded the pack of %s", staff.id, pack.month)
+        name = f"board-pack-{pack.month}-v{pack.version}.pdf"
+        return web.Response(
+            body=render_pack_pdf(json.loads(pack.content)), content_type="application/pdf",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )  # fmt: skip
 
     @_linked(("audit", "audit_pdf"), database_key)
     async def audit_page(
@@ -163,5 +198,6 @@ def add_pages(
         )
 
     app.router.add_get("/reports", report_page)
+    app.router.add_get("/reports.pdf", pack_pdf)
     app.router.add_get("/audits", audit_page)
     app.router.add_get("/audits.pdf", audit_page)

@@ -30,8 +30,12 @@ def report_summary_card(
     report_url: str,
     minutes: int,
     caution: str | None = None,
+    published: str | None = None,
 ) -> Element:
-    """Return the summary of the Board's report (or of one's own audits) with its link."""
+    """Return the summary of the Board's report (or of one's own audits) with its link.
+
+    `published`: the month's pack is published, and the figures are those it froze.
+    """
     body: list[Element] = [
         text(f"Practice quality audits · {period}", subtle=True, weight="Bolder"),
         heading("Audit report", size="Medium"),
@@ -40,6 +44,8 @@ def report_summary_card(
     ]
     if caution:
         body.append(text(caution, color="Warning"))
+    if published:
+        body.append(text(published, subtle=True))
     if below:
         body.append(text("Criteria most often rated Below", weight="Bolder", spacing="Medium"))
         for item in below:

@@ -49,6 +49,8 @@ class RunCommand(_Payload):
 
     pqf: Literal["command"]
     command: Literal["help", "my audits", "resume", "new audit", "moderation", "report"]
+    # With "report": the month to report on (the notice of a published Board's pack).
+    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class _StepAnswer(_Payload):
@@ -196,12 +198,40 @@ class ModerationAnswer(_Payload):
         return found
 
 
+class BoardPackAnswer(_Payload):
+    """The Board's pack card: `quote_<id>`, `commentary_<n>`, `action_<id>` and the words.
+
+    What the fields may name (the month's shortlist, standards, actions) is checked against
+    the month by `practice.board_pack.read_pack_form`; here only shape and size.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    pqf: Literal["pack.answer"]
+    month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+    nav: Literal["save", "preview", "publish", "edit"]
+
+    @model_validator(mode="after")
+    def _fields_are_bounded(self) -> BoardPackAnswer:
+        extra = self.model_extra or {}
+        if len(extra) > 120:
+            raise ValueError("too many answers")
+        for key, value in extra.items():
+            if not isinstance(value, str) or len(value) > HARD_TEXT_LIMIT:
+                raise ValueError(f"{key} is not text of a sensible length")
+        return self
+
+    def fields(self) -> dict[str, str]:
+        """Return the card's inputs as sent."""
+        return {key: str(value) for key, value in (self.model_extra or {}).items()}
+
+
 _CRITERION_FIELD = re.compile(r"^(?P<field>view|reason)_(?P<id>\d{1,2}\.\d{1,2})$")
 
 StepAnswer = CaseAnswer | CriterionAnswer | FeedbackAnswer | InvolvementAnswer | SummaryAction
 CardSubmission = (
     OpenAudit | RunCommand | NewAudit | DownloadAudit | ClaimModeration | OpenModeration
-    | ModerationAnswer | StepAnswer
+    | ModerationAnswer | BoardPackAnswer | StepAnswer
 )  # fmt: skip
 Submission = Annotated[CardSubmission, Field(discriminator="pqf")]
 _ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)
@@ -217,6 +247,9 @@ FIELD_LABELS = {
     "case_reference": "The case reference",
     "case_choice": "The case",
     "feedback_on": "The feedback date",
+    "summary": "The summary",
+    "new_action_text": "The new action",
+    "new_action_owner": "The new action's owner",
 }
 _MODERATION_REASON = re.compile(r"^reason_(?P<id>\d{1,2}\.\d{1,2})$")
 
@@ -228,6 +261,8 @@ def _field_label(key: object) -> str:
         reason = _MODERATION_REASON.match(key)
         if reason:
             return f"The reason for criterion {reason['id']}"
+        if key.startswith("commentary_"):
+            return f"The commentary on standard {key.removeprefix('commentary_')[:3]}"
     return "One of the answers"
 
 

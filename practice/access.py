@@ -98,3 +98,9 @@ def report_scope(framework: Framework, viewer: Viewer) -> ReportScope | None:
         person_id=viewer.id,
         moderation_sample=moderates,
     )
+
+
+def prepares_board_pack(framework: Framework, viewer: Viewer) -> bool:
+    """Return whether the viewer is one of the Board's report owners, who prepare its pack."""
+    role = framework.role(viewer.role_code)
+    return viewer.active and role is not None and role.prepares_board_pack

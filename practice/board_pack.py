@@ -18,6 +18,12 @@ from practice.report import FeedbackQuote
 SHORTLIST_SIZE = 10
 MAX_SUMMARY = 2000
 MAX_COMMENTARY = 1500
+MAX_REASON = 300
+MAX_ACTION = 1000
+MAX_OWNER = 200
+FIRST_PUBLICATION = "first publication"
+_FIELD = re.compile(r"^(?P<kind>quote|commentary|action)_(?P<id>[0-9]{1,9})$")
+_FORM_FIELDS = {"summary", "reason", "new_action_standard", "new_action_text", "new_action_owner"}
 
 
 class PackError(ValueError):
@@ -31,6 +37,8 @@ class PackWords:
     quote_ids: tuple[int, ...] = ()  # the audits whose quotes are shown, in this order
     summary: str = ""
     commentary: Mapping[int, str] = field(default_factory=dict)  # by standard number
+    # The learning actions shown, by id (None: every action the report shows).
+    action_ids: tuple[int, ...] | None = None
 
     def check(self) -> None:
         """Raise PackError if the words are too long or commentary names no standard."""
@@ -67,3 +75,113 @@ def shortlist(
             if by_group[group] and len(chosen) < size:
                 chosen.append(by_group[group].pop(0))
     return sorted(chosen, key=lambda q: (q.month, q.standard, q.team, q.audit_id))
+
+
+@dataclass(frozen=True)
+class PackOffer:
+    """What the pack's card offers for a month: the choices a submit may name."""
+
+    quotes: frozenset[int]  # audits whose quote is on the card
+    standards: frozenset[int]  # standards with a table in the month (commentary)
+    actions: frozenset[int]  # learning actions on the card
+    action_standards: frozenset[int]  # standards a new action may be themed by
+
+
+@dataclass(frozen=True)
+class NewAction:
+    """A learning action the Board adds while preparing the pack, themed by a standard."""
+
+    standard: int
+    action: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class PackForm:
+    """The pack's card as submitted: the Board's words, a new action and the reason given."""
+
+    words: PackWords
+    new_action: NewAction | None = None
+    reason: str = ""
+
+
+def _toggle(key: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise PackError(f"{key} is not a toggle's value")
+    return value.lower() == "true"
+
+
+def read_pack_form(fields: Mapping[str, str], offer: PackOffer) -> tuple[PackForm, list[str]]:
+    """Return the card's answers and the problems a person can correct on the card.
+
+    Raise PackError when the submit names what the card never offered (a quote, a standard,
+    an action) or holds a field no card of ours has: it was altered, so nothing is kept.
+    """
+    quotes: list[int] = []
+    commentary: dict[int, str] = {}
+    actions: list[int] = []
+    for key, value in fields.items():
+        if key in _FORM_FIELDS:
+            continue
+        match = _FIELD.match(key)
+        if match is None:
+            raise PackError(f"the card sent a field ({key[:40]}) that is not one of its own")
+        kind, number = match["kind"], int(match["id"])
+        if kind == "quote":
+            if number not in offer.quotes:
+                raise PackError(f"audit {number} has no quote on this month's shortlist")
+            if _toggle(key, value):
+                quotes.append(number)
+        elif kind == "action":
+            if number not in offer.actions:
+                raise PackError(f"learning action {number} is not one the card offered")
+            if _toggle(key, value):
+                actions.append(number)
+        else:
+            if number not in offer.standards:
+                raise PackError(f"standard {number} has no table in this month's report")
+            if value.strip():
+                commentary[number] = value.strip()
+    problems: list[str] = []
+    summary = fields.get("summary", "").strip()
+    if len(summary) > MAX_SUMMARY:
+        problems.append(
+            f"The summary is {len(summary):,} characters; shorten it to {MAX_SUMMARY:,} or fewer."
+        )
+    for standard, words in sorted(commentary.items()):
+        if len(words) > MAX_COMMENTARY:
+            problems.append(
+                f"The commentary on standard {standard} is {len(words):,} characters; shorten "
+                f"it to {MAX_COMMENTARY:,} or fewer."
+            )
+    reason = fields.get("reason", "").strip()
+    if len(reason) > MAX_REASON:
+        problems.append(f"The reason is longer than {MAX_REASON} characters; shorten it.")
+    new_action, trouble = _new_action(fields, offer)
+    problems.extend(trouble)
+    chosen = PackWords(tuple(sorted(quotes)), summary, commentary, tuple(sorted(actions)))
+    return PackForm(chosen, new_action, reason), problems
+
+
+def _new_action(fields: Mapping[str, str], offer: PackOffer) -> tuple[NewAction | None, list[str]]:
+    standard = fields.get("new_action_standard", "").strip()
+    text = fields.get("new_action_text", "").strip()
+    owner = fields.get("new_action_owner", "").strip()
+    if not (standard or text or owner):
+        return None, []
+    if standard and (not standard.isdigit() or int(standard) not in offer.action_standards):
+        raise PackError(f"standard {standard[:10]} is not one a new action may be themed by")
+    problems = []
+    if not standard:
+        problems.append("Choose the standard the new learning action is about.")
+    if not text:
+        problems.append("Describe the new learning action.")
+    elif len(text) > MAX_ACTION:
+        problems.append(f"Describe the new learning action in {MAX_ACTION:,} characters or fewer.")
+    if not owner:
+        problems.append("Name the new learning action's owner.")
+    elif len(owner) > MAX_OWNER:
+        problems.append(f"Name the new action's owner in {MAX_OWNER} characters or fewer.")
+    if problems:
+        return None, problems
+    return NewAction(int(standard), text, owner), []

@@ -92,6 +92,8 @@ class Role(_Frozen):
     audit_kind: Literal["sampled", "practitioner", "moderation"]
     # Which audits and reports the role may see: every audit, their teams', or their own.
     sees: Literal["all", "teams", "own"] = "own"
+    # The Board's report owners: they prepare and publish the monthly pack in Teams.
+    prepares_board_pack: bool = False
 
 
 class CyclePolicy(_Frozen):

@@ -119,6 +119,14 @@ class ReportScope:
     people: frozenset[int] | None = None  # audits any of these did, or of their work
     moderation_sample: bool = False  # also the audits drawn for moderation (moderators)
 
+    @property
+    def whole(self) -> bool:
+        """Return whether the scope is every audit (the Board's own report)."""
+        return (
+            self.teams is None and self.auditor_id is None and self.subject_id is None
+            and self.person_id is None and self.people is None
+        )  # fmt: skip
+
     def includes(self, audit: AuditFacts) -> bool:
         """Return whether the audit is within this scope."""
         if self.teams is not None and audit.team not in self.teams:
@@ -406,11 +414,14 @@ def build_report(
     scope: ReportScope | None = None,
     role_titles: Mapping[str, str] | None = None,
     as_of: date | None = None,
+    actions_until: date | None = None,
 ) -> Report:
     """Return the report for the months first..last (inclusive) within a scope.
 
     `as_of` is the day the report is made: an audit not submitted is "not done" once its
     due date has passed, and "still open" before (all are past due without it).
+    `actions_until` (the Board's pack: the day it is published) shows the actions logged up
+    to that day, not only those logged by the period's end.
     """
     scope = scope or ReportScope()
     in_scope = [a for a in audits if first_month <= a.month <= last_month and scope.includes(a)]
@@ -467,12 +478,14 @@ def build_report(
     report.completion_by_team = _completion(tracked, lambda a: a.team or "No team recorded", as_of)
 
     report.feedback = [q for q in feedback if q.audit_id in ids]
-    # An action shows until it is closed: logged by the period's end, not closed before it.
+    # An action shows until it is closed: logged by the period's end (or by the day the pack
+    # is published), not closed before the period.
     first_day, last_day = Month.parse(first_month).first_day, Month.parse(last_month).last_day
+    logged_by = max(last_day, actions_until) if actions_until else last_day
     shown = [
         replace(a, theme=action_theme(framework, a.theme))
         for a in actions
-        if a.logged_on <= last_day and (a.closed_on is None or a.closed_on >= first_day)
+        if a.logged_on <= logged_by and (a.closed_on is None or a.closed_on >= first_day)
     ]
     report.actions = sorted(shown, key=lambda a: _action_order(framework, a))
 

@@ -143,14 +143,14 @@ def render_audit_html(document: AuditDocument) -> str:
 
 def render_audit_pdf(document: AuditDocument) -> bytes:
     """Return one audit as an A4 PDF with 'Audit <id>' and page numbers in the footer."""
-    _register_fonts()
+    register_fonts()
     content = audit_content(document)
     # Two passes: the first counts the pages so that the footer can say "Page 1 of 3".
     pages = _build_pdf(document, content, total_pages=None)[1]
     return _build_pdf(document, content, total_pages=pages)[0]
 
 
-def _register_fonts() -> None:
+def register_fonts() -> None:
     registered = set(pdfmetrics.getRegisteredFontNames())
     folder = Path(reportlab.__file__).with_name("fonts")
     for name, file_name in FONT_FILES.items():
@@ -204,7 +204,7 @@ def _styles() -> _Styles:
     )  # fmt: skip
 
 
-def _text(value: str) -> str:
+def paragraph_text(value: str) -> str:
     """Return free text as reportlab paragraph markup: escaped, line breaks kept."""
     return "<br/>".join(escape(line) for line in value.splitlines()) or " "
 
@@ -251,8 +251,8 @@ def _story(
     document: AuditDocument, content: AuditContent, styles: _Styles, width: float
 ) -> list[Any]:
     story: list[Any] = [
-        Paragraph(_text(content.heading), styles.title),
-        Paragraph(_text(content.lead), styles.lead),
+        Paragraph(paragraph_text(content.heading), styles.title),
+        Paragraph(paragraph_text(content.lead), styles.lead),
         _facts_table(content.facts, styles, width),
         Paragraph("Criteria", styles.heading),
     ]
@@ -265,14 +265,14 @@ def _story(
     story.extend(_section("Feedback call", feedback, styles))
     if document.involvement:
         detail = f" ({document.involvement_detail})" if document.involvement_detail else ""
-        involvement = Paragraph(_text(document.involvement + detail), styles.body)
+        involvement = Paragraph(paragraph_text(document.involvement + detail), styles.body)
     else:
         involvement = Paragraph("Not recorded.", styles.none)
     story.extend(_section("Worker involvement", [involvement], styles))
     moderation = _labelled(content.moderation, styles, "This audit has not been moderated.")
     story.extend(_section("Moderation", moderation, styles))
     story.append(Spacer(1, 8 * mm))
-    story.append(Paragraph(_text(content.footer), styles.none))
+    story.append(Paragraph(paragraph_text(content.footer), styles.none))
     return story
 
 
@@ -284,7 +284,10 @@ def _section(heading: str, body: list[Any], styles: _Styles) -> list[Any]:
 
 def _facts_table(facts: list[tuple[str, str]], styles: _Styles, width: float) -> Table:
     rows = [
-        [Paragraph(_text(label), styles.cell_label), Paragraph(_text(value), styles.cell)]
+        [
+            Paragraph(paragraph_text(label), styles.cell_label),
+            Paragraph(paragraph_text(value), styles.cell),
+        ]
         for label, value in facts
     ]
     table = Table(rows, colWidths=[40 * mm, width - 40 * mm], hAlign="LEFT")
@@ -305,10 +308,10 @@ def _facts_table(facts: list[tuple[str, str]], styles: _Styles, width: float) ->
 def _criterion(rated: RatedCriterion, styles: _Styles) -> list[Any]:
     flowables: list[Any] = [
         CondPageBreak(KEEP_WITH_HEADING),
-        Paragraph(_text(f"{rated.criterion_id} {rated.text}"), styles.criterion),
-        Paragraph(f"Rating: <b>{_text(rated.rating)}</b>", styles.body),
+        Paragraph(paragraph_text(f"{rated.criterion_id} {rated.text}"), styles.criterion),
+        Paragraph(f"Rating: <b>{paragraph_text(rated.rating)}</b>", styles.body),
         Paragraph("Evidence", styles.label),
-        Paragraph(_text(rated.evidence), styles.body)
+        Paragraph(paragraph_text(rated.evidence), styles.body)
         if rated.evidence
         else Paragraph("None recorded", styles.none),
     ]
@@ -317,7 +320,7 @@ def _criterion(rated: RatedCriterion, styles: _Styles) -> list[Any]:
             KeepTogether(
                 [
                     Paragraph("Moderation", styles.label),
-                    Paragraph(_text(moderation_words(rated)), styles.body),
+                    Paragraph(paragraph_text(moderation_words(rated)), styles.body),
                 ]
             )
         )
@@ -338,7 +341,10 @@ def _labelled(pairs: list[tuple[str, str]], styles: _Styles, empty: str) -> list
     for label, value in pairs:
         flowables.append(
             KeepTogether(
-                [Paragraph(_text(label), styles.label), Paragraph(_text(value), styles.body)]
+                [
+                    Paragraph(paragraph_text(label), styles.label),
+                    Paragraph(paragraph_text(value), styles.body),
+                ]
             )
         )
     return flowables

@@ -143,8 +143,13 @@ def render_report_html(
     names: Mapping[int, str],
     pack: PackWords | None = None,
     edition: str = "",
+    since: str = "",
 ) -> str:
-    """Return the Board's report (or its pack, with the Board's words) as one printable page."""
+    """Return the Board's report (or its pack, with the Board's words) as one printable page.
+
+    `edition` names a published pack's version; `since` says what changed in a live report
+    since the month's pack was published.
+    """
     standard_titles = _standard_titles(report.completed)
     trend = [
         _trend_chart(criterion_id, _criterion_text(report, criterion_id), points)
@@ -156,6 +161,7 @@ def render_report_html(
         report=report,
         pack=pack or PackWords(),
         edition=edition,
+        since=since,
         title=title,
         generated_on=generated_on,
         intro=_intro(report),

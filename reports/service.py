@@ -14,16 +14,17 @@ turn that asked waits for it without stopping anyone else.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,12 +38,15 @@ from practice.month import month_label
 from practice.report import SMALL_NUMBERS_CAUTION, Report, ReportScope, build_report
 from practice.report_summary import BelowCriterion, OwnAudit
 from reports.audit_document import AuditDocument, RatedCriterion
+from reports.board_pack import since_line
 from reports.html import format_percent
+from reports.tabular import report_to_json
 from storage import access_log, roster
 from storage import audits as audit_store
 from storage import moderation as moderation_store
+from storage.board_packs import published_pack
 from storage.database import Database
-from storage.models import AuditStatus, Staff
+from storage.models import AuditStatus, BoardPack, Staff
 from storage.report_summary import audits_involving, latest_submitted_month, rating_counts
 from storage.reporting import report_facts
 
@@ -272,9 +276,83 @@ class ReportService:
         async with self._database.session() as session:
             return await own_audits(session, self._framework, summary.made, staff)
 
+    async def published_pack(self, staff: Staff | None, first: str, last: str) -> BoardPack | None:
+        """Return the month's latest published pack, if the report is of one month seen whole.
+
+        A link or summary of such a month shows the pack as the Board published it; a team's
+        or a person's report, or a period of months, is always made from the live figures.
+        """
+        if first != last:
+            return None
+        async with self._database.session() as session:
+            if staff is not None:
+                viewer = await roster.viewer_of(session=session, staff=staff)
+                scope = report_scope(self._framework, viewer)
+                if scope is None or not scope.whole:
+                    return None
+            return await published_pack(session=session, month=first)
+
+    async def since_publication(self, pack: BoardPack, as_of: date) -> str:
+        """Return the line saying what changed in the month's live figures since the pack."""
+        request = ReportRequest(pack.month, pack.month, ReportScope(), as_of)
+        live = await self.maker.make(request, report_json)
+        return since_line(pack, self._zone, live)
+
+    async def published_summary(
+        self, staff: Staff, made: MadeReport[ReportSummary]
+    ) -> ReportSummary | None:
+        """Return the summary of the month's published pack (None if it has none to show)."""
+        pack = await self.published_pack(staff, made.first_month, made.last_month)
+        if pack is None:
+            return None
+        content = json.loads(pack.content)
+        published = pack.published_at.astimezone(self._zone)
+        note = (
+            f"As published by the Board: version {pack.version}, {published:%-d %B %Y}. "
+            + await self.since_publication(pack, made.as_of)
+        )
+        return replace(
+            made.made,
+            completed=content["completed"]["total"],
+            completion=_completion_of(content),
+            below=_below_of(content),
+            caution=None,
+            published=note,
+        )
+
     def close(self) -> None:
         """Stop the report workers."""
         self.maker.close()
+
+
+def report_json(report: Report, names: dict[int, str]) -> dict[str, Any]:
+    """Return the report as JSON data (made in a worker, for comparing with a pack)."""
+    return report_to_json(report, names=names)
+
+
+def _completion_of(content: dict[str, Any]) -> str:
+    rows = content["completion"]["by_role"]
+    requested = sum(row["requested"] for row in rows)
+    if not requested:
+        return "not known (no audits requested through the bot in this period)"
+    done = sum(row["on_time"] + row["late"] for row in rows)
+    late = sum(row["late"] for row in rows)
+    share = format_percent(Decimal(done * 100) / Decimal(requested))
+    return f"{done} of {requested} requested audits ({share}), {late} of them late"
+
+
+def _below_of(content: dict[str, Any]) -> list[BelowCriterion]:
+    rows = [
+        (Decimal(str(row["percents"]["below"])), row)
+        for table in content["outcomes"]
+        for row in table["criteria"]
+        if row["counts"]["below"]
+    ]
+    rows.sort(key=lambda item: (-item[0], item[1]["criterion_id"]))
+    return [
+        BelowCriterion(row["criterion_id"], row["text"], format_percent(value), row["answered"])
+        for value, row in rows[:BELOW_SHOWN]
+    ]
 
 
 # -- what the `report` command's card shows ----------------------------------------------------
@@ -293,6 +371,7 @@ class ReportSummary:
     below: list[BelowCriterion]
     names: dict[int, str]
     caution: str | None = None  # the small-numbers caution of a team's report
+    published: str | None = None  # a published pack's version, and what changed since
 
 
 def summarise(report: Report, names: dict[int, str]) -> ReportSummary:

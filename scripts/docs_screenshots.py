@@ -1,9 +1,11 @@
 """Take the README's screenshots: the request, criterion and summary cards in the Agents
 Playground, and the Board's report for September 2023 from the example history, on screen
-and as its first printed A4 page.
+and as its first printed A4 page; and the Board's pack for September 2023 (docs/images/), as
+its web page and the first page of its PDF (drawn with poppler's pdftoppm).
 
-Run with `make screenshots`. It starts its own bot and playground on free ports, with a
-throw-away database, so it does not touch `make run`'s data.
+Run with `make screenshots` (`--reports`: the report and the pack only, no playground). It
+starts its own bot and playground on free ports, with a throw-away database, so it does not
+touch `make run`'s data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,18 @@ from tests.playground_client import PlaygroundChat  # noqa: E402
 from tests.processes import BotProcess, PlaygroundProcess  # noqa: E402
 
 DOCS = ROOT / "docs"
+IMAGES = DOCS / "images"
+PACK_SUMMARY = (
+    "September 2023 saw the formal launch of the refreshed Practice Quality Framework and its "
+    "monthly audits: 180 audits of Standard 1, Working with people, by staff at every level, "
+    "including self audits.\n\nMost records show a positive relationship built on trust, and "
+    "the people and carers we heard from said they were kept informed and put at ease."
+)
+PACK_COMMENTARY = (
+    "1=More than nine in ten audits rated each criterion as meeting or exceeding the standard. "
+    "Celebrating the strengths of the person and their networks (1.4) was the criterion most "
+    "often rated Below; the Practice Development team will share examples of good practice."
+)
 DEMO_DAY = date(2026, 11, 23)
 # A4 in CSS pixels (96 to the inch) inside the report's @page margins (12 mm, 14 mm/16 mm).
 A4_TEXT = {"width": round(186 / 25.4 * 96), "height": round(267 / 25.4 * 96)}
@@ -61,12 +75,7 @@ async def report_screenshot() -> None:
             ["migrate"],
             ["import-staff", str(history / "staff.csv")],
             ["import-audits", str(history / "audits-2023-09.csv")],
-            ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--owner",
-             "Service managers", "--action", "Operational team improvement plans: productivity, "
-             "timeliness of allocations and data quality"],
-            ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--due", "2024-01-31",
-             "--owner", "Practice Development Advanced Practitioners", "--action",
-             "Promote existing information leaflets and how to contact our teams"],
+            *HISTORY_ACTIONS,
             ["report", "--month", "2023-09", "--format", "html", "--out", str(work / "r.html")],
         ):  # fmt: skip
             await asyncio.to_thread(cli, args)
@@ -85,8 +94,60 @@ async def report_screenshot() -> None:
             await browser.close()
 
 
+HISTORY_ACTIONS = [
+    ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--owner", "Service managers",
+     "--action", "Operational team improvement plans: productivity, timeliness of allocations "
+     "and data quality"],
+    ["actions", "add", "--theme", "1", "--logged", "2023-10-10", "--due", "2024-01-31",
+     "--owner", "Practice Development Advanced Practitioners", "--action",
+     "Promote existing information leaflets and how to contact our teams"],
+]  # fmt: skip
+
+
+async def pack_screenshots() -> None:
+    """Publish the example history's September 2023 pack and photograph its page and PDF."""
+    from admin.cli import main as cli
+
+    IMAGES.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        os.environ["DATABASE_URL"] = f"sqlite:///{work}/pqf.db"
+        history = ROOT / "examples" / "history"
+        month = ["--month", "2023-09"]
+        for args in (
+            ["migrate"],
+            ["import-staff", str(history / "staff.csv")],
+            ["import-audits", str(history / "audits-2023-09.csv")],
+            *HISTORY_ACTIONS,
+            ["board-pack", "publish", *month, "--reason", "first publication",
+             "--summary", PACK_SUMMARY, "--commentary", PACK_COMMENTARY],
+            ["board-pack", "show", *month, "--out", str(work / "pack.html")],
+            ["board-pack", "pdf", *month, "--out", str(work / "pack.pdf")],
+        ):  # fmt: skip
+            await asyncio.to_thread(cli, args)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=FLAGS
+            )
+            page = await browser.new_page(viewport={"width": 1100, "height": 1600})
+            await page.goto((work / "pack.html").as_uri())
+            await page.screenshot(path=IMAGES / "pack-2023-09.png")
+            await browser.close()
+        # The PDF's first page as the Board prints it (pdftoppm comes with poppler-utils).
+        process = await asyncio.create_subprocess_exec(
+            "pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
+            str(work / "pack.pdf"), str(IMAGES / "pack-2023-09-pdf-page1"),
+        )  # fmt: skip
+        if await process.wait() != 0:
+            raise SystemExit("pdftoppm failed: install poppler-utils")
+    print("Wrote", ", ".join(str(p.relative_to(ROOT)) for p in sorted(IMAGES.glob("pack-*.png"))))
+
+
 async def main() -> None:
     await report_screenshot()
+    await pack_screenshots()
+    if "--reports" in sys.argv:
+        return
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         url = f"sqlite:///{work}/pqf.db"

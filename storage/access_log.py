@@ -19,6 +19,9 @@ ACTIONS = (
     "cli_report",  # an administrator wrote a report at the command line
     "cli_audit_export",  # an administrator exported an audit at the command line
     "cli_export_person",  # an administrator answered a subject access request
+    "report_pdf",  # the Board's published pack of a month as a PDF through a signed link
+    "board_pack_card",  # a report owner opened the Board's pack of a month in Teams
+    "board_pack_publish",  # a report owner published a version of the Board's pack in Teams
 )
 
 

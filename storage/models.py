@@ -431,3 +431,20 @@ class BoardPack(SQLModel, table=True):
     html: str = Field(sa_column=Column(Text, nullable=False))
     published_by: str = Field(sa_column=Column(String(254), nullable=False))
     published_at: datetime = _created()
+
+
+class BoardPackDraft(SQLModel, table=True):
+    """The Board's pack for a month as its owners prepare it in Teams, before publishing."""
+
+    __tablename__ = "board_pack_draft"
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(sa_column=Column(String(7), nullable=False, unique=True))
+    # JSON: the audits whose quotes are chosen, in order; commentary by standard number;
+    # the learning actions shown (null: every action the report shows).
+    quote_ids: str = Field(sa_column=Column(Text, nullable=False))
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    commentary: str = Field(sa_column=Column(Text, nullable=False))
+    action_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_by_id: int | None = Field(default=None)
+    updated_at: datetime = _created()

@@ -25,6 +25,14 @@ from cards.audit_cards import (
     submitted_card,
     summary_card,
 )
+from cards.board_pack_cards import (
+    ActionChoice,
+    QuoteChoice,
+    StandardWords,
+    board_pack_card,
+    board_pack_preview_card,
+    pack_published_card,
+)
 from cards.cycle_cards import (
     DIGEST_STATES,
     DigestRow,
@@ -379,5 +387,60 @@ def phone_gallery(framework: Framework) -> dict[str, dict[str, Any]]:
             html_url="https://pqf-bot.example.gov.uk/audits?t=" + "x" * 200,
             pdf_url="https://pqf-bot.example.gov.uk/audits.pdf?t=" + "x" * 200,
             minutes=15,
+        ),
+        **_board_pack_cards(framework),
+    }  # fmt: skip
+
+
+def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
+    """The Board's pack cards: a full shortlist, every standard's commentary, many actions."""
+    quotes = [
+        QuoteChoice(100 + i, 1 + i % 10, TEAM, WHAT_THEY_SAID[: 400 + 20 * i], i % 4 != 0)
+        for i in range(12)
+    ]
+    standards = [
+        StandardWords(s.number, s.title, (EVIDENCE * 4)[:1500]) for s in framework.standards
+    ]
+    actions = [
+        ActionChoice(
+            i, framework.standards[i % 10].title, (EVIDENCE * 2)[:1000], AUDITOR, i % 2 == 0
+        )
+        for i in range(1, 9)
+    ]
+    common: dict[str, Any] = {
+        "month": "2026-11",
+        "month_label": "November 2026",
+        "completed": 1234,
+        "quotes": quotes,
+        "summary": (EVIDENCE * 8)[:2000],
+        "standards": standards,
+        "actions": actions,
+    }
+    action_standards = [(s.number, s.title) for s in framework.standards]
+    return {
+        "board_pack": board_pack_card(
+            **common, action_standards=action_standards, published_versions=0,
+            notice="Saved, with the new learning action.",
+        ),
+        "board_pack_republish": board_pack_card(
+            **common, action_standards=action_standards, published_versions=3,
+            problems=["Version 3 is published already: say why it is published again.",
+                      "The commentary on standard 10 is 1,501 characters; shorten it to 1,500 "
+                      "or fewer."],
+        ),
+        "board_pack_empty": board_pack_card(
+            month="2026-10", month_label="October 2026", completed=0, quotes=[], summary="",
+            standards=[], actions=[], action_standards=action_standards, published_versions=0,
+        ),
+        "board_pack_preview": board_pack_preview_card(**common),
+        "board_pack_notice": pack_published_card(
+            month="2026-11", month_label="November 2026", version=12,
+            reason=(EVIDENCE * 2)[:300], completed=1234, quotes=12, actions=8,
+            summary=(EVIDENCE * 8)[:2000],
+        ),
+        "board_pack_published": board_pack_preview_card(
+            **common, title="Published version 2",
+            report_url="https://pqf-bot.example.gov.uk/reports?t=" + "x" * 200,
+            pdf_url="https://pqf-bot.example.gov.uk/reports.pdf?t=" + "x" * 200, minutes=15,
         ),
     }  # fmt: skip

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from admin.cli import main
+from bot.board_pack_chat import pack_month
 from practice.board_pack import PackError, PackWords, shortlist
+from practice.month import MonthError
 from practice.report import FeedbackQuote
+from reports.board_pack import changes_since
+from reports.pack_pdf import render_pack_pdf
+from storage import board_packs
+from storage.database import Database
 from tests.conftest import ROOT
 
 HISTORY = ROOT / "examples" / "history"
@@ -62,6 +70,17 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
                  "--commentary", "1=Relationships were strong."]) == 0  # fmt: skip
     assert main(["board-pack", "show", *month, "--out", "v1.html"]) == 0
     assert main(["board-pack", "show", *month, "--format", "json", "--out", "v1.json"]) == 0
+    assert main(["board-pack", "pdf", *month, "--out", "v1.pdf"]) == 0
+    pages = pdf_pages((tmp_path / "v1.pdf").read_bytes())
+    text = " ".join(pages)
+    assert "Published Version 1: first publication" in text
+    assert "Summary A good month." in text
+    assert "Commentary: Relationships were strong." in text
+    assert text.count("Standard 1, ") == 2  # the two quotes chosen, with their team
+    for number, page in enumerate(pages, start=1):
+        assert f"September 2023 · version 1 Page {number} of {len(pages)}" in page
+    # No near-blank page: every page but the last is mostly full.
+    assert all(len(page) > 1500 for page in pages[:-1])
     first = (tmp_path / "v1.html").read_text()
     assert first.count('<figure class="quote">') == 2
     assert "A good month." in first
@@ -70,6 +89,12 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     pack = json.loads((tmp_path / "v1.json").read_text())
     assert pack["pack"]["quotes"] == [int(i) for i in suggested[:2]]
     assert pack["completed"]["total"] == 180
+    # The Board's words are printed exactly as written, never read as markup.
+    pack["pack"]["summary"] = "<b>Not bold</b> & “quoted”\nsecond line"
+    assert "Summary <b>Not bold</b> & “quoted” second line" in " ".join(
+        pdf_pages(render_pack_pdf(pack))
+    )
+    pack["pack"]["summary"] = "A good month."
 
     # A later import changes the live report, not the published pack.
     rows = (HISTORY / "audits-2023-09.csv").read_text().splitlines()
@@ -78,6 +103,10 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     assert main(["import-audits", str(changed)]) == 0
     assert main(["report", *month, "--format", "json", "--out", "live.json"]) == 0
     live = json.loads((tmp_path / "live.json").read_text())
+    # The live report says what changed since the pack was published.
+    assert main(["report", *month, "--format", "html", "--out", "live.html"]) == 0
+    assert "figures for standard 1 changed." in (tmp_path / "live.html").read_text()
+    assert "Since version 1 was published on " in (tmp_path / "live.html").read_text()
     assert (
         live["outcomes"][0]["criteria"][0]["counts"] != pack["outcomes"][0]["criteria"][0]["counts"]
     )
@@ -96,6 +125,9 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
     ]
     assert main(["board-pack", "show", *month, "--version", "1", "--out", "old.html"]) == 0
     assert (tmp_path / "old.html").read_text() == first
+    # The PDF of version 1 is made from its frozen figures: the same bytes as before.
+    assert main(["board-pack", "pdf", *month, "--version", "1", "--out", "v1-again.pdf"]) == 0
+    assert (tmp_path / "v1-again.pdf").read_bytes() == (tmp_path / "v1.pdf").read_bytes()
     assert main(["board-pack", "show", *month, "--format", "json", "--out", "v2.json"]) == 0
     second = json.loads((tmp_path / "v2.json").read_text())
     assert second["pack"]["version"] == 2
@@ -103,6 +135,13 @@ def test_a_published_pack_is_frozen_and_publishing_again_makes_the_next_version(
         second["outcomes"][0]["criteria"][0]["counts"]
         == live["outcomes"][0]["criteria"][0]["counts"]
     )
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    from pypdf import PdfReader
+
+    assert data.startswith(b"%PDF")
+    return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(data)).pages]
 
 
 def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
@@ -120,3 +159,54 @@ def test_publishing_refuses_a_quote_not_marked_suitable_and_bad_commentary(
     assert main([*publish, "--commentary", "4=Not audited this month"]) == 2
     assert "standard 4 has no table" in capsys.readouterr().err
     assert main(["board-pack", "show", "--month", "2023-09", "--out", "x.html"]) == 1
+    assert main(["board-pack", "pdf", "--month", "2023-09", "--out", "x.pdf"]) == 1
+
+
+async def test_the_draft_is_stored_and_replaced_on_each_database(database: Database) -> None:
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") is None
+        first = board_packs.Draft((51, 48), "A good month.", {1: "Strong."}, None)
+        await board_packs.save_draft(session=session, month="2023-09", draft=first, staff_id=7)
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") == first
+        second = board_packs.Draft((79,), "", {}, (3, 1))
+        await board_packs.save_draft(session=session, month="2023-09", draft=second, staff_id=8)
+    async with database.session() as session:
+        assert await board_packs.draft_of(session=session, month="2023-09") == second
+        assert await board_packs.draft_of(session=session, month="2023-10") is None
+
+
+def _figures(total: int, counts: dict[tuple[int, bool], int]) -> dict[str, object]:
+    return {
+        "completed": {"total": total},
+        "outcomes": [
+            {"standard": standard, "additional": extra,
+             "criteria": [{"criterion_id": f"{standard}.1", "counts": {"below": below}}]}
+            for (standard, extra), below in counts.items()
+        ],
+    }  # fmt: skip
+
+
+def test_what_changed_since_publication_is_worked_out_from_the_figures() -> None:
+    frozen = _figures(145, {(4, False): 3, (8, True): 1})
+    assert changes_since(frozen, _figures(145, {(4, False): 3, (8, True): 1})) == []
+    assert changes_since(frozen, _figures(148, {(4, False): 5, (8, True): 2})) == [
+        "3 audits submitted",
+        "figures for standards 4, 8 changed",
+    ]
+    # An audit removed (a corrected import), and a standard's table gone altogether.
+    assert changes_since(frozen, _figures(144, {(4, False): 3})) == [
+        "1 audit removed",
+        "figures for standard 8 changed",
+    ]
+
+
+def test_the_pack_command_names_a_month_that_has_begun() -> None:
+    today = date(2026, 11, 23)
+    assert str(pack_month("board pack", today=today)) == "2026-10"
+    assert str(pack_month("boardpack 2023-09", today=today)) == "2023-09"
+    assert str(pack_month("board pack 2026-11", today=today)) == "2026-11"
+    with pytest.raises(MonthError, match="has not begun"):
+        pack_month("board pack 2026-12", today=today)
+    with pytest.raises(MonthError):
+        pack_month("board pack September", today=today)

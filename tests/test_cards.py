@@ -26,6 +26,14 @@ from cards.audit_cards import (
     submitted_card,
     summary_card,
 )
+from cards.board_pack_cards import (
+    ActionChoice,
+    QuoteChoice,
+    StandardWords,
+    board_pack_card,
+    board_pack_preview_card,
+    pack_published_card,
+)
 from cards.cycle_cards import (
     DIGEST_STATES,
     DigestRow,
@@ -382,7 +390,29 @@ def cards_with_peoples_words(words: str) -> dict[str, dict[str, Any]]:
             report_url="https://pqf.example/r",
             minutes=15,
         ),
+        **_board_pack_with(words),
     }
+
+
+def _board_pack_with(words: str) -> dict[str, dict[str, Any]]:
+    quotes = [QuoteChoice(1, 3, words, words, True)]
+    standards = [StandardWords(3, "Standard three", words)]
+    actions = [ActionChoice(1, words, words, words, True)]
+    return {
+        "board_pack": board_pack_card(
+            month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
+            summary=words, standards=standards, actions=actions, action_standards=[(3, "S")],
+            published_versions=1,
+        ),
+        "board_pack_notice": pack_published_card(
+            month="2026-11", month_label="November 2026", version=2, reason=words, completed=3,
+            quotes=1, actions=1, summary=words,
+        ),
+        "board_pack_preview": board_pack_preview_card(
+            month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
+            summary=words, standards=standards, actions=actions,
+        ),
+    }  # fmt: skip
 
 
 def _markdown_texts(card: dict[str, Any]) -> list[str]:
