@@ -10,6 +10,7 @@ rating: ten years of history take as little memory as one.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, and_, case, exists, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.report import ActionFacts, FeedbackQuote, ReportCounts, ReportScope
-from storage.models import AuditStatus, UTCDateTime
+from storage.models import AuditStatus
 from storage.reporting import (
     ACTION,
     AUDIT,
@@ -54,36 +56,36 @@ async def counted_facts(
 ) -> CountedFacts:
     """Return the counts of the scope's audits of the months first..last, and what else shows."""
     connection = await session.connection()
-    audits = AUDIT.join(STAFF, STAFF.c.id == AUDIT.c.auditor_id)
+    # Every audit has its auditor on the roster (a foreign key), so only the count by role
+    # joins the roster.
+    audits: FromClause = AUDIT
     if scope.moderation_sample:
-        audits = audits.outerjoin(SAMPLE, SAMPLE.c.audit_id == AUDIT.c.id)
+        audits = AUDIT.outerjoin(SAMPLE, SAMPLE.c.audit_id == AUDIT.c.id)
     in_scope = _in_scope(scope, first_month, last_month)
     completed = and_(AUDIT.c.status == AuditStatus.SUBMITTED, AUDIT.c.submitted_at.is_not(None))
     counts = ReportCounts()
 
-    rated = exists().where(RATING.c.audit_id == AUDIT.c.id, RATING.c.rating.is_not(None))
     grouped = (AUDIT.c.month, AUDIT.c.standard, AUDIT.c.additional, AUDIT.c.voluntary,
                AUDIT.c.kind)  # fmt: skip
-    for (
-        month,
-        standard,
-        additional,
-        voluntary,
-        kind,
-        audits_done,
-        audits_rated,
-    ) in await connection.execute(
-        select(*grouped, func.count(), func.sum(case((rated, 1), else_=0)))
-        .select_from(audits)
-        .where(in_scope, completed)
+    for month, standard, additional, voluntary, kind, audits_done in await connection.execute(
+        select(*grouped, func.count()).select_from(audits).where(in_scope, completed)
         .group_by(*grouped)
-    ):
+    ):  # fmt: skip
         if voluntary:
             counts.voluntary[standard] += audits_done
-            continue
-        group = counts.group(month, standard, bool(additional))
-        group.kinds[kind] += audits_done
-        group.rated += int(audits_rated or 0)
+        else:
+            counts.group(month, standard, bool(additional)).kinds[kind] += audits_done
+
+    # An audit counts in its table's number of audits if it has a rating. Asked in WHERE (not
+    # as a column) so that PostgreSQL can answer with one semi-join, not a probe per audit.
+    rated = exists().where(RATING.c.audit_id == AUDIT.c.id, RATING.c.rating.is_not(None))
+    grouped = (AUDIT.c.month, AUDIT.c.standard, AUDIT.c.additional)  # type: ignore[assignment]
+    for month, standard, additional, audits_rated in await connection.execute(
+        select(*grouped, func.count()).select_from(audits)
+        .where(in_scope, completed, AUDIT.c.voluntary.is_(False), rated)
+        .group_by(*grouped)
+    ):  # fmt: skip
+        counts.group(month, standard, bool(additional)).rated += audits_rated
 
     grouped = (AUDIT.c.month, AUDIT.c.standard, AUDIT.c.additional, RATING.c.criterion_id,
                RATING.c.rating)  # fmt: skip
@@ -158,9 +160,6 @@ async def _count_timeliness(
     as_of: date | None,
 ) -> None:
     """Count the requested audits (imported ones aside) by role, team and timeliness."""
-    # On time: submitted on or before the due date in the council's time zone, that is before
-    # the next day's local midnight. A few due dates cover a period, so each one's midnight
-    # (in UTC, as submitted_at is stored) is worked out here and joined to the audits.
     due_dates = [
         due_on
         for (due_on,) in await connection.execute(
@@ -169,10 +168,7 @@ async def _count_timeliness(
     ]
     if not due_dates:
         return
-    cutoff = case(
-        {due_on: literal(_next_midnight(due_on, zone), UTCDateTime()) for due_on in due_dates},
-        value=AUDIT.c.due_on,
-    )
+    cutoff = _due_date_ends(connection.dialect.name, due_dates, zone)
     still_open = (
         [(AUDIT.c.due_on >= literal(as_of, Date), "still_open")] if as_of is not None else []
     )
@@ -184,11 +180,40 @@ async def _count_timeliness(
     ).label("timeliness")
     for role, team, timeliness, audits_requested in await connection.execute(
         select(STAFF.c.role_code, AUDIT.c.team, when, func.count())
-        .select_from(audits)
+        .select_from(audits.join(STAFF, STAFF.c.id == AUDIT.c.auditor_id))
         .where(in_scope, AUDIT.c.voluntary.is_(False), AUDIT.c.source != "import")
         .group_by(STAFF.c.role_code, AUDIT.c.team, when)
     ):
         counts.timeliness[(role, team or "", timeliness)] += audits_requested
+
+
+def _due_date_ends(dialect: str, due_dates: list[date], zone: ZoneInfo) -> ColumnElement[Any]:
+    """Return, for an audit, the moment (UTC) its due date ends in the council's time zone."""
+    # On time is submitted on or before the due date where the council is: before the next
+    # local midnight, which is the due date's UTC midnight plus 24 hours less the zone's
+    # offset that night. Offsets are few (winter and summer time), so the due dates are
+    # grouped by theirs and the end is worked out in SQL as the due date plus a fixed time.
+    by_shift: dict[int, list[date]] = defaultdict(list)
+    for due_on in due_dates:
+        shift = _next_midnight(due_on, zone) - datetime.combine(due_on, time(0), tzinfo=UTC)
+        by_shift[int(shift.total_seconds())].append(due_on)
+    *others, last = sorted(by_shift)
+    if not others:
+        return _due_date_plus(dialect, last)
+    return case(
+        *((AUDIT.c.due_on.in_(by_shift[shift]), _due_date_plus(dialect, shift))
+          for shift in others),
+        else_=_due_date_plus(dialect, last),
+    )  # fmt: skip
+
+
+def _due_date_plus(dialect: str, seconds: int) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        # Moments are stored as text, "YYYY-MM-DD HH:MM:SS.ffffff" in UTC, which compares
+        # rightly with datetime()'s "YYYY-MM-DD HH:MM:SS".
+        return func.datetime(AUDIT.c.due_on, f"{seconds:+d} seconds")
+    # The due date plus the time is a wall time in UTC: made a timestamptz as such.
+    return func.timezone("UTC", AUDIT.c.due_on + timedelta(seconds=seconds))
 
 
 def _next_midnight(day: date, zone: ZoneInfo) -> datetime:
