@@ -25,19 +25,32 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from itertools import chain
+from decimal import Decimal
 
+from practice.agreement import (
+    LEVELS,
+    MARKED_SHIFT,
+    MIN_KAPPA_PAIRS,
+    MIN_SHIFT_PAIRS,
+    Agreement,
+    AuditorShift,
+    counted_agreement,
+    counted_kappa,
+    counted_shifts,
+    kappa_verdict,
+    percent,
+)
 from practice.framework import Framework
 from practice.month import Month, month_label, short_month
+
+__all__ = [
+    "LEVELS", "MARKED_SHIFT", "MIN_KAPPA_PAIRS", "MIN_SHIFT_PAIRS", "Agreement", "AuditorShift",
+    "kappa_verdict", "percent",
+]  # fmt: skip
 
 RATINGS = ("below", "meets", "exceeds", "not_applicable")
 # Who audited whose work, in the order the Board's tables show them.
 AUDIT_KINDS = ("sampled", "self", "peer")
-LEVELS = {"below": 1, "meets": 2, "exceeds": 3}
-MIN_KAPPA_PAIRS = 10
-MIN_SHIFT_PAIRS = 5
-MARKED_SHIFT = 0.5
 SMALL_NUMBERS = 5
 SMALL_NUMBERS_CAUTION = (
     f"Fewer than {SMALL_NUMBERS} audits: too few to read much into the percentages."
@@ -195,37 +208,10 @@ class CompletionRow:
 
 
 @dataclass(frozen=True)
-class Agreement:
-    """How often moderators agreed, and Cohen's kappa."""
-
-    pairs: int
-    agreed: int
-    kappa: float | None
-    verdict: str
-
-    @property
-    def agreement(self) -> Decimal:
-        return percent(self.agreed, self.pairs)
-
-
-@dataclass(frozen=True)
 class ModerationRow:
     criterion_id: str
     text: str
     result: Agreement
-
-
-@dataclass(frozen=True)
-class AuditorShift:
-    auditor_id: int
-    pairs: int
-    lowered: int
-    raised: int
-    mean_shift: float
-
-    @property
-    def direction(self) -> str:
-        return "lowered" if self.mean_shift < 0 else "raised"
 
 
 @dataclass(frozen=True)
@@ -282,13 +268,6 @@ class Report:
         return first if first == last else f"{first} to {last}"
 
 
-def percent(count: int, total: int) -> Decimal:
-    """Return count/total as a percentage rounded half up to one decimal (0 when total is 0)."""
-    if total == 0:
-        return Decimal("0.0")
-    return (Decimal(count) * 100 / Decimal(total)).quantize(Decimal("0.1"), ROUND_HALF_UP)
-
-
 def criterion_row(criterion_id: str, text: str, ratings: Iterable[str]) -> CriterionRow:
     """Return the counts and percentages of each rating among the answers given."""
     return counted_row(criterion_id, text, Counter(ratings))
@@ -305,66 +284,19 @@ def counted_row(criterion_id: str, text: str, counts: Mapping[str, int]) -> Crit
 
 def cohens_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
     """Return Cohen's kappa for two raters' categorical ratings, or None if undefined."""
-    n = len(pairs)
-    if n == 0:
-        return None
-    observed = sum(1 for a, b in pairs if a == b) / n
-    first = Counter(a for a, _ in pairs)
-    second = Counter(b for _, b in pairs)
-    expected = sum(first[k] * second.get(k, 0) for k in first) / (n * n)
-    if expected == 1:
-        return None  # both raters used one rating only: chance explains everything
-    return (observed - expected) / (1 - expected)
-
-
-def kappa_verdict(kappa: float | None, pairs: int) -> str:
-    """Return the plain-words reading of kappa (Landis and Koch's bands)."""
-    if pairs < MIN_KAPPA_PAIRS:
-        return "too few to judge"
-    if kappa is None:
-        return "cannot be measured (one rating used throughout)"
-    if kappa < 0:
-        return "poor (less than chance)"
-    for ceiling, words in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
-        if kappa <= ceiling:
-            return words
-    return "almost perfect"
+    return counted_kappa(Counter(pairs))
 
 
 def agreement(pairs: Sequence[tuple[str, str]]) -> Agreement:
     """Return how far two sets of ratings agree."""
-    kappa = cohens_kappa(pairs)
-    return Agreement(
-        pairs=len(pairs),
-        agreed=sum(1 for a, b in pairs if a == b),
-        kappa=kappa if len(pairs) >= MIN_KAPPA_PAIRS else None,
-        verdict=kappa_verdict(kappa, len(pairs)),
-    )
+    return counted_agreement(Counter(pairs))
 
 
 def auditor_shifts(pairs: Iterable[ModerationPair]) -> list[AuditorShift]:
     """Return auditors whose ratings moderators markedly lowered or raised, biggest first."""
-    by_auditor: dict[int, list[int]] = defaultdict(list)
-    for pair in pairs:
-        if pair.auditor_id is None:
-            continue
-        auditors, moderators = LEVELS.get(pair.auditor_rating), LEVELS.get(pair.moderator_rating)
-        if auditors is not None and moderators is not None:
-            by_auditor[pair.auditor_id].append(moderators - auditors)
-    shifts = []
-    for auditor_id, differences in by_auditor.items():
-        mean = sum(differences) / len(differences)
-        if len(differences) >= MIN_SHIFT_PAIRS and abs(mean) >= MARKED_SHIFT:
-            shifts.append(
-                AuditorShift(
-                    auditor_id,
-                    len(differences),
-                    sum(1 for d in differences if d < 0),
-                    sum(1 for d in differences if d > 0),
-                    round(mean, 2),
-                )
-            )
-    return sorted(shifts, key=lambda s: (-abs(s.mean_shift), s.auditor_id))
+    return counted_shifts(
+        Counter((p.auditor_id, p.auditor_rating, p.moderator_rating) for p in pairs)
+    )
 
 
 def action_theme(framework: Framework, theme: str) -> str:
@@ -402,6 +334,81 @@ def _focus(framework: Framework, month: str, standard: int, additional: bool) ->
     return f"{title} (addition)" if additional else title
 
 
+# How a requested audit stands against its due date, as the completion tables count it.
+TIMELINESS = ("on_time", "late", "not_done", "still_open")
+
+
+def timeliness(submitted_on: date | None, due_on: date, as_of: date | None) -> str:
+    """Return "on_time", "late", "not_done" (past due) or "still_open" (not yet due).
+
+    Without `as_of` every audit not submitted is past due.
+    """
+    if submitted_on is not None:
+        return "on_time" if submitted_on <= due_on else "late"
+    if as_of is not None and as_of <= due_on:
+        return "still_open"
+    return "not_done"
+
+
+@dataclass
+class GroupCounts:
+    """One month's standard (timetabled or additional): its completed requested audits."""
+
+    kinds: Counter[str] = field(default_factory=Counter)  # kind -> audits completed
+    rated: int = 0  # of them, audits with at least one rating
+    ratings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (criterion, rating)
+
+
+@dataclass
+class ReportCounts:
+    """What a report's figures are made from: the audits in its months and scope, counted.
+
+    However long the period, this holds counts only: a few per month, standard and criterion,
+    team and role, and moderated criterion.
+    """
+
+    # (month, standard, additional) -> the group's counts
+    groups: dict[tuple[str, int, bool], GroupCounts] = field(default_factory=dict)
+    voluntary: Counter[int] = field(default_factory=Counter)  # standard -> completed
+    # (auditor's role code, team, timeliness) -> requested audits, imported ones aside
+    timeliness: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # (auditor, criterion, auditor's rating, moderator's rating) -> pairs
+    moderation: Counter[tuple[int | None, str, str, str]] = field(default_factory=Counter)
+
+    def group(self, month: str, standard: int, additional: bool) -> GroupCounts:
+        """Return a group's counts, making them if new."""
+        key = (month, standard, additional)
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = GroupCounts()
+        return found
+
+
+def count_audits(
+    audits: Iterable[AuditFacts], moderation: Iterable[ModerationPair], as_of: date | None
+) -> ReportCounts:
+    """Return the counts of audits (and moderated pairs) already chosen for a report."""
+    counts = ReportCounts()
+    for audit in audits:
+        if audit.voluntary:
+            if audit.completed:
+                counts.voluntary[audit.standard] += 1
+            continue
+        if audit.completed:
+            group = counts.group(audit.month, audit.standard, audit.additional)
+            group.kinds[audit.kind] += 1
+            group.rated += 1 if audit.ratings else 0
+            group.ratings.update(audit.ratings.items())
+        if not audit.imported:
+            when = timeliness(audit.submitted_on, audit.due_on, as_of)
+            counts.timeliness[(audit.auditor_role, audit.team, when)] += 1
+    for pair in moderation:
+        counts.moderation[
+            (pair.auditor_id, pair.criterion_id, pair.auditor_rating, pair.moderator_rating)
+        ] += 1
+    return counts
+
+
 def build_report(
     framework: Framework,
     *,
@@ -426,58 +433,75 @@ def build_report(
     scope = scope or ReportScope()
     in_scope = [a for a in audits if first_month <= a.month <= last_month and scope.includes(a)]
     ids = {a.audit_id for a in in_scope}
-    report = Report(first_month, last_month, scope.label, team_scope=scope.teams is not None)
-    requested = [a for a in in_scope if not a.voluntary]
-    done = [a for a in requested if a.completed]
+    counts = count_audits(in_scope, [p for p in moderation if p.audit_id in ids], as_of)
+    return counted_report(
+        framework,
+        first_month=first_month,
+        last_month=last_month,
+        counts=counts,
+        feedback=[q for q in feedback if q.audit_id in ids],
+        actions=actions,
+        scope=scope,
+        role_titles=role_titles,
+        actions_until=actions_until,
+    )
 
-    groups: dict[tuple[str, int, bool], list[AuditFacts]] = defaultdict(list)
-    for audit in done:
-        groups[(audit.month, audit.standard, audit.additional)].append(audit)
-    # One pass over every rating, however long the period, counting (criterion, rating)
-    # pairs per group; the tables and the trend are both read from these counts.
-    answers = {
-        key: Counter(chain.from_iterable(audit.ratings.items() for audit in members))
-        for key, members in groups.items()
-    }
+
+def counted_report(
+    framework: Framework,
+    *,
+    first_month: str,
+    last_month: str,
+    counts: ReportCounts,
+    feedback: Iterable[FeedbackQuote] = (),
+    actions: Iterable[ActionFacts] = (),
+    scope: ReportScope | None = None,
+    role_titles: Mapping[str, str] | None = None,
+    actions_until: date | None = None,
+) -> Report:
+    """Return the report for the months first..last from the counts of its scope's audits.
+
+    `feedback` is the quotes of the scope's audits of those months; `actions` every action,
+    shown if logged by the period's end or by `actions_until` (see `build_report`).
+    """
+    scope = scope or ReportScope()
+    report = Report(first_month, last_month, scope.label, team_scope=scope.teams is not None)
     # Each month's timetabled standard first, then its additional audits.
-    for (month, standard, additional), members in sorted(
-        groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
+    for (month, standard, additional), group in sorted(
+        counts.groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1])
     ):
-        kinds = Counter(audit.kind for audit in members)
         report.completed.append(
             CompletedRow(month, month_label(month), _focus(framework, month, standard, additional),
-                         standard, additional, len(members),
-                         {kind: kinds.get(kind, 0) for kind in AUDIT_KINDS})
+                         standard, additional, sum(group.kinds.values()),
+                         {kind: group.kinds.get(kind, 0) for kind in AUDIT_KINDS})
         )  # fmt: skip
         found = framework.standard(standard)
-        rated = sum(1 for audit in members if audit.ratings)
-        if found is None or rated == 0:
+        if found is None or group.rated == 0:
             continue
         heading = (
             f"{found.title} – additional audits ({short_month(month)})"
             if additional
             else f"PQF Standard {standard} – {found.title} ({short_month(month)})"
         )
-        counted = answers[(month, standard, additional)]
+        counted = group.ratings
         rows = [
             counted_row(c.id, c.text, {r: counted[(c.id, r)] for r in RATINGS})
             for c in found.criteria
         ]
-        report.tables.append(StandardTable(month, standard, heading, additional, rated, rows))
-    for audit in in_scope:
-        if audit.voluntary and audit.completed:
-            report.voluntary_completed[audit.standard] = (
-                report.voluntary_completed.get(audit.standard, 0) + 1
-            )
+        report.tables.append(StandardTable(month, standard, heading, additional, group.rated, rows))
+    for standard, count in counts.voluntary.items():
+        if count:
+            report.voluntary_completed[standard] = count
 
     titles = role_titles or {r.code: r.title for r in framework.roles}
-    tracked = [a for a in requested if not a.imported]
     report.completion_by_role = _completion(
-        tracked, lambda a: titles.get(a.auditor_role, a.auditor_role), as_of
+        counts.timeliness, lambda role, _: titles.get(role, role)
     )
-    report.completion_by_team = _completion(tracked, lambda a: a.team or "No team recorded", as_of)
+    report.completion_by_team = _completion(
+        counts.timeliness, lambda _, team: team or "No team recorded"
+    )
 
-    report.feedback = [q for q in feedback if q.audit_id in ids]
+    report.feedback = list(feedback)
     # An action shows until it is closed: logged by the period's end (or by the day the pack
     # is published), not closed before the period.
     first_day, last_day = Month.parse(first_month).first_day, Month.parse(last_month).last_day
@@ -489,29 +513,32 @@ def build_report(
     ]
     report.actions = sorted(shown, key=lambda a: _action_order(framework, a))
 
-    scoped_pairs = [p for p in moderation if p.audit_id in ids]
-    by_criterion: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for pair in scoped_pairs:
-        by_criterion[pair.criterion_id].append((pair.auditor_rating, pair.moderator_rating))
+    by_criterion: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    overall: Counter[tuple[str, str]] = Counter()
+    by_auditor: Counter[tuple[int | None, str, str]] = Counter()
+    for (auditor_id, criterion_id, auditors, moderators), count in counts.moderation.items():
+        by_criterion[criterion_id][(auditors, moderators)] += count
+        overall[(auditors, moderators)] += count
+        by_auditor[(auditor_id, auditors, moderators)] += count
     for _, criterion in framework.criteria():
         if criterion.id in by_criterion:
             report.moderation.append(
-                ModerationRow(criterion.id, criterion.text, agreement(by_criterion[criterion.id]))
+                ModerationRow(
+                    criterion.id, criterion.text, counted_agreement(by_criterion[criterion.id])
+                )
             )
-    if scoped_pairs:
-        report.moderation_overall = agreement(
-            [(p.auditor_rating, p.moderator_rating) for p in scoped_pairs]
-        )
-    report.auditor_shifts = auditor_shifts(scoped_pairs)
+    if sum(overall.values()):
+        report.moderation_overall = counted_agreement(overall)
+    report.auditor_shifts = counted_shifts(by_auditor)
 
     # (criterion, month) -> counts: a month's additional audits count in its trend point.
     tallies: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for (month, _, _), counted in answers.items():
-        for (criterion_id, rating), count in counted.items():
+    for (month, _, _), group in counts.groups.items():
+        for (criterion_id, rating), count in group.ratings.items():
             tallies[(criterion_id, month)][rating] += count
     # Only months with completed audits can have a point: walking the months that hold data,
     # not every month of the period, keeps the work bounded by the data whatever the period.
-    answered_months = sorted({month for month, _, _ in answers})
+    answered_months = sorted({month for month, _, _ in counts.groups})
     for _, criterion in framework.criteria():
         points = []
         for month in answered_months:
@@ -525,23 +552,13 @@ def build_report(
 
 
 def _completion(
-    audits: Sequence[AuditFacts], group_of: Callable[[AuditFacts], str], as_of: date | None
+    counts: Mapping[tuple[str, str, str], int], group_of: Callable[[str, str], str]
 ) -> list[CompletionRow]:
-    grouped: dict[str, list[AuditFacts]] = defaultdict(list)
-    for audit in audits:
-        grouped[group_of(audit)].append(audit)
-    rows = []
-    for group, members in sorted(grouped.items()):
-        on_time = late = not_done = still_open = 0
-        for audit in members:
-            if audit.submitted_on is not None:
-                if audit.submitted_on <= audit.due_on:
-                    on_time += 1
-                else:
-                    late += 1
-            elif as_of is not None and as_of <= audit.due_on:
-                still_open += 1
-            else:
-                not_done += 1
-        rows.append(CompletionRow(group, len(members), on_time, late, not_done, still_open))
-    return rows
+    grouped: dict[str, Counter[str]] = defaultdict(Counter)
+    for (role, team, when), count in counts.items():
+        grouped[group_of(role, team)][when] += count
+    return [
+        CompletionRow(group, sum(tally.values()), tally["on_time"], tally["late"],
+                      tally["not_done"], tally["still_open"])
+        for group, tally in sorted(grouped.items())
+    ]  # fmt: skip

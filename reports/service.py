@@ -4,11 +4,11 @@ The Teams `report` command, the report pages and the command line each ask `Repo
 a report: it works out the scope the person may see (the command line gives its own), makes
 the report and records in the access log who saw which months.
 
-A report reads every audit of its period and counts them in Python: for years of history that
-is seconds of work, which on the event loop would hold up every other person's turn (and
-/healthz) for as long. `ReportMaker` makes reports in worker processes instead, each with its
-own database connection, and hands back only what the caller shows (a summary, a page); the
-turn that asked waits for it without stopping anyone else.
+A report's figures are counted by the database (storage/report_counts.py), but a long period
+still takes a second or so of work, which on the event loop would hold up every other
+person's turn (and /healthz) for as long. `ReportMaker` makes reports in worker processes
+instead, each with its own database connection, and hands back only what the caller shows (a
+summary, a page); the turn that asked waits for it without stopping anyone else.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from practice.audit_steps import AuditKind
 from practice.audit_words import audit_about, worker_to_involve
 from practice.framework import Framework
 from practice.month import month_label
-from practice.report import SMALL_NUMBERS_CAUTION, Report, ReportScope, build_report
+from practice.report import SMALL_NUMBERS_CAUTION, Report, ReportScope, counted_report
 from practice.report_summary import BelowCriterion, OwnAudit
 from reports.audit_document import AuditDocument, RatedCriterion
 from reports.board_pack import since_line
@@ -47,8 +47,8 @@ from storage import moderation as moderation_store
 from storage.board_packs import published_pack
 from storage.database import Database
 from storage.models import AuditStatus, BoardPack, Staff
+from storage.report_counts import counted_facts
 from storage.report_summary import audits_involving, latest_submitted_month, rating_counts
-from storage.reporting import report_facts
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +75,18 @@ async def scoped_report(
     as_of: date,
 ) -> tuple[Report, dict[int, str]]:
     """Return the report for the months and scope, and the names it may show."""
-    facts = await report_facts(
-        session=session, framework=framework, zone=zone, first_month=first_month,
-        last_month=last_month,
+    facts = await counted_facts(
+        session=session, zone=zone, first_month=first_month, last_month=last_month,
+        scope=scope, as_of=as_of,
     )  # fmt: skip
-    report = build_report(
+    report = counted_report(
         framework,
         first_month=first_month,
         last_month=last_month,
-        audits=facts.audits,
+        counts=facts.counts,
         feedback=facts.feedback,
-        moderation=facts.moderation,
         actions=facts.actions,
         scope=scope,
-        as_of=as_of,
     )
     return report, facts.names
 
