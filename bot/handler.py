@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -14,6 +12,7 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
+from bot.card_actions import card_action_of, card_response, empty_response, error_response
 from bot.commands import (
     Command,
     ReportMonthsError,
@@ -21,12 +20,15 @@ from bot.commands import (
     parse_command,
     report_months,
 )
-from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
+from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses, press_of
 from bot.links import LinkMaker
-from cards.cycle_cards import moderation_sample_card, new_audit_card
+from bot.moderation_samples import Samples
+from cards.audit_cards import notice_card
+from cards.cycle_cards import new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
 from cards.submissions import (
+    CardSubmission,
     ClaimModeration,
     DownloadAudit,
     ModerationAnswer,
@@ -40,15 +42,21 @@ from cards.submissions import (
 from cards.views import list_entry
 from dialogs.audit_dialog import AuditDialog
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
-from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
+from dialogs.turn import (
+    ANSWER_KEY,
+    MODERATION_KEY,
+    STAFF_KEY,
+    card_in_place,
+    card_message,
+    card_update,
+    is_card_action,
+)
 from practice.access import can_view_audit
 from practice.audit_steps import AuditKind
-from practice.calendar import moderation_until
 from practice.framework import Framework
-from practice.month import TEN_YEARS, Month, month_label
+from practice.month import TEN_YEARS, month_label
 from practice.working_days import last_working_day
 from reports.service import Asker, ReportService, summarise
-from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
 from storage import moderation as moderation_store
@@ -59,17 +67,6 @@ log = logging.getLogger(__name__)
 
 # Submitted audits stay on someone's list this long.
 RECENTLY_SUBMITTED = timedelta(days=45)
-
-
-def _press_of(activity: Activity) -> tuple[str, str, str]:
-    """Return what makes two card presses the same: the chat, the card and what it sent."""
-    chat = activity.conversation.id if activity.conversation else ""
-    sent = json.dumps(activity.value, sort_keys=True, default=str)
-    return (
-        str(chat or ""),
-        str(activity.reply_to_id or ""),
-        hashlib.sha256(sent.encode("utf-8")).hexdigest(),
-    )
 
 
 def _chat_reference(activity: Activity) -> roster.ChatReference:
@@ -132,26 +129,37 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._moderation_dialog = ModerationDialog(
             database=database, framework=framework, zone=zone, clock=clock
         )
+        self._samples = Samples(database=database, framework=framework, zone=zone)
         self._dialogs.add(self._audit_dialog)
         self._dialogs.add(self._moderation_dialog)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Handle the turn (within each person's message limit), then save the dialog state."""
         activity = turn_context.activity
-        if activity.type == ActivityTypes.message:
+        pressed = is_card_action(turn_context)
+        if activity.type == ActivityTypes.message or pressed:
             sender = activity.from_property
             person = (sender.aad_object_id or sender.id or "") if sender else ""
             allowed, tell = self._rate_limit.allow(person)
             if not allowed:
                 self._on_rate_limited()
                 log.info("a person went over the message limit; message dropped")
-                if tell:
-                    await turn_context.send_activity(
-                        "You are sending messages faster than I can keep up with. Please wait "
-                        "a few seconds and try again; nothing you saved is lost."
-                    )
+                slow_down = (
+                    "You are sending messages faster than I can keep up with. Please wait "
+                    "a few seconds and try again; nothing you saved is lost."
+                )
+                if pressed:  # the card stays as it is, with what was typed on it
+                    answer = error_response(slow_down)
+                    await turn_context.send_activity(Activity(type="invokeResponse", value=answer))
+                elif tell:
+                    await turn_context.send_activity(slow_down)
                 return
-            if activity.value is not None and not self._presses.allow(_press_of(activity)):
+            # A press answered in place is not repeated: the card pressed is already replaced.
+            if (
+                not pressed
+                and activity.value is not None
+                and not self._presses.allow(press_of(activity))
+            ):
                 log.info("a repeated press of one card was dropped")
                 return
         chat = activity.conversation.id if activity.conversation else ""
@@ -208,12 +216,33 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             log.info("app removed by a user; proactive messages to them stop")
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
-        """Refuse invokes with 400: the bot's cards submit messages, so it uses none.
+        """Answer a button pressed on a card with the card that takes its place; refuse others.
 
         botbuilder would answer an invoke it has no handler for with 501, a server error.
         """
+        if is_card_action(turn_context):
+            return await self._on_card_action(turn_context)
         log.info("refused an invoke activity (%s)", str(turn_context.activity.name)[:60])
         return InvokeResponse(status=400, body={"error": "this bot does not handle invokes"})
+
+    async def _on_card_action(self, turn_context: TurnContext) -> InvokeResponse:
+        """Do what an `Action.Execute` button asks, answered in place: no call to Teams."""
+        pressed = card_action_of(turn_context.activity)
+        if pressed is None:
+            log.info("refused a card action that could not be read")
+            return error_response("That card sent something I can't read.")
+        staff = await self._identify_then_remember_new_chat(turn_context)
+        if staff is None:
+            return card_response(notice_card(self._refusal()))
+        turn_context.turn_state[STAFF_KEY] = staff
+        try:
+            submission = parse_submission(pressed.data)
+        except SubmissionError as error:
+            log.info("refused a card action that could not be read")
+            return error_response(str(error))
+        await self._on_submission(await self._dialogs.create_context(turn_context), submission)
+        card = card_in_place(turn_context)
+        return card_response(card) if card is not None else empty_response()
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
@@ -242,13 +271,18 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         await self._run(dialog_context, staff, parse_command(turn_context.activity.text))
 
     async def _on_card_submit(self, dialog_context: DialogContext, value: object) -> None:
-        context = dialog_context.context
         try:
             submission = parse_submission(value)
         except SubmissionError as error:
             log.info("refused a card submit that could not be read")
-            await context.send_activity(str(error))
+            await dialog_context.context.send_activity(str(error))
             return
+        await self._on_submission(dialog_context, submission)
+
+    async def _on_submission(
+        self, dialog_context: DialogContext, submission: CardSubmission
+    ) -> None:
+        context = dialog_context.context
         staff: Staff = context.turn_state[STAFF_KEY]
         if isinstance(submission, RunCommand):
             await self._run(dialog_context, staff, Command(submission.command))
@@ -402,21 +436,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             )
             return
         today = self._clock().astimezone(self._zone).date()
-        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
-        sent = 0
-        async with self._database.session() as session:
-            for month in await open_sample_months(session, today):
-                entries = await sample_entries(session, cycle, month, staff)
-                sample_month = Month.parse(month)
-                card = moderation_sample_card(
-                    month_label=sample_month.label,
-                    until=moderation_until(sample_month.year, sample_month.number),
-                    entries=entries,
-                    moderator_name=staff.name,
-                )
-                await context.send_activity(card_message(card))
-                sent += 1
-        if not sent:
+        cards = await self._samples.open_cards(staff, today)
+        for card in cards:
+            await context.send_activity(card_message(card))
+        if not cards:
             await context.send_activity("There are no audits to moderate at the moment.")
 
     async def _moderated(self, audit_id: int) -> bool:
@@ -428,19 +451,9 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self, context: TurnContext, staff: Staff, audit_id: int, card_id: str
     ) -> None:
         """Show a moderation sample card as it now stands, in place of the one pressed."""
-        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
-        async with self._database.session() as session:
-            sample = await moderation_store.sample_of(session=session, audit_id=audit_id)
-            if sample is None:
-                return
-            entries = await sample_entries(session, cycle, sample.month, staff)
-        sample_month = Month.parse(sample.month)
-        card = moderation_sample_card(
-            month_label=sample_month.label,
-            until=moderation_until(sample_month.year, sample_month.number),
-            entries=entries,
-            moderator_name=staff.name,
-        )
+        card = await self._samples.card_holding(staff, audit_id)
+        if card is None:
+            return
         try:
             await context.update_activity(card_update(card_id, card))
         except Exception:  # the claim or moderation stands; the old card only lags behind
@@ -618,7 +631,10 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         return staff if staff is not None and staff.active else None
 
     async def _refuse(self, turn_context: TurnContext) -> None:
-        await turn_context.send_activity(
+        await turn_context.send_activity(self._refusal())
+
+    def _refusal(self) -> str:
+        return (
             "I can't find you on the Adult Social Care audit roster, so I can't give you audits "
             f"or show you any. If you think you should be on it, please contact "
             f"{self._support_contact}."

@@ -162,6 +162,39 @@ def submit(
     return action
 
 
+def execute(
+    title: str, data: Element, *, style: str | None = None, send_inputs: bool = True
+) -> Element:
+    """Return an Action.Execute button: the bot answers with the card taking this one's place.
+
+    Its verb is what the data says it does (`data["pqf"]`); Teams sends the data, with the
+    card's inputs, in an `adaptiveCard/action` invoke.
+    """
+    action: Element = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": str(data["pqf"]),
+        "data": data,
+    }
+    if style:
+        action["style"] = style
+    if not send_inputs:
+        action["associatedInputs"] = "none"
+    return action
+
+
+def refresh(data: Element, *, user_ids: list[str]) -> Element:
+    """Return a card's `refresh`: Teams asks the bot for the card as it now stands for these people.
+
+    Teams refreshes automatically for at most 60 people named in `userIds`; others see the card
+    as sent.
+    """
+    return {
+        "action": {"type": "Action.Execute", "verb": str(data["pqf"]), "data": data},
+        "userIds": user_ids[:60],
+    }
+
+
 def action_set(*actions: Element) -> Element:
     """Return buttons placed in the card's body, on a row of their own."""
     return {"type": "ActionSet", "actions": list(actions)}
