@@ -50,6 +50,7 @@ from dialogs.turn import (
     card_message,
     card_update,
     is_card_action,
+    show_in_place,
 )
 from practice.access import can_view_audit
 from practice.audit_steps import AuditKind
@@ -316,7 +317,15 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                     self._moderation_dialog.id, {"action": submission, "sample_card": sample_card}
                 )
             if sample_card and is_moderator(self._framework, staff):
-                await self._refresh_sample_card(context, staff, submission.audit_id, sample_card)
+                if is_card_action(context) and sample_card == context.activity.reply_to_id:
+                    # The sample card pressed comes back showing who now holds each audit.
+                    card = await self._samples.card_holding(staff, submission.audit_id)
+                    if card is not None:
+                        show_in_place(context, card)
+                else:
+                    await self._refresh_sample_card(
+                        context, staff, submission.audit_id, sample_card
+                    )
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):

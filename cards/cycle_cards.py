@@ -11,6 +11,7 @@ from cards.common import (
     action_set,
     adaptive_card,
     download_action,
+    execute,
     facts,
     heading,
     problems_block,
@@ -210,7 +211,7 @@ def moderation_sample_card(
                 {
                     "type": "ActionSet",
                     "actions": [
-                        submit("Claim", {"pqf": "moderation.claim", "audit_id": entry.audit_id})
+                        execute("Claim", {"pqf": "moderation.claim", "audit_id": entry.audit_id})
                     ],
                 }
             )
@@ -219,7 +220,7 @@ def moderation_sample_card(
                 {
                     "type": "ActionSet",
                     "actions": [
-                        submit("Moderate", {"pqf": "moderation.open", "audit_id": entry.audit_id})
+                        execute("Moderate", {"pqf": "moderation.open", "audit_id": entry.audit_id})
                     ],
                 }
             )
@@ -317,8 +318,8 @@ def moderation_card(
     body.append(comment)
     data = {"pqf": "moderation.answer", "audit_id": audit.audit_id, "seq": seq}
     # Two rows: side by side, these titles do not fit the width of a phone.
-    body.append(action_set(submit("Save and finish later", {**data, "nav": "save"})))
-    actions = [submit("Submit moderation", {**data, "nav": "submit"}, style="positive")]
+    body.append(action_set(execute("Save and finish later", {**data, "nav": "save"})))
+    actions = [execute("Submit moderation", {**data, "nav": "submit"}, style="positive")]
     return adaptive_card(body, actions)
 
 
