@@ -22,11 +22,10 @@ AUTOMATIC = "automatic"  # the trigger of a card's `refresh`; a person's press i
 
 @dataclass(frozen=True)
 class CardAction:
-    """What a pressed button sent: its verb, its data with the card's inputs, and why it came."""
+    """What a pressed button sent: its verb, and its data with the card's inputs."""
 
     verb: str
     data: dict[str, Any]
-    refresh: bool
 
 
 def card_action_of(activity: Activity) -> CardAction | None:
@@ -43,11 +42,13 @@ def card_action_of(activity: Activity) -> CardAction | None:
     if not isinstance(data, dict):
         return None
     verb = action.get("verb")
-    return CardAction(
-        verb=verb if isinstance(verb, str) else "",
-        data=data,
-        refresh=value.get("trigger") == AUTOMATIC,
-    )
+    return CardAction(verb=verb if isinstance(verb, str) else "", data=data)
+
+
+def is_refresh(activity: Activity) -> bool:
+    """Return whether Teams sent this invoke for a card's `refresh`, not for a person's press."""
+    value = activity.value
+    return isinstance(value, dict) and value.get("trigger") == AUTOMATIC
 
 
 def card_response(card: dict[str, Any]) -> InvokeResponse:

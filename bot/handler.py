@@ -12,7 +12,13 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
-from bot.card_actions import card_action_of, card_response, empty_response, error_response
+from bot.card_actions import (
+    card_action_of,
+    card_response,
+    empty_response,
+    error_response,
+    is_refresh,
+)
 from bot.commands import (
     Command,
     ReportMonthsError,
@@ -23,11 +29,13 @@ from bot.commands import (
 from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses, press_of
 from bot.links import LinkMaker
 from bot.moderation_samples import Samples
+from bot.refresh import CardRefresh
 from cards.audit_cards import notice_card
 from cards.cycle_cards import new_audit_card
 from cards.help_cards import help_card, my_audits_card
 from cards.report_cards import download_card, report_summary_card
 from cards.submissions import (
+    AuditRefresh,
     CardSubmission,
     ClaimModeration,
     DownloadAudit,
@@ -36,6 +44,7 @@ from cards.submissions import (
     OpenAudit,
     OpenModeration,
     RunCommand,
+    SampleRefresh,
     SubmissionError,
     parse_submission,
 )
@@ -48,7 +57,6 @@ from dialogs.turn import (
     STAFF_KEY,
     card_in_place,
     card_message,
-    card_update,
     is_card_action,
     show_in_place,
 )
@@ -60,7 +68,6 @@ from practice.working_days import last_working_day
 from reports.service import Asker, ReportService, summarise
 from storage import access_log, outbox, roster
 from storage import audits as audit_store
-from storage import moderation as moderation_store
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, Staff
 
@@ -131,13 +138,15 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             database=database, framework=framework, zone=zone, clock=clock
         )
         self._samples = Samples(database=database, framework=framework, zone=zone)
+        self._refresh = CardRefresh(database, framework, zone, self._samples)
         self._dialogs.add(self._audit_dialog)
         self._dialogs.add(self._moderation_dialog)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Handle the turn (within each person's message limit), then save the dialog state."""
         activity = turn_context.activity
-        pressed = is_card_action(turn_context)
+        # A press of a card's button counts as a message; Teams' own `refresh` does not.
+        pressed = is_card_action(turn_context) and not is_refresh(activity)
         if activity.type == ActivityTypes.message or pressed:
             sender = activity.from_property
             person = (sender.aad_object_id or sender.id or "") if sender else ""
@@ -156,11 +165,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                     await turn_context.send_activity(slow_down)
                 return
             # A press answered in place is not repeated: the card pressed is already replaced.
-            if (
-                not pressed
-                and activity.value is not None
-                and not self._presses.allow(press_of(activity))
-            ):
+            if not pressed and activity.value and not self._presses.allow(press_of(activity)):
                 log.info("a repeated press of one card was dropped")
                 return
         chat = activity.conversation.id if activity.conversation else ""
@@ -179,7 +184,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         staff = await self._remember_chat_then_identify(turn_context)
         if staff is None:
-            await self._refuse(turn_context)
+            await turn_context.send_activity(self._refusal())
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
@@ -241,6 +246,9 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         except SubmissionError as error:
             log.info("refused a card action that could not be read")
             return error_response(str(error))
+        if isinstance(submission, AuditRefresh | SampleRefresh):
+            card = await self._refresh.card(staff, submission)
+            return card_response(card) if card else error_response("That card is not yours.")
         await self._on_submission(await self._dialogs.create_context(turn_context), submission)
         card = card_in_place(turn_context)
         return card_response(card) if card is not None else empty_response()
@@ -261,7 +269,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         """Answer a typed command or a card submit from someone on the roster."""
         staff = await self._identify_then_remember_new_chat(turn_context)
         if staff is None:
-            await self._refuse(turn_context)
+            await turn_context.send_activity(self._refusal())
             return
         turn_context.turn_state[STAFF_KEY] = staff
         dialog_context = await self._dialogs.create_context(turn_context)
@@ -307,7 +315,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 if submission.nav == "submit":
                     sample_card = dialog_context.active_dialog.state.get("sample_card")
                 await dialog_context.continue_dialog()
-                if sample_card and not await self._moderated(submission.audit_id):
+                if sample_card and not await self._samples.moderated(submission.audit_id):
                     sample_card = None  # not submitted (something was missing): nothing new
             else:
                 if not isinstance(submission, ModerationAnswer):
@@ -323,9 +331,11 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                     if card is not None:
                         show_in_place(context, card)
                 else:
-                    await self._refresh_sample_card(
+                    await self._samples.update_in_chat(
                         context, staff, submission.audit_id, sample_card
                     )
+        elif isinstance(submission, AuditRefresh | SampleRefresh):
+            log.info("a card's refresh came as a message; nothing to do")
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):
@@ -450,23 +460,6 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             await context.send_activity(card_message(card))
         if not cards:
             await context.send_activity("There are no audits to moderate at the moment.")
-
-    async def _moderated(self, audit_id: int) -> bool:
-        async with self._database.session() as session:
-            moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
-        return moderation is not None and moderation.submitted_at is not None
-
-    async def _refresh_sample_card(
-        self, context: TurnContext, staff: Staff, audit_id: int, card_id: str
-    ) -> None:
-        """Show a moderation sample card as it now stands, in place of the one pressed."""
-        card = await self._samples.card_holding(staff, audit_id)
-        if card is None:
-            return
-        try:
-            await context.update_activity(card_update(card_id, card))
-        except Exception:  # the claim or moderation stands; the old card only lags behind
-            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
 
     async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
         text = context.activity.text if context.activity.value is None else "report"
@@ -638,9 +631,6 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 log.info("an activity's conversation reference was incomplete; not stored")
             staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
         return staff if staff is not None and staff.active else None
-
-    async def _refuse(self, turn_context: TurnContext) -> None:
-        await turn_context.send_activity(self._refusal())
 
     def _refusal(self) -> str:
         return (

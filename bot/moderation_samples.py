@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from cards.common import Element
+from botbuilder.core import TurnContext
+
+from cards.common import Element, teams_id
 from cards.cycle_cards import SampleEntry, moderation_sample_card
+from dialogs.turn import card_update
 from practice.calendar import moderation_until
 from practice.framework import Framework
 from practice.month import Month
@@ -15,6 +19,8 @@ from scheduler.jobs import Cycle, open_sample_months, sample_entries
 from storage import moderation as moderation_store
 from storage.database import Database
 from storage.models import Staff
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,24 @@ class Samples:
             return None
         return await self.card_of_month(moderator, sample.month)
 
+    async def moderated(self, audit_id: int) -> bool:
+        """Return whether the moderation of this audit is submitted."""
+        async with self.database.session() as session:
+            moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
+        return moderation is not None and moderation.submitted_at is not None
+
+    async def update_in_chat(
+        self, context: TurnContext, moderator: Staff, audit_id: int, card_id: str
+    ) -> None:
+        """Show the sample card holding this audit as it now stands, in place of an earlier one."""
+        card = await self.card_holding(moderator, audit_id)
+        if card is None:
+            return
+        try:
+            await context.update_activity(card_update(card_id, card))
+        except Exception:  # the claim or moderation stands; the old card only lags behind
+            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
+
     @staticmethod
     def _card(month: str, entries: list[SampleEntry], moderator: Staff) -> Element:
         sample_month = Month.parse(month)
@@ -58,4 +82,6 @@ class Samples:
             until=moderation_until(sample_month.year, sample_month.number),
             entries=entries,
             moderator_name=moderator.name,
+            month=month,
+            refresh_for=teams_id(moderator.aad_object_id),
         )

@@ -15,6 +15,7 @@ from cards.common import (
     facts,
     heading,
     problems_block,
+    refresh,
     submit,
     text,
     users_facts,
@@ -114,8 +115,19 @@ def _truncated(value: str) -> str:
     return value[:SUMMARY_TEXT_LIMIT].rstrip() + "… (shortened here; the full text is saved)"
 
 
-def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element:
-    """Return the card that asks someone to do an audit."""
+def request_card(
+    audit: AuditHeading,
+    *,
+    what_people_can_expect: str,
+    refresh_for: str | None = None,
+    steps_done: int = 0,
+    steps_total: int = 0,
+) -> Element:
+    """Return the card that asks someone to do an audit, as the audit now stands.
+
+    With `refresh_for` (the auditor's Teams id), Teams asks the bot for the card afresh when
+    they look at it, so it shows the progress and due date as they are then.
+    """
     if audit.kind is AuditKind.SELF:
         task = (
             "Audit one of your own open or recently closed cases against this standard."
@@ -135,7 +147,14 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
         text(f"Practice quality audit · {audit.month_label}", subtle=True, weight="Bolder"),
         heading(f"Your {audit.kind.description}: {audit.title}"),
         users_text(task),
-        facts([("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]),
+        facts(
+            [("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]
+            + (
+                [("Progress", f"{steps_done} of {steps_total} steps answered")]
+                if steps_done
+                else []
+            )
+        ),
     ]
     if what_people_can_expect:
         body.append(text("What people can expect:", weight="Bolder", spacing="Medium"))
@@ -150,11 +169,18 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
     )
     actions = [
         execute(
-            "Start the audit", {"pqf": "audit.open", "audit_id": audit.audit_id}, style="positive"
+            "Carry on" if steps_done else "Start the audit",
+            {"pqf": "audit.open", "audit_id": audit.audit_id},
+            style="positive",
         ),
         submit("My audits", {"pqf": "command", "command": "my audits"}),
     ]
-    return adaptive_card(body, actions)
+    card = adaptive_card(body, actions)
+    if refresh_for:
+        card["refresh"] = refresh(
+            {"pqf": "audit.refresh", "audit_id": audit.audit_id}, user_ids=[refresh_for]
+        )
+    return card
 
 
 CaseMode = Literal["confirm_case", "choose_own", "choose_peer", "choose_any", "confirm_supervision"]

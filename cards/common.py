@@ -184,15 +184,21 @@ def execute(
 
 
 def refresh(data: Element, *, user_ids: list[str]) -> Element:
-    """Return a card's `refresh`: Teams asks the bot for the card as it now stands for these people.
+    """Return a card's `refresh`: Teams asks the bot for the card as it now is for these people.
 
-    Teams refreshes automatically for at most 60 people named in `userIds`; others see the card
-    as sent.
+    People are named as Teams names them ("29:…") or by their Entra object id ("8:orgid:…").
+    Teams refreshes automatically for everyone in a chat of fewer than 60, and otherwise only
+    for the people in `userIds` (at most 60).
     """
     return {
         "action": {"type": "Action.Execute", "verb": str(data["pqf"]), "data": data},
         "userIds": user_ids[:60],
     }
+
+
+def teams_id(aad_object_id: str | None) -> str | None:
+    """Return how a card's `refresh` names a person with this Entra object id."""
+    return f"8:orgid:{aad_object_id}" if aad_object_id else None
 
 
 def action_set(*actions: Element) -> Element:

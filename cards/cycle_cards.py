@@ -15,6 +15,7 @@ from cards.common import (
     facts,
     heading,
     problems_block,
+    refresh,
     submit,
     text,
     users_facts,
@@ -179,9 +180,19 @@ class SampleEntry:
 
 
 def moderation_sample_card(
-    *, month_label: str, until: date, entries: list[SampleEntry], moderator_name: str
+    *,
+    month_label: str,
+    until: date,
+    entries: list[SampleEntry],
+    moderator_name: str,
+    month: str | None = None,
+    refresh_for: str | None = None,
 ) -> Element:
-    """Return the month's moderation sample with a Claim button on each unclaimed audit."""
+    """Return the month's moderation sample with a Claim button on each unclaimed audit.
+
+    With `month` ('YYYY-MM') and `refresh_for` (the moderator's Teams id), Teams asks the bot
+    for the card afresh when they look at it: who holds each audit now, what is moderated.
+    """
     body: list[Element] = [
         text(f"Moderation · audits of {month_label}", subtle=True, weight="Bolder"),
         heading("Audits to moderate", size="Medium"),
@@ -225,7 +236,12 @@ def moderation_sample_card(
                 }
             )
         body.append({"type": "Container", "separator": True, "items": items})
-    return adaptive_card(body)
+    card = adaptive_card(body)
+    if month and refresh_for:
+        card["refresh"] = refresh(
+            {"pqf": "moderation.sample", "month": month}, user_ids=[refresh_for]
+        )
+    return card
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,11 @@ async def test_a_whole_self_audit_on_one_card_with_no_call_to_teams(
     assert detail.ratings["3.2"].rating == "exceeds"
     assert detail.audit.live_card_activity_id is None
     # A press of Submit again, or of any step: the card shows the record, nothing changes.
+    record = await harness.execute(
+        ALEX, card.card_id, {"pqf": "audit.refresh", "audit_id": audit_id}, trigger="automatic"
+    )
+    assert record.in_place is not None
+    assert "Audit submitted" in all_text(record.in_place)  # a refresh shows the record too
     again = await harness.execute(ALEX, card.card_id, action(summary, "Submit audit"))
     assert again.in_place is not None
     assert "Audit submitted" in all_text(again.in_place)
@@ -223,3 +228,47 @@ async def test_opening_in_place_retires_a_card_resume_sent(
     assert [a.id for a in turn.updated] == [resumed.card_ids[-1]]
     assert "replaced by a newer one" in str(turn.updated_cards()[-1])
     assert (await load(harness.database, audit_id)).audit.live_card_activity_id == card.card_id
+
+
+async def test_the_request_card_refreshes_to_the_audit_as_it_now_is(
+    harness: BotHarness, framework: Framework
+) -> None:
+    audit_id = await new_request(harness.database, framework, "meganb@example.com")
+    card = await request_card(harness, framework, MEGAN, audit_id)
+    refresh = card.card["refresh"]
+    assert refresh["userIds"] == [f"8:orgid:{MEGAN.aad_object_id}"]
+    assert refresh["action"]["type"] == "Action.Execute"
+
+    async def refreshed(user: User = MEGAN) -> Any:
+        return await harness.execute(
+            user, card.card_id, refresh["action"]["data"], trigger="automatic"
+        )
+
+    fresh = await refreshed()
+    assert fresh.messages == []
+    assert fresh.in_place is not None
+    assert "Start the audit" in buttons(fresh.in_place)
+    assert "Progress" not in all_text(fresh.in_place)
+    assert fresh.in_place["refresh"] == refresh  # and it refreshes again next time
+
+    # Started elsewhere (`resume` sent a card): the request card shows the progress.
+    resumed = await harness.say(MEGAN, "resume")
+    elsewhere = LivingCard.sent_in(harness, MEGAN, resumed)
+    await elsewhere.press("Start the audit")
+    await elsewhere.press("Next", rating="meets", evidence="First")
+    before = await load(harness.database, audit_id)
+    progress = await refreshed()
+    assert progress.in_place is not None
+    # The case and one criterion of 11 steps (the case, 8 criteria, feedback, involvement).
+    assert "2 of 11 steps answered" in all_text(progress.in_place)
+    assert "Carry on" in buttons(progress.in_place)
+    after = await load(harness.database, audit_id)
+    assert (after.audit.card_seq, after.audit.live_card_activity_id) == (
+        before.audit.card_seq,
+        before.audit.live_card_activity_id,
+    )  # fmt: skip  (a refresh changes nothing)
+
+    # Someone else's refresh of the card: refused, the card stays as it is for them.
+    other = await refreshed(ALEX)
+    assert other.in_place is None
+    assert other.in_place_error == "That card is not yours."

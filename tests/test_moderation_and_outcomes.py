@@ -354,6 +354,20 @@ async def test_moderating_on_cards_answered_in_place(
     assert [m.attachments is not None for m in claimed.messages] == [True]
     assert claimed.updated == []
     moderation = LivingCard.sent_in(harness, PATTI, claimed)
+    # Teams refreshes the sample card when she looks at it: the claim shows on it.
+    refresh = sample_card.card["refresh"]
+    assert refresh["userIds"] == [f"8:orgid:{PATTI.aad_object_id}"]
+    assert refresh["action"]["data"] == {"pqf": "moderation.sample", "month": "2026-11"}
+    fresh = await harness.execute(
+        PATTI, sample_card.card_id, refresh["action"]["data"], trigger="automatic"
+    )
+    assert fresh.in_place is not None
+    assert "Claimed by you" in all_text(fresh.in_place)
+    assert fresh.messages == []
+    not_a_moderator = await harness.execute(
+        ISAIAH, sample_card.card_id, refresh["action"]["data"], trigger="automatic"
+    )
+    assert not_a_moderator.in_place is None
     detail = await load(seeded, audit_id)
     standard = framework.standard(detail.audit.standard)
     assert standard is not None
