@@ -85,7 +85,8 @@ class Turn:
         if body.type != "application/vnd.microsoft.card.adaptive":
             return None
         assert body.status_code == 200
-        return json.loads(json.dumps(body.value))
+        card: dict[str, Any] = json.loads(json.dumps(body.value))
+        return card
 
     @property
     def in_place_error(self) -> str | None:
