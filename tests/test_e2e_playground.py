@@ -8,7 +8,9 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -171,7 +173,10 @@ async def test_playground_web_ui_request_to_criterion_save_and_resume(
             await expect(page.get_by_text("Criterion 2 of 8").last).to_be_visible(timeout=15_000)
             await page.get_by_role("radio", name="Exceeds").last.check()
             await page.get_by_role("button", name="Save and exit").last.click()
-            await expect(page.get_by_text("Saved. Type").last).to_be_visible(timeout=15_000)
+            # The card itself says so, in place, and offers to carry on.
+            await expect(page.get_by_role("button", name="Carry on").last).to_be_visible(
+                timeout=15_000
+            )
 
             message_box = page.locator("[role=textbox][contenteditable=true]").first
             await message_box.click()
@@ -186,3 +191,83 @@ async def test_playground_web_ui_request_to_criterion_save_and_resume(
             await browser.close()
     for name in ("1-request-card.png", "2-criterion-card.png", "3-resumed.png"):
         assert (shots / name).stat().st_size > 10_000
+
+
+async def test_playground_web_ui_a_whole_audit_on_one_living_card(
+    alex: LiveBot, output_dir: Path
+) -> None:
+    """Press Action.Execute buttons in Chromium from the request card to the audit's record."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright, expect
+
+    shots = output_dir / "playground-living-card"
+    shots.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(alex.playground.url)
+            cards = page.locator(".ac-adaptiveCard")
+            start = page.get_by_role("button", name="Start the audit").last
+            await expect(start).to_be_visible(timeout=30_000)
+            before = await cards.count()  # the greeting and the request card
+            await start.click()
+
+            await expect(page.get_by_text("Step 1: the case").last).to_be_visible(timeout=15_000)
+            await page.get_by_placeholder("For example 1234567").last.fill("4100107")
+            await page.get_by_role("button", name="Use this case").last.click()
+            for number in range(1, 9):
+                await expect(page.get_by_text(f"Criterion {number} of 8").last).to_be_visible(
+                    timeout=15_000
+                )
+                await page.get_by_role("radio", name="Meets").last.check()
+                if number == 2:
+                    # Rated, no evidence yet: Save and exit, then Carry on, both in place.
+                    await page.get_by_role("button", name="Save and exit").last.click()
+                    carry_on = page.get_by_role("button", name="Carry on").last
+                    await expect(carry_on).to_be_visible(timeout=15_000)
+                    await carry_on.click()
+                    await expect(carry_on).to_have_count(0, timeout=15_000)
+                    await expect(page.get_by_text("Criterion 2 of 8").last).to_be_visible()
+                    await expect(page.get_by_role("radio", name="Meets").last).to_be_checked()
+                await page.get_by_label("Evidence").last.fill(f"Evidence {number} on file.")
+                await page.get_by_role("button", name="Next").last.click()
+
+            await expect(page.get_by_text("Feedback call").last).to_be_visible(timeout=15_000)
+            await page.get_by_label("If nobody was contacted: why not").last.fill(
+                "No contact details held."
+            )
+            await page.get_by_role("button", name="Next").last.click()
+            await expect(page.get_by_text("Check your answers").last).to_be_visible(timeout=15_000)
+            await page.screenshot(path=shots / "1-summary.png")
+            await page.get_by_role("button", name="Submit audit").last.click()
+            await expect(page.get_by_text("Audit submitted").last).to_be_visible(timeout=15_000)
+            await expect(
+                page.get_by_role("button", name="Download for the supervision file").last
+            ).to_be_visible()
+            await page.screenshot(path=shots / "2-record.png")
+            # One card for the whole audit: the request card became the audit and its record.
+            assert await cards.count() == before
+            assert await page.get_by_text("Step 1: the case").count() == 0
+        finally:
+            await browser.close()
+
+    database = Database(alex.database_url)
+    async with database.session() as session:
+        found = await audits.audits_of_auditor(
+            session=session, auditor_id=await _alex_id(session),
+            submitted_since=datetime.now(UTC) - timedelta(hours=1),
+        )  # fmt: skip
+    await database.dispose()
+    submitted = [a for a in found if a.status == AuditStatus.SUBMITTED]
+    assert len(submitted) == 1
+
+
+async def _alex_id(session: Any) -> int:
+    from storage import roster
+
+    staff = await roster.staff_by_email(session=session, email="alexw@example.com")
+    assert staff is not None
+    assert staff.id is not None
+    return staff.id
