@@ -143,8 +143,7 @@ async def shoot(playground_url: str) -> None:
         await feedback.get_by_label("What they said about their experience").fill(
             "Her daughter said the worker listened and kept them informed."
         )
-        quotable = re.compile("^Their words may be quoted")
-        await feedback.get_by_role("checkbox", name=quotable).check()
+        await feedback.get_by_text(re.compile("^Their words may be quoted")).click()
         await feedback.get_by_role("button", name="Next").click()
         involvement = card(page, "Involving the worker")
         await expect(involvement).to_be_visible(timeout=15_000)
