@@ -272,3 +272,33 @@ async def test_the_request_card_refreshes_to_the_audit_as_it_now_is(
     other = await refreshed(ALEX)
     assert other.in_place is None
     assert other.in_place_error == "That card is not yours."
+
+
+async def test_not_now_and_leaving_the_summary_are_answered_in_place(
+    harness: BotHarness, framework: Framework
+) -> None:
+    audit_id = await new_request(harness.database, framework, "meganb@example.com")
+    card = await request_card(harness, framework, MEGAN, audit_id)
+    await card.press("Start the audit")
+    await card.press("Not now")
+    assert "Carry on" in buttons(card.card)
+    assert (await load(harness.database, audit_id)).audit.live_card_activity_id is None
+    await card.press("Carry on")
+    assert "Step 1: the case" in card.text
+    await card.press("Start the audit")
+    for _ in range(8):
+        await card.press("Next", rating="meets", evidence="Seen on file")
+    await card.press("Next", no_contact_reason="No consent to contact")
+    await card.press("Back", how="joint_teams")  # the involvement step, kept as a draft
+    assert "Feedback call" in card.text
+    await card.press("Next", no_contact_reason="No consent to contact")
+    await card.press("Next", how="joint_teams")
+    assert "Check your answers" in card.text
+    await card.press("Save and exit")
+    assert "Carry on" in buttons(card.card)
+    await card.press("Carry on")
+    assert "Check your answers" in card.text  # every step answered: straight to the summary
+    assert card.connector_calls == 0
+    detail = await load(harness.database, audit_id)
+    assert detail.audit.status == AuditStatus.IN_PROGRESS
+    assert detail.involvement is not None
