@@ -160,12 +160,15 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 )
                 if pressed:  # the card stays as it is, with what was typed on it
                     answer = error_response(slow_down)
-                    await turn_context.send_activity(Activity(type="invokeResponse", value=answer))
+                    await turn_context.send_activity(
+                        Activity(type=ActivityTypes.invoke_response, value=answer)
+                    )
                 elif tell:
                     await turn_context.send_activity(slow_down)
                 return
             # A press answered in place is not repeated: the card pressed is already replaced.
-            if not pressed and activity.value and not self._presses.allow(press_of(activity)):
+            repeatable = not pressed and activity.value is not None
+            if repeatable and not self._presses.allow(press_of(activity)):
                 log.info("a repeated press of one card was dropped")
                 return
         chat = activity.conversation.id if activity.conversation else ""

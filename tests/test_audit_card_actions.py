@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.limits import MessageRateLimit
 from messages.request_cards import outbox_activity
 from practice.framework import Framework
 from storage.database import Database
@@ -302,3 +303,28 @@ async def test_not_now_and_leaving_the_summary_are_answered_in_place(
     detail = await load(harness.database, audit_id)
     assert detail.audit.status == AuditStatus.IN_PROGRESS
     assert detail.involvement is not None
+
+
+async def test_presses_over_the_message_limit_leave_the_card_as_it_is(
+    sqlite_database: Database, framework: Framework, clock: object
+) -> None:
+    await seed(sqlite_database, framework)
+    harness = BotHarness(
+        database=sqlite_database, framework=framework, clock=clock,  # type: ignore[arg-type]
+        rate_limit=MessageRateLimit(2, 60),
+    )  # fmt: skip
+    audit_id = await new_request(harness.database, framework, "meganb@example.com")
+    card = await request_card(harness, framework, MEGAN, audit_id)
+    await card.press("Start the audit")
+    await card.press("Start the audit")
+    shown = card.card
+    over = await card.press("Next", rating="meets", evidence="Too quick")
+    assert over.in_place is None  # the card stays, with what was typed
+    assert "faster than I can keep up" in (over.in_place_error or "")
+    assert card.card == shown
+    # Teams' own refresh is not a press: it is answered whatever the limit.
+    refreshed = await harness.execute(
+        MEGAN, card.card_id, {"pqf": "audit.refresh", "audit_id": audit_id}, trigger="automatic"
+    )
+    assert refreshed.in_place is not None
+    assert (await load(harness.database, audit_id)).ratings == {}
