@@ -76,7 +76,9 @@ def _step_action(card: dict[str, Any]) -> dict[str, Any] | None:
                 continue
             data = item.get("data")
             if (
-                item.get("type") == "Action.Submit"
+                # Sent as a message, as a card from before Action.Execute is still answered
+                # (bench/living_card.py measures the Action.Execute way).
+                item.get("type") in ("Action.Submit", "Action.Execute")
                 and isinstance(data, dict)
                 and "seq" in data
                 and data.get("nav") in ("next", "submit")

@@ -484,7 +484,9 @@ def _forward_action(card: dict[str, Any]) -> dict[str, Any] | None:
                 continue
             data = item.get("data")
             if (
-                item.get("type") == "Action.Submit"
+                # Sent as a message, as a card from before Action.Execute is still answered
+                # (bench/living_card.py measures the Action.Execute way).
+                item.get("type") in ("Action.Submit", "Action.Execute")
                 and isinstance(data, dict)
                 and data.get("nav") in _NAV_FORWARD
             ):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -15,21 +13,30 @@ from botbuilder.dialogs import Dialog, DialogContext, DialogSet
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ResourceResponse
 
 from bot.board_pack_chat import BoardPackChat
+from bot.card_actions import (
+    card_action_of,
+    card_response,
+    empty_response,
+    error_response,
+    is_refresh,
+)
 from bot.commands import (
     Command,
-    ReportMonthsError,
-    ReportRangeError,
     clean_command,
     parse_command,
-    report_months,
 )
-from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses
+from bot.limits import MessageRateLimit, OneTurnAtATime, RepeatedPresses, press_of
 from bot.links import LinkMaker
-from cards.cycle_cards import moderation_sample_card, new_audit_card
+from bot.moderation_samples import Samples
+from bot.refresh import CardRefresh
+from bot.report_chat import ReportChat
+from cards.audit_cards import notice_card
+from cards.cycle_cards import new_audit_card
 from cards.help_cards import help_card, my_audits_card
-from cards.report_cards import download_card, report_summary_card
 from cards.submissions import (
+    AuditRefresh,
     BoardPackAnswer,
+    CardSubmission,
     ClaimModeration,
     DownloadAudit,
     ModerationAnswer,
@@ -37,24 +44,29 @@ from cards.submissions import (
     OpenAudit,
     OpenModeration,
     RunCommand,
+    SampleRefresh,
     SubmissionError,
     parse_submission,
 )
 from cards.views import list_entry
 from dialogs.audit_dialog import AuditDialog
 from dialogs.moderation_dialog import ModerationDialog, is_moderator
-from dialogs.turn import ANSWER_KEY, MODERATION_KEY, STAFF_KEY, card_message, card_update
-from practice.access import can_view_audit
+from dialogs.turn import (
+    ANSWER_KEY,
+    MODERATION_KEY,
+    STAFF_KEY,
+    card_in_place,
+    card_message,
+    is_card_action,
+    show_in_place,
+)
 from practice.audit_steps import AuditKind
-from practice.calendar import moderation_until
 from practice.framework import Framework
-from practice.month import TEN_YEARS, Month, month_label
+from practice.month import TEN_YEARS
 from practice.working_days import last_working_day
-from reports.service import Asker, ReportService, summarise
-from scheduler.jobs import Cycle, open_sample_months, sample_entries
-from storage import access_log, outbox, roster
+from reports.service import ReportService
 from storage import audits as audit_store
-from storage import moderation as moderation_store
+from storage import outbox, roster
 from storage.database import Database
 from storage.models import AuditRequest, AuditStatus, Staff
 
@@ -62,17 +74,6 @@ log = logging.getLogger(__name__)
 
 # Submitted audits stay on someone's list this long.
 RECENTLY_SUBMITTED = timedelta(days=45)
-
-
-def _press_of(activity: Activity) -> tuple[str, str, str]:
-    """Return what makes two card presses the same: the chat, the card and what it sent."""
-    chat = activity.conversation.id if activity.conversation else ""
-    sent = json.dumps(activity.value, sort_keys=True, default=str)
-    return (
-        str(chat or ""),
-        str(activity.reply_to_id or ""),
-        hashlib.sha256(sent.encode("utf-8")).hexdigest(),
-    )
 
 
 def _chat_reference(activity: Activity) -> roster.ChatReference:
@@ -135,8 +136,14 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         self._moderation_dialog = ModerationDialog(
             database=database, framework=framework, zone=zone, clock=clock
         )
+        self._samples = Samples(database=database, framework=framework, zone=zone)
+        self._refresh = CardRefresh(database, framework, zone, self._samples)
         self._dialogs.add(self._audit_dialog)
         self._dialogs.add(self._moderation_dialog)
+        self._report_chat = ReportChat(
+            database=database, framework=framework, reports=self._reports, links=self._links,
+            longest_report=longest_report,
+        )  # fmt: skip
         self._board_pack = BoardPackChat(
             database=database, framework=framework, zone=zone, clock=clock, links=self._links
         )
@@ -144,20 +151,30 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Handle the turn (within each person's message limit), then save the dialog state."""
         activity = turn_context.activity
-        if activity.type == ActivityTypes.message:
+        # A press of a card's button counts as a message; Teams' own `refresh` does not.
+        pressed = is_card_action(turn_context) and not is_refresh(activity)
+        if activity.type == ActivityTypes.message or pressed:
             sender = activity.from_property
             person = (sender.aad_object_id or sender.id or "") if sender else ""
             allowed, tell = self._rate_limit.allow(person)
             if not allowed:
                 self._on_rate_limited()
                 log.info("a person went over the message limit; message dropped")
-                if tell:
+                slow_down = (
+                    "You are sending messages faster than I can keep up with. Please wait "
+                    "a few seconds and try again; nothing you saved is lost."
+                )
+                if pressed:  # the card stays as it is, with what was typed on it
+                    answer = error_response(slow_down)
                     await turn_context.send_activity(
-                        "You are sending messages faster than I can keep up with. Please wait "
-                        "a few seconds and try again; nothing you saved is lost."
+                        Activity(type=ActivityTypes.invoke_response, value=answer)
                     )
+                elif tell:
+                    await turn_context.send_activity(slow_down)
                 return
-            if activity.value is not None and not self._presses.allow(_press_of(activity)):
+            # A press answered in place is not repeated: the card pressed is already replaced.
+            repeatable = not pressed and activity.value is not None
+            if repeatable and not self._presses.allow(press_of(activity)):
                 log.info("a repeated press of one card was dropped")
                 return
         chat = activity.conversation.id if activity.conversation else ""
@@ -176,7 +193,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         staff = await self._remember_chat_then_identify(turn_context)
         if staff is None:
-            await self._refuse(turn_context)
+            await turn_context.send_activity(self._refusal())
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
@@ -214,12 +231,36 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             log.info("app removed by a user; proactive messages to them stop")
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
-        """Refuse invokes with 400: the bot's cards submit messages, so it uses none.
+        """Answer a button pressed on a card with the card that takes its place; refuse others.
 
         botbuilder would answer an invoke it has no handler for with 501, a server error.
         """
+        if is_card_action(turn_context):
+            return await self._on_card_action(turn_context)
         log.info("refused an invoke activity (%s)", str(turn_context.activity.name)[:60])
         return InvokeResponse(status=400, body={"error": "this bot does not handle invokes"})
+
+    async def _on_card_action(self, turn_context: TurnContext) -> InvokeResponse:
+        """Do what an `Action.Execute` button asks, answered in place: no call to Teams."""
+        pressed = card_action_of(turn_context.activity)
+        if pressed is None:
+            log.info("refused a card action that could not be read")
+            return error_response("That card sent something I can't read.")
+        staff = await self._identify_then_remember_new_chat(turn_context)
+        if staff is None:
+            return card_response(notice_card(self._refusal()))
+        turn_context.turn_state[STAFF_KEY] = staff
+        try:
+            submission = parse_submission(pressed.data)
+        except SubmissionError as error:
+            log.info("refused a card action that could not be read")
+            return error_response(str(error))
+        if isinstance(submission, AuditRefresh | SampleRefresh):
+            card = await self._refresh.card(staff, submission)
+            return card_response(card) if card else error_response("That card is not yours.")
+        await self._on_submission(await self._dialogs.create_context(turn_context), submission)
+        card = card_in_place(turn_context)
+        return card_response(card) if card is not None else empty_response()
 
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
@@ -237,7 +278,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         """Answer a typed command or a card submit from someone on the roster."""
         staff = await self._identify_then_remember_new_chat(turn_context)
         if staff is None:
-            await self._refuse(turn_context)
+            await turn_context.send_activity(self._refusal())
             return
         turn_context.turn_state[STAFF_KEY] = staff
         dialog_context = await self._dialogs.create_context(turn_context)
@@ -248,13 +289,18 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         await self._run(dialog_context, staff, parse_command(turn_context.activity.text))
 
     async def _on_card_submit(self, dialog_context: DialogContext, value: object) -> None:
-        context = dialog_context.context
         try:
             submission = parse_submission(value)
         except SubmissionError as error:
             log.info("refused a card submit that could not be read")
-            await context.send_activity(str(error))
+            await dialog_context.context.send_activity(str(error))
             return
+        await self._on_submission(dialog_context, submission)
+
+    async def _on_submission(
+        self, dialog_context: DialogContext, submission: CardSubmission
+    ) -> None:
+        context = dialog_context.context
         staff: Staff = context.turn_state[STAFF_KEY]
         if isinstance(submission, RunCommand):
             await self._run(dialog_context, staff, Command(submission.command))
@@ -266,7 +312,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         elif isinstance(submission, NewAudit):
             await self._start_new_audit(dialog_context, staff, submission)
         elif isinstance(submission, DownloadAudit):
-            await self._send_download_links(context, staff, submission.audit_id)
+            await self._report_chat.send_download_links(context, staff, submission.audit_id)
         elif isinstance(submission, BoardPackAnswer):
             await self._board_pack.answer(context, staff, submission)
         elif isinstance(submission, ClaimModeration | OpenModeration | ModerationAnswer):
@@ -280,7 +326,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                 if submission.nav == "submit":
                     sample_card = dialog_context.active_dialog.state.get("sample_card")
                 await dialog_context.continue_dialog()
-                if sample_card and not await self._moderated(submission.audit_id):
+                if sample_card and not await self._samples.moderated(submission.audit_id):
                     sample_card = None  # not submitted (something was missing): nothing new
             else:
                 if not isinstance(submission, ModerationAnswer):
@@ -290,7 +336,17 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
                     self._moderation_dialog.id, {"action": submission, "sample_card": sample_card}
                 )
             if sample_card and is_moderator(self._framework, staff):
-                await self._refresh_sample_card(context, staff, submission.audit_id, sample_card)
+                if is_card_action(context) and sample_card == context.activity.reply_to_id:
+                    # The sample card pressed comes back showing who now holds each audit.
+                    card = await self._samples.card_holding(staff, submission.audit_id)
+                    if card is not None:
+                        show_in_place(context, card)
+                else:
+                    await self._samples.update_in_chat(
+                        context, staff, submission.audit_id, sample_card
+                    )
+        elif isinstance(submission, AuditRefresh | SampleRefresh):
+            log.info("a card's refresh came as a message; nothing to do")
         else:
             context.turn_state[ANSWER_KEY] = submission
             if self._in_audit(dialog_context):
@@ -312,7 +368,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
         elif command is Command.MODERATION:
             await self._send_moderation_samples(context, staff)
         elif command is Command.REPORT:
-            await self._send_report_summary(context, staff)
+            await self._report_chat.send_report_summary(context, staff)
         elif command is Command.BOARD_PACK:
             await self._board_pack.open(context, staff, clean_command(context.activity.text))
         elif command is Command.CANCEL:
@@ -412,124 +468,11 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             )
             return
         today = self._clock().astimezone(self._zone).date()
-        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
-        sent = 0
-        async with self._database.session() as session:
-            for month in await open_sample_months(session, today):
-                entries = await sample_entries(session, cycle, month, staff)
-                sample_month = Month.parse(month)
-                card = moderation_sample_card(
-                    month_label=sample_month.label,
-                    until=moderation_until(sample_month.year, sample_month.number),
-                    entries=entries,
-                    moderator_name=staff.name,
-                )
-                await context.send_activity(card_message(card))
-                sent += 1
-        if not sent:
+        cards = await self._samples.open_cards(staff, today)
+        for card in cards:
+            await context.send_activity(card_message(card))
+        if not cards:
             await context.send_activity("There are no audits to moderate at the moment.")
-
-    async def _moderated(self, audit_id: int) -> bool:
-        async with self._database.session() as session:
-            moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
-        return moderation is not None and moderation.submitted_at is not None
-
-    async def _refresh_sample_card(
-        self, context: TurnContext, staff: Staff, audit_id: int, card_id: str
-    ) -> None:
-        """Show a moderation sample card as it now stands, in place of the one pressed."""
-        cycle = Cycle(database=self._database, framework=self._framework, zone=self._zone)
-        async with self._database.session() as session:
-            sample = await moderation_store.sample_of(session=session, audit_id=audit_id)
-            if sample is None:
-                return
-            entries = await sample_entries(session, cycle, sample.month, staff)
-        sample_month = Month.parse(sample.month)
-        card = moderation_sample_card(
-            month_label=sample_month.label,
-            until=moderation_until(sample_month.year, sample_month.number),
-            entries=entries,
-            moderator_name=staff.name,
-        )
-        try:
-            await context.update_activity(card_update(card_id, card))
-        except Exception:  # the claim or moderation stands; the old card only lags behind
-            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
-
-    async def _send_report_summary(self, context: TurnContext, staff: Staff) -> None:
-        value = context.activity.value  # a RunCommand: checked, the month "YYYY-MM" or none
-        text = context.activity.text if value is None else f"report {value.get('month') or ''}"
-        today = self._reports.today()
-        try:
-            months = report_months(text, today=today, longest=self._longest_report)
-        except ReportRangeError as error:
-            await context.send_activity(f"I can't make that report: {error}.")
-            return
-        except ReportMonthsError as error:
-            await context.send_activity(f"I couldn't read that: {error}.")
-            return
-        made = await self._reports.report(
-            Asker(staff, action="report_card", via="teams"),
-            summarise,
-            as_of=today,
-            months=(str(months[0]), str(months[1])) if months is not None else None,
-        )
-        if made is None:
-            await context.send_activity("Reports are only for staff on the audit roster.")
-            return
-        own = None
-        if made.scope.person_id is not None or made.scope.people is not None:
-            own = await self._reports.own_audits(staff, made)
-        assert staff.id is not None
-        first, last = made.first_month, made.last_month
-        summary = await self._reports.published_summary(staff, made) or made.made
-        card = report_summary_card(
-            period=summary.period,
-            scope=summary.scope,
-            completed=summary.completed,
-            completion=summary.completion,
-            below=summary.below,
-            own=own,
-            report_url=self._links.report(staff.id, first, last),
-            minutes=self._links.minutes,
-            caution=summary.caution,
-            published=summary.published,
-        )
-        log.info("staff %s asked for the report of %s to %s", staff.id, first, last)
-        await context.send_activity(card_message(card))
-
-    async def _send_download_links(self, context: TurnContext, staff: Staff, audit_id: int) -> None:
-        async with self._database.session() as session:
-            viewer = await roster.viewer_of(session=session, staff=staff)
-            access = await roster.audit_access(session=session, audit_id=audit_id)
-            audit = await session.get(AuditRequest, audit_id)
-            allowed = access is not None and can_view_audit(self._framework, viewer, access)
-            if audit is None or not allowed:
-                log.warning("staff %s asked to download audit %s, refused", staff.id, audit_id)
-                await context.send_activity(
-                    "I can't give you that audit: it is not one you may see."
-                )
-                return
-            if audit.status != AuditStatus.SUBMITTED:
-                await context.send_activity(
-                    "That audit is not finished yet, so there is nothing to download."
-                )
-                return
-            standard = self._framework.standard(audit.standard)
-            await access_log.record(
-                session=session, staff_id=staff.id, action="download_links",
-                target=f"audit {audit_id}", via="teams",
-            )  # fmt: skip
-        assert staff.id is not None
-        name = standard.title if standard else ""
-        title = f"Standard {audit.standard}: {name} · {month_label(audit.month)}"
-        card = download_card(
-            title=title,
-            html_url=self._links.audit(staff.id, audit_id, pdf=False),
-            pdf_url=self._links.audit(staff.id, audit_id, pdf=True),
-            minutes=self._links.minutes,
-        )
-        await context.send_activity(card_message(card))
 
     async def _resume(self, dialog_context: DialogContext, staff: Staff) -> None:
         audit_id: int | None = None
@@ -629,8 +572,8 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             staff = await roster.staff_by_aad_id(session=session, aad_object_id=aad_id)
         return staff if staff is not None and staff.active else None
 
-    async def _refuse(self, turn_context: TurnContext) -> None:
-        await turn_context.send_activity(
+    def _refusal(self) -> str:
+        return (
             "I can't find you on the Adult Social Care audit roster, so I can't give you audits "
             f"or show you any. If you think you should be on it, please contact "
             f"{self._support_contact}."

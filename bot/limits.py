@@ -4,10 +4,14 @@ cannot flood us; one turn at a time per chat; and bursts of the same card press 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from time import monotonic
+
+from botbuilder.schema import Activity
 
 
 class MessageRateLimit:
@@ -97,3 +101,14 @@ class RepeatedPresses:
         first, count = self._seen.get(press, (now, 0))
         self._seen[press] = (first, count + 1)
         return count < 2
+
+
+def press_of(activity: Activity) -> tuple[str, str, str]:
+    """Return what makes two card presses the same: the chat, the card and what it sent."""
+    chat = activity.conversation.id if activity.conversation else ""
+    sent = json.dumps(activity.value, sort_keys=True, default=str)
+    return (
+        str(chat or ""),
+        str(activity.reply_to_id or ""),
+        hashlib.sha256(sent.encode("utf-8")).hexdigest(),
+    )

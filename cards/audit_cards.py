@@ -11,9 +11,11 @@ from cards.common import (
     action_set,
     adaptive_card,
     download_action,
+    execute,
     facts,
     heading,
     problems_block,
+    refresh,
     submit,
     text,
     users_facts,
@@ -113,8 +115,19 @@ def _truncated(value: str) -> str:
     return value[:SUMMARY_TEXT_LIMIT].rstrip() + "… (shortened here; the full text is saved)"
 
 
-def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element:
-    """Return the card that asks someone to do an audit."""
+def request_card(
+    audit: AuditHeading,
+    *,
+    what_people_can_expect: str,
+    refresh_for: str | None = None,
+    steps_done: int = 0,
+    steps_total: int = 0,
+) -> Element:
+    """Return the card that asks someone to do an audit, as the audit now stands.
+
+    With `refresh_for` (the auditor's Teams id), Teams asks the bot for the card afresh when
+    they look at it, so it shows the progress and due date as they are then.
+    """
     if audit.kind is AuditKind.SELF:
         task = (
             "Audit one of your own open or recently closed cases against this standard."
@@ -134,7 +147,14 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
         text(f"Practice quality audit · {audit.month_label}", subtle=True, weight="Bolder"),
         heading(f"Your {audit.kind.description}: {audit.title}"),
         users_text(task),
-        facts([("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]),
+        facts(
+            [("Due by", long_date(audit.due_on)), ("Kind of audit", audit.kind.description)]
+            + (
+                [("Progress", f"{steps_done} of {steps_total} steps answered")]
+                if steps_done
+                else []
+            )
+        ),
     ]
     if what_people_can_expect:
         body.append(text("What people can expect:", weight="Bolder", spacing="Medium"))
@@ -148,12 +168,19 @@ def request_card(audit: AuditHeading, *, what_people_can_expect: str) -> Element
         )
     )
     actions = [
-        submit(
-            "Start the audit", {"pqf": "audit.open", "audit_id": audit.audit_id}, style="positive"
+        execute(
+            "Carry on" if steps_done else "Start the audit",
+            {"pqf": "audit.open", "audit_id": audit.audit_id},
+            style="positive",
         ),
         submit("My audits", {"pqf": "command", "command": "my audits"}),
     ]
-    return adaptive_card(body, actions)
+    card = adaptive_card(body, actions)
+    if refresh_for:
+        card["refresh"] = refresh(
+            {"pqf": "audit.refresh", "audit_id": audit.audit_id}, user_ids=[refresh_for]
+        )
+    return card
 
 
 CaseMode = Literal["confirm_case", "choose_own", "choose_peer", "choose_any", "confirm_supervision"]
@@ -273,8 +300,8 @@ def case_card(
         start_title = "Use this case"
     # Leaving the case step saves nothing (the case is not chosen yet): "Not now", not "Save".
     actions = [
-        submit(start_title, _step_data(audit, "audit.case", seq, CASE, "next"), style="positive"),
-        submit("Not now", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
+        execute(start_title, _step_data(audit, "audit.case", seq, CASE, "next"), style="positive"),
+        execute("Not now", _step_data(audit, "audit.case", seq, CASE, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -295,7 +322,7 @@ def criterion_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the card for one criterion: rating, evidence, and Back / Next / Save and exit."""
-    back = submit("Back", _step_data(audit, "audit.criterion", seq, step, "back"))
+    back = execute("Back", _step_data(audit, "audit.criterion", seq, step, "back"))
     body = _header(audit, f"Criterion {position} of {total}", back)
     body += problems_block(problems or [])
     body += [
@@ -331,8 +358,8 @@ def criterion_card(
         ),
     ]
     actions = [
-        submit("Next", _step_data(audit, "audit.criterion", seq, step, "next"), style="positive"),
-        submit("Save and exit", _step_data(audit, "audit.criterion", seq, step, "save_exit")),
+        execute("Next", _step_data(audit, "audit.criterion", seq, step, "next"), style="positive"),
+        execute("Save and exit", _step_data(audit, "audit.criterion", seq, step, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -361,7 +388,7 @@ def feedback_card(
             "experience of Adult Social Care. If contact was not possible or appropriate, "
             "record why."
         )
-    back = submit("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back"))
+    back = execute("Back", _step_data(audit, "audit.feedback", seq, FEEDBACK, "back"))
     body = _header(audit, "Feedback call", back)
     body += problems_block(problems or [])
     body += [
@@ -413,10 +440,10 @@ def feedback_card(
         ),
     ]
     actions = [
-        submit(
+        execute(
             "Next", _step_data(audit, "audit.feedback", seq, FEEDBACK, "next"), style="positive"
         ),
-        submit("Save and exit", _step_data(audit, "audit.feedback", seq, FEEDBACK, "save_exit")),
+        execute("Save and exit", _step_data(audit, "audit.feedback", seq, FEEDBACK, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -434,7 +461,7 @@ def involvement_card(
     problems: list[str] | None = None,
 ) -> Element:
     """Return the step recording how the allocated worker (or supervisor) was involved."""
-    back = submit("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back"))
+    back = execute("Back", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "back"))
     body = _header(audit, "Involving the worker", back)
     body += problems_block(problems or [])
     body += [
@@ -474,12 +501,12 @@ def involvement_card(
         ),
     ]
     actions = [
-        submit(
+        execute(
             "Next",
             _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "next"),
             style="positive",
         ),
-        submit(
+        execute(
             "Save and exit", _step_data(audit, "audit.involvement", seq, INVOLVEMENT, "save_exit")
         ),
     ]
@@ -505,7 +532,7 @@ def summary_blocks(
             # squeezed the title until its words broke ("Feedb-ack").
             data = _step_data(audit, "audit.summary", seq, SUMMARY, "edit")
             data["edit_step"] = item.step
-            entry.append(action_set(submit(item.change_label, data, send_inputs=False)))
+            entry.append(action_set(execute(item.change_label, data, send_inputs=False)))
         body.append({"type": "Container", "separator": True, "spacing": "Medium", "items": entry})
     return body
 
@@ -530,12 +557,12 @@ def summary_card(
     )
     body += summary_blocks(items, seq=seq, audit=audit)
     actions = [
-        submit(
+        execute(
             "Submit audit",
             _step_data(audit, "audit.summary", seq, SUMMARY, "submit"),
             style="positive",
         ),
-        submit("Save and exit", _step_data(audit, "audit.summary", seq, SUMMARY, "save_exit")),
+        execute("Save and exit", _step_data(audit, "audit.summary", seq, SUMMARY, "save_exit")),
     ]
     return adaptive_card(body, actions)
 
@@ -553,14 +580,31 @@ def submitted_card(audit: AuditHeading, *, items: list[SummaryItem], submitted_o
     return adaptive_card(body, [download_action(audit.audit_id)])
 
 
-def step_done_card(audit: AuditHeading, *, label: str, outcome: str) -> Element:
-    """Return the small record that replaces a step's card once it has been answered."""
-    return adaptive_card(
-        [
-            users_text(f"{audit.title} · {audit.about}", subtle=True),
-            users_text(f"{label}: {outcome}", weight="Bolder"),
-        ]
-    )
+def step_done_card(
+    audit: AuditHeading, *, label: str, outcome: str, carry_on: bool = False
+) -> Element:
+    """Return the small record that replaces a step's card once it has been answered.
+
+    With `carry_on` (the audit was left for later), it offers to open the audit again in place.
+    """
+    body = [
+        users_text(f"{audit.title} · {audit.about}", subtle=True),
+        users_text(f"{label}: {outcome}", weight="Bolder"),
+    ]
+    if not carry_on:
+        return adaptive_card(body)
+    body.append(text("Your answers are saved. Carry on whenever you are ready.", spacing="Small"))
+    open_again = {"pqf": "audit.open", "audit_id": audit.audit_id}
+    return adaptive_card(body, [execute("Carry on", open_again, style="positive")])
+
+
+def notice_card(message: str, audit: AuditHeading | None = None) -> Element:
+    """Return a card that only tells: what the bot did (or would not do) with a button pressed."""
+    body: list[Element] = []
+    if audit is not None:
+        body.append(users_text(f"{audit.title} · {audit.about}", subtle=True))
+    body.append(text(message, weight="Bolder"))
+    return adaptive_card(body)
 
 
 def replaced_card(audit: AuditHeading) -> Element:

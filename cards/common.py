@@ -162,6 +162,45 @@ def submit(
     return action
 
 
+def execute(
+    title: str, data: Element, *, style: str | None = None, send_inputs: bool = True
+) -> Element:
+    """Return an Action.Execute button: the bot answers with the card taking this one's place.
+
+    Its verb is what the data says it does (`data["pqf"]`); Teams sends the data, with the
+    card's inputs, in an `adaptiveCard/action` invoke.
+    """
+    action: Element = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": str(data["pqf"]),
+        "data": data,
+    }
+    if style:
+        action["style"] = style
+    if not send_inputs:
+        action["associatedInputs"] = "none"
+    return action
+
+
+def refresh(data: Element, *, user_ids: list[str]) -> Element:
+    """Return a card's `refresh`: Teams asks the bot for the card as it now is for these people.
+
+    People are named as Teams names them ("29:…") or by their Entra object id ("8:orgid:…").
+    Teams refreshes automatically for everyone in a chat of fewer than 60, and otherwise only
+    for the people in `userIds` (at most 60).
+    """
+    return {
+        "action": {"type": "Action.Execute", "verb": str(data["pqf"]), "data": data},
+        "userIds": user_ids[:60],
+    }
+
+
+def teams_id(aad_object_id: str | None) -> str | None:
+    """Return how a card's `refresh` names a person with this Entra object id."""
+    return f"8:orgid:{aad_object_id}" if aad_object_id else None
+
+
 def action_set(*actions: Element) -> Element:
     """Return buttons placed in the card's body, on a row of their own."""
     return {"type": "ActionSet", "actions": list(actions)}

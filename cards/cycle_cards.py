@@ -11,9 +11,11 @@ from cards.common import (
     action_set,
     adaptive_card,
     download_action,
+    execute,
     facts,
     heading,
     problems_block,
+    refresh,
     submit,
     text,
     users_facts,
@@ -178,9 +180,19 @@ class SampleEntry:
 
 
 def moderation_sample_card(
-    *, month_label: str, until: date, entries: list[SampleEntry], moderator_name: str
+    *,
+    month_label: str,
+    until: date,
+    entries: list[SampleEntry],
+    moderator_name: str,
+    month: str | None = None,
+    refresh_for: str | None = None,
 ) -> Element:
-    """Return the month's moderation sample with a Claim button on each unclaimed audit."""
+    """Return the month's moderation sample with a Claim button on each unclaimed audit.
+
+    With `month` ('YYYY-MM') and `refresh_for` (the moderator's Teams id), Teams asks the bot
+    for the card afresh when they look at it: who holds each audit now, what is moderated.
+    """
     body: list[Element] = [
         text(f"Moderation · audits of {month_label}", subtle=True, weight="Bolder"),
         heading("Audits to moderate", size="Medium"),
@@ -210,7 +222,7 @@ def moderation_sample_card(
                 {
                     "type": "ActionSet",
                     "actions": [
-                        submit("Claim", {"pqf": "moderation.claim", "audit_id": entry.audit_id})
+                        execute("Claim", {"pqf": "moderation.claim", "audit_id": entry.audit_id})
                     ],
                 }
             )
@@ -219,12 +231,17 @@ def moderation_sample_card(
                 {
                     "type": "ActionSet",
                     "actions": [
-                        submit("Moderate", {"pqf": "moderation.open", "audit_id": entry.audit_id})
+                        execute("Moderate", {"pqf": "moderation.open", "audit_id": entry.audit_id})
                     ],
                 }
             )
         body.append({"type": "Container", "separator": True, "items": items})
-    return adaptive_card(body)
+    card = adaptive_card(body)
+    if month and refresh_for:
+        card["refresh"] = refresh(
+            {"pqf": "moderation.sample", "month": month}, user_ids=[refresh_for]
+        )
+    return card
 
 
 @dataclass(frozen=True)
@@ -317,8 +334,8 @@ def moderation_card(
     body.append(comment)
     data = {"pqf": "moderation.answer", "audit_id": audit.audit_id, "seq": seq}
     # Two rows: side by side, these titles do not fit the width of a phone.
-    body.append(action_set(submit("Save and finish later", {**data, "nav": "save"})))
-    actions = [submit("Submit moderation", {**data, "nav": "submit"}, style="positive")]
+    body.append(action_set(execute("Save and finish later", {**data, "nav": "save"})))
+    actions = [execute("Submit moderation", {**data, "nav": "submit"}, style="positive")]
     return adaptive_card(body, actions)
 
 

@@ -132,6 +132,20 @@ class SummaryAction(_StepAnswer):
     edit_step: str = Field(default="", max_length=40)
 
 
+class AuditRefresh(_Payload):
+    """Teams asks for a request card as the audit now stands (its `refresh`)."""
+
+    pqf: Literal["audit.refresh"]
+    audit_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class SampleRefresh(_Payload):
+    """Teams asks for a moderation sample card as it now stands (its `refresh`)."""
+
+    pqf: Literal["moderation.sample"]
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
 class DownloadAudit(_Payload):
     """Ask for links to download a completed audit."""
 
@@ -231,7 +245,7 @@ _CRITERION_FIELD = re.compile(r"^(?P<field>view|reason)_(?P<id>\d{1,2}\.\d{1,2})
 StepAnswer = CaseAnswer | CriterionAnswer | FeedbackAnswer | InvolvementAnswer | SummaryAction
 CardSubmission = (
     OpenAudit | RunCommand | NewAudit | DownloadAudit | ClaimModeration | OpenModeration
-    | ModerationAnswer | BoardPackAnswer | StepAnswer
+    | ModerationAnswer | BoardPackAnswer | StepAnswer | AuditRefresh | SampleRefresh
 )  # fmt: skip
 Submission = Annotated[CardSubmission, Field(discriminator="pqf")]
 _ADAPTER: TypeAdapter[Submission] = TypeAdapter(Submission)

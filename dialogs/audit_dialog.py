@@ -20,6 +20,14 @@ sequence number; a submit from any card but the live one (an old card, a replaye
 someone else's audit, an audit already submitted) is refused with a message and changes
 nothing. The card that was answered is replaced so it cannot be submitted twice.
 
+One living card: the cards' buttons are `Action.Execute`, so each press comes as an invoke and
+is answered with the next card in place of the one pressed (`dialogs/turn.py` `show_in_place`),
+with no call to Teams: the request card becomes the audit, step by step, and ends as the
+read-only record. What would have been a message goes on that card: a problem to fix on the step
+itself, an out-of-date card gets the audit's current card back (nothing changed), a card left
+with Save and exit offers Carry on, a refusal becomes a card that only tells. A submit from a
+card sent before Universal Actions (`Action.Submit`, a message) is still answered with messages.
+
 Each step's answer is read, checked and saved in `dialogs/audit_answers.py` (one method per
 step, in this order), and each step's card is built in `dialogs/audit_step_cards.py`; this
 module holds the flow: whose card it is, whether it is live, and which card comes next.
@@ -55,7 +63,14 @@ from cards.submissions import (
 from cards.views import audit_heading, summary_items
 from dialogs.audit_answers import StepAnswers, StepOutcome
 from dialogs.audit_step_cards import step_card
-from dialogs.turn import ANSWER_KEY, card_message, current_staff, replace_card
+from dialogs.turn import (
+    ANSWER_KEY,
+    card_message,
+    current_staff,
+    is_card_action,
+    replace_card,
+    show_in_place,
+)
 from practice.audit_steps import (
     CASE,
     FEEDBACK,
@@ -159,18 +174,24 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             if detail is None:
                 return await dialog_context.end_dialog()
             standard = self._standard_of(detail)
-            if detail.audit.status == AuditStatus.SUBMITTED:
-                await context.send_activity(self._already_submitted(detail))
-                return await dialog_context.end_dialog()
             if standard is None:
-                await context.send_activity(self._unknown_standard(detail))
+                await self._tell(context, self._unknown_standard(detail))
+                return await dialog_context.end_dialog()
+            if detail.audit.status == AuditStatus.SUBMITTED:
+                if is_card_action(context):
+                    show_in_place(context, self._record(detail, standard))
+                else:
+                    await context.send_activity(self._already_submitted(detail))
                 return await dialog_context.end_dialog()
             step = first_unanswered(standard, detail.kind, detail.progress(self._framework))
             seq = await audit_store.next_card(session=session, audit=detail.audit, step=step)
             previous_card = detail.audit.live_card_activity_id
             card = await self._card_for(session, detail, standard, step, seq, [], {})
         dialog_context.active_dialog.state["return_to_summary"] = False
-        await self._send_new_card(context, detail, standard, card, previous_card)
+        if is_card_action(context):
+            await self._show_in_place(context, detail, standard, card, previous_card)
+        else:
+            await self._send_new_card(context, detail, standard, card, previous_card)
         return Dialog.end_of_turn
 
     # -- answering ------------------------------------------------------------------------
@@ -182,7 +203,7 @@ class AuditDialog(Dialog):  # type: ignore[misc]
 
         async def refuse(message: str | None) -> DialogTurnResult:
             if message:
-                await context.send_activity(message)
+                await self._tell(context, message)
             # A bad card for another audit leaves the audit in hand as it was.
             if state.get("audit_id") == answer.audit_id:
                 return await dialog_context.end_dialog()
@@ -192,27 +213,31 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             detail = await self._own_audit(context, session, staff, answer.audit_id)
             if detail is None:
                 return await refuse(None)
-            if detail.audit.status == AuditStatus.SUBMITTED:
-                return await refuse(
-                    self._already_submitted(detail, submit=isinstance(answer, SummaryAction))
-                )
             standard = self._standard_of(detail)
             if standard is None:
                 return await refuse(self._unknown_standard(detail))
+            if detail.audit.status == AuditStatus.SUBMITTED:
+                if is_card_action(context):
+                    # The card pressed becomes what the audit now is: its read-only record.
+                    show_in_place(context, self._record(detail, standard))
+                    return await refuse(None)
+                return await refuse(
+                    self._already_submitted(detail, submit=isinstance(answer, SummaryAction))
+                )
             if state.get("audit_id") != answer.audit_id:
                 # An answer on a card of another of the auditor's audits: switch to it.
                 state["audit_id"] = answer.audit_id
                 state["return_to_summary"] = False
             audit = detail.audit
             if answer.step != audit.current_step or answer.seq != audit.card_seq:
-                await context.send_activity(self._stale(detail, standard))
-                return Dialog.end_of_turn
+                return await self._refuse_stale(context, session, detail, standard)
             seq = await audit_store.take_card(
                 session=session, audit_id=answer.audit_id, seq=answer.seq
             )
             if seq is None:
-                await context.send_activity(self._stale(detail, standard))
-                return Dialog.end_of_turn
+                fresh = await audit_store.audit_detail(session=session, audit_id=answer.audit_id)
+                assert fresh is not None
+                return await self._refuse_stale(context, session, fresh, standard)
             outcome = await self._apply(session, detail, standard, answer, state)
             card: Element | None = None
             if outcome.show is not None:
@@ -236,6 +261,18 @@ class AuditDialog(Dialog):  # type: ignore[misc]
                 )
             previous_card = detail.audit.live_card_activity_id
 
+        if is_card_action(context):
+            if outcome.submitted:
+                card = self._record(detail, standard)
+            elif card is None:
+                card = audit_cards.step_done_card(
+                    heading, label=outcome.done_label, outcome=outcome.done_outcome, carry_on=True
+                )
+            if outcome.end:
+                show_in_place(context, card)
+            else:
+                await self._show_in_place(context, detail, standard, card, previous_card)
+            return await dialog_context.end_dialog() if outcome.end else Dialog.end_of_turn
         answered_card_id = context.activity.reply_to_id
         if outcome.submitted:
             replacement = audit_cards.submitted_card(
@@ -301,7 +338,71 @@ class AuditDialog(Dialog):  # type: ignore[misc]
             framework=self._framework, today=self._today(),
         )  # fmt: skip
 
+    def _record(self, detail: AuditDetail, standard: Standard) -> Element:
+        """Return the read-only record of a submitted audit."""
+        when = detail.audit.submitted_at
+        return audit_cards.submitted_card(
+            audit_heading(detail, standard),
+            items=summary_items(detail, standard, self._framework),
+            submitted_on=when.astimezone(self._zone).date() if when else self._today(),
+        )
+
+    async def _refuse_stale(
+        self, context: TurnContext, session: AsyncSession, detail: AuditDetail, standard: Standard
+    ) -> DialogTurnResult:
+        """Change nothing; in place, show the audit as it now is instead of the card pressed."""
+        if not is_card_action(context):
+            await context.send_activity(self._stale(detail, standard))
+            return Dialog.end_of_turn
+        heading = audit_heading(detail, standard)
+        if detail.audit.live_card_activity_id is None:
+            # Stopped (`cancel`, Save and exit): the answers wait for Carry on or `resume`.
+            show_in_place(
+                context,
+                audit_cards.step_done_card(
+                    heading, label="Left for later", outcome="that card changed nothing",
+                    carry_on=True,
+                ),
+            )  # fmt: skip
+            return Dialog.end_of_turn
+        audit = detail.audit
+        card = await self._card_for(
+            session, detail, standard, audit.current_step, audit.card_seq,
+            ["That card was out of date, so nothing was changed. This is where your audit is now."],
+            {},
+        )  # fmt: skip
+        await self._show_in_place(context, detail, standard, card, audit.live_card_activity_id)
+        return Dialog.end_of_turn
+
     # -- Teams I/O ------------------------------------------------------------------------
+
+    async def _show_in_place(
+        self,
+        context: TurnContext,
+        detail: AuditDetail,
+        standard: Standard,
+        card: Element,
+        previous_card_id: str | None,
+    ) -> None:
+        """Answer the press with this card in place; it is the audit's live card from now on."""
+        show_in_place(context, card)
+        pressed = context.activity.reply_to_id
+        if not pressed:
+            return  # the card pressed is not known by id: the live card stays as recorded
+        assert detail.audit.id is not None
+        if pressed != previous_card_id:
+            await self._record_live_card(detail.audit.id, pressed)
+            if previous_card_id:
+                # Another card of this audit looked live (say, one `resume` sent): retire it.
+                replaced = audit_cards.replaced_card(audit_heading(detail, standard))
+                await self._replace(context, previous_card_id, replaced)
+
+    async def _tell(self, context: TurnContext, message: str) -> None:
+        """Say this: on the card pressed, in place, or as a message."""
+        if is_card_action(context):
+            show_in_place(context, audit_cards.notice_card(message))
+        else:
+            await context.send_activity(message)
 
     async def _send_new_card(
         self,
@@ -341,9 +442,10 @@ class AuditDialog(Dialog):  # type: ignore[misc]
         detail = await audit_store.audit_detail(session=session, audit_id=audit_id)
         if detail is None or detail.audit.auditor_id != staff.id:
             log.warning("staff %s used a card for audit %s that is not theirs", staff.id, audit_id)
-            await context.send_activity(
+            await self._tell(
+                context,
                 "I can't find that audit among yours, so nothing was changed. Type **my audits** "
-                "to see the audits you have."
+                "to see the audits you have.",
             )
             return None
         return detail

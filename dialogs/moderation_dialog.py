@@ -17,6 +17,11 @@ Transitions:
 Only moderators may claim or moderate, only audits in the sample, only until the end of the
 moderation window, never an audit they did themselves. `cancel` ends the dialog; the claim
 and any saved views are kept.
+
+Pressed as `Action.Execute` (an invoke), Claim and Moderate bring the moderation card as a new
+message (the bot answers the sample card in place, showing who now holds each audit), and the
+moderation card's Save and Submit are answered in place: the card itself, with any problem on
+it, then the read-only moderation once submitted. A refusal becomes a card that only tells.
 """
 
 from __future__ import annotations
@@ -31,11 +36,19 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import Dialog, DialogContext, DialogTurnResult
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cards.audit_cards import notice_card
 from cards.common import Element
 from cards.cycle_cards import ModerationItem, moderated_card, moderation_card
 from cards.submissions import ClaimModeration, ModerationAnswer, OpenModeration
 from cards.views import audit_heading
-from dialogs.turn import MODERATION_KEY, card_message, current_staff, replace_card
+from dialogs.turn import (
+    MODERATION_KEY,
+    card_message,
+    current_staff,
+    is_card_action,
+    replace_card,
+    show_in_place,
+)
 from messages.notices import queue_moderation_outcome
 from practice.calendar import moderation_until
 from practice.dates import long_date
@@ -104,9 +117,10 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
         context = dialog_context.context
         staff = current_staff(context)
         if not is_moderator(self._framework, staff):
-            await context.send_activity(
+            await self._tell(
+                context,
                 "Only moderators (Learning and Development Advanced Practitioners) can claim "
-                "and moderate audits."
+                "and moderate audits.",
             )
             return await dialog_context.end_dialog()
         if isinstance(action, ClaimModeration):
@@ -125,18 +139,19 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             sample = await moderation_store.sample_of(session=session, audit_id=audit_id)
             detail = await audit_store.audit_detail(session=session, audit_id=audit_id)
             if sample is None or detail is None:
-                await context.send_activity("That audit is not in a moderation sample.")
+                await self._tell(context, "That audit is not in a moderation sample.")
                 return await dialog_context.end_dialog()
             sample_month = Month.parse(sample.month)
             until = moderation_until(sample_month.year, sample_month.number)
             if self._today() > until:
-                await context.send_activity(
+                await self._tell(
+                    context,
                     f"Moderation of these audits closed on {long_date(until)}, so it can no "
-                    "longer be claimed."
+                    "longer be claimed.",
                 )
                 return await dialog_context.end_dialog()
             if detail.auditor.id == staff.id:
-                await context.send_activity("You did this audit, so someone else must moderate it.")
+                await self._tell(context, "You did this audit, so someone else must moderate it.")
                 return await dialog_context.end_dialog()
             assert staff.id is not None
             won = await moderation_store.claim(
@@ -154,22 +169,25 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
                     # A Claim left on an older card: one plain answer, nothing else.
                     who = "You" if mine else (holder.name if holder else "Another moderator")
                     when = long_date(existing.submitted_at.astimezone(self._zone).date())
-                    await context.send_activity(
+                    await self._tell(
+                        context,
                         f"{who} moderated that audit on {when}: there is nothing more to do with "
-                        "it. Type **moderation** to see the rest of the sample."
+                        "it. Type **moderation** to see the rest of the sample.",
                     )
                     return await dialog_context.end_dialog()
                 if not mine:
                     name = holder.name if holder else "another moderator"
-                    await context.send_activity(
+                    await self._tell(
+                        context,
                         f"{name} has already claimed that audit. Type **moderation** to see the "
-                        "rest of the sample."
+                        "rest of the sample.",
                     )
                     return await dialog_context.end_dialog()
                 # They pressed Claim again: carry on with their moderation.
                 return await self._open(dialog_context, staff, audit_id)
             log.info("audit %s claimed for moderation by staff %s", audit_id, staff.id)
-        await context.send_activity("You have claimed this audit for moderation.")
+        if not is_card_action(context):  # in place, the sample card says so
+            await context.send_activity("You have claimed this audit for moderation.")
         return await self._open(dialog_context, staff, audit_id)
 
     async def _open(
@@ -201,17 +219,28 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             if found is None:
                 return await dialog_context.end_dialog()
             moderation, detail, standard = found
-            if answer.seq != moderation.card_seq:
+            stale = answer.seq != moderation.card_seq
+            seq = None
+            if not stale:
+                seq = await moderation_store.take_card(
+                    session=session, audit_id=answer.audit_id, seq=answer.seq
+                )
+            if seq is None and is_card_action(context):
+                # Nothing changes; the card pressed shows the moderation as it now is.
+                current = await self._card(
+                    session, detail, standard, moderation, moderation.card_seq,
+                    ["That card was out of date, so nothing was changed. This is the moderation "
+                     "as it now is."], None,
+                )  # fmt: skip
+                show_in_place(context, current)
+                return Dialog.end_of_turn
+            if seq is None:
                 await context.send_activity(
                     "That moderation card is out of date, so nothing was changed. Use the latest "
                     "one, or type **moderation**."
+                    if stale
+                    else "That moderation card was already used."
                 )
-                return Dialog.end_of_turn
-            seq = await moderation_store.take_card(
-                session=session, audit_id=answer.audit_id, seq=answer.seq
-            )
-            if seq is None:
-                await context.send_activity("That moderation card was already used.")
                 return Dialog.end_of_turn
             views, problems = self._read_views(detail, standard, answer)
             submit = answer.nav == "submit" and not problems
@@ -235,6 +264,12 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
                 replacement = await self._card(
                     session, detail, standard, moderation, seq, shown, views
                 )
+        if is_card_action(context):
+            show_in_place(context, replacement)
+            if submit:
+                log.info("moderation of audit %s submitted", answer.audit_id)
+                return await dialog_context.end_dialog()
+            return Dialog.end_of_turn
         replaced = await self._replace(context, context.activity.reply_to_id, replacement)
         if not replaced and not submit:
             # The answered card is spent (take_card): the moderator needs the new one.
@@ -351,18 +386,19 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
     ) -> tuple[Moderation, AuditDetail, Standard] | None:
         moderation = await moderation_store.moderation_of(session=session, audit_id=audit_id)
         if moderation is None or moderation.moderator_id != staff.id:
-            await context.send_activity(
+            await self._tell(
+                context,
                 "You have not claimed that audit for moderation. Type **moderation** to see the "
-                "sample and claim it."
+                "sample and claim it.",
             )
             return None
         if moderation.submitted_at is not None:
-            await context.send_activity("You have already submitted that moderation.")
+            await self._tell(context, "You have already submitted that moderation.")
             return None
         detail = await audit_store.audit_detail(session=session, audit_id=audit_id)
         standard = self._framework.standard(detail.audit.standard) if detail else None
         if detail is None or standard is None:
-            await context.send_activity("That audit can no longer be shown.")
+            await self._tell(context, "That audit can no longer be shown.")
             return None
         return moderation, detail, standard
 
@@ -372,6 +408,13 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             await context.send_activity(card_message(card))
             return True
         return await replace_card(context, activity_id, card)
+
+    async def _tell(self, context: TurnContext, message: str) -> None:
+        """Say this: on the card pressed, in place, or as a message."""
+        if is_card_action(context):
+            show_in_place(context, notice_card(message))
+        else:
+            await context.send_activity(message)
 
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()

@@ -1,4 +1,11 @@
-"""What the bot puts in a turn's state for the dialogs, and how the dialogs show their cards."""
+"""What the bot puts in a turn's state for the dialogs, and how the dialogs show their cards.
+
+A card reaches the person one of two ways. A button pressed on a card (`Action.Execute`, an
+`adaptiveCard/action` invoke) is answered with the card that takes its place, in the HTTP
+response: no call to Teams at all. The dialog leaves that card in the turn (`show_in_place`)
+and the bot returns it. A typed command, or an older card's `Action.Submit` (a message), is
+answered with messages through the Bot Connector, as `card_message` and `replace_card` make.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,14 @@ import logging
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ActivityTypes
 
 from storage.models import Staff
 
 STAFF_KEY = "pqf.staff"
 ANSWER_KEY = "pqf.answer"
 MODERATION_KEY = "pqf.moderation"
+IN_PLACE_KEY = "pqf.in_place"
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,23 @@ def current_staff(context: TurnContext) -> Staff:
     if not isinstance(staff, Staff):
         raise LookupError("the turn has no member of staff; the bot must identify them first")
     return staff
+
+
+def is_card_action(context: TurnContext) -> bool:
+    """Return whether this turn is a press of an `Action.Execute` button, answered in place."""
+    activity = context.activity
+    return bool(activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action")
+
+
+def show_in_place(context: TurnContext, card: dict[str, Any]) -> None:
+    """Answer the pressed button with this card, in place of the card pressed."""
+    context.turn_state[IN_PLACE_KEY] = card
+
+
+def card_in_place(context: TurnContext) -> dict[str, Any] | None:
+    """Return the card a dialog chose to show in place of the one pressed, if any."""
+    card = context.turn_state.get(IN_PLACE_KEY)
+    return card if isinstance(card, dict) else None
 
 
 def card_message(card: dict[str, Any], *, summary: str | None = None) -> Activity:

@@ -11,6 +11,7 @@ from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cards.common import teams_id
 from cards.cycle_cards import (
     DigestRow,
     SampleEntry,
@@ -153,8 +154,9 @@ async def queue_moderation_sample(
 ) -> OutboxMessage:
     """Queue the month's moderation sample (or, at the close, what is left) to a moderator."""
     card = moderation_sample_card(
-        month_label=month_label, until=until, entries=entries, moderator_name=moderator.name
-    )
+        month_label=month_label, until=until, entries=entries, moderator_name=moderator.name,
+        month=month, refresh_for=teams_id(moderator.aad_object_id),
+    )  # fmt: skip
     summary = "Audits to moderate" if purpose == "moderation_sample" else "Moderation closing"
     return await _queue(
         session,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.audit_cards import request_card
+from cards.common import teams_id
 from cards.views import heading_for
 from delivery.outcomes import UnrenderableMessageError
 from delivery.sender import Render
@@ -39,12 +40,17 @@ def request_card_key(audit_id: int) -> str:
 
 
 def request_card_activity(
-    audit: AuditRequest, standard: Standard, case: CaseRecord | None, subject: Staff | None
+    audit: AuditRequest,
+    standard: Standard,
+    case: CaseRecord | None,
+    subject: Staff | None,
+    auditor: Staff | None = None,
 ) -> dict[str, Any]:
-    """Return the message that asks the auditor for this audit."""
+    """Return the message that asks the auditor for this audit (Teams refreshes it for them)."""
     card = request_card(
         heading_for(audit, standard, case, subject),
         what_people_can_expect=standard.what_people_can_expect,
+        refresh_for=teams_id(auditor.aad_object_id) if auditor else None,
     )
     return card_activity(card, summary=f"New audit: {standard.label}")
 
@@ -71,6 +77,7 @@ async def queue_request_card(
     standard: Standard,
     case: CaseRecord | None,
     subject: Staff | None,
+    auditor: Staff | None = None,
 ) -> OutboxMessage:
     """Queue the audit's request card for its auditor (once per audit)."""
     assert audit.id is not None
@@ -80,7 +87,7 @@ async def queue_request_card(
         recipient_id=audit.auditor_id,
         purpose=REQUEST_CARD_PURPOSE,
         period=audit.month,
-        activity=request_card_activity(audit, standard, case, subject),
+        activity=request_card_activity(audit, standard, case, subject, auditor),
         audit_id=audit.id,
     )
     return message
@@ -108,7 +115,9 @@ async def outbox_activity(
     standard = framework.standard(detail.audit.standard)
     if standard is None:
         raise UnrenderableMessageError(f"standard {detail.audit.standard} is not in the framework")
-    return request_card_activity(detail.audit, standard, detail.case, detail.subject)
+    return request_card_activity(
+        detail.audit, standard, detail.case, detail.subject, detail.auditor
+    )
 
 
 def outbox_renderer(*, database: Database, framework: Framework | None) -> Render:

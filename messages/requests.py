@@ -215,6 +215,7 @@ async def request_audit(
         additional=is_additional(framework, requested_month, standard.number),
     )
     message = await queue_request_card(
-        session=session, audit=audit, standard=standard, case=case, subject=subject
-    )
+        session=session, audit=audit, standard=standard, case=case, subject=subject,
+        auditor=auditor,
+    )  # fmt: skip
     return RequestedAudit(audit=audit, auditor=auditor, message=message)

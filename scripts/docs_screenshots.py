@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-import aiohttp
 from playwright.async_api import Locator, Page, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,6 @@ from admin.demo_data import load_demo_data, playground_config_yaml  # noqa: E402
 from practice.framework import load_framework  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from tests.playground_client import PlaygroundChat  # noqa: E402
 from tests.processes import BotProcess, PlaygroundProcess  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -188,38 +187,40 @@ async def shoot(playground_url: str) -> None:
             "to keep gardening, and is proportionate to a first contact."
         )
         await criterion.screenshot(path=DOCS / "criterion-card.png")
-        async with aiohttp.ClientSession() as session:
-            # Listen before pressing Next: the playground only streams messages sent after.
-            chat = await PlaygroundChat(session, playground_url).connect()
-            mark = 0
-            await criterion.get_by_role("button", name="Next").click()
-            for number in range(2, 9):
-                card_id, content = await chat.next_card(f"Criterion {number} of 8", mark)
-                rating = "exceeds" if number == 4 else "not_applicable" if number == 6 else "meets"
-                evidence = f"Evidence for criterion 3.{number} from the case record."
-                answer = {
-                    **content["actions"][0]["data"],
-                    "rating": rating,
-                    "evidence": "" if rating == "not_applicable" else evidence,
-                }
-                mark = await chat.submit(card_id, answer)
-            card_id, content = await chat.next_card("Feedback call", mark)
-            feedback = {
-                **content["actions"][0]["data"],
-                "contacted": "carer",
-                "what_they_said": "Her daughter said the worker listened and kept them informed.",
-                "suitable_for_report": "true",
-            }
-            mark = await chat.submit(card_id, feedback)
-            card_id, content = await chat.next_card("Involving the worker", mark)
-            await chat.submit(card_id, {**content["actions"][0]["data"], "how": "joint_teams"})
-            await chat.close()
+        # Every button is an Action.Execute: each answer comes back in place of the card.
+        await criterion.get_by_role("button", name="Next").click()
+        for number in range(2, 9):
+            step = card(page, f"Criterion {number} of 8")
+            await expect(step).to_be_visible(timeout=15_000)
+            rating = "Exceeds" if number == 4 else "Meets"
+            await step.get_by_role("radio", name=re.compile(f"^{rating}")).check()
+            await step.get_by_label("Evidence").fill(
+                f"Evidence for criterion 3.{number} from the case record."
+            )
+            await step.get_by_role("button", name="Next").click()
+        feedback = card(page, "Feedback call")
+        await expect(feedback).to_be_visible(timeout=15_000)
+        await feedback.get_by_role("checkbox", name="Their carer").check()
+        await feedback.get_by_label("What they said about their experience").fill(
+            "Her daughter said the worker listened and kept them informed."
+        )
+        await feedback.get_by_text(re.compile("^Their words may be quoted")).click()
+        await feedback.get_by_role("button", name="Next").click()
+        involvement = card(page, "Involving the worker")
+        await expect(involvement).to_be_visible(timeout=15_000)
+        await involvement.get_by_role("radio", name="We did the audit together, in Teams").check()
+        await involvement.get_by_role("button", name="Next").click()
         summary = card(page, "Check your answers")
         await expect(summary).to_be_visible(timeout=15_000)
         # The summary is taller than a screen: make the window tall enough to show all of it.
         await page.set_viewport_size({"width": 1280, "height": 3400})
         await summary.scroll_into_view_if_needed()
         await summary.screenshot(path=DOCS / "summary-card.png")
+        await summary.get_by_role("button", name="Submit audit").click()
+        record = card(page, "Audit submitted")
+        await expect(record).to_be_visible(timeout=15_000)
+        await record.scroll_into_view_if_needed()
+        await record.screenshot(path=DOCS / "record-card.png")
         await browser.close()
     print("Wrote", ", ".join(str(p.relative_to(ROOT)) for p in sorted(DOCS.glob("*-card.png"))))
 

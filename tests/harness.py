@@ -68,6 +68,43 @@ class Turn:
         return cards[-1]
 
     @property
+    def invoke_response(self) -> Any:
+        """Return the turn's answer to an invoke (botbuilder's InvokeResponse), if it had one."""
+        answers = [a.value for a in self.sent if a.type == ActivityTypes.invoke_response]
+        assert len(answers) <= 1, "an invoke is answered once"
+        return answers[0] if answers else None
+
+    @property
+    def in_place(self) -> dict[str, Any] | None:
+        """Return the card an Action.Execute press was answered with, to replace the card pressed."""
+        response = self.invoke_response
+        if response is None or response.body is None:
+            return None
+        body = response.body
+        assert response.status == 200
+        if body.type != "application/vnd.microsoft.card.adaptive":
+            return None
+        assert body.status_code == 200
+        card: dict[str, Any] = json.loads(json.dumps(body.value))
+        return card
+
+    @property
+    def in_place_error(self) -> str | None:
+        """Return the message of an Action.Execute answered with an error (the card stays)."""
+        response = self.invoke_response
+        if response is None or response.body is None:
+            return None
+        body = response.body
+        if body.type != "application/vnd.microsoft.error":
+            return None
+        return str(body.value["message"])
+
+    @property
+    def messages(self) -> list[Activity]:
+        """Return what went as messages (not the invoke's answer): each a call to Teams."""
+        return [a for a in self.sent if a.type != ActivityTypes.invoke_response]
+
+    @property
     def card_ids(self) -> list[str]:
         return [a.id for a in self.sent if a.attachments]
 
@@ -211,8 +248,59 @@ class BotHarness:
         card_id = turn.card_ids[card_index]
         return await self.submit(user, card_id, {**action(card, title), **inputs_})
 
+    async def execute(
+        self, user: User, card_id: str | None, value: Any, *, trigger: str = "manual"
+    ) -> Turn:
+        """Press an Action.Execute button, as Teams sends it: an `adaptiveCard/action` invoke."""
+        verb = value.get("pqf", "") if isinstance(value, dict) else ""
+        invoke = Activity(
+            type=ActivityTypes.invoke,
+            name="adaptiveCard/action",
+            value={
+                "action": {"type": "Action.Execute", "verb": verb, "data": value},
+                "trigger": trigger,
+            },
+            reply_to_id=card_id,
+        )
+        return await self._turn(invoke, user)
+
     async def install(self, user: User) -> Turn:
         """Install the app in the user's personal scope."""
         return await self._turn(
             Activity(type=ActivityTypes.installation_update, action="add"), user
         )
+
+
+class LivingCard:
+    """One card in a person's chat, pressed with Action.Execute and replaced in place each time."""
+
+    def __init__(self, harness: BotHarness, user: User, card_id: str, card: dict[str, Any]):
+        self.harness = harness
+        self.user = user
+        self.card_id = card_id
+        self.card = card
+        self.turns: list[Turn] = []
+
+    @classmethod
+    def sent_in(cls, harness: BotHarness, user: User, turn: Turn, index: int = -1) -> LivingCard:
+        """Return the card a turn sent as a message."""
+        return cls(harness, user, turn.card_ids[index], turn.cards[index])
+
+    async def press(self, title: str, **inputs_: Any) -> Turn:
+        """Press a button with these inputs; the card becomes the one the bot answered with."""
+        turn = await self.harness.execute(
+            self.user, self.card_id, {**action(self.card, title), **inputs_}
+        )
+        self.turns.append(turn)
+        if turn.in_place is not None:
+            self.card = turn.in_place
+        return turn
+
+    @property
+    def text(self) -> str:
+        return all_text(self.card)
+
+    @property
+    def connector_calls(self) -> int:
+        """Return the messages sent and cards updated through Teams over every press so far."""
+        return sum(len(t.messages) + len(t.updated) for t in self.turns)

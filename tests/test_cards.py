@@ -20,6 +20,7 @@ from cards.audit_cards import (
     criterion_card,
     feedback_card,
     involvement_card,
+    notice_card,
     replaced_card,
     request_card,
     step_done_card,
@@ -110,6 +111,14 @@ def all_cards() -> dict[str, dict[str, Any]]:
         "request_self": request_card(HEADING, what_people_can_expect="I am supported..."),
         "request_peer": request_card(peer, what_people_can_expect=""),
         "request_supervision": request_card(supervision, what_people_can_expect="Regular"),
+        "request_refreshed": request_card(
+            HEADING, what_people_can_expect="", refresh_for="8:orgid:x", steps_done=2,
+            steps_total=11,
+        ),
+        "step_left_for_later": step_done_card(
+            HEADING, label="Criterion 2 of 8", outcome="saved", carry_on=True
+        ),
+        "notice": notice_card("That card is not yours, so nothing was changed.", HEADING),
         "case_confirm": case_card(
             HEADING, seq=1, mode="confirm_case", allocated_worker="Sam Green", team="Sedgemoor",
             choices=[],
@@ -175,6 +184,7 @@ def all_cards() -> dict[str, dict[str, Any]]:
         "outcome_supervisor": outcome_card(HEADING, items=ITEMS, submitted_on=date(2026, 11, 24), auditor_name="Megan Bowen", for_supervisor=True),
         "moderation_sample": moderation_sample_card(
             month_label="November 2026", until=date(2026, 12, 14), moderator_name="Patti",
+            month="2026-11", refresh_for="8:orgid:p",
             entries=[
                 SampleEntry(1, "Standard 3", "case 1", "Team A", "case audit", None, False, False),
                 SampleEntry(2, "Standard 3", "case 2", "Team B", "self-audit", "Patti", True, False),
@@ -228,9 +238,11 @@ def _check_shape(name: str, card: dict[str, Any]) -> None:
         if str(element.get("type", "")).startswith("Input."):
             assert element.get("label"), f"{name}: input {element.get('id')} has no label"
             ids.append(element["id"])
-        if element.get("type") == "Action.Submit":
+        if element.get("type") in ("Action.Submit", "Action.Execute"):
             assert isinstance(element.get("data"), dict)
             assert element["data"].get("pqf")
+        if element.get("type") == "Action.Execute":
+            assert element["verb"] == element["data"]["pqf"]
     assert len(ids) == len(set(ids))
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -39,7 +41,12 @@ class LiveBot:
     database_url: str
 
 
-async def start_live_bot(tmp_path: Path, framework: Framework, user_email: str) -> LiveBot:
+async def start_live_bot(
+    tmp_path: Path,
+    framework: Framework,
+    user_email: str,
+    prepare: Callable[[Database], Awaitable[None]] | None = None,
+) -> LiveBot:
     if playground_command() is None:
         skip_or_fail(
             "PQF_REQUIRE_BROWSER", "Node.js and `npm ci` are needed for the Agents Playground"
@@ -49,6 +56,8 @@ async def start_live_bot(tmp_path: Path, framework: Framework, user_email: str) 
     database = Database(database_url)
     async with database.session() as session:
         await load_demo_data(session=session, framework=framework, today=TODAY)
+    if prepare is not None:
+        await prepare(database)
     await database.dispose()
     config = tmp_path / ".m365agentsplayground.yml"
     config.write_text(playground_config_yaml(user_email), encoding="utf-8")
@@ -171,7 +180,10 @@ async def test_playground_web_ui_request_to_criterion_save_and_resume(
             await expect(page.get_by_text("Criterion 2 of 8").last).to_be_visible(timeout=15_000)
             await page.get_by_role("radio", name="Exceeds").last.check()
             await page.get_by_role("button", name="Save and exit").last.click()
-            await expect(page.get_by_text("Saved. Type").last).to_be_visible(timeout=15_000)
+            # The card itself says so, in place, and offers to carry on.
+            await expect(page.get_by_role("button", name="Carry on").last).to_be_visible(
+                timeout=15_000
+            )
 
             message_box = page.locator("[role=textbox][contenteditable=true]").first
             await message_box.click()
@@ -186,3 +198,180 @@ async def test_playground_web_ui_request_to_criterion_save_and_resume(
             await browser.close()
     for name in ("1-request-card.png", "2-criterion-card.png", "3-resumed.png"):
         assert (shots / name).stat().st_size > 10_000
+
+
+async def test_playground_web_ui_a_whole_audit_on_one_living_card(
+    alex: LiveBot, output_dir: Path
+) -> None:
+    """Press Action.Execute buttons in Chromium from the request card to the audit's record."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright, expect
+
+    shots = output_dir / "playground-living-card"
+    shots.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(alex.playground.url)
+            cards = page.locator(".ac-adaptiveCard")
+            start = page.get_by_role("button", name="Start the audit").last
+            await expect(start).to_be_visible(timeout=30_000)
+            before = await cards.count()  # the greeting and the request card
+            await start.click()
+
+            await expect(page.get_by_text("Step 1: the case").last).to_be_visible(timeout=15_000)
+            await page.get_by_placeholder("For example 1234567").last.fill("4100107")
+            await page.get_by_role("button", name="Use this case").last.click()
+            for number in range(1, 9):
+                await expect(page.get_by_text(f"Criterion {number} of 8").last).to_be_visible(
+                    timeout=15_000
+                )
+                await page.get_by_role("radio", name="Meets").last.check()
+                if number == 2:
+                    # Rated, no evidence yet: Save and exit, then Carry on, both in place.
+                    await page.get_by_role("button", name="Save and exit").last.click()
+                    carry_on = page.get_by_role("button", name="Carry on").last
+                    await expect(carry_on).to_be_visible(timeout=15_000)
+                    await carry_on.click()
+                    await expect(carry_on).to_have_count(0, timeout=15_000)
+                    await expect(page.get_by_text("Criterion 2 of 8").last).to_be_visible()
+                    await expect(page.get_by_role("radio", name="Meets").last).to_be_checked()
+                await page.get_by_label("Evidence").last.fill(f"Evidence {number} on file.")
+                await page.get_by_role("button", name="Next").last.click()
+
+            await expect(page.get_by_text("Feedback call").last).to_be_visible(timeout=15_000)
+            await page.get_by_label("If nobody was contacted: why not").last.fill(
+                "No contact details held."
+            )
+            await page.get_by_role("button", name="Next").last.click()
+            await expect(page.get_by_text("Check your answers").last).to_be_visible(timeout=15_000)
+            await page.screenshot(path=shots / "1-summary.png")
+            await page.get_by_role("button", name="Submit audit").last.click()
+            await expect(page.get_by_text("Audit submitted").last).to_be_visible(timeout=15_000)
+            await expect(
+                page.get_by_role("button", name="Download for the supervision file").last
+            ).to_be_visible()
+            await page.screenshot(path=shots / "2-record.png")
+            # One card for the whole audit: the request card became the audit and its record.
+            assert await cards.count() == before
+            assert await page.get_by_text("Step 1: the case").count() == 0
+        finally:
+            await browser.close()
+
+    database = Database(alex.database_url)
+    async with database.session() as session:
+        found = await audits.audits_of_auditor(
+            session=session, auditor_id=await _alex_id(session),
+            submitted_since=datetime.now(UTC) - timedelta(hours=1),
+        )  # fmt: skip
+    await database.dispose()
+    submitted = [a for a in found if a.status == AuditStatus.SUBMITTED]
+    assert len(submitted) == 1
+
+
+async def _alex_id(session: Any) -> int:
+    from storage import roster
+
+    staff = await roster.staff_by_email(session=session, email="alexw@example.com")
+    assert staff is not None
+    assert staff.id is not None
+    return staff.id
+
+
+async def _sample_an_audit_by_alex(database: Database, framework: Framework) -> int:
+    """Add to this month's moderation sample a self-audit Alex has submitted; return its id."""
+    from messages.requests import request_audit
+    from storage import cycle as cycle_store
+    from storage.models import AuditRequest
+
+    month = datetime.now(UTC).strftime("%Y-%m")  # the bot runs on the real clock
+    async with database.session() as session:
+        for standard in framework.standards:
+            try:
+                requested = await request_audit(
+                    session=session, framework=framework, auditor_email="alexw@example.com",
+                    standard_number=standard.number, month=month, today=TODAY,
+                )  # fmt: skip
+            except ValueError:
+                continue
+            break
+        audit = await session.get(AuditRequest, requested.audit.id)
+        assert audit is not None
+        assert audit.id is not None
+        chosen = framework.standard(audit.standard)
+        assert chosen is not None
+        for criterion in chosen.criteria:
+            await audits.save_rating(
+                session=session, audit_id=audit.id, criterion_id=criterion.id, rating="meets",
+                evidence=f"Evidence for {criterion.id}",
+            )  # fmt: skip
+        await audits.submit(session=session, audit=audit, actor_id=audit.auditor_id)
+        await cycle_store.add_to_sample(session=session, month=month, audit_ids=[audit.id])
+        return audit.id
+
+
+async def test_playground_web_ui_a_moderation_on_one_card(
+    tmp_path: Path, framework: Framework, output_dir: Path
+) -> None:
+    """Claim on the sample card (it comes back showing the claim), moderate on the moderation card."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright, expect
+
+    sampled: list[int] = []
+
+    async def prepare(database: Database) -> None:
+        sampled.append(await _sample_an_audit_by_alex(database, framework))
+
+    live = await start_live_bot(tmp_path, framework, "pattif@example.com", prepare)
+    shots = output_dir / "playground-moderation"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(live.playground.url)
+                cards = page.locator(".ac-adaptiveCard")
+                await expect(cards.first).to_be_visible(timeout=30_000)
+                message_box = page.locator("[role=textbox][contenteditable=true]").first
+                await message_box.click()
+                await page.keyboard.type("moderation")
+                await page.keyboard.press("Enter")
+                claim = page.get_by_role("button", name="Claim").last
+                await expect(claim).to_be_visible(timeout=15_000)
+                before = await cards.count()
+                await claim.click()
+                # The sample card comes back in place showing the claim; the moderation is the
+                # one new card.
+                await expect(page.get_by_text("Claimed by you").last).to_be_visible(timeout=15_000)
+                submit = page.get_by_role("button", name="Submit moderation").last
+                await expect(submit).to_be_visible(timeout=15_000)
+                assert await cards.count() == before + 1
+                views = page.locator(".ac-adaptiveCard").last.get_by_role("combobox")
+                for index in range(await views.count()):
+                    await views.nth(index).click()
+                    await page.get_by_role("option", name="Agree with the auditor").last.click()
+                await page.screenshot(path=shots / "1-moderation.png")
+                await submit.click()
+                await expect(page.get_by_text("Agreed on").last).to_be_visible(timeout=15_000)
+                await page.screenshot(path=shots / "2-moderated.png")
+                assert await cards.count() == before + 1
+            finally:
+                await browser.close()
+    finally:
+        live.playground.stop()
+        live.bot.stop()
+
+    database = Database(live.database_url)
+    from storage import moderation as moderation_store
+
+    async with database.session() as session:
+        record = await moderation_store.moderation_of(session=session, audit_id=sampled[0])
+    await database.dispose()
+    assert record is not None
+    assert record.submitted_at is not None

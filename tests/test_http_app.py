@@ -818,3 +818,48 @@ async def test_every_notice_waiting_reaches_someone_once_when_they_open_the_bot(
         "Completed audit: Standard 3: Strengths-based assessments",
         "Completed audit: Standard 3: Strengths-based assessments",
     ]
+
+
+async def test_a_card_action_is_answered_in_the_http_response_not_through_the_connector(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    database = Database(sqlite_url)
+    async with database.session() as session:
+        requested = await request_audit(
+            session=session, framework=framework, auditor_email="alexw@example.com",
+            standard_number=3, month="2026-11", today=TODAY,
+        )  # fmt: skip
+    await database.dispose()
+    press = {
+        **activity(connector.url),
+        "type": "invoke",
+        "name": "adaptiveCard/action",
+        "replyToId": "request-card-1",
+        "value": {
+            "action": {
+                "type": "Action.Execute",
+                "verb": "audit.open",
+                "data": {"pqf": "audit.open", "audit_id": requested.audit.id},
+            },
+            "trigger": "manual",
+        },
+    }
+    client = await client_for(dev_settings(sqlite_url), framework)
+    try:
+        response = await client.post("/api/messages", json=press)
+        assert response.status == 200
+        body = await response.json()
+        unreadable = await client.post(
+            "/api/messages", json={**press, "value": {"action": {"data": "x"}}}
+        )
+        assert unreadable.status == 200
+        refused = await unreadable.json()
+    finally:
+        await client.close()
+    assert body["statusCode"] == 200
+    assert body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert "Step 1: the case" in json.dumps(body["value"])
+    assert refused["type"] == "application/vnd.microsoft.error"
+    assert refused["value"]["message"] == "That card sent something I can't read."
+    assert connector.calls == []  # nothing sent or updated through Teams

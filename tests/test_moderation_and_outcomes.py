@@ -24,7 +24,7 @@ from storage.models import (
     OutboxMessage,
     Staff,
 )
-from tests.harness import BotHarness, User, action, actions, all_text, inputs
+from tests.harness import BotHarness, LivingCard, User, action, actions, all_text, inputs
 from tests.test_audit_dialog import ALEX, MEGAN, load, new_request, open_audit
 from tests.test_monthly_cycle import LONDON
 
@@ -332,3 +332,67 @@ async def test_the_moderator_sees_their_commands_in_help(
     assert "Show the audits drawn for moderation" not in all_text(
         (await harness.say(ALEX, "help")).card
     )
+
+
+async def test_moderating_on_cards_answered_in_place(
+    seeded: Database, framework: Framework
+) -> None:
+    harness = BotHarness(database=seeded, framework=framework, clock=lambda: DECEMBER)
+    sample = await sampled_month(seeded, framework)
+    listing = await harness.say(PATTI, "moderation")
+    sample_card = LivingCard.sent_in(harness, PATTI, listing)
+    claim = next(a for a in actions(sample_card.card) if a["title"] == "Claim")
+    assert claim["type"] == "Action.Execute"
+    audit_id = claim["data"]["audit_id"]
+
+    claimed = await harness.execute(PATTI, sample_card.card_id, claim["data"])
+    # The sample card comes back in place showing who holds each audit...
+    assert claimed.in_place is not None
+    assert "Claimed by you" in all_text(claimed.in_place)
+    assert len([a for a in actions(claimed.in_place) if a["title"] == "Claim"]) == len(sample) - 1
+    # ...and the moderation, new work, comes as its own card: the one message of the claim.
+    assert [m.attachments is not None for m in claimed.messages] == [True]
+    assert claimed.updated == []
+    moderation = LivingCard.sent_in(harness, PATTI, claimed)
+    # Teams refreshes the sample card when she looks at it: the claim shows on it.
+    refresh = sample_card.card["refresh"]
+    assert refresh["userIds"] == [f"8:orgid:{PATTI.aad_object_id}"]
+    assert refresh["action"]["data"] == {"pqf": "moderation.sample", "month": "2026-11"}
+    fresh = await harness.execute(
+        PATTI, sample_card.card_id, refresh["action"]["data"], trigger="automatic"
+    )
+    assert fresh.in_place is not None
+    assert "Claimed by you" in all_text(fresh.in_place)
+    assert fresh.messages == []
+    not_a_moderator = await harness.execute(
+        ISAIAH, sample_card.card_id, refresh["action"]["data"], trigger="automatic"
+    )
+    assert not_a_moderator.in_place is None
+    detail = await load(seeded, audit_id)
+    standard = framework.standard(detail.audit.standard)
+    assert standard is not None
+
+    await moderation.press("Submit moderation")  # nothing answered: the problems, in place
+    assert "Agree with the auditor's rating of" in moderation.text
+    answers = {f"view_{c.id}": "agree" for c in standard.criteria}
+    await moderation.press("Save and finish later", **answers)
+    assert inputs(moderation.card)[f"view_{standard.criteria[0].id}"]["value"] == "agree"
+    stale = await harness.execute(
+        PATTI, moderation.card_id, {**action(claimed.cards[0], "Submit moderation"), **answers}
+    )
+    assert stale.in_place is not None
+    assert "out of date, so nothing was changed" in all_text(stale.in_place)
+    await moderation.press("Submit moderation", **answers, comment="Well evidenced.")
+    assert f"Agreed on {len(standard.criteria)} of {len(standard.criteria)}" in moderation.text
+    assert actions(moderation.card) == []  # read-only
+    assert moderation.connector_calls == 1  # the sample card, updated: moderated
+    async with seeded.session() as session:
+        record = await moderation_store.moderation_of(session=session, audit_id=audit_id)
+    assert record is not None
+    assert record.submitted_at is not None
+
+    # Someone not a moderator presses Claim: a card that only tells; nothing changes.
+    other = await harness.execute(ISAIAH, "isaiah-sample", claim["data"])
+    assert other.in_place is not None
+    assert "Only moderators" in all_text(other.in_place)
+    assert other.messages == []

@@ -188,8 +188,10 @@ async def test_request_cards_are_made_when_sent_from_the_audit_as_it_then_is(
             assert standard is not None
             made = await outbox_activity(database=database, framework=framework, message=message)
             assert made == request_card_activity(
-                detail.audit, standard, detail.case, detail.subject
+                detail.audit, standard, detail.case, detail.subject, detail.auditor
             )
+            refresh = made["attachments"][0]["content"]["refresh"]
+            assert refresh["userIds"] == [f"8:orgid:{detail.auditor.aad_object_id}"]
             assert made["summary"] == f"New audit: {standard.label}"
             card = json.dumps(made["attachments"][0]["content"])
             assert f'"audit_id": {detail.audit.id}' in card
