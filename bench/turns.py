@@ -1002,13 +1002,22 @@ def _ms(value: float) -> float:
 
 
 def _ratios(ours: Measured, echo: Measured) -> list[float]:
-    """Return each round's closed-loop rate as a fraction of the echo bot's in that round."""
-    return [mine / floor for mine, floor in zip(ours.closed_rates, echo.closed_rates, strict=True)]
+    """Return each round's closed-loop rate as a fraction of the echo bot's in that round.
+
+    A round in which the echo bot answered nothing within the window (on a loaded machine its
+    turns can all end after it) has no ratio: it is left out, not divided by zero.
+    """
+    return [
+        mine / floor
+        for mine, floor in zip(ours.closed_rates, echo.closed_rates, strict=True)
+        if floor > 0
+    ]
 
 
 def _ratio(ours: Measured, echo: Measured) -> float:
-    """Return the median of the rounds' ratios to the echo bot."""
-    return statistics.median(_ratios(ours, echo))
+    """Return the median of the rounds' ratios to the echo bot (NaN if no round has one)."""
+    ratios = _ratios(ours, echo)
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: Plan) -> None:
