@@ -213,8 +213,8 @@ async def run(
         result.table(
             "Per completed audit (12 turns)",
             {"answered by": way, "audits": len(mine),
-             "Connector requests": statistics.median(d.connector_calls for d in mine),
-             "messages left in the chat": statistics.median(d.messages_left for d in mine)},
+             "Connector requests": statistics.median_low(d.connector_calls for d in mine),
+             "messages left in the chat": statistics.median_low(d.messages_left for d in mine)},
         )  # fmt: skip
         for kind in KINDS:
             values = [v for d in mine for v in d.latencies.get(kind, [])]

@@ -911,7 +911,7 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
             for subject in _in_turn(subjects, number):
                 load = subject.load
                 assert load is not None
-                calls = subject.connector.calls.total()
+                calls, turns = subject.connector.calls.total(), len(load.samples)
                 (samples, waiting), bot, ours, seconds = await _cpu_during(
                     subject.child,
                     functools.partial(
@@ -923,18 +923,20 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
                 measured.open_seconds += plan.open_seconds
                 measured.open_waiting += waiting
                 measured.add_cpu("open", bot, ours, seconds)
-                _count_calls(measured, "submit", subject.connector.calls.total() - calls, load)
+                _count_calls(measured, "submit", subject.connector.calls.total() - calls,
+                             len(load.samples) - turns)  # fmt: skip
             for subject in _in_turn(subjects, number):
                 if subject.execute_load is None:
                     continue  # the echo bot has no cards to answer in place
                 calls = subject.connector.calls.total()
+                turns = len(subject.execute_load.samples)
                 executed, _ = await subject.execute_load.open_loop(
                     OPEN_LOOP_RATE, plan.open_warmup, plan.open_seconds
                 )
                 subject.measured.execute_samples += executed
                 _count_calls(
                     subject.measured, "execute", subject.connector.calls.total() - calls,
-                    subject.execute_load,
+                    len(subject.execute_load.samples) - turns,
                 )  # fmt: skip
     for subject in subjects:
         subject.measured.problems = sum(a.problems for a in subject.auditors + subject.executors)
@@ -944,11 +946,9 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
         subject.measured.peak_rss_mb = subject.child.peak_rss_mb()
 
 
-def _count_calls(measured: Measured, way: str, calls: int, load: Load) -> None:
+def _count_calls(measured: Measured, way: str, calls: int, turns: int) -> None:
     """Count the Connector calls of a whole open loop (warm-up too) and its turns."""
     measured.connector_calls[way] = measured.connector_calls.get(way, 0) + calls
-    turns = len(load.samples) - measured.connector_turns.get(f"{way} seen", 0)
-    measured.connector_turns[f"{way} seen"] = len(load.samples)
     measured.connector_turns[way] = measured.connector_turns.get(way, 0) + turns
 
 
