@@ -2,6 +2,9 @@
 
     python -m bench.living_card [--quick] [--out build/bench/living_card.json]
 
+Part of `make bench` (`bench/run.py`); SQLite only (`--databases` is accepted and ignored).
+`bench/turns.py` measures the criterion step both ways under its open loop, on each database.
+
 The real app (`create_app`, sender and scheduler off) runs in this process behind aiohttp's
 test server, against the fake Bot Connector of the tests (`tests/fake_connector.py`). Self-
 audits of standard 3 (12 turns: open, the case, 8 criteria, the feedback call, submit) are
@@ -31,11 +34,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from bench.common import Result, Stopwatch, arguments, percentile, scratch
-from bench.turns import TENANT, Person, people, prepare
+from bench.turns import TENANT, Person, card_answered, invoke_value, people, prepare
 from tests.fake_connector import FakeConnector, FaultPlan
 from tests.harness import action, actions
 
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 SORRY = "Sorry, something went wrong"
 KINDS = ("open", "case", "criterion", "feedback", "submit")
 
@@ -92,18 +94,16 @@ async def execute_audit(
     for number in range(12):
         activity = _activity(
             person, connector.url, number, type="invoke", name="adaptiveCard/action",
-            replyToId=f"request-{audit_id}",
-            value={"action": {"type": "Action.Execute", "verb": data["pqf"], "data": data},
-                   "trigger": "manual"},
+            replyToId=f"request-{audit_id}", value=invoke_value(data),
         )  # fmt: skip
         started = time.perf_counter()
         response = await client.post("/api/messages", json=activity)
-        body = await response.json() if response.status == 200 else None
+        answer = await response.read() if response.status == 200 else b""
         done.latencies.setdefault(_kind(number), []).append(time.perf_counter() - started)
-        if not body or body.get("type") != ADAPTIVE_CARD:
+        card = card_answered(answer)
+        if card is None:
             done.needed_resume = True
             return done
-        card = body["value"]
         if number == 11:
             done.finished = "Audit submitted" in str(card)
             break
@@ -213,8 +213,8 @@ async def run(
         result.table(
             "Per completed audit (12 turns)",
             {"answered by": way, "audits": len(mine),
-             "Connector requests": statistics.median(d.connector_calls for d in mine),
-             "messages left in the chat": statistics.median(d.messages_left for d in mine)},
+             "Connector requests": statistics.median_low(d.connector_calls for d in mine),
+             "messages left in the chat": statistics.median_low(d.messages_left for d in mine)},
         )  # fmt: skip
         for kind in KINDS:
             values = [v for d in mine for v in d.latencies.get(kind, [])]

@@ -14,6 +14,13 @@ kind of turn). All the bots run at once but only one is loaded at a time: the ru
 rounds, and in each round every bot takes the closed loop, then every bot the open loop, in
 an order that turns each round; a bot's saturation rate is the median of its rounds, and its
 ratio to the echo bot the median of the rounds' ratios.
+
+The Execute variant: 40 more auditors answer every card by `Action.Execute` (an
+`adaptiveCard/action` invoke, the next card in the HTTP answer, as Teams does since issue 18).
+In each round, after the open loops, each real bot takes the same open loop from them, so a
+criterion step answered in place is measured beside the `Action.Submit` one (a message, the
+answered card replaced and the next posted through the Connector) in the same rounds, against
+the same process and database. `bench/living_card.py` measures whole audits both ways.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ from bench.common import (
 from practice.month import Month
 
 AUDITORS = 200
+EXECUTORS = 40  # more auditors, answering by Action.Execute (the Execute variant)
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 OPEN_LOOP_RATE = 20.0  # turns per second, offered by all auditors together
 STANDARD = 3  # eight criteria: open, case, 8 criteria, feedback call, submit = 12 turns
 MONTH = "2026-11"
@@ -474,6 +483,26 @@ class Connector:
 # -- the simulated auditors ------------------------------------------------------------------
 
 
+def invoke_value(data: dict[str, Any]) -> dict[str, Any]:
+    """Return what Teams sends when an Action.Execute button with this data is pressed."""
+    return {
+        "action": {"type": "Action.Execute", "verb": str(data.get("pqf", "")), "data": data},
+        "trigger": "manual",
+    }
+
+
+def card_answered(body: bytes) -> dict[str, Any] | None:
+    """Return the card an Action.Execute press was answered with (to replace it), if any."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or answer.get("type") != ADAPTIVE_CARD:
+        return None
+    card = answer.get("value")
+    return card if isinstance(card, dict) else None
+
+
 def _forward_action(card: dict[str, Any]) -> dict[str, Any] | None:
     """Return the data of the card's Next (or Submit audit) button."""
     pending: list[Any] = [card.get("actions", []), card.get("body", [])]
@@ -500,10 +529,13 @@ def _forward_action(card: dict[str, Any]) -> dict[str, Any] | None:
 class Auditor:
     """One person doing audit after audit; knows what their next turn is."""
 
-    def __init__(self, person: Person, audits: list[int], echo: bool) -> None:
+    def __init__(
+        self, person: Person, audits: list[int], echo: bool, *, executes: bool = False
+    ) -> None:
         self.person = person
         self.audits = deque(audits)
         self.echo = echo
+        self.executes = executes  # presses Action.Execute: the card comes back in the answer
         self.audit_id = self.audits.popleft() if audits else 0
         self.kind = "open"
         self.card_id: str | None = None
@@ -533,7 +565,7 @@ class Auditor:
     def activity(self, service_url: str, number: int) -> bytes:
         """Return the activity Teams would post for the next turn."""
         activity: dict[str, Any] = {
-            "type": "message",
+            "type": "invoke" if self.executes else "message",
             "id": f"in-{number}",
             "timestamp": datetime.now(UTC).isoformat(),
             "channelId": "msteams",
@@ -552,15 +584,22 @@ class Auditor:
             "channelData": {"tenant": {"id": TENANT}},
             "value": self.value(),
         }
-        if self.card_id is not None and self.kind != "open":
+        if self.executes:
+            # Every press is on the one card: the request card, which becomes the audit.
+            activity.update(name="adaptiveCard/action", value=invoke_value(self.value()),
+                            replyToId=f"request-{self.audit_id}")  # fmt: skip
+        elif self.card_id is not None and self.kind != "open":
             activity["replyToId"] = self.card_id
         return json.dumps(activity, separators=(",", ":")).encode()
 
-    def advance(self, connector: Connector, ok: bool) -> None:
+    def advance(self, connector: Connector, ok: bool, answer: bytes = b"") -> None:
         """Read the bot's answer and decide the next turn (resuming the audit on a surprise)."""
         self.turns += 1
         if self.echo:
             self._advance_echo()
+            return
+        if self.executes:
+            self._advance_in_place(card_answered(answer) if ok else None)
             return
         chat = self.person.conversation_id
         if self.kind == "submit":
@@ -584,6 +623,22 @@ class Auditor:
 
     def texts(self, connector: Connector) -> bytes:
         return connector.texts.get(self.person.conversation_id, b"")
+
+    def _advance_in_place(self, card: dict[str, Any] | None) -> None:
+        if self.kind == "submit":
+            if card is not None and "Audit submitted" in json.dumps(card):
+                self.finished += 1
+                self._next_audit()
+                return
+            self._surprised()
+            return
+        action = _forward_action(card) if card is not None else None
+        if action is None or action.get("pqf") not in _KIND_OF_CARD:
+            self._surprised()
+            return
+        self.card_id = f"request-{self.audit_id}"
+        self.action = action
+        self.kind = _KIND_OF_CARD[action["pqf"]]
 
     def _advance_echo(self) -> None:
         self.step_index = (self.step_index + 1) % len(_ECHO_SEQUENCE)
@@ -645,10 +700,10 @@ class Load:
         async with self._session.post(
             self.bot_url, data=body, headers={"Content-Type": "application/json"}
         ) as response:
-            await response.read()
+            answer = await response.read()
             ok = response.status in (200, 201)
         answered = time.perf_counter()
-        auditor.advance(self.connector, ok)
+        auditor.advance(self.connector, ok, answer)
         sample = Sample(kind, answered, answered - started, ok)
         self.samples.append(sample)
         return sample
@@ -755,6 +810,10 @@ class Measured:
     open_waiting: int = 0
     problems: int = 0
     audits_submitted: int = 0
+    # The Execute variant: its open-loop turns, and the Connector calls of each way's windows.
+    execute_samples: list[Sample] = field(default_factory=list)
+    connector_calls: dict[str, int] = field(default_factory=dict)
+    connector_turns: dict[str, int] = field(default_factory=dict)
     cpu_seconds: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
 
@@ -776,10 +835,10 @@ class Measured:
         before = self.cpu_seconds.get(load, (0.0, 0.0, 0.0))
         self.cpu_seconds[load] = (before[0] + bot, before[1] + ours, before[2] + seconds)
 
-    def by_kind(self) -> dict[str, list[float]]:
+    def by_kind(self, executed: bool = False) -> dict[str, list[float]]:
         """Return the open-loop latencies (ms) by kind of turn, and of all turns."""
         found: dict[str, list[float]] = {ALL: []}
-        for sample in self.open_samples:
+        for sample in self.execute_samples if executed else self.open_samples:
             found.setdefault(sample.kind, []).append(sample.seconds * 1000)
             found[ALL].append(sample.seconds * 1000)
         return found
@@ -807,6 +866,8 @@ class Subject:
     connector: Connector = field(default_factory=Connector)
     measured: Measured = field(default_factory=Measured)
     load: Load | None = None
+    executors: list[Auditor] = field(default_factory=list)  # the Execute variant's auditors
+    execute_load: Load | None = None
 
 
 async def measure(subjects: list[Subject], plan: Plan) -> None:
@@ -824,6 +885,10 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
             await stack.enter_async_context(subject.load.session())
             # Every auditor's first turn stores their conversation: part of the warm-up.
             await subject.load.everyone_once()
+            if subject.executors:
+                subject.execute_load = Load(subject.child.url, subject.connector, subject.executors)
+                await stack.enter_async_context(subject.execute_load.session())
+                await subject.execute_load.everyone_once()
         for number in range(plan.rounds):
             for subject in _in_turn(subjects, number):
                 load = subject.load
@@ -846,6 +911,7 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
             for subject in _in_turn(subjects, number):
                 load = subject.load
                 assert load is not None
+                calls, turns = subject.connector.calls.total(), len(load.samples)
                 (samples, waiting), bot, ours, seconds = await _cpu_during(
                     subject.child,
                     functools.partial(
@@ -857,10 +923,33 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
                 measured.open_seconds += plan.open_seconds
                 measured.open_waiting += waiting
                 measured.add_cpu("open", bot, ours, seconds)
+                _count_calls(measured, "submit", subject.connector.calls.total() - calls,
+                             len(load.samples) - turns)  # fmt: skip
+            for subject in _in_turn(subjects, number):
+                if subject.execute_load is None:
+                    continue  # the echo bot has no cards to answer in place
+                calls = subject.connector.calls.total()
+                turns = len(subject.execute_load.samples)
+                executed, _ = await subject.execute_load.open_loop(
+                    OPEN_LOOP_RATE, plan.open_warmup, plan.open_seconds
+                )
+                subject.measured.execute_samples += executed
+                _count_calls(
+                    subject.measured, "execute", subject.connector.calls.total() - calls,
+                    len(subject.execute_load.samples) - turns,
+                )  # fmt: skip
     for subject in subjects:
-        subject.measured.problems = sum(a.problems for a in subject.auditors)
-        subject.measured.audits_submitted = sum(a.finished for a in subject.auditors)
+        subject.measured.problems = sum(a.problems for a in subject.auditors + subject.executors)
+        subject.measured.audits_submitted = sum(
+            a.finished for a in subject.auditors + subject.executors
+        )
         subject.measured.peak_rss_mb = subject.child.peak_rss_mb()
+
+
+def _count_calls(measured: Measured, way: str, calls: int, turns: int) -> None:
+    """Count the Connector calls of a whole open loop (warm-up too) and its turns."""
+    measured.connector_calls[way] = measured.connector_calls.get(way, 0) + calls
+    measured.connector_turns[way] = measured.connector_turns.get(way, 0) + turns
 
 
 def _in_turn(subjects: list[Subject], number: int) -> list[Subject]:
@@ -869,8 +958,10 @@ def _in_turn(subjects: list[Subject], number: int) -> list[Subject]:
     return subjects[shift:] + subjects[:shift]
 
 
-def _auditors(roster: list[Person], audits: dict[int, list[int]], echo: bool) -> list[Auditor]:
-    return [Auditor(p, audits.get(p.index, [1]), echo) for p in roster]
+def _auditors(
+    roster: list[Person], audits: dict[int, list[int]], echo: bool, *, executes: bool = False
+) -> list[Auditor]:
+    return [Auditor(p, audits.get(p.index, [1]), echo, executes=executes) for p in roster]
 
 
 def run(folder: Path, kinds: list[str], roster: list[Person], plan: Plan) -> list[Subject]:
@@ -881,7 +972,8 @@ def run(folder: Path, kinds: list[str], roster: list[Person], plan: Plan) -> lis
                   {"PYTHONPATH": str(ROOT)}, folder / "echo.log")
         )  # fmt: skip
         # The echo bot ignores what it is sent: its auditors only cycle through the kinds.
-        subjects = [Subject("echo", echo, _auditors(roster, {}, echo=True))]
+        submitters, executors = roster[:AUDITORS], roster[AUDITORS:]
+        subjects = [Subject("echo", echo, _auditors(submitters, {}, echo=True))]
         for kind in kinds:
             url = stack.enter_context(database(kind, folder, "turns"))
             with Stopwatch() as setup:
@@ -892,7 +984,12 @@ def run(folder: Path, kinds: list[str], roster: list[Person], plan: Plan) -> lis
                 Child("bot", [sys.executable, "-m", "admin", "serve"], _bot_env(url),
                       folder / f"bot-{kind}.log")
             )  # fmt: skip
-            subjects.append(Subject(kind, child, _auditors(roster, audits, echo=False)))
+            subjects.append(
+                Subject(
+                    kind, child, _auditors(submitters, audits, echo=False),
+                    executors=_auditors(executors, audits, echo=False, executes=True),
+                )
+            )  # fmt: skip
         asyncio.run(measure(subjects, plan))
     return subjects
 
@@ -905,13 +1002,22 @@ def _ms(value: float) -> float:
 
 
 def _ratios(ours: Measured, echo: Measured) -> list[float]:
-    """Return each round's closed-loop rate as a fraction of the echo bot's in that round."""
-    return [mine / floor for mine, floor in zip(ours.closed_rates, echo.closed_rates, strict=True)]
+    """Return each round's closed-loop rate as a fraction of the echo bot's in that round.
+
+    A round in which the echo bot answered nothing within the window (on a loaded machine its
+    turns can all end after it) has no ratio: it is left out, not divided by zero.
+    """
+    return [
+        mine / floor
+        for mine, floor in zip(ours.closed_rates, echo.closed_rates, strict=True)
+        if floor > 0
+    ]
 
 
 def _ratio(ours: Measured, echo: Measured) -> float:
-    """Return the median of the rounds' ratios to the echo bot."""
-    return statistics.median(_ratios(ours, echo))
+    """Return the median of the rounds' ratios to the echo bot (NaN if no round has one)."""
+    ratios = _ratios(ours, echo)
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: Plan) -> None:
@@ -954,6 +1060,35 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
                     2,
                 )
             result.table(section, row)
+
+    section = "Execute variant: the same open loop, each card answered in place"
+    for database_kind, ours in measured.items():
+        for way, kinds in (
+            ("Action.Submit", ours.by_kind()),
+            ("Action.Execute", ours.by_kind(executed=True)),
+        ):
+            key = "execute" if way == "Action.Execute" else "submit"
+            turns = ours.connector_turns.get(key, 0)
+            for kind in ("criterion", ALL):
+                values = kinds.get(kind, [])
+                result.table(section, {
+                    "database": database_kind, "answered by": way, "kind": kind,
+                    "n": len(values), "p50_ms": _ms(percentile(values, 0.5)),
+                    "p95_ms": _ms(percentile(values, 0.95)),
+                    "p99_ms": _ms(percentile(values, 0.99)),
+                    "connector_calls_per_turn": round(
+                        ours.connector_calls.get(key, 0) / turns, 2) if turns else "—",
+                })  # fmt: skip
+    for database_kind, ours in measured.items():
+        by_submit = percentile(ours.by_kind().get("criterion", []), 0.5)
+        by_execute = percentile(ours.by_kind(executed=True).get("criterion", []), 0.5)
+        calls = ours.connector_calls.get("execute", 0)
+        result.goal(
+            f"criterion step by Action.Execute ({database_kind})",
+            "no Connector call; p50 no slower than Action.Submit's",
+            f"{calls} calls; p50 {by_execute:.1f} ms against {by_submit:.1f} ms",
+            calls == 0 and by_execute <= by_submit,
+        )  # fmt: skip
 
     section = "CPU during each load (% of one core)"
     for database_kind, bot, runs in (("none", "echo", echo), *[
@@ -1025,6 +1160,11 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
         "the rounds' ratios. Open loop (the rounds' turns together): Poisson arrivals at "
         f"{OPEN_LOOP_RATE:g} turns/s (seeded), each given to an idle auditor (never two turns "
         "of one auditor in flight); latency of the turns sent within the windows.",
+        f"The Execute variant: {EXECUTORS} more auditors answer every card by Action.Execute "
+        "(an adaptiveCard/action invoke on the request card, the next card read from the "
+        "invoke's HTTP answer). In each round, after every bot's open loop, each real bot takes "
+        "the same open loop from them alone: same rate, warm-up and window. Connector calls "
+        "per turn count each way's whole loop, warm-up included.",
         f"Checks: turns that did not get the expected card or confirmation {problems} (the "
         f"auditor then reopens the audit); audits submitted {submitted}; arrivals that found "
         f"no idle auditor {waiting}.",
@@ -1053,7 +1193,7 @@ def main() -> None:
     kinds = [k.strip() for k in options.databases.split(",") if k.strip()]
     result = Result(name="turns", title="Turn latency")
     folder = scratch("turns")
-    roster = people(AUDITORS)
+    roster = people(AUDITORS + EXECUTORS)
     with Stopwatch() as whole:
         subjects = run(folder, kinds, roster, plan)
         echo = subjects[0].measured

@@ -1,4 +1,15 @@
-"""A month's moderation sample as one moderator sees it now: who holds each audit, what is left."""
+"""A month's moderation sample as one moderator sees it now: who holds each audit, what is left.
+
+After a moderation is submitted on its own card, the sample card it was claimed from (another
+message, further up the same chat) is brought up to date with one Connector call (a PUT), the
+only call a moderation makes. Its `refresh` does not make that call needless: Teams asks for a
+refresh when the card comes into view, and the moderator is looking at the chat as they submit,
+so without the PUT the sample card would offer Moderate for the finished audit until they came
+back to the chat; and clients that do not honour `refresh` (the Agents Playground among them)
+never ask. The PUT is kept, and it is only a courtesy: the moderation is committed before it,
+the invoke is answered with the moderated card whatever it does, and a failure is logged with
+the error's kind only (a Connector error can echo the card, names and evidence included).
+"""
 
 from __future__ import annotations
 
@@ -71,8 +82,11 @@ class Samples:
             return
         try:
             await context.update_activity(card_update(card_id, card))
-        except Exception:  # the claim or moderation stands; the old card only lags behind
-            log.warning("could not refresh moderation sample card %s", card_id, exc_info=True)
+        except Exception as error:  # the claim or moderation stands; the old card only lags
+            log.warning(
+                "could not bring the moderation sample card of audit %s up to date: %s",
+                audit_id, type(error).__name__,
+            )  # fmt: skip
 
     @staticmethod
     def _card(month: str, entries: list[SampleEntry], moderator: Staff) -> Element:

@@ -266,8 +266,12 @@ def moderation_card(
     overall_comment: str,
     max_length: int,
     problems: list[str] | None = None,
+    notice: str = "",
 ) -> Element:
-    """Return the moderation of one audit: per criterion, agree or a rating with a reason."""
+    """Return the moderation of one audit: per criterion, agree or a rating with a reason.
+
+    `notice` says what the last press did (that the views were saved, and when), on the card.
+    """
     body: list[Element] = [
         text(f"{audit.title} · moderation", subtle=True, weight="Bolder"),
         users_text(
@@ -280,6 +284,8 @@ def moderation_card(
             "give yours, with the reason when you differ."
         ),
     ]
+    if notice:
+        body.append(text(notice, color="Good"))
     body += problems_block(problems or [])
     choices = [{"title": "Agree with the auditor", "value": "agree"}] + [
         {"title": f"Rate it {label}", "value": code} for code, label in ratings

@@ -21,7 +21,8 @@ and any saved views are kept.
 Pressed as `Action.Execute` (an invoke), Claim and Moderate bring the moderation card as a new
 message (the bot answers the sample card in place, showing who now holds each audit), and the
 moderation card's Save and Submit are answered in place: the card itself, with any problem on
-it, then the read-only moderation once submitted. A refusal becomes a card that only tells.
+it (and after Save, "Saved at HH:MM", as the Action.Submit way's message said "Saved"), then the
+read-only moderation once submitted. A refusal becomes a card that only tells.
 """
 
 from __future__ import annotations
@@ -262,8 +263,9 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             else:
                 shown = problems if answer.nav == "submit" else []
                 replacement = await self._card(
-                    session, detail, standard, moderation, seq, shown, views
-                )
+                    session, detail, standard, moderation, seq, shown, views,
+                    notice=self._saved_notice(context) if answer.nav == "save" else "",
+                )  # fmt: skip
         if is_card_action(context):
             show_in_place(context, replacement)
             if submit:
@@ -347,6 +349,8 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
         seq: int,
         problems: list[str],
         views: dict[str, tuple[bool | None, str | None, str]] | None,
+        *,
+        notice: str = "",
     ) -> Element:
         saved = await moderation_store.ratings_of(session=session, audit_id=moderation.audit_id)
         items = []
@@ -379,6 +383,7 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             overall_comment=moderation.overall_comment,
             max_length=self._framework.max_text_length,
             problems=problems,
+            notice=notice,
         )
 
     async def _own_moderation(
@@ -415,6 +420,13 @@ class ModerationDialog(Dialog):  # type: ignore[misc]
             show_in_place(context, notice_card(message))
         else:
             await context.send_activity(message)
+
+    def _saved_notice(self, context: TurnContext) -> str:
+        """Say on the card that the views are saved, and when; a message says so otherwise."""
+        if not is_card_action(context):
+            return ""
+        at = self._clock().astimezone(self._zone).strftime("%H:%M")
+        return f"Saved at {at}. You can finish it later here, or type **moderation**."
 
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()

@@ -328,3 +328,44 @@ async def test_presses_over_the_message_limit_leave_the_card_as_it_is(
     )
     assert refreshed.in_place is not None
     assert (await load(harness.database, audit_id)).ratings == {}
+
+
+async def test_an_audit_begun_on_action_submit_cards_carries_on(
+    harness: BotHarness, framework: Framework
+) -> None:
+    """Cards sent before Universal Actions are still in chats: their presses come as messages."""
+    audit_id = await new_request(harness.database, framework, "alexw@example.com")
+    # The request card as it was sent before: Start the audit an Action.Submit.
+    opened = await harness.submit(
+        ALEX, f"request-{audit_id}", {"pqf": "audit.open", "audit_id": audit_id}
+    )
+    assert "Step 1: the case" in all_text(opened.card)
+    choice = inputs(opened.card)["case_choice"]["choices"][0]["value"]
+    case = await harness.press(ALEX, opened, "Use this case", case_choice=choice)
+    assert "Criterion 1 of 8" in all_text(case.card)
+    live = action(case.card, "Next")
+    # What an old criterion card's Next sent, written out as it was then: the same fields.
+    old_next = {
+        "pqf": "audit.criterion", "audit_id": audit_id, "seq": live["seq"],
+        "step": live["step"], "nav": "next", "rating": "meets", "evidence": "Seen on the file",
+    }  # fmt: skip
+    assert {k: live[k] for k in ("pqf", "audit_id", "seq", "step", "nav")} == {
+        k: old_next[k] for k in ("pqf", "audit_id", "seq", "step", "nav")
+    }
+    answered = await harness.submit(ALEX, case.card_ids[-1], old_next)
+    # Answered with messages, as before: the old card is replaced, the next step posted...
+    assert [a.id for a in answered.updated] == [case.card_ids[-1]]
+    assert "Criterion 2 of 8" in all_text(answered.card)
+    # ...and the card it brings is a living one: the rest of the audit is answered in place.
+    card = LivingCard.sent_in(harness, ALEX, answered)
+    assert buttons(card.card)["Next"] == "Action.Execute"
+    for index in range(1, 8):
+        assert f"Criterion {index + 1} of 8" in card.text
+        await card.press("Next", rating="meets", evidence=f"Evidence {index + 1}")
+    await card.press("Next", contacted="person", what_they_said="Felt heard")
+    await card.press("Submit audit")
+    assert "Audit submitted" in card.text
+    assert card.connector_calls == 0
+    detail = await load(harness.database, audit_id)
+    assert detail.audit.status == AuditStatus.SUBMITTED
+    assert detail.ratings[live["step"].split(":", 1)[1]].evidence == "Seen on the file"

@@ -197,6 +197,7 @@ def all_cards() -> dict[str, dict[str, Any]]:
             ratings=[(c.code, c.label) for c in SCALE],
             items=[ModerationItem(f"3.{i}", "Criterion text " * 20, "Exceeds", LONG, "agree" if i % 2 else "", "x" if i == 2 else "") for i in range(1, 9)],
             overall_comment="Thorough", max_length=4000, problems=["Say why"],
+            notice="Saved at 10:00. You can finish it later here, or type **moderation**.",
         ),
         "moderated": moderated_card(
             HEADING, moderator_name="Patti", for_auditor=True, overall_comment="Good",

@@ -375,13 +375,21 @@ async def test_moderating_on_cards_answered_in_place(
     await moderation.press("Submit moderation")  # nothing answered: the problems, in place
     assert "Agree with the auditor's rating of" in moderation.text
     answers = {f"view_{c.id}": "agree" for c in standard.criteria}
-    await moderation.press("Save and finish later", **answers)
+    saved = await moderation.press("Save and finish later", **answers)
     assert inputs(moderation.card)[f"view_{standard.criteria[0].id}"]["value"] == "agree"
+    # The save is said on the card itself, at the moderator's time (London: GMT in December).
+    assert "Saved at 10:00. You can finish it later here" in moderation.text
+    assert saved.messages == []
+    assert saved.updated == []
+    async with seeded.session() as session:
+        kept = await moderation_store.ratings_of(session=session, audit_id=audit_id)
+    assert {c.id for c in standard.criteria} == {k for k, v in kept.items() if v.agrees}
     stale = await harness.execute(
         PATTI, moderation.card_id, {**action(claimed.cards[0], "Submit moderation"), **answers}
     )
     assert stale.in_place is not None
     assert "out of date, so nothing was changed" in all_text(stale.in_place)
+    assert "Saved at" not in all_text(stale.in_place)  # the note was for that one press
     await moderation.press("Submit moderation", **answers, comment="Well evidenced.")
     assert f"Agreed on {len(standard.criteria)} of {len(standard.criteria)}" in moderation.text
     assert actions(moderation.card) == []  # read-only
@@ -396,3 +404,43 @@ async def test_moderating_on_cards_answered_in_place(
     assert other.in_place is not None
     assert "Only moderators" in all_text(other.in_place)
     assert other.messages == []
+
+
+async def test_a_sample_card_teams_will_not_update_changes_nothing(
+    seeded: Database, framework: Framework, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = BotHarness(database=seeded, framework=framework, clock=lambda: DECEMBER)
+    await sampled_month(seeded, framework)
+    listing = await harness.say(PATTI, "moderation")
+    sample_card = LivingCard.sent_in(harness, PATTI, listing)
+    claim = next(a for a in actions(sample_card.card) if a["title"] == "Claim")
+    audit_id = claim["data"]["audit_id"]
+    claimed = await harness.execute(PATTI, sample_card.card_id, claim["data"])
+    moderation = LivingCard.sent_in(harness, PATTI, claimed)
+    detail = await load(seeded, audit_id)
+    standard = framework.standard(detail.audit.standard)
+    assert standard is not None
+
+    async def refuse(context: object, activity: object) -> None:
+        raise RuntimeError(f"Teams said no to {detail.auditor.name}'s card")
+
+    harness.adapter.update_activity = refuse  # type: ignore[method-assign]
+    answers = {f"view_{c.id}": "agree" for c in standard.criteria}
+    with caplog.at_level("WARNING"):
+        done = await moderation.press("Submit moderation", **answers, comment="Well evidenced.")
+    # The moderation stands and its card says so; only the sample card further up lags behind.
+    assert done.in_place is not None
+    assert f"Agreed on {len(standard.criteria)} of {len(standard.criteria)}" in moderation.text
+    assert done.messages == []
+    assert [m.purpose for m in await outbox(seeded, "moderation_outcome")] == ["moderation_outcome"]
+    async with seeded.session() as session:
+        record = await moderation_store.moderation_of(session=session, audit_id=audit_id)
+    assert record is not None
+    assert record.submitted_at is not None
+    warnings = [r for r in caplog.records if "moderation sample card" in r.getMessage()]
+    assert [r.getMessage() for r in warnings] == [
+        f"could not bring the moderation sample card of audit {audit_id} up to date: RuntimeError"
+    ]
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert detail.auditor.name not in logged
+    assert PATTI.name not in logged
