@@ -200,7 +200,9 @@ class BoardPackChat:
                 pdf_url=self._links.report(staff.id, str(month), str(month), pdf=True),
             )  # fmt: skip
         elif answer.nav == "preview":
-            card = self._preview(report, names, form.words)
+            assert staff.id is not None
+            draft_url = self._links.pack_preview(staff.id, str(month))
+            card = self._preview(report, names, form.words, draft_url=draft_url)
         else:
             notice = "Saved. Any owner can carry on from here."
             if form.new_action is not None:
@@ -279,11 +281,13 @@ class BoardPackChat:
         title: str = "Preview",
         report_url: str | None = None,
         pdf_url: str | None = None,
+        draft_url: str | None = None,
     ) -> dict[str, object]:
         quotes, standards, actions = self._choices(report, names, words)
         month = Month.parse(report.first_month)
         return board_pack_preview_card(
             month=str(month), month_label=month.label, completed=report.total_completed,
             quotes=quotes, summary=words.summary, standards=standards, actions=actions,
-            title=title, report_url=report_url, pdf_url=pdf_url, minutes=self._links.minutes,
+            title=title, report_url=report_url, pdf_url=pdf_url, draft_url=draft_url,
+            minutes=self._links.minutes,
         )  # fmt: skip

@@ -220,9 +220,14 @@ def board_pack_preview_card(
     title: str = "Preview",
     report_url: str | None = None,
     pdf_url: str | None = None,
+    draft_url: str | None = None,
     minutes: int = 0,
 ) -> Element:
-    """Return the pack as the Board will read it: the figures, chosen quotes, words, actions."""
+    """Return the pack as the Board will read it: the figures, chosen quotes, words, actions.
+
+    `report_url` and `pdf_url` open a published version; `draft_url` the whole pack as it
+    would be published from the saved draft (a preview, for the report's owners).
+    """
     chosen_quotes = [q for q in quotes if q.chosen]
     chosen_actions = [a for a in actions if a.chosen]
     body: list[Element] = [
@@ -257,7 +262,18 @@ def board_pack_preview_card(
         if pdf_url:
             body.append(action_set(_open_url("Download as PDF", pdf_url)))
         return adaptive_card(body, [_open_url("Open the pack", report_url)])
-    body.append(action_set(submit("Back to the pack", _data(month, "edit"), send_inputs=False)))
+    back = submit("Back to the pack", _data(month, "edit"), send_inputs=False)
+    if draft_url:
+        body.append(
+            text(
+                "Open the draft for the whole pack as the Board would read it, with its tables. "
+                f"It is not published; the link is for the report's owners and works for "
+                f"{minutes} minutes.",
+                subtle=True,
+            )
+        )
+        return adaptive_card(body, [_open_url("Open the draft", draft_url), back])
+    body.append(action_set(back))
     return adaptive_card(body)
 
 
