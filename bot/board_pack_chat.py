@@ -96,14 +96,15 @@ class BoardPackChat:
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()
 
-    async def _owner(self, staff: Staff) -> bool:
+    async def owns(self, staff: Staff) -> bool:
+        """Return whether the person is one of the report's owners, who prepare the pack."""
         async with self._database.session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
         return prepares_board_pack(self._framework, viewer)
 
     async def open(self, context: TurnContext, staff: Staff, cleaned: str) -> None:
         """Answer `board pack [YYYY-MM]` with the month's pack card (owners only)."""
-        if not await self._owner(staff):
+        if not await self.owns(staff):
             log.info("staff %s asked for the Board's pack, refused", staff.id)
             await context.send_activity(REFUSAL)
             return
@@ -125,7 +126,7 @@ class BoardPackChat:
 
     async def answer(self, context: TurnContext, staff: Staff, answer: BoardPackAnswer) -> None:
         """Save, preview or publish the pack from its card (owners only)."""
-        if not await self._owner(staff):
+        if not await self.owns(staff):
             log.warning("staff %s pressed a Board's pack card, refused", staff.id)
             await context.send_activity(REFUSAL)
             return

@@ -329,7 +329,9 @@ def phone_gallery(framework: Framework) -> dict[str, dict[str, Any]]:
         ),
         "replaced": replaced_card(sampled_heading),
         "welcome": help_card(name=AUDITOR, greeting=True, outstanding=6, moderator=True),
-        "help": help_card(name=AUDITOR, greeting=False, outstanding=0, moderator=True),
+        "help": help_card(
+            name=AUDITOR, greeting=False, outstanding=0, moderator=True, prepares_pack=True
+        ),
         "my_audits": my_audits_card(entries),
         "my_audits_empty": my_audits_card([]),
         "new_audit": new_audit_card(
