@@ -113,8 +113,9 @@ def board_pack_card(
     if quotes:
         body.append(
             text(
-                "Suggested from those the auditors marked as suitable, spread across teams and "
-                "standards; none names anyone on the roster. Switch off those to leave out.",
+                "Suggested from those the auditors marked as suitable, spread across teams, "
+                "standards, and audits rated well and less well (with or without a criterion "
+                "rated Below); none names anyone on the roster. Switch off those to leave out.",
                 subtle=True,
             )
         )
