@@ -81,6 +81,21 @@ def _text_input(id_: str, label: str, value: str, limit: int, *, multiline: bool
     }  # fmt: skip
 
 
+def _status_by_the_buttons(problems: list[str], notice: str) -> list[Element]:
+    """Return what the last press did, again by the buttons: the card is long on a phone."""
+    if problems:
+        things = "one thing" if len(problems) == 1 else f"{len(problems)} things"
+        return [
+            text(
+                f"Nothing was saved: {things} to correct, listed at the top of the card.",
+                color="Attention", weight="Bolder", spacing="Medium",
+            )
+        ]  # fmt: skip
+    if notice:
+        return [text(notice, color="Good", spacing="Medium")]
+    return []
+
+
 def board_pack_card(
     *,
     month: str,
@@ -188,6 +203,7 @@ def board_pack_card(
         },
         _text_input("new_action_text", "The action", "", MAX_ACTION),
         _text_input("new_action_owner", "Owner", "", MAX_OWNER, multiline=False),
+        *_status_by_the_buttons(problems or [], notice),
         action_set(
             submit("Save", _data(month, "save")), submit("Preview", _data(month, "preview"))
         ),
@@ -273,7 +289,9 @@ def board_pack_preview_card(
                 subtle=True,
             )
         )
-        return adaptive_card(body, [_open_url("Open the draft", draft_url), back])
+        # One button a row: side by side, neither title fits a phone's card.
+        body.append(action_set(_open_url("Open the draft", draft_url)))
+        return adaptive_card(body, [back])
     body.append(action_set(back))
     return adaptive_card(body)
 

@@ -25,7 +25,7 @@ from storage.database import Database
 from storage.models import AccessLogEntry, Staff
 from tests.conftest import NOW
 from tests.fake_connector import FakeConnector
-from tests.harness import action, all_text
+from tests.harness import action, actions, all_text
 from tests.test_board_pack_chat import filled, packs, seed
 from tests.test_http_app import activity, client_for, dev_settings, seeded
 from tests.test_monthly_cycle import LONDON
@@ -191,9 +191,9 @@ async def test_preview_in_teams_links_to_the_draft_through_the_web_app(
         assert (await client.post("/api/messages", json=pressed)).status == 201
         preview = connector.cards()[-1]
         assert "Preview: October 2026" in all_text(preview)
-        [url] = [a["url"] for a in preview["actions"] if a["type"] == "Action.OpenUrl"]
+        [url] = [a["url"] for a in actions(preview) if a["type"] == "Action.OpenUrl"]
         assert url.startswith("http://localhost:3978/packs/draft?t=")
-        assert "Back to the pack" in [a["title"] for a in preview["actions"]]
+        assert [a["title"] for a in preview["actions"]] == ["Back to the pack"]
         page = await client.get(path(url))
         assert page.status == 200
         text = await page.text()
