@@ -110,8 +110,8 @@ class DraftPack:
         made_from = "the draft its owners saved" if self.saved else "the suggested choices"
         note = (
             f"This is how version {self.next_version} would read if it were published now "
-            f"from {made_from}. The Board has not seen it; the figures change until it is "
-            "published."
+            f"from {made_from}. The Board has not seen it, and its figures may still change "
+            "until it is published."
         )
         return pack_html(self.report, self.names, self.words, today, draft=note)
 
