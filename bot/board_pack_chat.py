@@ -96,14 +96,15 @@ class BoardPackChat:
     def _today(self) -> date:
         return self._clock().astimezone(self._zone).date()
 
-    async def _owner(self, staff: Staff) -> bool:
+    async def owns(self, staff: Staff) -> bool:
+        """Return whether the person is one of the report's owners, who prepare the pack."""
         async with self._database.session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
         return prepares_board_pack(self._framework, viewer)
 
     async def open(self, context: TurnContext, staff: Staff, cleaned: str) -> None:
         """Answer `board pack [YYYY-MM]` with the month's pack card (owners only)."""
-        if not await self._owner(staff):
+        if not await self.owns(staff):
             log.info("staff %s asked for the Board's pack, refused", staff.id)
             await context.send_activity(REFUSAL)
             return
@@ -125,7 +126,7 @@ class BoardPackChat:
 
     async def answer(self, context: TurnContext, staff: Staff, answer: BoardPackAnswer) -> None:
         """Save, preview or publish the pack from its card (owners only)."""
-        if not await self._owner(staff):
+        if not await self.owns(staff):
             log.warning("staff %s pressed a Board's pack card, refused", staff.id)
             await context.send_activity(REFUSAL)
             return
@@ -200,7 +201,9 @@ class BoardPackChat:
                 pdf_url=self._links.report(staff.id, str(month), str(month), pdf=True),
             )  # fmt: skip
         elif answer.nav == "preview":
-            card = self._preview(report, names, form.words)
+            assert staff.id is not None
+            draft_url = self._links.pack_preview(staff.id, str(month))
+            card = self._preview(report, names, form.words, draft_url=draft_url)
         else:
             notice = "Saved. Any owner can carry on from here."
             if form.new_action is not None:
@@ -279,11 +282,13 @@ class BoardPackChat:
         title: str = "Preview",
         report_url: str | None = None,
         pdf_url: str | None = None,
+        draft_url: str | None = None,
     ) -> dict[str, object]:
         quotes, standards, actions = self._choices(report, names, words)
         month = Month.parse(report.first_month)
         return board_pack_preview_card(
             month=str(month), month_label=month.label, completed=report.total_completed,
             quotes=quotes, summary=words.summary, standards=standards, actions=actions,
-            title=title, report_url=report_url, pdf_url=pdf_url, minutes=self._links.minutes,
+            title=title, report_url=report_url, pdf_url=pdf_url, draft_url=draft_url,
+            minutes=self._links.minutes,
         )  # fmt: skip

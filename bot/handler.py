@@ -197,14 +197,7 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             return
         outstanding = await self._outstanding(staff)
         await turn_context.send_activity(
-            card_message(
-                help_card(
-                    name=staff.name,
-                    greeting=True,
-                    outstanding=len(outstanding),
-                    moderator=is_moderator(self._framework, staff),
-                )
-            )
+            card_message(await self._help_card(staff, greeting=True, outstanding=len(outstanding)))
         )
         if not await self._wake_waiting(staff) and outstanding:
             await self._send_audit_list(turn_context, staff)
@@ -405,16 +398,18 @@ class AuditBot(ActivityHandler):  # type: ignore[misc]
             if command is Command.UNKNOWN:
                 await context.send_activity("Sorry, I didn't understand that.")
             outstanding = await self._outstanding(staff)
-            await context.send_activity(
-                card_message(
-                    help_card(
-                        name=staff.name,
-                        greeting=False,
-                        outstanding=len(outstanding),
-                        moderator=is_moderator(self._framework, staff),
-                    )
-                )
-            )
+            help_ = await self._help_card(staff, greeting=False, outstanding=len(outstanding))
+            await context.send_activity(card_message(help_))
+
+    async def _help_card(
+        self, staff: Staff, *, greeting: bool, outstanding: int
+    ) -> dict[str, object]:
+        """Return the help card listing the commands this person may use."""
+        return help_card(
+            name=staff.name, greeting=greeting, outstanding=outstanding,
+            moderator=is_moderator(self._framework, staff),
+            prepares_pack=await self._board_pack.owns(staff),
+        )  # fmt: skip
 
     def _new_audit_card(self, problems: list[str] | None = None) -> dict[str, object]:
         return new_audit_card(

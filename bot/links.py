@@ -21,12 +21,14 @@ from zoneinfo import ZoneInfo
 
 from practice.month import TEN_YEARS, Month, MonthError, check_range
 
-LinkKind = Literal["report", "report_pdf", "audit", "audit_pdf"]
-# "report_pdf": the published Board's pack of a month, as a PDF.
+LinkKind = Literal["report", "report_pdf", "pack_preview", "audit", "audit_pdf"]
+# "report_pdf": the published Board's pack of a month, as a PDF. "pack_preview": the month's
+# pack as it would be published from the draft its owners saved (one month: first == last).
 PATHS: dict[str, str] = {
-    "report": "/reports", "report_pdf": "/reports.pdf", "audit": "/audits",
-    "audit_pdf": "/audits.pdf",
+    "report": "/reports", "report_pdf": "/reports.pdf", "pack_preview": "/packs/draft",
+    "audit": "/audits", "audit_pdf": "/audits.pdf",
 }  # fmt: skip
+MONTH_KINDS = ("report", "report_pdf", "pack_preview")
 
 
 class InvalidLinkError(ValueError):
@@ -99,8 +101,10 @@ def _read(payload: Any, tzinfo: Any) -> LinkClaims:
     kind: LinkKind = payload["k"]
     viewer_id = _whole(payload, "v", 1, MAX_ID)
     expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
-    if kind in ("report", "report_pdf"):
+    if kind in MONTH_KINDS:
         first, last = _month(payload, "f"), _month(payload, "l")
+        if kind == "pack_preview" and first != last:
+            raise InvalidLinkError("This link cannot be read.")
         return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
     return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
 
@@ -124,7 +128,7 @@ def verify(token: str, secret: str, now: datetime, longest: int = TEN_YEARS) -> 
         raise InvalidLinkError("This link cannot be read.") from error
     if claims.expires <= now:
         raise InvalidLinkError("This link has expired.")
-    if claims.kind in ("report", "report_pdf"):
+    if claims.kind in MONTH_KINDS:
         try:
             first = Month.parse(claims.first_month or "")
             last = Month.parse(claims.last_month or "")
@@ -172,6 +176,13 @@ class LinkMaker:
         kind: LinkKind = "report_pdf" if pdf else "report"
         claims = LinkClaims(
             kind, viewer_id, expiry(self._clock(), self.minutes), first_month, last_month
+        )
+        return link_url(self.public_url, claims, self._secret)
+
+    def pack_preview(self, viewer_id: int, month: str) -> str:
+        """Return a link to the month's pack as it would be published from its saved draft."""
+        claims = LinkClaims(
+            "pack_preview", viewer_id, expiry(self._clock(), self.minutes), month, month
         )
         return link_url(self.public_url, claims, self._secret)
 

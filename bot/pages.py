@@ -1,4 +1,7 @@
-"""The web pages behind the bot's signed links: the Board's report and one audit's download.
+"""The web pages behind the bot's signed links: the Board's report, its pack, and audits.
+
+The Board's pack in draft (`/packs/draft`) is for the report's owners only: the month's pack
+as publishing it now would make it, marked as not published.
 
 Every page checks the link (signature and expiry) and then the access rules again for the
 person it was made for, as they are now: a link cannot be edited to show more, goes stale,
@@ -7,6 +10,7 @@ and stops working at once for someone taken off the roster.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,10 +21,11 @@ from aiohttp import web
 
 from bot.links import InvalidLinkError, LinkClaims, LinkMaker
 from bot.settings import Settings
-from practice.access import can_view_audit
+from practice.access import can_view_audit, prepares_board_pack
 from practice.framework import Framework
 from practice.report import Report
 from reports.audit_export import render_audit_html, render_audit_pdf
+from reports.board_pack import draft_pack
 from reports.html import render_report_html
 from reports.pack_pdf import render_pack_pdf
 from reports.service import Asker, ReportService, audit_document
@@ -162,6 +167,31 @@ def add_pages(
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )  # fmt: skip
 
+    @_linked(("pack_preview",), database_key)
+    async def pack_preview(
+        request: web.Request, claims: LinkClaims, staff: Staff
+    ) -> web.StreamResponse:
+        assert claims.first_month is not None
+        today = request.app[reports_key].today()
+        async with request.app[database_key].session() as session:
+            viewer = await roster.viewer_of(session=session, staff=staff)
+            # Checked as the person is now: a role changed since the link was made ends it.
+            if not prepares_board_pack(framework, viewer):
+                log.warning("staff %s refused the draft pack of %s", staff.id, claims.first_month)
+                return _refuse(403, "Only the report's owners may see the Board's pack in draft.")
+            draft = await draft_pack(
+                session=session, framework=framework, zone=settings.zone,
+                month=claims.first_month, today=today,
+            )  # fmt: skip
+            await access_log.record(
+                session=session, staff_id=staff.id, action="pack_preview",
+                target=f"{claims.first_month} draft", via="link",
+            )  # fmt: skip
+        log.info("staff %s opened the draft pack of %s", staff.id, claims.first_month)
+        # Rendered away from the event loop: other people's turns go on meanwhile.
+        page = await asyncio.to_thread(draft.html, today)
+        return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
+
     @_linked(("audit", "audit_pdf"), database_key)
     async def audit_page(
         request: web.Request, claims: LinkClaims, staff: Staff
@@ -199,5 +229,6 @@ def add_pages(
 
     app.router.add_get("/reports", report_page)
     app.router.add_get("/reports.pdf", pack_pdf)
+    app.router.add_get("/packs/draft", pack_preview)
     app.router.add_get("/audits", audit_page)
     app.router.add_get("/audits.pdf", audit_page)

@@ -81,6 +81,21 @@ def _text_input(id_: str, label: str, value: str, limit: int, *, multiline: bool
     }  # fmt: skip
 
 
+def _status_by_the_buttons(problems: list[str], notice: str) -> list[Element]:
+    """Return what the last press did, again by the buttons: the card is long on a phone."""
+    if problems:
+        things = "one thing" if len(problems) == 1 else f"{len(problems)} things"
+        return [
+            text(
+                f"Nothing was saved: {things} to correct, listed at the top of the card.",
+                color="Attention", weight="Bolder", spacing="Medium",
+            )
+        ]  # fmt: skip
+    if notice:
+        return [text(notice, color="Good", spacing="Medium")]
+    return []
+
+
 def board_pack_card(
     *,
     month: str,
@@ -113,8 +128,9 @@ def board_pack_card(
     if quotes:
         body.append(
             text(
-                "Suggested from those the auditors marked as suitable, spread across teams and "
-                "standards; none names anyone on the roster. Switch off those to leave out.",
+                "Suggested from those the auditors marked as suitable, spread across teams, "
+                "standards, and audits rated well and less well (with or without a criterion "
+                "rated Below); none names anyone on the roster. Switch off those to leave out.",
                 subtle=True,
             )
         )
@@ -187,6 +203,7 @@ def board_pack_card(
         },
         _text_input("new_action_text", "The action", "", MAX_ACTION),
         _text_input("new_action_owner", "Owner", "", MAX_OWNER, multiline=False),
+        *_status_by_the_buttons(problems or [], notice),
         action_set(
             submit("Save", _data(month, "save")), submit("Preview", _data(month, "preview"))
         ),
@@ -220,9 +237,14 @@ def board_pack_preview_card(
     title: str = "Preview",
     report_url: str | None = None,
     pdf_url: str | None = None,
+    draft_url: str | None = None,
     minutes: int = 0,
 ) -> Element:
-    """Return the pack as the Board will read it: the figures, chosen quotes, words, actions."""
+    """Return the pack as the Board will read it: the figures, chosen quotes, words, actions.
+
+    `report_url` and `pdf_url` open a published version; `draft_url` the whole pack as it
+    would be published from the saved draft (a preview, for the report's owners).
+    """
     chosen_quotes = [q for q in quotes if q.chosen]
     chosen_actions = [a for a in actions if a.chosen]
     body: list[Element] = [
@@ -257,7 +279,20 @@ def board_pack_preview_card(
         if pdf_url:
             body.append(action_set(_open_url("Download as PDF", pdf_url)))
         return adaptive_card(body, [_open_url("Open the pack", report_url)])
-    body.append(action_set(submit("Back to the pack", _data(month, "edit"), send_inputs=False)))
+    back = submit("Back to the pack", _data(month, "edit"), send_inputs=False)
+    if draft_url:
+        body.append(
+            text(
+                "Open the draft for the whole pack as the Board would read it, with its tables. "
+                f"It is not published; the link is for the report's owners and works for "
+                f"{minutes} minutes.",
+                subtle=True,
+            )
+        )
+        # One button a row: side by side, neither title fits a phone's card.
+        body.append(action_set(_open_url("Open the draft", draft_url)))
+        return adaptive_card(body, [back])
+    body.append(action_set(back))
     return adaptive_card(body)
 
 

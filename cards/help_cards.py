@@ -16,7 +16,7 @@ from cards.common import (
 from practice.dates import long_date, short_date
 
 # What everyone on the roster may type, in the order the help card lists it; `moderation`
-# (moderators only) is listed after `report`.
+# (moderators only) and then `board pack` (the report's owners only) are listed after `report`.
 COMMANDS = (
     ("my audits", "List the audits you have to do and the ones you have done."),
     ("resume", "Carry on with the audit you were doing, at the first unanswered question."),
@@ -30,6 +30,13 @@ COMMANDS = (
     ("help", "Show this help."),
 )
 MODERATOR_COMMANDS = (("moderation", "Show the audits drawn for moderation, and claim them."),)
+PACK_COMMANDS = (
+    (
+        "board pack",
+        "Prepare last month's pack for the Board: choose the quotes, write the summary and "
+        "commentary, preview and publish. For another month, add it: board pack 2023-09.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -47,17 +54,22 @@ class AuditListEntry:
     submitted_on: date | None
 
 
-def commands_for(*, moderator: bool) -> list[tuple[str, str]]:
+def commands_for(*, moderator: bool, prepares_pack: bool = False) -> list[tuple[str, str]]:
     """Return the commands this person may use, with what each does."""
     listed = list(COMMANDS)
-    if moderator:
-        at = next(i for i, (command, _) in enumerate(listed) if command == "report") + 1
-        listed[at:at] = MODERATOR_COMMANDS
+    at = next(i for i, (command, _) in enumerate(listed) if command == "report") + 1
+    extra = (MODERATOR_COMMANDS if moderator else ()) + (PACK_COMMANDS if prepares_pack else ())
+    listed[at:at] = extra
     return listed
 
 
-def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool) -> Element:
-    """Return the welcome (on installation) or help card, listing what this person may use."""
+def help_card(
+    *, name: str, greeting: bool, outstanding: int, moderator: bool, prepares_pack: bool = False
+) -> Element:
+    """Return the welcome (on installation) or help card, listing what this person may use.
+
+    `prepares_pack`: the person is one of the report's owners, who prepare the Board's pack.
+    """
     first = name.split()[0] if name.strip() else "there"
     body: list[Element] = [
         users_text(f"Hello {first}", size="Large", weight="Bolder")
@@ -79,7 +91,9 @@ def help_card(*, name: str, greeting: bool, outstanding: int, moderator: bool) -
             "type": "FactSet",
             "facts": [
                 {"title": command, "value": meaning}
-                for command, meaning in commands_for(moderator=moderator)
+                for command, meaning in commands_for(
+                    moderator=moderator, prepares_pack=prepares_pack
+                )
             ],
         }
     )

@@ -3,6 +3,7 @@
 A pack is the month's report as the Board publishes it: a handful of quotes chosen from those
 the auditors marked as suitable, a summary and a commentary per standard. The shortlist
 spreads across teams and standards (taking each team's and standard's quotes in turn) and
+across audits rated well and less well (with and without a criterion rated Below), and
 leaves out any quote that holds the name of someone on the roster.
 """
 
@@ -62,19 +63,50 @@ def names_in(text: str, names: Iterable[str]) -> bool:
 def shortlist(
     quotes: Sequence[FeedbackQuote], names: Iterable[str], size: int = SHORTLIST_SIZE
 ) -> list[FeedbackQuote]:
-    """Return up to `size` quotes spread across teams and standards, none holding a name."""
+    """Return up to `size` quotes spread across teams, standards and audits' ratings.
+
+    Round after round, each standard-and-team gives one quote before any gives a second, the
+    standards taking turns. Within a round, the next quote is from an audit with a criterion
+    rated Below when fewer of those are chosen so far than from audits rated Meets or better
+    throughout, or the other way round (a quote's words carry no praise or criticism the bot
+    could know; how the audit was rated is what it has). No quote holding a name is offered.
+    """
     known = [n for n in names if n.strip()]
     usable = [q for q in quotes if not names_in(q.text, known)]
     by_group: dict[tuple[int, str], list[FeedbackQuote]] = defaultdict(list)
     for quote in sorted(usable, key=lambda q: (q.standard, q.team, q.audit_id)):
         by_group[(quote.standard, quote.team)].append(quote)
+    # The first team of each standard, then the second of each, and so on.
+    place: dict[int, int] = defaultdict(int)
+    turns: dict[tuple[int, str], int] = {}
+    for group in by_group:
+        turns[group] = place[group[0]]
+        place[group[0]] += 1
+    order = sorted(by_group, key=lambda group: (turns[group], group))
     chosen: list[FeedbackQuote] = []
-    # Round after round, one quote from each standard-and-team in turn.
     while len(chosen) < size and any(by_group.values()):
-        for group in list(by_group):
-            if by_group[group] and len(chosen) < size:
-                chosen.append(by_group[group].pop(0))
+        this_round = [group for group in order if by_group[group]]
+        while this_round and len(chosen) < size:
+            want = _wanted(chosen)
+            group = next(
+                (g for g in this_round if any(q.rated_below == want for q in by_group[g])),
+                this_round[0],
+            )
+            this_round.remove(group)
+            waiting = by_group[group]
+            quote = next((q for q in waiting if q.rated_below == want), waiting[0])
+            waiting.remove(quote)
+            chosen.append(quote)
     return sorted(chosen, key=lambda q: (q.month, q.standard, q.team, q.audit_id))
+
+
+def _wanted(chosen: Sequence[FeedbackQuote]) -> bool | None:
+    """Return which kind of audit the next quote had better come from (None: either)."""
+    below = sum(q.rated_below for q in chosen)
+    others = len(chosen) - below
+    if below == others:
+        return None
+    return below < others
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,9 @@ class FeedbackQuote:
     team: str
     text: str
     additional: bool = False  # from one of the month's additional audits
+    # The audit rated at least one criterion Below. It says how the practice was rated, not
+    # whether the words praise or criticise; the pack's shortlist spreads across both.
+    rated_below: bool = False
 
 
 @dataclass(frozen=True)

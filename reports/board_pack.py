@@ -9,7 +9,7 @@ the printable page); the live report can then say what changed since (`changes_s
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,6 +79,56 @@ def with_words(report: Report, words: PackWords) -> Report:
     return replace(report, feedback=feedback, actions=actions)
 
 
+def pack_html(
+    report: Report,
+    names: dict[int, str],
+    words: PackWords,
+    today: date,
+    *,
+    edition: str = "",
+    draft: str = "",
+) -> str:
+    """Return the pack's page: the report with the Board's words (`with_words` applied)."""
+    return render_report_html(
+        report, title=TITLE, generated_on=today, names=names, pack=words, edition=edition,
+        draft=draft,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DraftPack:
+    """The month's pack as it would be published now from its saved draft (or suggestion)."""
+
+    report: Report  # with only the chosen quotes and actions
+    names: dict[int, str]
+    words: PackWords
+    next_version: int
+    saved: bool  # False: nobody has saved a draft, so these are the suggested choices
+
+    def html(self, today: date) -> str:
+        """Return the page the pack would be, marked as a draft that is not published."""
+        made_from = "the draft its owners saved" if self.saved else "the suggested choices"
+        note = (
+            f"This is how version {self.next_version} would read if it were published now "
+            f"from {made_from}. The Board has not seen it, and its figures may still change "
+            "until it is published."
+        )
+        return pack_html(self.report, self.names, self.words, today, draft=note)
+
+
+async def draft_pack(
+    *, session: AsyncSession, framework: Framework, zone: ZoneInfo, month: str, today: date
+) -> DraftPack:
+    """Return the month's pack as publishing it now would make it, from its draft."""
+    live, names = await pack_report(
+        session=session, framework=framework, zone=zone, month=month, today=today
+    )
+    draft = await draft_of(session=session, month=month)
+    words = suggested_words(live, names, draft)
+    version = len(await pack_versions(session=session, month=month)) + 1
+    return DraftPack(with_words(live, words), names, words, version, draft is not None)
+
+
 async def publish_month_pack(
     *,
     session: AsyncSession,
@@ -106,10 +156,7 @@ async def publish_month_pack(
             "actions": [a.id for a in report.actions], "published_on": today.isoformat(),
         }
     }  # fmt: skip
-    html = render_report_html(
-        report, title=TITLE, generated_on=today, names=names, pack=words,
-        edition=f"Version {version}: {reason}",
-    )  # fmt: skip
+    html = pack_html(report, names, words, today, edition=f"Version {version}: {reason}")
     pack = await publish_pack(
         session=session, month=month, reason=reason,
         content=json.dumps(content, ensure_ascii=False), html=html, published_by=published_by,

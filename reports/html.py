@@ -144,11 +144,13 @@ def render_report_html(
     pack: PackWords | None = None,
     edition: str = "",
     since: str = "",
+    draft: str = "",
 ) -> str:
     """Return the Board's report (or its pack, with the Board's words) as one printable page.
 
     `edition` names a published pack's version; `since` says what changed in a live report
-    since the month's pack was published.
+    since the month's pack was published; `draft` marks a pack not yet published (its owners'
+    preview) with a banner saying so, on screen and printed.
     """
     standard_titles = _standard_titles(report.completed)
     trend = [
@@ -162,6 +164,7 @@ def render_report_html(
         pack=pack or PackWords(),
         edition=edition,
         since=since,
+        draft=draft,
         title=title,
         generated_on=generated_on,
         intro=_intro(report),

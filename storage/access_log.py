@@ -22,6 +22,7 @@ ACTIONS = (
     "report_pdf",  # the Board's published pack of a month as a PDF through a signed link
     "board_pack_card",  # a report owner opened the Board's pack of a month in Teams
     "board_pack_publish",  # a report owner published a version of the Board's pack in Teams
+    "pack_preview",  # a report owner opened the month's draft pack through a signed link
 )
 
 

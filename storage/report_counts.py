@@ -260,9 +260,10 @@ async def _read_quotes(
     connection: Any, facts: CountedFacts, audits: Any, in_scope: ColumnElement[bool]
 ) -> None:
     """Read the quotes marked suitable for the report (few: older words are erased)."""
-    for audit_id, month, standard, team, text, additional in await connection.execute(
+    below = exists().where(RATING.c.audit_id == AUDIT.c.id, RATING.c.rating == "below")
+    for audit_id, month, standard, team, text, additional, rated_below in await connection.execute(
         select(AUDIT.c.id, AUDIT.c.month, AUDIT.c.standard, AUDIT.c.team,
-               FEEDBACK.c.what_they_said, AUDIT.c.additional)
+               FEEDBACK.c.what_they_said, AUDIT.c.additional, below)
         .select_from(audits.join(FEEDBACK, FEEDBACK.c.audit_id == AUDIT.c.id))
         .where(
             in_scope,
@@ -272,4 +273,6 @@ async def _read_quotes(
         )
         .order_by(AUDIT.c.month, AUDIT.c.id)
     ):  # fmt: skip
-        facts.feedback.append(FeedbackQuote(audit_id, month, standard, team, text, additional))
+        facts.feedback.append(
+            FeedbackQuote(audit_id, month, standard, team, text, additional, bool(rated_below))
+        )

@@ -121,6 +121,7 @@ async def report_facts(
             )
         )
 
+    rated_below = {a.audit_id for a in facts.audits if "below" in a.ratings.values()}
     for quote in await connection.execute(
         select(
             AUDIT.c.id,
@@ -147,6 +148,7 @@ async def report_facts(
                 quote.team,
                 quote.what_they_said,
                 quote.additional,
+                quote.id in rated_below,
             )
         )
 

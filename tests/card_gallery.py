@@ -329,7 +329,9 @@ def phone_gallery(framework: Framework) -> dict[str, dict[str, Any]]:
         ),
         "replaced": replaced_card(sampled_heading),
         "welcome": help_card(name=AUDITOR, greeting=True, outstanding=6, moderator=True),
-        "help": help_card(name=AUDITOR, greeting=False, outstanding=0, moderator=True),
+        "help": help_card(
+            name=AUDITOR, greeting=False, outstanding=0, moderator=True, prepares_pack=True
+        ),
         "my_audits": my_audits_card(entries),
         "my_audits_empty": my_audits_card([]),
         "new_audit": new_audit_card(
@@ -432,7 +434,10 @@ def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
             month="2026-10", month_label="October 2026", completed=0, quotes=[], summary="",
             standards=[], actions=[], action_standards=action_standards, published_versions=0,
         ),
-        "board_pack_preview": board_pack_preview_card(**common),
+        "board_pack_preview": board_pack_preview_card(
+            **common, draft_url="https://pqf-bot.example.gov.uk/packs/draft?t=" + "x" * 200,
+            minutes=15,
+        ),
         "board_pack_notice": pack_published_card(
             month="2026-11", month_label="November 2026", version=12,
             reason=(EVIDENCE * 2)[:300], completed=1234, quotes=12, actions=8,

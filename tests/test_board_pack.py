@@ -12,13 +12,18 @@ import pytest
 from admin.cli import main
 from bot.board_pack_chat import pack_month
 from practice.board_pack import PackError, PackWords, shortlist
+from practice.framework import Framework
 from practice.month import MonthError
-from practice.report import FeedbackQuote
+from practice.report import FeedbackQuote, ReportScope
 from reports.board_pack import changes_since
 from reports.pack_pdf import render_pack_pdf
 from storage import board_packs
 from storage.database import Database
+from storage.report_counts import counted_facts
+from storage.reporting import report_facts
 from tests.conftest import ROOT
+from tests.test_board_pack_chat import seed
+from tests.test_monthly_cycle import LONDON
 
 HISTORY = ROOT / "examples" / "history"
 
@@ -41,6 +46,61 @@ def test_the_shortlist_spreads_across_teams_and_standards_and_holds_no_name() ->
         (8, "Mendip"),
     }
     assert sum(q.team == "Mendip" and q.standard == 4 for q in chosen) == 2
+
+
+def test_the_shortlist_spreads_across_audits_rated_well_and_less_well() -> None:
+    def quote(n: int, team: str, below: bool, standard: int = 4) -> FeedbackQuote:
+        return FeedbackQuote(n, "2024-01", standard, team, f"Quote {n}", rated_below=below)
+
+    # One team: its first quotes are all from audits rated Meets or better throughout.
+    one_team = [quote(n, "Mendip", below=n > 4) for n in range(1, 7)]
+    assert [q.audit_id for q in shortlist(one_team, [], size=2)] == [1, 5]
+    assert [q.audit_id for q in shortlist(one_team, [], size=4)] == [1, 2, 5, 6]
+    # Teams rated only one way: a round reaches first for the team that evens things out.
+    teams = (
+        [quote(n, "Mendip", below=False) for n in (1, 2, 3)]
+        + [quote(n, "Sedgemoor", below=True) for n in (4, 5, 6)]
+        + [quote(n, "Taunton", below=False) for n in (7, 8)]
+    )
+    chosen = shortlist(teams, [], size=4)
+    assert sum(q.rated_below for q in chosen) == 2
+    assert {q.team for q in chosen} == {"Mendip", "Sedgemoor", "Taunton"}
+    # With only one kind there is nothing to even out: the teams' quotes in turn.
+    same = [quote(n, "Mendip" if n % 2 else "Taunton", below=True) for n in range(1, 7)]
+    assert [q.audit_id for q in shortlist(same, [], size=3)] == [1, 3, 2]
+
+
+def test_the_shortlist_lets_the_standards_take_turns() -> None:
+    quotes = [
+        FeedbackQuote(n, "2024-01", 4, team, f"Quote {n}")
+        for n, team in enumerate(("Mendip", "Sedgemoor", "Taunton", "Yeovil"), 1)
+    ]
+    quotes.append(FeedbackQuote(5, "2024-01", 8, "Yeovil", "Felt safer now"))
+    chosen = shortlist(quotes, [], size=3)
+    assert [(q.standard, q.team) for q in chosen] == [
+        (4, "Mendip"),
+        (4, "Sedgemoor"),
+        (8, "Yeovil"),
+    ]
+
+
+async def test_quotes_say_whether_their_audit_rated_a_criterion_below(
+    database: Database, framework: Framework
+) -> None:
+    await seed(database, framework)
+    async with database.session() as session:
+        facts = await report_facts(
+            session=session, framework=framework, zone=LONDON, first_month="2023-09",
+            last_month="2023-09",
+        )  # fmt: skip
+        counted = await counted_facts(
+            session=session, zone=LONDON, first_month="2023-09", last_month="2023-09",
+            scope=ReportScope(), as_of=None,
+        )  # fmt: skip
+    # Of the month's five quotes, audit 48's rated criterion 1.4 Below (examples/history).
+    expected = {48: True, 51: False, 79: False, 119: False, 174: False}
+    assert {q.audit_id: q.rated_below for q in facts.feedback} == expected
+    assert {q.audit_id: q.rated_below for q in counted.feedback} == expected
 
 
 def test_the_boards_words_are_length_limited() -> None:

@@ -102,7 +102,7 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
         new_action_text="Share the good practice in team meetings.",
         new_action_owner="Practice Development", **{key: "false" for key in dropped},
     )  # fmt: skip
-    assert "Saved, with the new learning action." in all_text(turn.card)
+    assert all_text(turn.card).count("Saved, with the new learning action.") == 2
     async with sqlite_database.session() as session:
         draft = await board_packs.draft_of(session=session, month="2023-09")
         action_row = (await session.exec(select(LearningAction))).one()
@@ -201,6 +201,8 @@ async def test_words_too_long_are_shown_again_to_correct_and_nothing_is_saved(
     assert f"The commentary on standard 1 is {MAX_COMMENTARY + 1:,} characters" in text
     assert "Choose the standard the new learning action is about." in text
     assert "Name the new learning action's owner." in text
+    # Said again by the buttons, at the foot of a card many screens long on a phone.
+    assert "Nothing was saved: 3 things to correct, listed at the top of the card.\nSave" in text
     # What was typed is kept on the card to correct.
     assert inputs(again.card)["commentary_1"]["value"] == long
     async with sqlite_database.session() as session:

@@ -1,0 +1,203 @@
+"""The Board's pack in draft: a signed link, for the report's owners only, to the whole pack.
+
+On the September 2023 history: the link opens the pack as publishing it now would make it
+(the same page as a published version, marked as a draft), and is refused to anyone else,
+when altered or expired, or for something else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import select
+
+from bot.app import create_app
+from bot.links import LinkMaker
+from bot.settings import load_settings
+from practice.board_pack import PackWords
+from practice.framework import Framework
+from reports.board_pack import publish_month_pack
+from storage import board_packs
+from storage.database import Database
+from storage.models import AccessLogEntry, Staff
+from tests.conftest import NOW
+from tests.fake_connector import FakeConnector
+from tests.harness import action, actions, all_text
+from tests.test_board_pack_chat import filled, packs, seed
+from tests.test_http_app import activity, client_for, dev_settings, seeded
+from tests.test_monthly_cycle import LONDON
+from tests.test_report_access import SECRET, path
+
+# Quotes of September 2023 (audit ids): two are chosen in the draft, one left out.
+CHOSEN = {48: "Over more than a year you have replied", 174: "The family found the worker"}
+LEFT_OUT = "She always explained what she was doing"
+BANNER = "Draft — not published"
+
+
+def links(minutes: int = 15, clock_offset: timedelta = timedelta(0)) -> LinkMaker:
+    return LinkMaker(
+        public_url="https://pqf.example", secret=SECRET, minutes=minutes,
+        clock=lambda: NOW + clock_offset,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def world(
+    sqlite_url: str, framework: Framework
+) -> AsyncIterator[tuple[TestClient, Database, dict[str, int]]]:  # type: ignore[type-arg]
+    database = Database(sqlite_url)
+    await seed(database, framework)
+    async with database.session() as session:
+        await board_packs.save_draft(
+            session=session, month="2023-09", staff_id=None,
+            draft=board_packs.Draft(
+                tuple(CHOSEN), "A good month for relationships.",
+                {1: "Relationships were strong."}, (),
+            ),
+        )  # fmt: skip
+        ids = {s.email.split("@")[0]: s.id for s in await session.exec(select(Staff))}
+    settings = load_settings(
+        env_file=None, DATABASE_URL=sqlite_url, PQF_RUN_SCHEDULER="false", PQF_RUN_SENDER="false",
+        PQF_LINK_SECRET=SECRET, PQF_PUBLIC_URL="https://pqf.example",
+    )  # fmt: skip
+    client = TestClient(TestServer(create_app(settings, framework=framework, clock=lambda: NOW)))
+    await client.start_server()
+    yield client, database, ids  # type: ignore[misc]
+    await client.close()
+    await database.dispose()
+
+
+async def test_an_owner_opens_the_pack_as_the_draft_would_publish_it(
+    world: tuple[TestClient, Database, dict[str, int]],  # type: ignore[type-arg]
+    framework: Framework,
+) -> None:
+    client, database, ids = world
+    owner = ids["staff027"]  # a Practice Development Advanced Practitioner
+    response = await client.get(path(links().pack_preview(owner, "2023-09")))
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.text()
+    assert BANNER in page
+    assert "This is how version 1 would read if it were published now" in page
+    assert "from the draft its owners saved" in page
+    assert "Not yet: this is a draft" in page
+    assert "A good month for relationships." in page
+    assert "Relationships were strong." in page
+    assert page.count('<figure class="quote">') == len(CHOSEN)
+    for words in CHOSEN.values():
+        assert words in page
+    assert LEFT_OUT not in page
+    assert "Learning actions" in page
+    # Seen, logged, and nothing published.
+    async with database.session() as session:
+        logged = list(
+            await session.exec(
+                select(AccessLogEntry).where(AccessLogEntry.action == "pack_preview")
+            )
+        )
+    assert [(e.staff_id, e.target, e.via) for e in logged] == [(owner, "2023-09 draft", "link")]
+    assert await packs(database) == []
+
+    # The same page the published version is, but for the banner.
+    async with database.session() as session:
+        await publish_month_pack(
+            session=session, framework=framework, zone=LONDON, month="2023-09",
+            words=PackWords(tuple(CHOSEN), "A good month for relationships.",
+                            {1: "Relationships were strong."}, ()),
+            reason="first publication", published_by="staff027@somerset.example", now=NOW,
+        )  # fmt: skip
+    [published] = await packs(database)
+    assert BANNER not in published.html
+    again = await (await client.get(path(links().pack_preview(owner, "2023-09")))).text()
+    assert "This is how version 2 would read" in again
+    body = again.split("</header>", 1)[1]
+    assert body == published.html.split("</header>", 1)[1]
+
+
+async def test_without_a_draft_the_link_shows_the_suggested_choices(
+    world: tuple[TestClient, Database, dict[str, int]],  # type: ignore[type-arg]
+) -> None:
+    client, _, ids = world
+    page = await (await client.get(path(links().pack_preview(ids["staff028"], "2023-10")))).text()
+    assert BANNER in page
+    assert "from the suggested choices" in page
+
+
+async def test_the_draft_link_is_refused_to_others_and_when_altered_or_expired(
+    world: tuple[TestClient, Database, dict[str, int]],  # type: ignore[type-arg]
+) -> None:
+    client, database, ids = world
+    owner = ids["staff027"]
+    good = path(links().pack_preview(owner, "2023-09"))
+    tampered = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+    expired = path(links(clock_offset=timedelta(minutes=-30)).pack_preview(owner, "2023-09"))
+    for bad, reason in (
+        (tampered, "altered"),
+        (expired, "expired"),
+        ("/packs/draft?t=nonsense", "not a link of ours"),
+        # A report link is not a draft link, nor the other way round.
+        (path(links().report(owner, "2023-09", "2023-09")).replace("/reports", "/packs/draft"),
+         "for something else"),
+        (good.replace("/packs/draft", "/reports"), "for something else"),
+    ):  # fmt: skip
+        response = await client.get(bad)
+        assert response.status == 403, bad
+        assert reason in await response.text()
+    # The Director sees the whole report, but the draft is its owners' alone; so is a
+    # service manager's and a social worker's.
+    for email in ("staff001", "staff007", "staff080"):
+        response = await client.get(path(links().pack_preview(ids[email], "2023-09")))
+        assert response.status == 403, email
+        assert "Only the report's owners" in await response.text()
+    # An owner who moves to another role loses the link at once.
+    async with database.session() as session:
+        row = await session.get(Staff, owner)
+        assert row is not None
+        row.role_code = "SM"
+        session.add(row)
+    assert (await client.get(good)).status == 403
+    async with database.session() as session:
+        logged = list(
+            await session.exec(
+                select(AccessLogEntry).where(AccessLogEntry.action == "pack_preview")
+            )
+        )
+    assert logged == []
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    fake = await FakeConnector().start()
+    yield fake
+    await fake.close()
+
+
+async def test_preview_in_teams_links_to_the_draft_through_the_web_app(
+    sqlite_url: str, framework: Framework, connector: FakeConnector
+) -> None:
+    await seeded(sqlite_url, framework)
+    client = await client_for(dev_settings(sqlite_url), framework)
+    isaiah = "00000000-0000-0000-0000-0000000000023"  # the demo's PDAP
+    try:
+        typed = activity(connector.url, "board pack 2026-10", aad=isaiah)
+        assert (await client.post("/api/messages", json=typed)).status == 201
+        card = connector.cards()[-1]
+        pressed = activity(connector.url, "", aad=isaiah) | {
+            "value": {**action(card, "Preview"), **filled(card, summary="No audits yet.")}
+        }
+        assert (await client.post("/api/messages", json=pressed)).status == 201
+        preview = connector.cards()[-1]
+        assert "Preview: October 2026" in all_text(preview)
+        [url] = [a["url"] for a in actions(preview) if a["type"] == "Action.OpenUrl"]
+        assert url.startswith("http://localhost:3978/packs/draft?t=")
+        assert [a["title"] for a in preview["actions"]] == ["Back to the pack"]
+        page = await client.get(path(url))
+        assert page.status == 200
+        text = await page.text()
+        assert BANNER in text
+        assert "No audits yet." in text
+    finally:
+        await client.close()
