@@ -414,3 +414,31 @@ class BoardPack(SQLModel, table=True):
     html: str = Field(sa_column=Column(Text, nullable=False))
     published_by: str = Field(sa_column=Column(String(254), nullable=False))
     published_at: datetime = _created()
+
+
+class SendLeader(SQLModel, table=True):
+    """Which instance sends the outbox now: a lease that its holder renews while it lives.
+
+    One row per role (only "outbox" today). The holder renews `until` every heartbeat; once it
+    has passed, any instance may take the role, and `term` counts each change of holder.
+    """
+
+    __tablename__ = "send_leader"
+
+    role: str = Field(sa_column=Column(String(20), primary_key=True))
+    holder: str = Field(sa_column=Column(String(64), nullable=False))
+    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    term: int = Field(default=0, nullable=False)
+
+
+class SendMember(SQLModel, table=True):
+    """One living instance and how fast it answers people: the sending leader leaves it room."""
+
+    __tablename__ = "send_member"
+
+    instance: str = Field(sa_column=Column(String(64), primary_key=True))
+    seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    # Its answers to people (requests to Teams) in each of the last few seconds, as
+    # "first second since the epoch:count,count,..." (`delivery.leader.AnswerSeconds`).
+    answers: str = Field(default="", sa_column=Column(Text, nullable=False))
