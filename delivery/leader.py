@@ -3,11 +3,17 @@
 Teams allows an app 50 requests a second per tenant, whichever instance makes them. So of
 the instances on one PostgreSQL database, one at a time sends the outbox: the *leader*,
 which holds a lease in the database (`storage.sending`) and renews it every `heartbeat`.
-Every instance answers the people who write to it, and writes in its own heartbeat how
-many answers it sent in each of the last seconds (`AnswerSeconds`). The leader counts its
-own answers in its limiter as they are made (`delivery.answers`), and gives the outbox the
-budget (`PQF_SEND_RATE`) less the others' busiest second of answers lately, so that the
-instances together keep within the budget with no setting per instance.
+
+The budget (`PQF_SEND_RATE`, 48 of Teams' 50) is shared without settings per instance.
+Every other instance gives its answers to people a *share*: half as much again as it
+answered per second over the last 10 s, plus one, three at least (`answer_share`); it keeps
+its answers within that share (an answer over it waits, within its turn's time, for the
+next second: bursts are smoothed, not refused by Teams) and writes the share in its
+heartbeat. The leader counts its own answers in its own limiter as they are made
+(`delivery.answers`) and gives the outbox the budget less the others' shares
+(`outbox_rate`). A share grows by at most `step` a heartbeat, so the leader hears of it
+within a heartbeat, while the 2 requests/s between the budget and Teams' limit cover the
+difference meanwhile; it shrinks at once.
 
 Failover: a leader that dies stops renewing; its lease lapses within `lease` of its last
 renewal and another instance takes it at its next heartbeat. The dead leader's claimed
@@ -26,7 +32,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -47,8 +53,13 @@ class LeaderTimes:
     heartbeat: float = 1.0
     # Another instance not seen for this long no longer counts (it stopped or died).
     stale: float = 5.0
-    # The others' busiest second of answers is taken over this many seconds.
+    # An instance's answers per second are taken over this many seconds.
     answers_window: int = 10
+    # An instance's share for its answers: never below `share_floor`, growing by at most
+    # `step` a heartbeat, never above `share_cap`.
+    share_floor: float = 3.0
+    step: float = 2.0
+    share_cap: float = 20.0
     # The outbox keeps at least this rate, however busy the others' answers.
     floor: float = 5.0
 
@@ -57,6 +68,10 @@ class LeaderTimes:
             raise ValueError("the lease must last at least three heartbeats")
         if self.answers_window < 1 or self.floor <= 0 or self.stale <= self.heartbeat:
             raise ValueError("answers_window, floor positive; stale longer than a heartbeat")
+        if not 1 <= self.share_floor <= self.share_cap or not 0 < self.step <= 2:
+            # The budget's 2 requests/s below Teams' limit cover a share's growth until the
+            # leader has heard of it.
+            raise ValueError("1 <= share_floor <= share_cap; 0 < step <= 2")
 
 
 class AnswerSeconds:
@@ -68,44 +83,30 @@ class AnswerSeconds:
 
     def note(self, second: int) -> None:
         """Count one answer begun in this second."""
-        if self._counts and self._counts[-1][0] == second:
-            self._counts[-1] = (second, self._counts[-1][1] + 1)
-        elif self._counts and self._counts[-1][0] > second:  # the clock stepped back
+        if self._counts and self._counts[-1][0] >= second:  # this second (or the clock stepped)
             self._counts[-1] = (self._counts[-1][0], self._counts[-1][1] + 1)
         else:
             self._counts.append((second, 1))
-        while self._counts and self._counts[0][0] <= second - self._keep:
+        self._forget(second)
+
+    def per_second(self, now: int) -> float:
+        """Return the answers per second over the `keep` whole seconds before `now`."""
+        self._forget(now)
+        return sum(c for s, c in self._counts if s < now) / self._keep
+
+    def _forget(self, now: int) -> None:
+        while self._counts and self._counts[0][0] < now - self._keep:
             self._counts.popleft()
 
-    def encode(self, now: int) -> str:
-        """Return "first second:count,count,..." for the `keep` seconds up to `now`."""
-        first = now - self._keep + 1
-        counts = dict(self._counts)
-        return f"{first}:" + ",".join(str(counts.get(s, 0)) for s in range(first, now + 1))
+
+def answer_share(per_second: float, *, floor: float, cap: float) -> float:
+    """Return the requests per second an instance allows its answers, answering this fast."""
+    return min(cap, max(floor, float(math.ceil(1.5 * per_second + 1))))
 
 
-def decode(text: str) -> dict[int, int]:
-    """Return the counts per second of an `AnswerSeconds.encode`d text ({} if malformed)."""
-    first, _, counts = text.partition(":")
-    try:
-        return {int(first) + i: int(c) for i, c in enumerate(counts.split(",")) if c}
-    except ValueError:
-        return {}
-
-
-def busiest_second(others: Iterable[str], *, now: int, window: int) -> int:
-    """Return the most answers the other instances together sent in one recent second."""
-    totals: dict[int, int] = {}
-    for text in others:
-        for second, count in decode(text).items():
-            if now - window < second <= now:
-                totals[second] = totals.get(second, 0) + count
-    return max(totals.values(), default=0)
-
-
-def outbox_rate(budget: float, others_answers: int, floor: float) -> float:
-    """Return the rate the outbox may use: the budget less the others' answers."""
-    return max(floor, min(budget, budget - others_answers))
+def outbox_rate(budget: float, others_share: float, floor: float) -> float:
+    """Return the rate the outbox may use: the budget less the other instances' shares."""
+    return max(floor, min(budget, budget - others_share))
 
 
 class CountedReplies:
@@ -130,9 +131,9 @@ class Members(Protocol):
     """Where the instances beat and the lease is kept (`DatabaseMembers` on the database)."""
 
     async def beat(
-        self, *, instance: str, now: datetime, answers: str, lease: float | None
+        self, *, instance: str, now: datetime, share: float, lease: float | None
     ) -> sending.Heartbeat:
-        """Record this instance as living; take or renew the lease if `lease` is given."""
+        """Record this instance and its share; take or renew the lease if `lease` is given."""
         ...
 
     async def resign(self, *, instance: str, now: datetime) -> None:
@@ -148,14 +149,14 @@ class DatabaseMembers:
         self._stale = timedelta(seconds=stale)
 
     async def beat(
-        self, *, instance: str, now: datetime, answers: str, lease: float | None
+        self, *, instance: str, now: datetime, share: float, lease: float | None
     ) -> sending.Heartbeat:
         async with self._database.session() as session:
             return await sending.heartbeat(
                 session=session,
                 instance=instance,
                 now=now,
-                answers=answers,
+                share=share,
                 stale=self._stale,
                 lease=None if lease is None else timedelta(seconds=lease),
             )
@@ -199,6 +200,7 @@ class SendingLeader:
         self._sleep = sleep
         self.times = times or LeaderTimes()
         self._sure_until: float | None = None  # while leader: the lease is sure until then
+        self.share = self.times.share_floor  # for this instance's answers, while not leader
         self._sending: asyncio.Task[None] | None = None
         self._stop_sending = asyncio.Event()
         self.term = 0
@@ -239,11 +241,18 @@ class SendingLeader:
         """One heartbeat: record this instance, renew or take the lease, share the budget."""
         since = self._monotonic()
         now = self._clock()
+        wanted = answer_share(
+            self._seconds.per_second(math.floor(now.timestamp())),
+            floor=self.times.share_floor,
+            cap=self.times.share_cap,
+        )
+        # Grown a step at a time, and kept to before the leader has heard of it; shrunk at once.
+        self.share = min(wanted, self.share + self.times.step)
         try:
             found = await self._members.beat(
                 instance=self.instance,
                 now=now,
-                answers=self._seconds.encode(math.floor(now.timestamp())),
+                share=self.share,
                 lease=self.times.lease if self._sender is not None else None,
             )
         except Exception as error:
@@ -257,13 +266,13 @@ class SendingLeader:
                 log.info("instance %s sends the outbox (term %d)", self.instance, found.term)
             self._sure_until = since + self.times.lease
             self.term = found.term
-            others = busiest_second(
-                found.others, now=math.floor(now.timestamp()), window=self.times.answers_window
-            )
-            self._limiter.set_rate(outbox_rate(self._budget, others, self.times.floor))
+            self._limiter.set_rate(outbox_rate(self._budget, found.others_share, self.times.floor))
             self._start_sender()
         else:
             self._lose("another instance holds the lease")
+            # No other instance alive (the leader has not beaten yet, or there is none):
+            # the answers keep to the budget; else to this instance's share.
+            self._limiter.set_rate(self.share if found.others else self._budget)
 
     def _check_lease(self) -> None:
         if self._sure_until is not None and not self.leading:
@@ -275,7 +284,7 @@ class SendingLeader:
         self._sure_until = None
         self.term = 0
         self._stop_sending.set()
-        self._limiter.set_rate(self._budget)
+        self._limiter.set_rate(self.share)
 
     def _start_sender(self) -> None:
         # Not while the sender runs, or still finishes the sends of a term lost since: a

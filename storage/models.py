@@ -433,12 +433,12 @@ class SendLeader(SQLModel, table=True):
 
 
 class SendMember(SQLModel, table=True):
-    """One living instance and how fast it answers people: the sending leader leaves it room."""
+    """One living instance and its share of Teams' budget for answers to people."""
 
     __tablename__ = "send_member"
 
     instance: str = Field(sa_column=Column(String(64), primary_key=True))
     seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
-    # Its answers to people (requests to Teams) in each of the last few seconds, as
-    # "first second since the epoch:count,count,..." (`delivery.leader.AnswerSeconds`).
-    answers: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The requests per second it allows its answers to people (`delivery.leader`): the
+    # sending instance leaves the others' shares free.
+    share: float = Field(default=0.0, nullable=False)

@@ -1,8 +1,8 @@
 """The instances on one database, and which of them sends the outbox: the rows of both.
 
-Every instance writes a heartbeat to `send_member` (when it was last seen, how many
-answers it sent people in each of the last few seconds); the instances that may send
-also try to take or renew the lease in `send_leader`. The lease goes to one holder at a
+Every instance writes a heartbeat to `send_member` (when it was last seen, and the
+requests per second it allows its answers to people); the instances that may send also
+try to take or renew the lease in `send_leader`. The lease goes to one holder at a
 time: it is taken only from its holder or once it has lapsed, in one conditional UPDATE
 (PostgreSQL re-reads a row another transaction changed meanwhile before it applies the
 condition; SQLite has one writer). When to renew and when to stop sending is decided in
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, insert, update
+from sqlalchemy import case, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,7 +32,8 @@ class Heartbeat:
 
     leader: bool
     term: int  # the lease's term if held, else 0
-    others: list[str]  # the answers of each other instance seen within `stale`
+    others: int  # other instances seen within `stale`
+    others_share: float  # the sum of their shares
 
 
 async def heartbeat(
@@ -40,37 +41,35 @@ async def heartbeat(
     session: AsyncSession,
     instance: str,
     now: datetime,
-    answers: str,
+    share: float,
     stale: timedelta,
     lease: timedelta | None,
 ) -> Heartbeat:
     """Record this instance as living; take or renew the lease if `lease` is given."""
-    await _seen(session, instance, now, answers)
+    await _seen(session, instance, now, share)
     term = 0
     if lease is not None:
         term = await _take_or_renew(session, instance, now, now + lease)
-    others = (
+    count, total = (
         await session.exec(
-            select(SendMember.answers).where(
+            select(func.count(), func.coalesce(func.sum(SendMember.share), 0.0)).where(
                 col(SendMember.instance) != instance, col(SendMember.seen_at) > now - stale
             )
         )
-    ).all()
+    ).one()
     await session.exec(delete(SendMember).where(col(SendMember.seen_at) < now - FORGET_AFTER))
-    return Heartbeat(leader=term > 0, term=term, others=list(others))
+    return Heartbeat(leader=term > 0, term=term, others=int(count), others_share=float(total))
 
 
-async def _seen(session: AsyncSession, instance: str, now: datetime, answers: str) -> None:
+async def _seen(session: AsyncSession, instance: str, now: datetime, share: float) -> None:
     result = await session.exec(
         update(SendMember)
         .where(col(SendMember.instance) == instance)
-        .values(seen_at=now, answers=answers)
+        .values(seen_at=now, share=share)
     )
     if result.rowcount == 0:
         # Only this instance writes its own row: no one else can insert it meanwhile.
-        await session.exec(
-            insert(SendMember).values(instance=instance, seen_at=now, answers=answers)
-        )
+        await session.exec(insert(SendMember).values(instance=instance, seen_at=now, share=share))
 
 
 async def _take_or_renew(

@@ -15,8 +15,7 @@ from delivery.leader import (
     CountedReplies,
     LeaderTimes,
     SendingLeader,
-    busiest_second,
-    decode,
+    answer_share,
     outbox_rate,
 )
 from delivery.limits import RateLimiter, SendLimits
@@ -26,6 +25,7 @@ from tests.delivery_helpers import VirtualClock, settle
 
 EPOCH = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TIMES = LeaderTimes(lease=10.0, heartbeat=1.0, stale=5.0, answers_window=10, floor=5.0)
+FLOOR = TIMES.share_floor
 
 
 class MemoryMembers:
@@ -35,15 +35,15 @@ class MemoryMembers:
         self.holder: str | None = None
         self.until = EPOCH
         self.term = 0
-        self.seen: dict[str, tuple[datetime, str]] = {}
+        self.seen: dict[str, tuple[datetime, float]] = {}
         self.unreachable: set[str] = set()
 
     async def beat(
-        self, *, instance: str, now: datetime, answers: str, lease: float | None
+        self, *, instance: str, now: datetime, share: float, lease: float | None
     ) -> sending.Heartbeat:
         if instance in self.unreachable:
             raise ConnectionError("database unreachable")
-        self.seen[instance] = (now, answers)
+        self.seen[instance] = (now, share)
         leader = False
         if lease is not None and (self.holder == instance or self.until <= now):
             if self.holder != instance:
@@ -52,11 +52,16 @@ class MemoryMembers:
             self.until = now + timedelta(seconds=lease)
             leader = True
         others = [
-            text
-            for name, (seen, text) in self.seen.items()
+            share
+            for name, (seen, share) in self.seen.items()
             if name != instance and seen > now - timedelta(seconds=TIMES.stale)
         ]
-        return sending.Heartbeat(leader=leader, term=self.term if leader else 0, others=others)
+        return sending.Heartbeat(
+            leader=leader,
+            term=self.term if leader else 0,
+            others=len(others),
+            others_share=sum(others),
+        )
 
     async def resign(self, *, instance: str, now: datetime) -> None:
         if self.holder == instance:
@@ -139,7 +144,7 @@ async def test_one_instance_leads_alone_at_the_full_budget(clock: VirtualClock) 
     assert members.until == EPOCH + timedelta(seconds=clock.now), "gave the lease up"
 
 
-async def test_one_of_two_leads_leaving_room_for_the_others_answers(clock: VirtualClock) -> None:
+async def test_one_of_two_leads_leaving_the_others_share_free(clock: VirtualClock) -> None:
     members, together = MemoryMembers(), []
     first = Instance("a", members, clock, together)
     await clock.advance(0.5)
@@ -149,16 +154,42 @@ async def test_one_of_two_leads_leaving_room_for_the_others_answers(clock: Virtu
     assert not second.leader.leading
     assert first.leader.sending
     assert not second.leader.sending
-    # With another instance alive but silent, the outbox has the whole budget.
-    assert first.limiter.budget_rate == 48.0
-    await second.answer(6)  # in one second
-    await clock.advance(1.0)
-    await second.answer(2)
-    await clock.advance(2.5)
-    assert first.limiter.budget_rate == 42.0, "the budget less the others' busiest second"
-    # Ten seconds on, the busy second is forgotten and the budget comes back.
-    await clock.advance(11.0)
-    assert first.limiter.budget_rate == 48.0
+    # A quiet instance keeps the floor for its answers, and the outbox has the rest.
+    assert second.limiter.budget_rate == FLOOR
+    assert first.limiter.budget_rate == 48.0 - FLOOR
+    # It answers 4 people a second: a share of 1.5 x 4 + 1 = 7, reached in steps of 2 a
+    # heartbeat, each step heard by the leader within a heartbeat.
+    shares: list[tuple[float, float]] = []
+    answering = []
+    for _ in range(14):
+        answering.append(asyncio.create_task(second.answer(4)))
+        await clock.advance(1.0)
+        shares.append((second.leader.share, first.limiter.budget_rate))
+    await clock.advance(2.0)
+    await asyncio.gather(*answering)
+    # (Answers that waited for room spill into the next second: 4 and a little a second.)
+    assert shares[-1][0] in (7.0, 8.0), shares
+    assert shares[-1][1] == 48.0 - shares[-1][0], "the leader has heard of the last step"
+    assert all(share + rate <= 48.0 + TIMES.step for share, rate in shares)
+    # The answers over the share wait for room: at most the share begin in any second.
+    begun: list[float] = []
+
+    async def burst() -> None:
+        for number in range(14):
+            await second.limiter.reply_starting(f"chat-{number}", within=5.0)
+            begun.append(clock.now)
+            second.limiter.reply_finished(f"chat-{number}")
+
+    share = second.leader.share
+    task = asyncio.create_task(burst())
+    await clock.advance(3.0)
+    await task
+    assert len(begun) == 14
+    assert max(sum(1 for t in begun if s <= t < s + 1.0) for s in begun) <= share
+    # Quiet again, the share shrinks back to the floor and the outbox has it back.
+    await clock.advance(12.0)
+    assert second.leader.share == FLOOR
+    assert first.limiter.budget_rate == 48.0 - FLOOR
     assert max(together) == 1
     await first.halt()
     await second.halt()
@@ -237,19 +268,18 @@ async def test_an_instance_that_does_not_send_never_leads(clock: VirtualClock) -
     await task
 
 
-def test_answers_are_counted_per_second_and_the_others_summed_by_second() -> None:
+def test_answers_are_counted_per_second_and_make_a_share() -> None:
     seconds = AnswerSeconds(keep=4)
     for second in (100, 100, 101, 103, 103, 103):
         seconds.note(second)
-    assert seconds.encode(103) == "100:2,1,0,3"
-    assert decode(seconds.encode(105)) == {102: 0, 103: 3, 104: 0, 105: 0}
-    assert decode("nonsense") == {}
-    assert decode("") == {}
-    others = ["100:2,1,0,3", "101:4,0,1,0"]
-    # Second 101: 1 + 4; second 103: 3 + 1.
-    assert busiest_second(others, now=103, window=10) == 5
-    assert busiest_second(others, now=103, window=2) == 4
-    assert busiest_second([], now=103, window=10) == 0
+    assert seconds.per_second(104) == 6 / 4
+    assert seconds.per_second(103) == 3 / 4, "the second under way does not count yet"
+    assert seconds.per_second(106) == 3 / 4, "100 and 101 are forgotten"
+    assert seconds.per_second(200) == 0.0
+    assert answer_share(0.0, floor=3.0, cap=20.0) == 3.0
+    assert answer_share(4.0, floor=3.0, cap=20.0) == 7.0
+    assert answer_share(4.1, floor=3.0, cap=20.0) == 8.0
+    assert answer_share(40.0, floor=3.0, cap=20.0) == 20.0
 
 
 def test_the_outbox_keeps_a_floor_and_never_more_than_the_budget() -> None:
@@ -258,6 +288,8 @@ def test_the_outbox_keeps_a_floor_and_never_more_than_the_budget() -> None:
     assert outbox_rate(48.0, 0, 5.0) == 48.0
     with pytest.raises(ValueError, match="three heartbeats"):
         LeaderTimes(lease=2.0, heartbeat=1.0)
+    with pytest.raises(ValueError, match="step"):
+        LeaderTimes(step=5.0)
 
 
 async def test_a_lower_rate_holds_the_outbox_to_it(clock: VirtualClock) -> None:
@@ -287,29 +319,31 @@ async def test_a_lower_rate_holds_the_outbox_to_it(clock: VirtualClock) -> None:
 async def test_the_lease_rows_go_to_one_holder_at_a_time(database: Database) -> None:
     lease, stale = timedelta(seconds=10), timedelta(seconds=5)
 
-    async def beat(name: str, at: float, answers: str = "", *, candidate: bool = True):  # type: ignore[no-untyped-def]
+    async def beat(name: str, at: float, share: float = 3.0, *, candidate: bool = True):  # type: ignore[no-untyped-def]
         async with database.session() as session:
             return await sending.heartbeat(
                 session=session,
                 instance=name,
                 now=EPOCH + timedelta(seconds=at),
-                answers=answers,
+                share=share,
                 stale=stale,
                 lease=lease if candidate else None,
             )
 
-    first = await beat("a", 0.0, "0:1")
+    first = await beat("a", 0.0, 4.0)
     assert first.leader
     assert first.term == 1
-    assert first.others == []
-    second = await beat("b", 1.0, "1:4")
+    assert first.others == 0
+    second = await beat("b", 1.0, 5.0)
     assert not second.leader
-    assert second.others == ["0:1"]
-    assert (await beat("a", 2.0, "2:0")).leader, "the holder renews"
+    assert (second.others, second.others_share) == (1, 4.0)
+    renewed = await beat("a", 2.0, 3.0)
+    assert renewed.leader, "the holder renews"
+    assert (renewed.others, renewed.others_share) == (1, 5.0)
     assert not (await beat("b", 11.0)).leader, "renewed at 2: held until 12"
-    quiet = await beat("c", 11.5, candidate=False)
+    quiet = await beat("c", 11.5, 6.0, candidate=False)
     assert not quiet.leader
-    assert quiet.others == [""], "only b's heartbeat: a, not seen since 2, is stale"
+    assert (quiet.others, quiet.others_share) == (1, 3.0), "b's: a, not seen since 2, is stale"
     taken = await beat("b", 12.0)
     assert taken.leader
     assert taken.term == 2
@@ -335,7 +369,7 @@ async def test_two_instances_racing_for_a_new_lease_get_one_holder(database: Dat
                 session=session,
                 instance=name,
                 now=EPOCH,
-                answers="",
+                share=3.0,
                 stale=timedelta(seconds=5),
                 lease=timedelta(seconds=10),
             )

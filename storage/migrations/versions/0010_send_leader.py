@@ -28,7 +28,7 @@ def upgrade() -> None:
         "send_member",
         sa.Column("instance", sa.String(length=64), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("answers", sa.Text(), nullable=False),
+        sa.Column("share", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("instance"),
     )
     op.create_index(op.f("ix_send_member_seen_at"), "send_member", ["seen_at"], unique=False)
