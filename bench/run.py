@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and write docs/PERFORMANCE.md from their figures.
 
-    python -m bench.run [--quick] [--only turns,dispatch,reports] [--doc PATH]
+    python -m bench.run [--quick] [--only turns,dispatch,reports,cluster] [--doc PATH]
 
 Each benchmark runs in its own process (`python -m bench.NAME --out build/bench/NAME.json`)
 with nothing else running, so one's figures are not disturbed by another's. The page lists
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "turns": ("Turn latency", 9 * 60),
     "dispatch": ("Monthly dispatch", 6 * 60),
     "reports": ("Reports at scale", 8 * 60),
+    "cluster": ("Three instances, one Teams budget", 15 * 60),
 }
 PACKAGES = ("botbuilder-core", "aiohttp", "sqlmodel", "SQLAlchemy", "psycopg", "aiosqlite",
             "APScheduler", "pydantic")  # fmt: skip
