@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
+import re
 import signal
 import sys
 import time
@@ -198,6 +200,21 @@ async def _holder(db: Database) -> str | None:
         return None if lease is None else lease.holder
 
 
+async def _sample_rates(
+    session: aiohttp.ClientSession, bots: dict[str, Child], into: list[tuple[float, float]]
+) -> None:
+    """Every second, note the outbox rate the sending instance allows itself (its /metrics)."""
+    while True:
+        for bot in bots.values():
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(f"{bot.url}/metrics") as response:
+                    text = await response.text()
+                found = dict(re.findall(r"^(pqf_send_leader|pqf_send_rate) (\S+)$", text, re.M))
+                if float(found.get("pqf_send_leader", 0)) == 1.0:
+                    into.append((time.monotonic(), float(found["pqf_send_rate"])))
+        await asyncio.sleep(1.0)
+
+
 def _broadcast(connector: FakeConnector) -> list[Any]:
     return [
         c for c in connector.calls if c.delivered and c.body.get("text", "").startswith("month ")
@@ -233,15 +250,23 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
             running = [asyncio.create_task(a.run(session, proxy.url, tally)) for a in auditors]
             idle_from = time.monotonic() + THINK[0]  # once the first turns have come round
             await asyncio.sleep(idle + THINK[0])
+            rates: list[tuple[float, float]] = []
+            sampler = asyncio.create_task(_sample_rates(session, bots, rates))
             texts = await _enqueue(db, ids)
             queued = time.monotonic()
             while not _broadcast(connector) and time.monotonic() - queued < 60:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             first = min(c.arrived for c in _broadcast(connector))
+            cpu_from = {name: bot.cpu_seconds() for name, bot in bots.items()}
             while len(_broadcast(connector)) < messages // 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             leader = await _holder(db)
             assert leader is not None
+            cpu = {
+                name: (bot.cpu_seconds() - cpu_from[name]) / (time.monotonic() - first) * 100
+                for name, bot in bots.items()
+            }
+            load = os.getloadavg()[0]
             bots[leader.split("#")[0]].process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
             killed = time.monotonic()
             delivered_before = {c.body.get("text") for c in _broadcast(connector)}
@@ -258,6 +283,7 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
             while await _pending(db) and time.monotonic() - killed < 600:  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
             done = time.monotonic()
+            sampler.cancel()
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -281,8 +307,15 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
     per_second = Counter(int(c.arrived) for c in answers)
     requests_per_second = Counter(int(c.arrived) for c in connector.calls)
     before = [c for c in deliveries if c.arrived < killed]
+    allowed = [rate for t, rate in rates if first <= t < killed]
     figures.update(
         messages=messages,
+        allowed_rate=sum(allowed) / len(allowed) if allowed else float("nan"),
+        requests_before=sum(1 for c in connector.calls if first <= c.arrived < killed)
+        / max(1e-9, killed - first),
+        leader_cpu=cpu[leader.split("#")[0]],
+        others_cpu=max(v for k, v in cpu.items() if k != leader.split("#")[0]),
+        load=load,
         refused=connector.limit_rejections,
         refused_global=sum(1 for c in connector.calls if c.over == "global"),
         refused_chat=sum(1 for c in connector.calls if c.over == "conversation"),
@@ -340,6 +373,8 @@ def main() -> None:
             f"{f['refused']} ({f['refused_global']}/{f['refused_chat']})",
         "429 injected": f["injected_429"],
         "busiest second, requests": f["busiest_second"],
+        "outbox rate allowed before the kill (mean of its /metrics)": round(f["allowed_rate"], 1),
+        "requests/s to Teams before the kill (all)": round(f["requests_before"], 1),
         "delivered/s before the kill": round(f["rate_before"], 1),
         "delivered/s after the take-over": round(f["rate_after"], 1),
         "delivered/s overall (kill included)": round(f["rate_overall"], 1),
@@ -356,6 +391,9 @@ def main() -> None:
         "sent twice (accepted before recorded)":
             f"{f['duplicated']} ({f['accepted_unrecorded']})",
         "turns failed at the proxy": f["failed_posts"],
+        "CPU % of one core, sender / busiest other":
+            f"{f['leader_cpu']:.0f} / {f['others_cpu']:.0f}",
+        "load average at the kill (2 cores)": round(f["load"], 1),
     })  # fmt: skip
     failover = max(f["failover_first"], f["failover_claims"])
     result.goal("requests refused for exceeding Teams' limits", "0", str(f["refused"]),

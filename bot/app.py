@@ -212,14 +212,17 @@ def _start_sending(
     adapter: TeamsAdapter,
     now: Callable[[], datetime],
     stop: asyncio.Event,
+    metrics: Metrics,
 ) -> asyncio.Task[None] | None:
     """Send the outbox here, or (on PostgreSQL) take part in choosing the one instance that does.
 
     SQLite serves one instance: its sender runs, if on. On PostgreSQL every instance beats
     and counts its answers to people, and the one holding the lease sends (delivery.leader).
     """
+    metrics.send_rate.set_function(lambda: limiter.budget_rate)
     if database.dialect == "sqlite":
         adapter.replies = limiter
+        metrics.send_leader.set(1 if sender is not None else 0)
         if sender is None:
             return None
         return asyncio.create_task(sender.run(stop), name="outbox-sender")
@@ -242,6 +245,7 @@ def _start_sending(
         monotonic=time.monotonic,
         times=times,
     )
+    metrics.send_leader.set_function(lambda: 1.0 if leader.leading else 0.0)
     return asyncio.create_task(leader.run(stop), name="sending-leader")
 
 
@@ -372,7 +376,9 @@ def create_app(
                 rate_clock or time.monotonic,
                 asyncio.sleep,
             )
-        background = _start_sending(database, settings, sender, limiter, adapter, now, stop)
+        background = _start_sending(
+            database, settings, sender, limiter, adapter, now, stop, metrics
+        )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:
             metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)
