@@ -175,6 +175,8 @@ async def _enqueue(db: Database, ids: list[int]) -> list[str]:
                 period="2026-12", activity={"type": "message", "text": text},
             )  # fmt: skip
             texts.append(text)
+        # As the month's dispatch does after queuing its messages in bulk (storage/dispatch.py).
+        await outbox.refresh_statistics(session=session)
     return texts
 
 

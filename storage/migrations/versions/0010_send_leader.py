@@ -1,4 +1,4 @@
-"""send leader
+"""send leader, and an index for claiming the outbox
 
 Revision ID: 0010
 Revises: 0008
@@ -32,9 +32,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("instance"),
     )
     op.create_index(op.f("ix_send_member_seen_at"), "send_member", ["seen_at"], unique=False)
+    op.create_index(
+        "ix_outbox_message_status_recipient",
+        "outbox_message",
+        ["status", "recipient_id"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_message_status_recipient", table_name="outbox_message")
     op.drop_index(op.f("ix_send_member_seen_at"), table_name="send_member")
     op.drop_table("send_member")
     op.drop_table("send_leader")
