@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and write docs/PERFORMANCE.md from their figures.
 
-    python -m bench.run [--quick] [--only turns,dispatch,reports,living_card] [--doc PATH]
+    python -m bench.run [--quick] [--only turns,dispatch,reports,living_card,cluster] [--doc PATH]
 
 Each benchmark runs in its own process (`python -m bench.NAME --out build/bench/NAME.json`)
 with nothing else running, so one's figures are not disturbed by another's. The page lists
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "dispatch": ("Monthly dispatch", 6 * 60),
     "reports": ("Reports at scale", 8 * 60),
     "living_card": ("One living card per audit", 4 * 60),
+    "cluster": ("Three instances, one Teams budget", 25 * 60),
 }
 PACKAGES = ("botbuilder-core", "aiohttp", "sqlmodel", "SQLAlchemy", "psycopg", "aiosqlite",
             "APScheduler", "pydantic")  # fmt: skip
@@ -163,7 +164,7 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
         "## How to reproduce",
         "",
         "```sh",
-        "make bench                      # everything, then this page (under 15 minutes)",
+        "make bench                      # everything, then this page (about 35 minutes)",
         "python -m bench.run --quick     # smaller loads, for trying",
         "python -m bench.turns --databases sqlite   # one benchmark, one database",
         "```",

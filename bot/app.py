@@ -6,6 +6,7 @@ import asyncio
 import gc
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +29,17 @@ from bot.links import LinkMaker
 from bot.metrics import OUTBOX_STATES, Metrics
 from bot.pages import LINKS, add_pages
 from bot.settings import Settings
+from delivery.answers import TeamsAdapter
+from delivery.leader import (
+    AnswerSeconds,
+    CountedReplies,
+    DatabaseMembers,
+    LeaderTimes,
+    SendingLeader,
+)
 from delivery.limits import RateLimiter, SendLimits
 from delivery.outcomes import Delivery
-from delivery.sender import OutboxSender
+from delivery.sender import OutboxSender, default_instance_id
 from directory.install import AppInstaller
 from directory.sync import nightly_job
 from messages.late_replies import OutboxReplies
@@ -195,6 +204,51 @@ async def _start_metrics_listener(app: web.Application, host: str, port: int) ->
     return runner
 
 
+def _start_sending(
+    database: Database,
+    settings: Settings,
+    sender: OutboxSender | None,
+    limiter: RateLimiter,
+    adapter: TeamsAdapter,
+    now: Callable[[], datetime],
+    stop: asyncio.Event,
+    metrics: Metrics,
+) -> asyncio.Task[None] | None:
+    """Send the outbox here, or (on PostgreSQL) take part in choosing the one instance that does.
+
+    SQLite serves one instance: its sender runs, if on. On PostgreSQL every instance beats
+    and counts its answers to people, and the one holding the lease sends (delivery.leader).
+    """
+    metrics.send_rate.set_function(lambda: limiter.budget_rate)
+    if database.dialect == "sqlite":
+        adapter.replies = limiter
+        metrics.send_leader.set(1 if sender is not None else 0)
+        if sender is None:
+            return None
+        return asyncio.create_task(sender.run(stop), name="outbox-sender")
+    times = LeaderTimes()
+    seconds = AnswerSeconds(times.answers_window)
+    adapter.replies = CountedReplies(limiter, seconds, now)
+    instance = (
+        sender.instance_id
+        if sender is not None
+        else f"{(settings.instance_name or default_instance_id())[:55]}#{secrets.token_hex(4)}"
+    )
+    leader = SendingLeader(
+        members=DatabaseMembers(database, times.stale),
+        instance=instance,
+        sender=sender,
+        limiter=limiter,
+        budget=settings.send_rate,
+        seconds=seconds,
+        clock=now,
+        monotonic=time.monotonic,
+        times=times,
+    )
+    metrics.send_leader.set_function(lambda: 1.0 if leader.leading else 0.0)
+    return asyncio.create_task(leader.run(stop), name="sending-leader")
+
+
 def _count_attempt(metrics: Metrics, outcome: str, status: int) -> None:
     metrics.send_attempts.labels(outcome).inc()
     if status == 429:
@@ -308,7 +362,7 @@ def create_app(
             longest_report=longest_range(settings.retention_months),
         )
         stop = asyncio.Event()
-        sender_task: asyncio.Task[None] | None = None
+        sender: OutboxSender | None = None
         if settings.run_sender:
             sender = OutboxSender(
                 database=database,
@@ -322,15 +376,17 @@ def create_app(
                 rate_clock=rate_clock,
             )
             # Answers to people count in the sender's limits: it leaves them room.
-            adapter.replies = sender.limiter
-            sender_task = asyncio.create_task(sender.run(stop), name="outbox-sender")
+            limiter = sender.limiter
         else:
             # No sender here: the answers keep to Teams' limits on their own.
-            adapter.replies = RateLimiter(
+            limiter = RateLimiter(
                 SendLimits(global_rate=settings.send_rate),
                 rate_clock or time.monotonic,
                 asyncio.sleep,
             )
+        background = _start_sending(
+            database, settings, sender, limiter, adapter, now, stop, metrics
+        )
         metrics_site: web.AppRunner | None = None
         if settings.metrics_port is not None:
             metrics_site = await _start_metrics_listener(app, settings.host, settings.metrics_port)
@@ -352,8 +408,8 @@ def create_app(
         if scheduler is not None:
             scheduler.shutdown()
         stop.set()
-        if sender_task is not None:
-            await sender_task
+        if background is not None:
+            await background
         if metrics_site is not None:
             await metrics_site.cleanup()
         reports.close()

@@ -49,6 +49,15 @@ class Metrics:
         self.throttled = Counter(
             "pqf_teams_throttled", "429 answers received from Teams", registry=self.registry
         )
+        self.send_leader = Gauge(
+            "pqf_send_leader", "1 while this instance sends the outbox", registry=self.registry
+        )
+        self.send_rate = Gauge(
+            "pqf_send_rate",
+            "Requests/s this instance may make to Teams now (the outbox's rate while it sends, "
+            "else its answers' share)",
+            registry=self.registry,
+        )
         self.job_runs = Counter(
             "pqf_scheduler_runs", "Scheduled job runs, by job and outcome", ["job", "outcome"],
             registry=self.registry,

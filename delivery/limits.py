@@ -158,6 +158,12 @@ class SlidingWindows:
             else:
                 await first_of(self._changed, self._sleep(delay))
 
+    def set_limits(self, limits: Sequence[tuple[int, float]], margin: float) -> None:
+        """Count against other limits from now on (what was counted stays counted)."""
+        self._limits = [(count, seconds + margin) for count, seconds in limits]
+        self._horizon = max(seconds for _, seconds in self._limits)
+        self._changed.set()
+
     def started(self, count: int) -> None:
         """Count requests as started now without waiting for room (replies to people)."""
         self._in_flight += count
@@ -207,6 +213,11 @@ class TokenBucket:
         self._lock = asyncio.Lock()
         self._factor = 1.0
         self._slow_until = 0.0
+
+    def set_rate(self, rate: float) -> None:
+        """Change the steady rate from now on (the tokens gained so far are kept)."""
+        self._refill(self._monotonic())
+        self._rate = rate
 
     def slow_down(self, factor: float, seconds: float) -> None:
         """Lower the rate by this factor for a while (after Teams throttled us)."""
@@ -259,6 +270,7 @@ class RateLimiter:
         self._no_reply_waits = asyncio.Event()
         self._no_reply_waits.set()
         self._answers: deque[float] = deque()  # when each recent send finished
+        self._rate = limits.global_rate
         self._throttles: deque[float] = deque()  # when each recent 429 came
 
     async def acquire(self, conversation: str) -> None:
@@ -344,6 +356,23 @@ class RateLimiter:
             self._replies_waiting -= 1
             if not self._replies_waiting:
                 self._no_reply_waits.set()
+
+    def set_rate(self, rate: float) -> None:
+        """Send the outbox at this rate from now on: its share of the budget just now.
+
+        The answers to people that this limiter counts still count in the same window; the
+        rate only leaves room for requests it cannot see (other instances' answers).
+        """
+        if rate == self._rate:
+            return
+        self._rate = rate
+        self._bucket.set_rate(rate)
+        self._global.set_limits([(max(1, math.floor(rate)), 1.0)], self._limits.window_margin)
+
+    @property
+    def budget_rate(self) -> float:
+        """The rate set (the budget, or the leader's share of it), before any slow-down."""
+        return self._rate
 
     def reply_finished(self, conversation: str) -> None:
         """Count an answer to this chat as finished now."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, Select, insert, literal, type_coerce
+from sqlalchemy import Boolean, Select, insert, literal, text, type_coerce
 from sqlalchemy import exists as sa_exists
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -190,6 +190,10 @@ async def cases_by_ids(*, session: AsyncSession, ids: set[int]) -> dict[int, Cas
     return found
 
 
+# Bulk inserts of at least this many rows have PostgreSQL count the table afresh.
+ANALYZE_AFTER = 1000
+
+
 class NewRows:
     """Writes new rows of one table in bulk, each with the defaults its model gives."""
 
@@ -202,6 +206,10 @@ class NewRows:
         defaults = self._defaults
         connection = await session.connection()
         await connection.execute(insert(self._table), [defaults | row for row in rows])
+        if len(rows) >= ANALYZE_AFTER and connection.dialect.name == "postgresql":
+            # Plans made with the statistics from before would not know the rows are there
+            # (`storage.outbox.refresh_statistics`).
+            await connection.execute(text(f"ANALYZE {self._table.name}"))
 
 
 def new_audit_requests(now: datetime) -> NewRows:

@@ -270,6 +270,11 @@ class OutboxMessage(SQLModel, table=True):
     """A proactive message waiting to be sent, or sent; the key makes each send happen once."""
 
     __tablename__ = "outbox_message"
+    # Claiming looks for a person's earlier pending messages once per candidate: without
+    # this, PostgreSQL (with statistics not yet caught up after a month is queued) ANDs the
+    # recipient's index with every pending row's, for each candidate, and a claim of 50
+    # took 3-7 s with 10,000 pending (bench/cluster.py).
+    __table_args__ = (Index("ix_outbox_message_status_recipient", "status", "recipient_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
@@ -448,3 +453,31 @@ class BoardPackDraft(SQLModel, table=True):
     action_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_by_id: int | None = Field(default=None)
     updated_at: datetime = _created()
+
+
+class SendLeader(SQLModel, table=True):
+    """Which instance sends the outbox now: a lease that its holder renews while it lives.
+
+    One row per role (only "outbox" today). The holder renews `until` every heartbeat; once it
+    has passed, any instance may take the role, and `term` counts each change of holder.
+    """
+
+    __tablename__ = "send_leader"
+
+    role: str = Field(sa_column=Column(String(20), primary_key=True))
+    holder: str = Field(sa_column=Column(String(64), nullable=False))
+    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    term: int = Field(default=0, nullable=False)
+
+
+class SendMember(SQLModel, table=True):
+    """One living instance and its share of Teams' budget for answers to people."""
+
+    __tablename__ = "send_member"
+
+    instance: str = Field(sa_column=Column(String(64), primary_key=True))
+    seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    # The requests per second it allows its answers to people (`delivery.leader`): the
+    # sending instance leaves the others' shares free.
+    share: float = Field(default=0.0, nullable=False)

@@ -41,8 +41,15 @@ def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes] | None =
 class BotProcess:
     """`pqf-bot serve` in a child process, logging to a file."""
 
-    def __init__(self, database_url: str, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.env = env or {}
         self.database_url = database_url
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,6 +70,7 @@ class BotProcess:
             "PQF_RUN_SCHEDULER": "false",
             # A browser driven by a test answers cards faster than any person could.
             "PQF_USER_RATE_LIMIT": "1000/1",
+            **self.env,
         }
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
