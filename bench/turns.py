@@ -592,8 +592,11 @@ class Auditor:
             activity["replyToId"] = self.card_id
         return json.dumps(activity, separators=(",", ":")).encode()
 
-    def advance(self, connector: Connector, ok: bool, answer: bytes = b"") -> None:
-        """Read the bot's answer and decide the next turn (resuming the audit on a surprise)."""
+    def advance(self, connector: Connector | None, ok: bool, answer: bytes = b"") -> None:
+        """Read the bot's answer and decide the next turn (resuming the audit on a surprise).
+
+        An auditor who presses Action.Execute reads only the HTTP answer (`connector` None).
+        """
         self.turns += 1
         if self.echo:
             self._advance_echo()
@@ -601,6 +604,7 @@ class Auditor:
         if self.executes:
             self._advance_in_place(card_answered(answer) if ok else None)
             return
+        assert connector is not None, "an Action.Submit auditor reads its cards at the Connector"
         chat = self.person.conversation_id
         if self.kind == "submit":
             if ok and b"is submitted" in self.texts(connector):
