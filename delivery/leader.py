@@ -6,7 +6,10 @@ which holds a lease in the database (`storage.sending`) and renews it every `hea
 
 The budget (`PQF_SEND_RATE`, 48 of Teams' 50) is shared without settings per instance.
 Every other instance gives its answers to people a *share*: half as much again as it
-answered per second over the last 10 s, plus one, three at least (`answer_share`); it keeps
+answered per second over the last 10 s through the Connector, plus one (`answer_share`;
+one for an instance that has made none: a press of an Action.Execute button is answered in
+its HTTP response, which costs Teams' budget nothing, so an idle cluster leaves the outbox
+48 - 2 = 46 requests/s with three instances); it keeps
 its answers within that share (an answer over it waits, within its turn's time, for the
 next second: bursts are smoothed, not refused by Teams) and writes the share in its
 heartbeat. The leader counts its own answers in its own limiter as they are made
@@ -57,7 +60,7 @@ class LeaderTimes:
     answers_window: int = 10
     # An instance's share for its answers: never below `share_floor`, growing by at most
     # `step` a heartbeat, never above `share_cap`.
-    share_floor: float = 3.0
+    share_floor: float = 1.0
     step: float = 2.0
     share_cap: float = 20.0
     # The outbox keeps at least this rate, however busy the others' answers.

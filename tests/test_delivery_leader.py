@@ -195,6 +195,54 @@ async def test_one_of_two_leads_leaving_the_others_share_free(clock: VirtualCloc
     await second.halt()
 
 
+async def test_an_idle_cluster_leaves_the_outbox_all_but_one_a_second_an_instance(
+    clock: VirtualClock,
+) -> None:
+    members, together = MemoryMembers(), []
+    first = Instance("a", members, clock, together)
+    await clock.advance(0.5)
+    second = Instance("b", members, clock, together)
+    third = Instance("c", members, clock, together)
+    await clock.advance(3.0)
+    assert first.leader.leading
+    # Presses answered in place make no Connector answers: the others keep one a second.
+    assert second.limiter.budget_rate == third.limiter.budget_rate == FLOOR == 1.0
+    assert first.limiter.budget_rate == 48.0 - 2 * FLOOR >= 46.0
+    # A burst of answers on a quiet instance: the first goes at once, the rest wait for
+    # room within their turn's time (none refused), never more than the share in a second,
+    # while the share grows a step a heartbeat and the leader leaves it free.
+    begun: list[tuple[float, float]] = []  # (when, the share then)
+    in_time: list[bool] = []
+
+    async def answer(number: int) -> None:
+        in_time.append(await second.replies.reply_starting(f"chat-{number}", within=10.0))
+        begun.append((clock.now, second.limiter.budget_rate))
+        second.replies.reply_finished(f"chat-{number}")
+
+    started = clock.now
+    burst = [asyncio.create_task(answer(n)) for n in range(8)]
+    budgets: list[float] = []
+    for _ in range(10):
+        await clock.advance(1.0)
+        budgets.append(first.limiter.budget_rate + second.leader.share + third.leader.share)
+    await asyncio.gather(*burst)
+    assert in_time == [True] * 8, "every answer found room within its time"
+    assert begun[0][0] == started, "the first answer waits for nothing"
+    assert begun[1][0] - started >= 0.9, "the second waits for the next second"
+    for when, _share in begun:
+        in_a_second = [share for t, share in begun if when <= t < when + 1.0]
+        assert len(in_a_second) <= max(in_a_second), begun
+    assert max(share for _, share in begun) > FLOOR, "the share grew with the answers"
+    assert all(total <= 48.0 + TIMES.step for total in budgets), budgets
+    # Quiet again: back to one a second, and the outbox to 46.
+    await clock.advance(12.0)
+    assert second.leader.share == FLOOR
+    assert first.limiter.budget_rate == 48.0 - 2 * FLOOR
+    assert max(together) == 1
+    for instance in (first, second, third):
+        await instance.halt()
+
+
 async def test_a_dead_leader_is_replaced_once_its_lease_lapses_never_before(
     clock: VirtualClock,
 ) -> None:
@@ -280,10 +328,14 @@ def test_answers_are_counted_per_second_and_make_a_share() -> None:
     assert answer_share(4.0, floor=3.0, cap=20.0) == 7.0
     assert answer_share(4.1, floor=3.0, cap=20.0) == 8.0
     assert answer_share(40.0, floor=3.0, cap=20.0) == 20.0
+    # The default floor: one a second for an instance that has made no Connector answers.
+    assert answer_share(0.0, floor=FLOOR, cap=20.0) == 1.0
+    assert answer_share(0.4, floor=FLOOR, cap=20.0) == 2.0
 
 
 def test_the_outbox_keeps_a_floor_and_never_more_than_the_budget() -> None:
     assert outbox_rate(48.0, 6, 5.0) == 42.0
+    assert outbox_rate(48.0, 2, 5.0) == 46.0
     assert outbox_rate(48.0, 60, 5.0) == 5.0
     assert outbox_rate(48.0, 0, 5.0) == 48.0
     with pytest.raises(ValueError, match="three heartbeats"):
