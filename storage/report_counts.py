@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.report import ActionFacts, FeedbackQuote, ReportCounts, ReportScope
 from storage.models import AuditStatus
+from storage.report_tally import count_from_tallies, tallied
 from storage.reporting import (
     ACTION,
     AUDIT,
@@ -65,6 +66,42 @@ async def counted_facts(
     completed = and_(AUDIT.c.status == AuditStatus.SUBMITTED, AUDIT.c.submitted_at.is_not(None))
     counts = ReportCounts()
 
+    if tallied(scope):
+        # Every audit, or some teams': the counts kept as audits were written.
+        await count_from_tallies(connection, counts, first_month, last_month, scope.teams)
+    else:
+        await _count_audits(connection, counts, audits, in_scope, completed)
+    await _count_timeliness(connection, counts, audits, in_scope, completed, zone, as_of)
+    if not tallied(scope):
+        await _count_moderation(connection, counts, audits, in_scope)
+    facts = CountedFacts(counts)
+    await _read_quotes(connection, facts, audits, in_scope)
+    for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
+        facts.actions.append(
+            ActionFacts(
+                id=action.id,
+                theme=action.theme,
+                action=action.action,
+                owner=action.owner,
+                due_on=action.due_on,
+                status=action.status,
+                logged_on=action.logged_on,
+                closed_on=action.closed_on,
+            )
+        )
+    for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
+        facts.names[staff_id] = name
+    return facts
+
+
+async def _count_audits(
+    connection: Any,
+    counts: ReportCounts,
+    audits: Any,
+    in_scope: ColumnElement[bool],
+    completed: ColumnElement[bool],
+) -> None:
+    """Count the completed audits by kind, those rated, and their ratings (people's scopes)."""
     grouped = (AUDIT.c.month, AUDIT.c.standard, AUDIT.c.additional, AUDIT.c.voluntary,
                AUDIT.c.kind)  # fmt: skip
     for month, standard, additional, voluntary, kind, audits_done in await connection.execute(
@@ -96,27 +133,6 @@ async def counted_facts(
         .group_by(*grouped)
     ):
         counts.group(month, standard, bool(additional)).ratings[(criterion_id, rating)] += answers
-
-    await _count_timeliness(connection, counts, audits, in_scope, completed, zone, as_of)
-    await _count_moderation(connection, counts, audits, in_scope)
-    facts = CountedFacts(counts)
-    await _read_quotes(connection, facts, audits, in_scope)
-    for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
-        facts.actions.append(
-            ActionFacts(
-                id=action.id,
-                theme=action.theme,
-                action=action.action,
-                owner=action.owner,
-                due_on=action.due_on,
-                status=action.status,
-                logged_on=action.logged_on,
-                closed_on=action.closed_on,
-            )
-        )
-    for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
-        facts.names[staff_id] = name
-    return facts
 
 
 def _in_scope(scope: ReportScope, first_month: str, last_month: str) -> ColumnElement[bool]:

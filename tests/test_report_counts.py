@@ -16,6 +16,7 @@ import pytest
 
 from practice.framework import Framework
 from practice.report import Report, ReportScope, build_report, counted_report, timeliness
+from storage import report_tally
 from storage.database import Database
 from storage.models import (
     AuditRequest,
@@ -53,7 +54,11 @@ def _submitted(rng: random.Random, due_on: date) -> datetime:
     return (midnight + offset).astimezone(UTC)
 
 
-async def _history(database: Database, framework: Framework, seed: int = 16) -> None:
+async def _history(
+    database: Database, framework: Framework, seed: int = 16, *, tallied: bool = True
+) -> None:
+    """Write the history's rows; then count every audit into the reports' tallies, unless
+    the database is from before they were kept."""
     rng = random.Random(seed)
     async with database.session() as session:
         staff = [
@@ -122,6 +127,8 @@ async def _history(database: Database, framework: Framework, seed: int = 16) -> 
             LearningAction(theme="Standard 1", action="Do better", owner="Board",
                            logged_on=date(2023, 10, 1), status="open")
         )  # fmt: skip
+        if tallied:
+            await report_tally.tally(session=session, audit_ids=range(1, audit_id + 1))
         await session.commit()
 
 
