@@ -497,15 +497,27 @@ class TalliedTeamRatings(SQLModel, table=True):
     answers: int = Field(nullable=False)
 
 
-class TalliedModeration(SQLModel, table=True):
-    """Moderated pairs of ratings counted by month, team, auditor, criterion and both ratings."""
+class TalliedModeratedCriteria(SQLModel, table=True):
+    """Moderated pairs of ratings counted by month, team, criterion and the two ratings."""
 
-    __tablename__ = "tallied_moderation"
+    __tablename__ = "tallied_moderated_criteria"
+
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    team: str = Field(sa_column=Column(String(120), primary_key=True))
+    criterion_id: str = Field(sa_column=Column(String(8), primary_key=True))
+    auditor_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    moderator_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    pairs: int = Field(nullable=False)
+
+
+class TalliedModeratedAuditors(SQLModel, table=True):
+    """Moderated pairs of ratings counted by month, team, auditor and the two ratings."""
+
+    __tablename__ = "tallied_moderated_auditors"
 
     month: str = Field(sa_column=Column(String(7), primary_key=True))
     team: str = Field(sa_column=Column(String(120), primary_key=True))
     auditor_id: int = Field(primary_key=True)
-    criterion_id: str = Field(sa_column=Column(String(8), primary_key=True))
     auditor_rating: str = Field(sa_column=Column(String(16), primary_key=True))
     moderator_rating: str = Field(sa_column=Column(String(16), primary_key=True))
     pairs: int = Field(nullable=False)

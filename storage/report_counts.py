@@ -269,7 +269,7 @@ async def _count_moderation(
         )
         .group_by(*grouped)
     ):
-        counts.moderation[(auditor_id, criterion_id, auditors, moderated)] += pairs
+        counts.moderated(auditor_id, criterion_id, auditors, moderated, pairs)
 
 
 async def _read_quotes(

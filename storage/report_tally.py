@@ -30,7 +30,8 @@ from practice.report import ReportCounts, ReportScope
 from storage.models import (
     AuditStatus,
     TalliedAudits,
-    TalliedModeration,
+    TalliedModeratedAuditors,
+    TalliedModeratedCriteria,
     TalliedRatings,
     TalliedTeamRatings,
 )
@@ -39,7 +40,8 @@ from storage.reporting import AUDIT, MODERATION, MODERATION_RATING, RATING
 TALLIED_AUDITS: Table = TalliedAudits.__table__  # type: ignore[attr-defined]
 TALLIED_RATINGS: Table = TalliedRatings.__table__  # type: ignore[attr-defined]
 TALLIED_TEAM_RATINGS: Table = TalliedTeamRatings.__table__  # type: ignore[attr-defined]
-TALLIED_MODERATION: Table = TalliedModeration.__table__  # type: ignore[attr-defined]
+TALLIED_MODERATED_CRITERIA: Table = TalliedModeratedCriteria.__table__  # type: ignore[attr-defined]
+TALLIED_MODERATED_AUDITORS: Table = TalliedModeratedAuditors.__table__  # type: ignore[attr-defined]
 # Audits per statement when tallying many (an import): a bound IN list every database takes.
 CHUNK = 500
 
@@ -69,16 +71,16 @@ def _ratings_counted(*, by_team: bool) -> Select[Any]:
     )
 
 
-def _moderation_counted() -> Select[Any]:
-    """Moderated pairs by month, team, auditor, criterion, auditor's and moderator's rating."""
+def _moderation_counted(by: str) -> Select[Any]:
+    """Moderated pairs by month, team, criterion or auditor, and the two ratings."""
     auditors_rating = RATING.alias("auditors_rating")
     # A moderator who agreed left their own rating blank: theirs is the auditor's.
     moderators = case(
         (MODERATION_RATING.c.agrees.is_(True), auditors_rating.c.rating),
         else_=MODERATION_RATING.c.rating,
     )
-    grouped = (AUDIT.c.month, AUDIT.c.team, AUDIT.c.auditor_id,
-               MODERATION_RATING.c.criterion_id, auditors_rating.c.rating, moderators)  # fmt: skip
+    who = MODERATION_RATING.c.criterion_id if by == "criterion" else AUDIT.c.auditor_id
+    grouped = (AUDIT.c.month, AUDIT.c.team, who, auditors_rating.c.rating, moderators)
     return (
         select(*grouped, func.count())
         .select_from(
@@ -109,9 +111,10 @@ TALLIES: tuple[tuple[Table, Any, tuple[str, ...], str], ...] = (
      ("month", "standard", "additional", "criterion_id", "rating"), "answers"),
     (TALLIED_TEAM_RATINGS, partial(_ratings_counted, by_team=True),
      ("team", "month", "standard", "additional", "criterion_id", "rating"), "answers"),
-    (TALLIED_MODERATION, _moderation_counted,
-     ("month", "team", "auditor_id", "criterion_id", "auditor_rating", "moderator_rating"),
-     "pairs"),
+    (TALLIED_MODERATED_CRITERIA, partial(_moderation_counted, "criterion"),
+     ("month", "team", "criterion_id", "auditor_rating", "moderator_rating"), "pairs"),
+    (TALLIED_MODERATED_AUDITORS, partial(_moderation_counted, "auditor"),
+     ("month", "team", "auditor_id", "auditor_rating", "moderator_rating"), "pairs"),
 )  # fmt: skip
 
 
@@ -232,11 +235,17 @@ async def count_from_tallies(
         .group_by(*grouped)
     ):  # fmt: skip
         counts.group(month, standard, bool(additional)).ratings[(criterion_id, rating)] += answers
-    table = TALLIED_MODERATION
-    grouped = (table.c.auditor_id, table.c.criterion_id, table.c.auditor_rating,
-               table.c.moderator_rating)  # fmt: skip
-    for auditor_id, criterion_id, auditors, moderated, pairs in await connection.execute(
+    table = TALLIED_MODERATED_CRITERIA
+    grouped = (table.c.criterion_id, table.c.auditor_rating, table.c.moderator_rating)
+    for criterion_id, auditors, moderated, pairs in await connection.execute(
         select(*grouped, func.sum(table.c.pairs)).where(*chosen(table, "pairs"))
         .group_by(*grouped)
     ):  # fmt: skip
-        counts.moderation[(auditor_id, criterion_id, auditors, moderated)] += pairs
+        counts.moderated_criteria[(criterion_id, auditors, moderated)] += pairs
+    table = TALLIED_MODERATED_AUDITORS
+    grouped = (table.c.auditor_id, table.c.auditor_rating, table.c.moderator_rating)
+    for auditor_id, auditors, moderated, pairs in await connection.execute(
+        select(*grouped, func.sum(table.c.pairs)).where(*chosen(table, "pairs"))
+        .group_by(*grouped)
+    ):  # fmt: skip
+        counts.moderated_auditors[(auditor_id, auditors, moderated)] += pairs

@@ -124,7 +124,8 @@ async def test_the_tallies_follow_every_write(database: Database, framework: Fra
             )  # fmt: skip
             await session.commit()
         moderated = await _check(database, framework)
-        assert moderated["tallied_moderation"] != submitted["tallied_moderation"]
+        assert moderated["tallied_moderated_criteria"] != submitted["tallied_moderated_criteria"]
+        assert moderated["tallied_moderated_auditors"] != submitted["tallied_moderated_auditors"]
 
     # Imported from the forms, then imported again with other ratings and another team.
     async with database.session() as session:

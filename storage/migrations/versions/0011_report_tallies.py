@@ -47,15 +47,32 @@ BACKFILL = (
     GROUP BY a.team, a.month, a.standard, a.additional, r.criterion_id, r.rating
     """,
     """
-    INSERT INTO tallied_moderation
-        (month, team, auditor_id, criterion_id, auditor_rating, moderator_rating, pairs)
-    SELECT a.month, a.team, a.auditor_id, mr.criterion_id, r.rating, (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END), count(*)
+    INSERT INTO tallied_moderated_criteria
+        (month, team, criterion_id, auditor_rating, moderator_rating, pairs)
+    SELECT a.month, a.team, mr.criterion_id, r.rating,
+           (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END), count(*)
     FROM audit_request a
     JOIN moderation d ON d.audit_id = a.id
     JOIN moderation_rating mr ON mr.audit_id = a.id
     JOIN criterion_rating r ON r.audit_id = a.id AND r.criterion_id = mr.criterion_id
-    WHERE d.submitted_at IS NOT NULL AND r.rating IS NOT NULL AND (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END) IS NOT NULL
-    GROUP BY a.month, a.team, a.auditor_id, mr.criterion_id, r.rating, (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END)
+    WHERE d.submitted_at IS NOT NULL AND r.rating IS NOT NULL
+      AND (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END) IS NOT NULL
+    GROUP BY a.month, a.team, mr.criterion_id, r.rating,
+             (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END)
+    """,
+    """
+    INSERT INTO tallied_moderated_auditors
+        (month, team, auditor_id, auditor_rating, moderator_rating, pairs)
+    SELECT a.month, a.team, a.auditor_id, r.rating,
+           (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END), count(*)
+    FROM audit_request a
+    JOIN moderation d ON d.audit_id = a.id
+    JOIN moderation_rating mr ON mr.audit_id = a.id
+    JOIN criterion_rating r ON r.audit_id = a.id AND r.criterion_id = mr.criterion_id
+    WHERE d.submitted_at IS NOT NULL AND r.rating IS NOT NULL
+      AND (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END) IS NOT NULL
+    GROUP BY a.month, a.team, a.auditor_id, r.rating,
+             (CASE WHEN mr.agrees = TRUE THEN r.rating ELSE mr.rating END)
     """,
 )
 
@@ -99,16 +116,27 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
-        "tallied_moderation",
+        "tallied_moderated_criteria",
         sa.Column("month", sa.String(length=7), nullable=False),
         sa.Column("team", sa.String(length=120), nullable=False),
-        sa.Column("auditor_id", sa.Integer(), nullable=False),
         sa.Column("criterion_id", sa.String(length=8), nullable=False),
         sa.Column("auditor_rating", sa.String(length=16), nullable=False),
         sa.Column("moderator_rating", sa.String(length=16), nullable=False),
         sa.Column("pairs", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "month", "team", "auditor_id", "criterion_id", "auditor_rating", "moderator_rating"
+            "month", "team", "criterion_id", "auditor_rating", "moderator_rating"
+        ),
+    )
+    op.create_table(
+        "tallied_moderated_auditors",
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("team", sa.String(length=120), nullable=False),
+        sa.Column("auditor_id", sa.Integer(), nullable=False),
+        sa.Column("auditor_rating", sa.String(length=16), nullable=False),
+        sa.Column("moderator_rating", sa.String(length=16), nullable=False),
+        sa.Column("pairs", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "month", "team", "auditor_id", "auditor_rating", "moderator_rating"
         ),
     )
     for statement in BACKFILL:
@@ -116,7 +144,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("tallied_moderation")
+    op.drop_table("tallied_moderated_auditors")
+    op.drop_table("tallied_moderated_criteria")
     op.drop_table("tallied_team_ratings")
     op.drop_table("tallied_ratings")
     op.drop_table("tallied_audits")
