@@ -69,10 +69,9 @@ async def _history(
         session.add_all(staff)
         await session.flush()
         ids = [person.id for person in staff]
-        audit_id = 0
+        made: list[int] = []
         for month in MONTHS:
             for _ in range(30):
-                audit_id += 1
                 standard = framework.standards[rng.randrange(3)]
                 due_on = _due(month) + timedelta(days=rng.choice([0, 0, 3]))
                 status = rng.choice(["submitted"] * 5 + ["requested", "in_progress"])
@@ -80,9 +79,8 @@ async def _history(
                 if status == "submitted" and rng.random() < 0.05:
                     submitted = None  # submitted, but the moment was lost: not completed
                 voluntary = rng.random() < 0.1
-                session.add(
-                    AuditRequest(
-                        id=audit_id, month=month, standard=standard.number,
+                audit = AuditRequest(
+                        month=month, standard=standard.number,
                         kind=rng.choice(["sampled", "self", "peer"]), framework_version="t",
                         auditor_id=rng.choice(ids),
                         subject_worker_id=rng.choice([*ids, None]),
@@ -91,9 +89,12 @@ async def _history(
                         team=rng.choice([*TEAMS, ""]),
                         source="import" if rng.random() < 0.1 else "bot",
                         submitted_at=submitted,
-                    )
                 )  # fmt: skip
+                session.add(audit)
                 await session.flush()
+                assert audit.id is not None
+                audit_id = audit.id
+                made.append(audit_id)
                 rated = rng.random() < 0.9
                 for criterion in standard.criteria:
                     if rated and rng.random() < 0.95:
@@ -128,7 +129,7 @@ async def _history(
                            logged_on=date(2023, 10, 1), status="open")
         )  # fmt: skip
         if tallied:
-            await report_tally.tally(session=session, audit_ids=range(1, audit_id + 1))
+            await report_tally.tally(session=session, audit_ids=made)
         await session.commit()
 
 
