@@ -150,15 +150,20 @@ SCOPES = [
 
 
 async def _both_ways(
-    database: Database, framework: Framework, first: str, last: str, scope: ReportScope
+    database: Database,
+    framework: Framework,
+    first: str,
+    last: str,
+    scope: ReportScope,
+    zone: ZoneInfo = LONDON,
 ) -> tuple[Report, Report]:
     async with database.session() as session:
         facts = await report_facts(
-            session=session, framework=framework, zone=LONDON, first_month=first,
+            session=session, framework=framework, zone=zone, first_month=first,
             last_month=last,
         )  # fmt: skip
         counted = await counted_facts(
-            session=session, zone=LONDON, first_month=first, last_month=last, scope=scope,
+            session=session, zone=zone, first_month=first, last_month=last, scope=scope,
             as_of=AS_OF,
         )  # fmt: skip
     each = build_report(
@@ -198,6 +203,20 @@ async def test_the_database_counts_as_the_report_did(
     assert sum(row.still_open for row in by_role)
     assert whole.voluntary_completed
     assert any(row.additional for row in whole.completed)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York", "Pacific/Kiritimati"])
+async def test_the_due_date_ends_at_midnight_where_the_council_is(
+    database: Database, framework: Framework, zone: str
+) -> None:
+    # Ahead of UTC by hours and minutes, behind it, and fourteen hours ahead: on time is
+    # worked out from the due date's end in the zone, whichever way the database does it.
+    await _history(database, framework)
+    for scope in SCOPES[:2]:
+        each, summed = await _both_ways(
+            database, framework, "2023-09", "2024-03", scope, ZoneInfo(zone)
+        )
+        assert summed == each, (zone, scope.label)
 
 
 def test_timeliness_reads_the_due_date_and_the_day_the_report_is_made() -> None:
