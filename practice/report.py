@@ -375,8 +375,18 @@ class ReportCounts:
     voluntary: Counter[int] = field(default_factory=Counter)  # standard -> completed
     # (auditor's role code, team, timeliness) -> requested audits, imported ones aside
     timeliness: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    # (auditor, criterion, auditor's rating, moderator's rating) -> pairs
-    moderation: Counter[tuple[int | None, str, str, str]] = field(default_factory=Counter)
+    # Moderated pairs, counted two ways (all the report shows of them):
+    # (criterion, auditor's rating, moderator's rating) -> pairs
+    moderated_criteria: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # (auditor, auditor's rating, moderator's rating) -> pairs
+    moderated_auditors: Counter[tuple[int | None, str, str]] = field(default_factory=Counter)
+
+    def moderated(
+        self, auditor_id: int | None, criterion_id: str, auditors: str, moderators: str, pairs: int
+    ) -> None:
+        """Count moderated pairs of one auditor's ratings of one criterion."""
+        self.moderated_criteria[(criterion_id, auditors, moderators)] += pairs
+        self.moderated_auditors[(auditor_id, auditors, moderators)] += pairs
 
     def group(self, month: str, standard: int, additional: bool) -> GroupCounts:
         """Return a group's counts, making them if new."""
@@ -406,9 +416,9 @@ def count_audits(
             when = timeliness(audit.submitted_on, audit.due_on, as_of)
             counts.timeliness[(audit.auditor_role, audit.team, when)] += 1
     for pair in moderation:
-        counts.moderation[
-            (pair.auditor_id, pair.criterion_id, pair.auditor_rating, pair.moderator_rating)
-        ] += 1
+        counts.moderated(
+            pair.auditor_id, pair.criterion_id, pair.auditor_rating, pair.moderator_rating, 1
+        )
     return counts
 
 
@@ -518,11 +528,10 @@ def counted_report(
 
     by_criterion: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     overall: Counter[tuple[str, str]] = Counter()
-    by_auditor: Counter[tuple[int | None, str, str]] = Counter()
-    for (auditor_id, criterion_id, auditors, moderators), count in counts.moderation.items():
+    for (criterion_id, auditors, moderators), count in counts.moderated_criteria.items():
         by_criterion[criterion_id][(auditors, moderators)] += count
         overall[(auditors, moderators)] += count
-        by_auditor[(auditor_id, auditors, moderators)] += count
+    by_auditor = counts.moderated_auditors
     for _, criterion in framework.criteria():
         if criterion.id in by_criterion:
             report.moderation.append(

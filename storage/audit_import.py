@@ -32,6 +32,7 @@ from practice.framework import Framework
 from practice.month import Month, MonthError
 from practice.text import EMAIL
 from practice.working_days import last_working_day
+from storage import report_tally
 from storage.csv_import import ImportResult, _read_rows
 from storage.models import (
     AuditRequest,
@@ -183,10 +184,19 @@ async def import_audits(
             )
         )
     }
+    # The reports' tallies: the audits replaced stop counting as they were, and every audit
+    # stored counts as it now is, in the import's transaction.
+    await report_tally.untally(
+        session=session, audit_ids=[a.id for a in existing.values() if a.id is not None]
+    )
+    stored: list[int] = []
     for saved, item in enumerate(parsed, 1):
         progress("saving audits", saved, len(parsed))
-        await _store(session, framework, item, staff, cases, existing.get(item.key), result)
+        stored.append(
+            await _store(session, framework, item, staff, cases, existing.get(item.key), result)
+        )
     await session.flush()
+    await report_tally.tally(session=session, audit_ids=stored)
     return result
 
 
@@ -198,7 +208,8 @@ async def _store(
     cases: dict[str, CaseRecord],
     audit: AuditRequest | None,
     result: ImportResult,
-) -> None:
+) -> int:
+    """Save one audit from the forms (new, or replacing the one it was before); return its id."""
     month = Month.parse(item.month)
     due_on = last_working_day(month.year, month.number)
     worker = staff.get(item.worker) if item.worker else None
@@ -261,3 +272,4 @@ async def _store(
         session.add(
             AuditStatusChange(audit_id=audit.id, status=AuditStatus.SUBMITTED, note="imported")
         )
+    return audit.id

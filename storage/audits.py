@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from practice.answers import check_criterion_answer
 from practice.audit_steps import AuditKind, AuditProgress
 from practice.framework import Framework, Standard
+from storage import report_tally
 from storage.models import (
     AuditRequest,
     AuditStatus,
@@ -369,10 +370,16 @@ async def save_involvement(
 async def submit(
     *, session: AsyncSession, audit: AuditRequest, actor_id: int, now: datetime | None = None
 ) -> None:
-    """Mark the audit submitted (now, by the bot's clock); its answers can no longer change."""
+    """Mark the audit submitted (now, by the bot's clock); its answers can no longer change.
+
+    The reports' tallies count it in the same transaction.
+    """
+    assert audit.id is not None
+    await report_tally.untally(session=session, audit_ids=[audit.id])
     audit.submitted_at = now or utc_now()
     audit.live_card_activity_id = None
     await _record_status(session, audit, AuditStatus.SUBMITTED, actor_id, "")
+    await report_tally.tally(session=session, audit_ids=[audit.id])
 
 
 async def requested_count(

@@ -481,3 +481,76 @@ class SendMember(SQLModel, table=True):
     # The requests per second it allows its answers to people (`delivery.leader`): the
     # sending instance leaves the others' shares free.
     share: float = Field(default=0.0, nullable=False)
+
+
+# -- report tallies: what the Board's reports count, kept as audits are submitted ----------
+# A whole-council or team report over years reads these few thousand rows instead of every
+# rating. storage/report_tally.py keeps them in the same transaction as the writes they count.
+
+
+class TalliedAudits(SQLModel, table=True):
+    """Completed audits counted by month, standard, kind, team and whether they were rated."""
+
+    __tablename__ = "tallied_audits"
+
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    standard: int = Field(primary_key=True)
+    additional: bool = Field(primary_key=True)
+    voluntary: bool = Field(primary_key=True)
+    kind: str = Field(sa_column=Column(String(10), primary_key=True))
+    team: str = Field(sa_column=Column(String(120), primary_key=True))
+    rated: bool = Field(primary_key=True)  # with at least one criterion rated
+    audits: int = Field(nullable=False)
+
+
+class TalliedRatings(SQLModel, table=True):
+    """Ratings of completed requested audits counted by month, standard and criterion."""
+
+    __tablename__ = "tallied_ratings"
+
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    standard: int = Field(primary_key=True)
+    additional: bool = Field(primary_key=True)
+    criterion_id: str = Field(sa_column=Column(String(8), primary_key=True))
+    rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    answers: int = Field(nullable=False)
+
+
+class TalliedTeamRatings(SQLModel, table=True):
+    """The same by team too, for teams' reports (a whole-council one reads the smaller one)."""
+
+    __tablename__ = "tallied_team_ratings"
+
+    team: str = Field(sa_column=Column(String(120), primary_key=True))
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    standard: int = Field(primary_key=True)
+    additional: bool = Field(primary_key=True)
+    criterion_id: str = Field(sa_column=Column(String(8), primary_key=True))
+    rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    answers: int = Field(nullable=False)
+
+
+class TalliedModeratedCriteria(SQLModel, table=True):
+    """Moderated pairs of ratings counted by month, team, criterion and the two ratings."""
+
+    __tablename__ = "tallied_moderated_criteria"
+
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    team: str = Field(sa_column=Column(String(120), primary_key=True))
+    criterion_id: str = Field(sa_column=Column(String(8), primary_key=True))
+    auditor_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    moderator_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    pairs: int = Field(nullable=False)
+
+
+class TalliedModeratedAuditors(SQLModel, table=True):
+    """Moderated pairs of ratings counted by month, team, auditor and the two ratings."""
+
+    __tablename__ = "tallied_moderated_auditors"
+
+    month: str = Field(sa_column=Column(String(7), primary_key=True))
+    team: str = Field(sa_column=Column(String(120), primary_key=True))
+    auditor_id: int = Field(primary_key=True)
+    auditor_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    moderator_rating: str = Field(sa_column=Column(String(16), primary_key=True))
+    pairs: int = Field(nullable=False)

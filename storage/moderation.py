@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import report_tally
 from storage.models import Moderation, ModerationRating, ModerationSample, utc_now
 
 
@@ -73,6 +74,9 @@ async def save(
 
     A submitted moderation is dated `now` (the bot's clock).
     """
+    # The reports' tallies count a submitted moderation's pairs: taken away as they were,
+    # added as they now are, in the same transaction.
+    await report_tally.untally(session=session, audit_ids=[moderation.audit_id])
     existing = await ratings_of(session=session, audit_id=moderation.audit_id)
     for criterion_id, (agrees, rating, reason) in views.items():
         row = existing.get(criterion_id) or ModerationRating(
@@ -86,3 +90,4 @@ async def save(
     if submit:
         moderation.submitted_at = now or utc_now()
     session.add(moderation)
+    await report_tally.tally(session=session, audit_ids=[moderation.audit_id])

@@ -16,6 +16,7 @@ import pytest
 
 from practice.framework import Framework
 from practice.report import Report, ReportScope, build_report, counted_report, timeliness
+from storage import report_tally
 from storage.database import Database
 from storage.models import (
     AuditRequest,
@@ -53,7 +54,11 @@ def _submitted(rng: random.Random, due_on: date) -> datetime:
     return (midnight + offset).astimezone(UTC)
 
 
-async def _history(database: Database, framework: Framework, seed: int = 16) -> None:
+async def _history(
+    database: Database, framework: Framework, seed: int = 16, *, tallied: bool = True
+) -> None:
+    """Write the history's rows; then count every audit into the reports' tallies, unless
+    the database is from before they were kept."""
     rng = random.Random(seed)
     async with database.session() as session:
         staff = [
@@ -64,10 +69,9 @@ async def _history(database: Database, framework: Framework, seed: int = 16) -> 
         session.add_all(staff)
         await session.flush()
         ids = [person.id for person in staff]
-        audit_id = 0
+        made: list[int] = []
         for month in MONTHS:
             for _ in range(30):
-                audit_id += 1
                 standard = framework.standards[rng.randrange(3)]
                 due_on = _due(month) + timedelta(days=rng.choice([0, 0, 3]))
                 status = rng.choice(["submitted"] * 5 + ["requested", "in_progress"])
@@ -75,9 +79,8 @@ async def _history(database: Database, framework: Framework, seed: int = 16) -> 
                 if status == "submitted" and rng.random() < 0.05:
                     submitted = None  # submitted, but the moment was lost: not completed
                 voluntary = rng.random() < 0.1
-                session.add(
-                    AuditRequest(
-                        id=audit_id, month=month, standard=standard.number,
+                audit = AuditRequest(
+                        month=month, standard=standard.number,
                         kind=rng.choice(["sampled", "self", "peer"]), framework_version="t",
                         auditor_id=rng.choice(ids),
                         subject_worker_id=rng.choice([*ids, None]),
@@ -86,9 +89,12 @@ async def _history(database: Database, framework: Framework, seed: int = 16) -> 
                         team=rng.choice([*TEAMS, ""]),
                         source="import" if rng.random() < 0.1 else "bot",
                         submitted_at=submitted,
-                    )
                 )  # fmt: skip
+                session.add(audit)
                 await session.flush()
+                assert audit.id is not None
+                audit_id = audit.id
+                made.append(audit_id)
                 rated = rng.random() < 0.9
                 for criterion in standard.criteria:
                     if rated and rng.random() < 0.95:
@@ -122,6 +128,8 @@ async def _history(database: Database, framework: Framework, seed: int = 16) -> 
             LearningAction(theme="Standard 1", action="Do better", owner="Board",
                            logged_on=date(2023, 10, 1), status="open")
         )  # fmt: skip
+        if tallied:
+            await report_tally.tally(session=session, audit_ids=made)
         await session.commit()
 
 
@@ -142,15 +150,20 @@ SCOPES = [
 
 
 async def _both_ways(
-    database: Database, framework: Framework, first: str, last: str, scope: ReportScope
+    database: Database,
+    framework: Framework,
+    first: str,
+    last: str,
+    scope: ReportScope,
+    zone: ZoneInfo = LONDON,
 ) -> tuple[Report, Report]:
     async with database.session() as session:
         facts = await report_facts(
-            session=session, framework=framework, zone=LONDON, first_month=first,
+            session=session, framework=framework, zone=zone, first_month=first,
             last_month=last,
         )  # fmt: skip
         counted = await counted_facts(
-            session=session, zone=LONDON, first_month=first, last_month=last, scope=scope,
+            session=session, zone=zone, first_month=first, last_month=last, scope=scope,
             as_of=AS_OF,
         )  # fmt: skip
     each = build_report(
@@ -190,6 +203,20 @@ async def test_the_database_counts_as_the_report_did(
     assert sum(row.still_open for row in by_role)
     assert whole.voluntary_completed
     assert any(row.additional for row in whole.completed)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York", "Pacific/Kiritimati"])
+async def test_the_due_date_ends_at_midnight_where_the_council_is(
+    database: Database, framework: Framework, zone: str
+) -> None:
+    # Ahead of UTC by hours and minutes, behind it, and fourteen hours ahead: on time is
+    # worked out from the due date's end in the zone, whichever way the database does it.
+    await _history(database, framework)
+    for scope in SCOPES[:2]:
+        each, summed = await _both_ways(
+            database, framework, "2023-09", "2024-03", scope, ZoneInfo(zone)
+        )
+        assert summed == each, (zone, scope.label)
 
 
 def test_timeliness_reads_the_due_date_and_the_day_the_report_is_made() -> None:
