@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from practice.month import month_label
 if TYPE_CHECKING:
     from practice.report import Report
     from storage.database import Database
+    from storage.models import BoardPack
 
 
 def add_commands(commands: Commands) -> None:
@@ -168,25 +170,21 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:
-    from storage.board_packs import published_pack
-    from storage.files import write_private
-
-    async def go(database: Database) -> int:
-        async with database.session() as session:
-            pack = await published_pack(session=session, month=args.month, version=args.version)
-        if pack is None:
-            which = f"version {args.version} of " if args.version else ""
-            complain(f"no {which}pack for {args.month} has been published")
-            return EXIT_FAILED
-        write_private(args.out, (pack.html if args.format == "html" else pack.content).encode())
-        print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
-        return EXIT_OK
-
-    return run_with_database(settings, go)
+    return _write_published(
+        settings, args, lambda pack: (pack.html if args.format == "html" else pack.content).encode()
+    )
 
 
 def _pdf(settings: Settings, args: argparse.Namespace) -> int:
     from reports.pack_pdf import render_pack_pdf
+
+    return _write_published(settings, args, lambda pack: render_pack_pdf(json.loads(pack.content)))
+
+
+def _write_published(
+    settings: Settings, args: argparse.Namespace, content: Callable[[BoardPack], bytes]
+) -> int:
+    """Write a published version of the month's pack to --out, made by `content`."""
     from storage.board_packs import published_pack
     from storage.files import write_private
 
@@ -197,7 +195,7 @@ def _pdf(settings: Settings, args: argparse.Namespace) -> int:
             which = f"version {args.version} of " if args.version else ""
             complain(f"no {which}pack for {args.month} has been published")
             return EXIT_FAILED
-        write_private(args.out, render_pack_pdf(json.loads(pack.content)))
+        write_private(args.out, content(pack))
         print(f"Wrote {args.out}: version {pack.version} of {month_label(args.month)}'s pack.")
         return EXIT_OK
 

@@ -25,7 +25,6 @@ from practice.report import ActionFacts, FeedbackQuote, ReportCounts, ReportScop
 from storage.models import AuditStatus
 from storage.report_tally import count_from_tallies, tallied
 from storage.reporting import (
-    ACTION,
     AUDIT,
     FEEDBACK,
     MODERATION,
@@ -33,6 +32,7 @@ from storage.reporting import (
     RATING,
     SAMPLE,
     STAFF,
+    actions_and_names,
 )
 
 SECONDS_A_DAY = 24 * 3600
@@ -78,21 +78,7 @@ async def counted_facts(
         await _count_moderation(connection, counts, audits, in_scope)
     facts = CountedFacts(counts)
     await _read_quotes(connection, facts, audits, in_scope)
-    for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
-        facts.actions.append(
-            ActionFacts(
-                id=action.id,
-                theme=action.theme,
-                action=action.action,
-                owner=action.owner,
-                due_on=action.due_on,
-                status=action.status,
-                logged_on=action.logged_on,
-                closed_on=action.closed_on,
-            )
-        )
-    for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
-        facts.names[staff_id] = name
+    facts.actions, facts.names = await actions_and_names(connection)
     return facts
 
 

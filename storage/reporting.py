@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.framework import Framework
@@ -189,23 +190,32 @@ async def report_facts(
             ModerationPair(audit_id, auditor_id, criterion_id, auditor_rating, moderator)
         )
 
-    for action in await connection.execute(select(ACTION).order_by(ACTION.c.id)):
-        facts.actions.append(
-            ActionFacts(
-                id=action.id,
-                theme=action.theme,
-                action=action.action,
-                owner=action.owner,
-                due_on=action.due_on,
-                status=action.status,
-                logged_on=action.logged_on,
-                closed_on=action.closed_on,
-            )
-        )
-
-    for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name)):
-        facts.names[staff_id] = name
+    facts.actions, facts.names = await actions_and_names(connection)
     return facts
+
+
+async def actions_and_names(
+    connection: AsyncConnection,
+) -> tuple[list[ActionFacts], dict[int, str]]:
+    """Return every learning action in the order logged, and every person's name by id."""
+    actions = [
+        ActionFacts(
+            id=action.id,
+            theme=action.theme,
+            action=action.action,
+            owner=action.owner,
+            due_on=action.due_on,
+            status=action.status,
+            logged_on=action.logged_on,
+            closed_on=action.closed_on,
+        )
+        for action in await connection.execute(select(ACTION).order_by(ACTION.c.id))
+    ]
+    names = {
+        staff_id: name
+        for staff_id, name in await connection.execute(select(STAFF.c.id, STAFF.c.name))
+    }
+    return actions, names
 
 
 async def known_teams(*, session: AsyncSession) -> set[str]:
