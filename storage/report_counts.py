@@ -23,11 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.report import ActionFacts, FeedbackQuote, ReportCounts, ReportScope
 from storage.models import AuditStatus
-from storage.report_tally import count_from_tallies, tallied
+from storage.report_tally import count_from_tallies, moderated_ratings, tallied
 from storage.reporting import (
     AUDIT,
     FEEDBACK,
-    MODERATION,
     MODERATION_RATING,
     RATING,
     SAMPLE,
@@ -235,33 +234,13 @@ async def _count_moderation(
     connection: Any, counts: ReportCounts, audits: Any, in_scope: ColumnElement[bool]
 ) -> None:
     """Count the moderated pairs of ratings by auditor, criterion and the two ratings."""
-    auditors_rating = RATING.alias("auditors_rating")
-    # A moderator who agreed left their own rating blank: theirs is the auditor's.
-    moderators = case(
-        (MODERATION_RATING.c.agrees.is_(True), auditors_rating.c.rating),
-        else_=MODERATION_RATING.c.rating,
-    )
-    grouped = (AUDIT.c.auditor_id, MODERATION_RATING.c.criterion_id, auditors_rating.c.rating,
-               moderators)  # fmt: skip
+    moderated_pairs = moderated_ratings(audits)
+    grouped = (AUDIT.c.auditor_id, MODERATION_RATING.c.criterion_id, moderated_pairs.auditors,
+               moderated_pairs.moderators)  # fmt: skip
     for auditor_id, criterion_id, auditors, moderated, pairs in await connection.execute(
         select(*grouped, func.count())
-        .select_from(
-            audits.join(MODERATION, MODERATION.c.audit_id == AUDIT.c.id)
-            .join(MODERATION_RATING, MODERATION_RATING.c.audit_id == AUDIT.c.id)
-            .join(
-                auditors_rating,
-                and_(
-                    auditors_rating.c.audit_id == AUDIT.c.id,
-                    auditors_rating.c.criterion_id == MODERATION_RATING.c.criterion_id,
-                ),
-            )
-        )
-        .where(
-            in_scope,
-            MODERATION.c.submitted_at.is_not(None),
-            auditors_rating.c.rating.is_not(None),
-            moderators.is_not(None),
-        )
+        .select_from(moderated_pairs.joined)
+        .where(in_scope, moderated_pairs.given)
         .group_by(*grouped)
     ):
         counts.moderated(auditor_id, criterion_id, auditors, moderated, pairs)

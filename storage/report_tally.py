@@ -18,12 +18,15 @@ load; migration 0011 backfills the same way).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Table, and_, case, delete, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from practice.report import ReportCounts, ReportScope
@@ -71,34 +74,53 @@ def _ratings_counted(*, by_team: bool) -> Select[Any]:
     )
 
 
-def _moderation_counted(by: str) -> Select[Any]:
-    """Moderated pairs by month, team, criterion or auditor, and the two ratings."""
+@dataclass(frozen=True)
+class ModeratedRatings:
+    """Each submitted moderation's ratings beside the auditor's own, as columns to count by."""
+
+    joined: FromClause
+    auditors: ColumnElement[Any]
+    moderators: ColumnElement[Any]
+    # Both ratings given, on a moderation submitted.
+    given: ColumnElement[bool]
+
+
+def moderated_ratings(audits: FromClause = AUDIT) -> ModeratedRatings:
+    """Return the moderated pairs of ratings of these audits (every audit by default)."""
     auditors_rating = RATING.alias("auditors_rating")
     # A moderator who agreed left their own rating blank: theirs is the auditor's.
     moderators = case(
         (MODERATION_RATING.c.agrees.is_(True), auditors_rating.c.rating),
         else_=MODERATION_RATING.c.rating,
     )
+    joined = (
+        audits.join(MODERATION, MODERATION.c.audit_id == AUDIT.c.id)
+        .join(MODERATION_RATING, MODERATION_RATING.c.audit_id == AUDIT.c.id)
+        .join(
+            auditors_rating,
+            and_(
+                auditors_rating.c.audit_id == AUDIT.c.id,
+                auditors_rating.c.criterion_id == MODERATION_RATING.c.criterion_id,
+            ),
+        )
+    )
+    given = and_(
+        MODERATION.c.submitted_at.is_not(None),
+        auditors_rating.c.rating.is_not(None),
+        moderators.is_not(None),
+    )
+    return ModeratedRatings(joined, auditors_rating.c.rating, moderators, given)
+
+
+def _moderation_counted(by: str) -> Select[Any]:
+    """Moderated pairs by month, team, criterion or auditor, and the two ratings."""
+    pairs = moderated_ratings()
     who = MODERATION_RATING.c.criterion_id if by == "criterion" else AUDIT.c.auditor_id
-    grouped = (AUDIT.c.month, AUDIT.c.team, who, auditors_rating.c.rating, moderators)
+    grouped = (AUDIT.c.month, AUDIT.c.team, who, pairs.auditors, pairs.moderators)
     return (
         select(*grouped, func.count())
-        .select_from(
-            AUDIT.join(MODERATION, MODERATION.c.audit_id == AUDIT.c.id)
-            .join(MODERATION_RATING, MODERATION_RATING.c.audit_id == AUDIT.c.id)
-            .join(
-                auditors_rating,
-                and_(
-                    auditors_rating.c.audit_id == AUDIT.c.id,
-                    auditors_rating.c.criterion_id == MODERATION_RATING.c.criterion_id,
-                ),
-            )
-        )
-        .where(
-            MODERATION.c.submitted_at.is_not(None),
-            auditors_rating.c.rating.is_not(None),
-            moderators.is_not(None),
-        )
+        .select_from(pairs.joined)
+        .where(pairs.given)
         .group_by(*grouped)
     )
 
