@@ -43,6 +43,7 @@ lint: $(BIN)/pqf-bot
 	$(BIN)/mypy
 
 screenshots: setup
+	scripts/ensure-chromium.sh --pdf
 	$(BIN)/python scripts/docs_screenshots.py
 
 # The Teams app package to upload in the Teams admin centre (reads MICROSOFT_APP_ID and
