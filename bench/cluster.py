@@ -206,17 +206,21 @@ async def _holder(db: Database) -> str | None:
 
 
 async def _sample_rates(
-    session: aiohttp.ClientSession, bots: dict[str, Child], into: list[tuple[float, float]]
+    session: aiohttp.ClientSession, bots: dict[str, Child], into: list[tuple[float, float, float]]
 ) -> None:
-    """Every second, note the outbox rate the sending instance allows itself (its /metrics)."""
+    """Every second, note the outbox rate the sending instance is given and the rate it
+    allows itself just now, lower while it is slowed down by 429s (its /metrics)."""
+    pattern = re.compile(r"^(pqf_send_leader|pqf_send_rate|pqf_send_rate_now) (\S+)$", re.M)
     while True:
         for bot in bots.values():
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with session.get(f"{bot.url}/metrics") as response:
                     text = await response.text()
-                found = dict(re.findall(r"^(pqf_send_leader|pqf_send_rate) (\S+)$", text, re.M))
+                found = dict(pattern.findall(text))
                 if float(found.get("pqf_send_leader", 0)) == 1.0:
-                    into.append((time.monotonic(), float(found["pqf_send_rate"])))
+                    rate = float(found["pqf_send_rate"])
+                    now = float(found.get("pqf_send_rate_now", rate))
+                    into.append((time.monotonic(), rate, now))
         await asyncio.sleep(1.0)
 
 
@@ -253,7 +257,7 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
             ]
             idle_from = time.monotonic() + THINK[0]  # once the first turns have come round
             await asyncio.sleep(idle + THINK[0])
-            rates: list[tuple[float, float]] = []
+            rates: list[tuple[float, float, float]] = []
             sampler = asyncio.create_task(_sample_rates(session, bots, rates))
             texts = await _enqueue(db, ids)
             queued = time.monotonic()
@@ -313,7 +317,17 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
     per_second = Counter(int(c.arrived) for c in answers)
     requests_per_second = Counter(int(c.arrived) for c in connector.calls)
     before = [c for c in deliveries if c.arrived < killed]
-    allowed = [rate for t, rate in rates if first <= t < killed]
+    allowed = [rate for t, rate, _ in rates if first <= t < killed]
+    slowed = [t for t, rate, now in rates if now < rate]
+    # The broadcast's first seconds, second by second: deliveries, and 429s injected.
+    start = int(first)
+    opening = [
+        (
+            sum(1 for c in deliveries if int(c.arrived) == second),
+            sum(1 for c in connector.calls if int(c.arrived) == second and c.fault),
+        )
+        for second in range(start, start + 10)
+    ]
     figures.update(
         messages=messages,
         allowed_rate=sum(allowed) / len(allowed) if allowed else float("nan"),
@@ -332,6 +346,8 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
         / max(1e-9, killed - first - SETTLE),
         rate_after=len(after) / max(1e-9, after[-1] - after[0]) if len(after) > 1 else 0.0,
         rate_overall=len(deliveries) / max(1e-9, done - first),
+        opening=opening,
+        slowed_seconds=len(slowed),
         busiest_second=max(requests_per_second.values()),
         idle_turns=len(idle_turns),
         busy_turns=len(busy_turns),
@@ -390,6 +406,10 @@ def main() -> None:
             round(f["rate_steady"], 1),
         "delivered/s after the take-over": round(f["rate_after"], 1),
         "delivered/s overall (kill included)": round(f["rate_overall"], 1),
+        "delivered (429s) in each of the broadcast's first 10 s": ", ".join(
+            f"{d} ({t})" for d, t in f["opening"]
+        ),
+        "seconds the sender ran slowed down by a share of 429s": f["slowed_seconds"],
         "answers to people through the Connector, requests/s (busiest second)":
             f"{f['answers_per_s']:.1f} ({f['answers_busiest']})",
         "turns idle / during broadcast": f"{f['idle_turns']} / {f['busy_turns']}",

@@ -220,6 +220,7 @@ def _start_sending(
     and counts its answers to people, and the one holding the lease sends (delivery.leader).
     """
     metrics.send_rate.set_function(lambda: limiter.budget_rate)
+    metrics.send_rate_now.set_function(lambda: limiter.global_rate)
     if database.dialect == "sqlite":
         adapter.replies = limiter
         metrics.send_leader.set(1 if sender is not None else 0)

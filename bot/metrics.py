@@ -58,6 +58,12 @@ class Metrics:
             "else its answers' share)",
             registry=self.registry,
         )
+        self.send_rate_now = Gauge(
+            "pqf_send_rate_now",
+            "Requests/s the outbox may make just now: pqf_send_rate, lowered for a while when "
+            "Teams refuses a rising share with 429",
+            registry=self.registry,
+        )
         self.job_runs = Counter(
             "pqf_scheduler_runs", "Scheduled job runs, by job and outcome", ["job", "outcome"],
             registry=self.registry,

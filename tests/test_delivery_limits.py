@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from delivery.limits import RateLimiter, SendLimits, SlidingWindows
 from tests.delivery_helpers import VirtualClock, settle
 
@@ -44,6 +46,59 @@ async def test_a_stray_429_pauses_its_chat_but_a_rising_share_slows_everything()
     # ... for a while.
     await clock.advance(limits.slowdown_seconds)
     assert limiter.global_rate == 40
+
+
+async def test_a_few_429s_among_a_broadcasts_first_answers_do_not_slow_it() -> None:
+    clock = VirtualClock()
+    limiter = limiter_on(clock, SendLimits(global_rate=40))
+    sent = 0
+
+    async def send(throttled: bool) -> None:
+        nonlocal sent
+        chat = f"chat-{sent}"
+        sent += 1
+        await clock.run(limiter.acquire(chat))
+        limiter.finish(chat)
+        if throttled:
+            limiter.throttled(chat, pause=1.0)
+
+    # Three of the first twenty refused, as 5% random 429s do in about one broadcast in
+    # thirteen: a large share of too few answers to mean anything.
+    for number in range(20):
+        await send(throttled=number in (3, 9, 15))
+    assert limiter.global_rate == 40
+    assert limiter.slowdowns == 0
+    for _ in range(30):
+        await send(throttled=False)
+    assert limiter.global_rate == 40
+    # Over fifty answers, a rising share does slow it down, once for the while.
+    for _ in range(8):
+        await send(throttled=True)
+    assert limiter.global_rate == 20
+    assert limiter.slowdowns == 1
+
+
+async def test_a_slow_senders_429s_are_judged_over_its_last_answers() -> None:
+    clock = VirtualClock()
+    limiter = limiter_on(clock, SendLimits(global_rate=4))
+    # Four a second: the five-second window holds twenty answers, too few to judge; the
+    # last fifty are judged instead, however long they took.
+    for number in range(60):
+        chat = f"chat-{number}"
+        await clock.run(limiter.acquire(chat))
+        limiter.finish(chat)
+        if number >= 50:
+            limiter.throttled(chat, pause=0.0)
+    assert clock.now > 10
+    assert limiter.global_rate == 2
+    assert limiter.slowdowns == 1
+    # Ten 429s among the last fifty answers, though only some were in the last 5 s.
+    assert limiter.throttled_share(clock.now) == 10 / 50
+
+
+def test_the_share_needs_answers_to_judge_over() -> None:
+    with pytest.raises(ValueError, match="throttle_answers"):
+        SendLimits(throttle_answers=0)
 
 
 async def test_the_global_rate_is_kept_with_a_small_burst() -> None:
