@@ -5,6 +5,8 @@
 Each benchmark runs in its own process (`python -m bench.NAME --out build/bench/NAME.json`)
 with nothing else running, so one's figures are not disturbed by another's. The page lists
 the machine, the versions, the date, every figure and goal, and how to reproduce them.
+With --only, the other benchmarks' goals and sections are kept from the page as they were
+(each section says when and at which commit it was measured).
 """
 
 from __future__ import annotations
@@ -122,9 +124,41 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+Kept = dict[str, tuple[list[str], list[str]]]  # title: (goal rows, section lines)
+
+
+def kept_sections(page: str, titles: list[str]) -> Kept:
+    """Return, for each of these benchmarks on a page made before, its goal rows and section.
+
+    A section runs from its `## title` heading to the next `## ` heading (the reproduction
+    notes, or the part written by hand, follow the last).
+    """
+    lines = page.split(BY_HAND)[0].splitlines()
+    kept: Kept = {}
+    for title in titles:
+        goals = [line for line in lines if line.startswith(f"| {_cell(title)} |")]
+        heading = f"## {title}"
+        if heading not in lines:
+            continue
+        start = lines.index(heading)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        section = lines[start:end]
+        while section and not section[-1].strip():
+            section.pop()
+        kept[title] = (goals, section)
+    return kept
+
+
 def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[str],
-           quick: bool) -> str:  # fmt: skip
-    """Return docs/PERFORMANCE.md."""
+           quick: bool, kept: Kept | None = None) -> str:  # fmt: skip
+    """Return docs/PERFORMANCE.md (with `kept`: those benchmarks' goals and sections as
+    they were, in the benchmarks' order)."""
+    kept = kept or {}
+    order = [title for title, _ in BENCHMARKS.values()]
+    ran = {result["title"] for result in results}
+    earlier = [title for title in order if title in kept and title not in ran]
     quick_note = " **This was a `--quick` run: smaller loads than the goals ask for.**"
     lines = [
         "# Performance",
@@ -144,21 +178,32 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
         "| benchmark | goal | target | measured | met |",
         "|---|---|---|---|---|",
     ]
+    goals: dict[str, list[str]] = {title: kept[title][0] for title in earlier}
+    sections: dict[str, list[str]] = {title: kept[title][1] for title in earlier}
+    when = f" on {facts['date']} at commit {facts['commit']}" if "date" in facts else ""
     for result in results:
+        title = result["title"]
+        goals[title] = []
         for goal in result["goals"]:
             met = "yes" if goal["met"] else "**no**"
             note = f" ({goal['note']})" if goal["note"] else ""
-            lines.append(f"| {result['title']} | {_cell(goal['goal'])} | {_cell(goal['target'])} "
-                         f"| {_cell(goal['measured'])}{_cell(note)} | {met} |")  # fmt: skip
+            goals[title].append(f"| {_cell(title)} | {_cell(goal['goal'])} "
+                                f"| {_cell(goal['target'])} | {_cell(goal['measured'])}"
+                                f"{_cell(note)} | {met} |")  # fmt: skip
+        section = [f"## {title}", "", f"Ran in {result['seconds']:.0f} s{when}."]
+        for name, rows in result["tables"].items():
+            section += ["", f"### {name}", "", *_table(rows)]
+        if result["notes"]:
+            section += ["", "Notes:", ""]
+            section += [f"- {note}" for note in result["notes"]]
+        sections[title] = section
+    titles = [t for t in order if t in sections] + [t for t in sections if t not in order]
+    for title in titles:
+        lines += goals[title]
     for failure in failures:
         lines.append(f"| {failure} | did not complete | | | **no** |")
-    for result in results:
-        lines += ["", f"## {result['title']}", "", f"Ran in {result['seconds']:.0f} s."]
-        for section, rows in result["tables"].items():
-            lines += ["", f"### {section}", "", *_table(rows)]
-        if result["notes"]:
-            lines += ["", "Notes:", ""]
-            lines += [f"- {note}" for note in result["notes"]]
+    for title in titles:
+        lines += ["", *sections[title]]
     lines += [
         "",
         "## How to reproduce",
@@ -224,7 +269,9 @@ def main() -> int:
         result["seconds"] = result.get("seconds") or time.monotonic() - began
         results.append(result)
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    page = render(facts, results, failures, args.quick)
+    existing = args.doc.read_text(encoding="utf-8") if args.doc.exists() else ""
+    others = [title for name, (title, _) in BENCHMARKS.items() if name not in names]
+    page = render(facts, results, failures, args.quick, kept_sections(existing, others))
     args.doc.write_text(page + by_hand(args.doc), encoding="utf-8")
     missed = sum(1 for r in results for g in r["goals"] if not g["met"])
     print(f"== wrote {args.doc} in {time.monotonic() - started:.0f} s: "

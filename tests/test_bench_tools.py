@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import Result, percentile
-from bench.run import BENCHMARKS, BY_HAND, by_hand, render
+from bench.run import BENCHMARKS, BY_HAND, by_hand, kept_sections, render
 from tests.conftest import ROOT
 
 
@@ -63,3 +63,28 @@ def test_a_new_page_keeps_the_sections_written_by_hand(tmp_path: Path) -> None:
     kept = by_hand(doc)
     assert kept == f"\n{BY_HAND}\n\n## By hand\n\n| a |\n"
     assert "old figures" not in kept
+
+
+def test_a_run_of_some_benchmarks_keeps_the_others_as_they_were() -> None:
+    def result_of(title: str, measured: str) -> dict[str, object]:
+        result = Result(name=title, title=title, seconds=5.0)
+        result.table("Figures", {"measured": measured})
+        result.goal("a goal", ">= 1", measured, True)
+        return result.__dict__ | {"goals": [g.__dict__ for g in result.goals]}
+
+    titles = [title for title, _ in BENCHMARKS.values()]
+    first, last = titles[0], titles[-1]
+    facts = {"date": "2026-12-01 02:00 UTC", "commit": "abc1234"}
+    before = render(facts, [result_of(first, "1"), result_of(last, "2")], [], quick=False)
+    page = before + f"\n{BY_HAND}\n\n## By hand\n"
+    # Only the last benchmark runs again: the first's goal and section stay, in order.
+    later = {"date": "2026-12-02 03:00 UTC", "commit": "def5678"}
+    after = render(later, [result_of(last, "3")], [], quick=False,
+                   kept=kept_sections(page, [first]))  # fmt: skip
+    assert f"| {first} | a goal | >= 1 | 1 | yes |" in after
+    assert f"| {last} | a goal | >= 1 | 3 | yes |" in after
+    assert f"| {last} | a goal | >= 1 | 2 | yes |" not in after
+    assert "Ran in 5 s on 2026-12-01 02:00 UTC at commit abc1234." in after
+    assert "Ran in 5 s on 2026-12-02 03:00 UTC at commit def5678." in after
+    assert after.index(f"## {first}") < after.index(f"## {last}") < after.index("## How to")
+    assert "## By hand" not in after, "the part written by hand is added by main, once"
