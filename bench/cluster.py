@@ -278,11 +278,7 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
             load = os.getloadavg()[0]
             bots[leader.split("#")[0]].process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
             killed = time.monotonic()
-            delivered_before = {c.body.get("text") for c in _broadcast(connector)}
             held = await _held_by(db, leader)
-            accepted_unrecorded = sum(
-                1 for m in held.values() if json.loads(m.activity)["text"] in delivered_before
-            )
             taken_after = float("nan")
             while time.monotonic() - killed < 60:
                 if not await _held_by(db, leader):
@@ -306,7 +302,20 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
         await connector.close()
 
     deliveries = _broadcast(connector)
-    after = sorted(c.arrived for c in deliveries if c.arrived > killed)
+    # What the killed sender had claimed. Until its claims are taken no other sender may
+    # send them, so a delivery of one before then is the killed sender's: on the wire at
+    # the kill, or accepted by Teams before the database recorded it.
+    held_texts = {json.loads(m.activity)["text"] for m in held.values()}
+    claims_taken = killed + taken_after
+    by_dead = {
+        c.body.get("text") for c in deliveries
+        if c.body.get("text") in held_texts and not c.arrived >= claims_taken
+    }  # fmt: skip
+    # The new sender's deliveries: after the kill, less the killed sender's last ones.
+    after = sorted(
+        c.arrived for c in deliveries
+        if c.arrived > killed and not (c.body.get("text") in by_dead and c.arrived < claims_taken)
+    )  # fmt: skip
     counts = Counter(c.body.get("text") for c in deliveries)
     idle_turns = [d for s, d in samples if idle_from <= s < queued]
     busy_turns = [d for s, d in samples if first <= s < killed]
@@ -363,7 +372,10 @@ async def _run(url: str, folder: Path, roster_: list[Person], audits: dict[int, 
         lost=sum(1 for t in texts if counts[t] == 0),
         unsent=unsent,
         duplicated=sum(n - 1 for n in counts.values() if n > 1),
-        accepted_unrecorded=accepted_unrecorded,
+        accepted_unrecorded=sum(1 for t in by_dead if counts[t] > 1),
+        arrived_after_kill=sum(
+            1 for c in deliveries if c.arrived > killed and c.body.get("text") in by_dead
+        ),
         failed_posts=sum(a.failed_posts for a in auditors),
         unanswered=sum(a.auditor.problems for a in auditors),
         new_leader=(new_leader or "").split("#")[0],
@@ -417,7 +429,9 @@ def main() -> None:
         "turn p99 ms idle / broadcast": f"{f['idle_p99']:.0f} / {f['busy_p99']:.0f}",
         "killed / new sender": f"{f['dead']} / {f['new_leader']}",
         "claimed by the killed sender": f["claimed_by_dead"],
-        "kill to next delivery s": round(f["failover_first"], 1),
+        "killed sender's deliveries arriving after the kill (on the wire)":
+            f["arrived_after_kill"],
+        "kill to the new sender's first delivery s": round(f["failover_first"], 1),
         "kill to its claims taken s": round(f["failover_claims"], 1),
         "lost": f["lost"], "left unsent": f["unsent"],
         "sent twice (accepted before recorded)":
