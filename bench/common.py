@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
 import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -50,6 +52,8 @@ class Result:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     goals: list[Goal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # When and at which commit it ran ("date", "commit"); stamped by `write`.
+    measured: dict[str, str] = field(default_factory=dict)
 
     def table(self, section: str, row: dict[str, Any]) -> None:
         """Add a row to a section's table, and print it."""
@@ -66,7 +70,29 @@ class Result:
     def write(self, path: Path) -> None:
         """Write the result as JSON for `bench.run` to gather into docs/PERFORMANCE.md."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.measured:
+            self.measured = {"date": now_utc(), "commit": commit()}
         path.write_text(json.dumps(asdict(self), indent=2, default=str), encoding="utf-8")
+
+
+def now_utc() -> str:
+    """Return the time now as the page shows it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def commit() -> str:
+    """Return the commit checked out (and whether files differ from it)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 def arguments(description: str) -> argparse.Namespace:

@@ -1,6 +1,7 @@
 """Run every benchmark, one after another, and write docs/PERFORMANCE.md from their figures.
 
     python -m bench.run [--quick] [--only turns,dispatch,reports,living_card,cluster] [--doc PATH]
+    python -m bench.run --only cluster --from-results   # a benchmark run on its own
 
 Each benchmark runs in its own process (`python -m bench.NAME --out build/bench/NAME.json`)
 with nothing else running, so one's figures are not disturbed by another's. The page lists
@@ -12,10 +13,10 @@ With --only, the other benchmarks' goals and sections are kept from the page as 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import POSTGRES_ADMIN_URL, RESULTS, ROOT
+from bench.common import POSTGRES_ADMIN_URL, RESULTS, ROOT, commit, now_utc
 
 BENCHMARKS = {
     "turns": ("Turn latency", 9 * 60),
@@ -70,20 +71,6 @@ def _memory_gib() -> str:
     return "unknown"
 
 
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        return "unknown"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
 def machine(postgres: str | None) -> dict[str, str]:
     """Describe the machine and the versions the figures were measured with."""
     versions = {}
@@ -93,8 +80,8 @@ def machine(postgres: str | None) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _commit(),
+        "date": now_utc(),
+        "commit": commit(),
         "CPU": f"{_cpu()}, {os.cpu_count()} cores",
         "memory": _memory_gib(),
         "OS": f"{platform.system()} {platform.release()}",
@@ -134,6 +121,9 @@ def kept_sections(page: str, titles: list[str]) -> Kept:
     notes, or the part written by hand, follow the last).
     """
     lines = page.split(BY_HAND)[0].splitlines()
+    # A section from a page written before sections said when they ran (the page's date
+    # may not be the section's: sections were refreshed by hand then).
+    undated = re.compile(r"^Ran in ([\d,]+) s\.$")
     kept: Kept = {}
     for title in titles:
         goals = [line for line in lines if line.startswith(f"| {_cell(title)} |")]
@@ -147,6 +137,12 @@ def kept_sections(page: str, titles: list[str]) -> Kept:
         section = lines[start:end]
         while section and not section[-1].strip():
             section.pop()
+        section = [
+            undated.sub(
+                r"Ran in \1 s (when, and at which commit, is in this page's history).", line
+            )
+            for line in section
+        ]
         kept[title] = (goals, section)
     return kept
 
@@ -173,6 +169,17 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
         "|---|---|",
         *[f"| {key} | {_cell(value)} |" for key, value in facts.items()],
         "",
+        *(
+            [
+                "",
+                "Each section below says when and at which commit it ran: this run made "
+                + (", ".join(r["title"] for r in results) or "none")
+                + "; the others are kept from earlier runs.",
+            ]
+            if earlier
+            else []
+        ),
+        "",
         "## Goals",
         "",
         "| benchmark | goal | target | measured | met |",
@@ -180,9 +187,10 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
     ]
     goals: dict[str, list[str]] = {title: kept[title][0] for title in earlier}
     sections: dict[str, list[str]] = {title: kept[title][1] for title in earlier}
-    when = f" on {facts['date']} at commit {facts['commit']}" if "date" in facts else ""
     for result in results:
         title = result["title"]
+        stamp = result.get("measured") or facts
+        when = f" on {stamp['date']} at commit {stamp['commit']}" if "date" in stamp else ""
         goals[title] = []
         for goal in result["goals"]:
             met = "yes" if goal["met"] else "**no**"
@@ -209,9 +217,12 @@ def render(facts: dict[str, str], results: list[dict[str, Any]], failures: list[
         "## How to reproduce",
         "",
         "```sh",
-        "make bench                      # everything, then this page (about 35 minutes)",
+        "make bench                      # everything, then this page (20-30 minutes)",
         "python -m bench.run --quick     # smaller loads, for trying",
         "python -m bench.turns --databases sqlite   # one benchmark, one database",
+        "python -m bench.run --only cluster         # one benchmark; the others' sections kept",
+        "python -m bench.cluster --out build/bench/cluster.json &&",
+        "  python -m bench.run --only cluster --from-results   # the page from that run",
         "```",
         "",
         "PostgreSQL is used at `PQF_BENCH_POSTGRES_URL` (default: `PQF_TEST_POSTGRES_URL`, then",
@@ -234,6 +245,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller loads, for trying")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    parser.add_argument(
+        "--from-results", action="store_true",
+        help="run nothing: write the page from build/bench/NAME.json as the benchmarks left "
+        "it (after `python -m bench.NAME --out build/bench/NAME.json`)",
+    )  # fmt: skip
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -251,6 +267,13 @@ def main() -> int:
     for name in names:
         title, limit = BENCHMARKS[name]
         out = RESULTS / f"{name}.json"
+        if args.from_results:
+            if not out.exists():
+                print(f"== {title}: no {out.relative_to(ROOT)} to write the page from", flush=True)
+                failures.append(title)
+            else:
+                results.append(json.loads(out.read_text(encoding="utf-8")))
+            continue
         out.unlink(missing_ok=True)
         command = [sys.executable, "-m", f"bench.{name}", "--out", str(out),
                    "--databases", databases, *(["--quick"] if args.quick else [])]  # fmt: skip

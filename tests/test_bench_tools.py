@@ -88,3 +88,7 @@ def test_a_run_of_some_benchmarks_keeps_the_others_as_they_were() -> None:
     assert "Ran in 5 s on 2026-12-02 03:00 UTC at commit def5678." in after
     assert after.index(f"## {first}") < after.index(f"## {last}") < after.index("## How to")
     assert "## By hand" not in after, "the part written by hand is added by main, once"
+    # A section from before sections said when they ran says where to look instead.
+    older = page.replace("Ran in 5 s on 2026-12-01 02:00 UTC at commit abc1234.", "Ran in 5 s.")
+    kept = kept_sections(older, [first])
+    assert "Ran in 5 s (when, and at which commit, is in this page's history)." in kept[first][1]
