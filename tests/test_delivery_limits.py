@@ -48,7 +48,9 @@ async def test_a_stray_429_pauses_its_chat_but_a_rising_share_slows_everything()
     assert limiter.global_rate == 40
 
 
-async def test_a_few_429s_among_a_broadcasts_first_answers_do_not_slow_it() -> None:
+async def test_a_few_429s_among_a_broadcasts_first_answers_do_not_slow_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = VirtualClock()
     limiter = limiter_on(clock, SendLimits(global_rate=40))
     sent = 0
@@ -76,6 +78,10 @@ async def test_a_few_429s_among_a_broadcasts_first_answers_do_not_slow_it() -> N
         await send(throttled=True)
     assert limiter.global_rate == 20
     assert limiter.slowdowns == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "Teams refused 16% of the last 56 answers with 429: sending at 20.0/s for 10 s"
+    ], "said once, when it slowed down"
 
 
 async def test_a_slow_senders_429s_are_judged_over_its_last_answers() -> None:

@@ -608,6 +608,9 @@ async def test_metrics_are_in_prometheus_text_format(
         assert f'pqf_outbox_messages{{state="{state}"}} 0.0' in lines
     assert 'pqf_outbox_send_attempts_total{outcome="undeliverable"} 0.0' in lines
     assert "pqf_teams_throttled_total 0.0" in lines
+    # One instance on SQLite: the whole budget, not slowed down.
+    assert "pqf_send_rate 48.0" in lines
+    assert "pqf_send_rate_now 48.0" in lines
     assert 'pqf_scheduler_runs_total{job="retention",outcome="failed"} 0.0' in lines
 
 
