@@ -1,8 +1,8 @@
 """The outbox messages one sender holds: each claim's lease, its renewal, and the fence.
 
 A sender writes its id and a lease into the rows it claims, so no other sender takes them,
-and while it runs a heartbeat renews every claim it holds (by default a 12 s lease, renewed
-every 2 s). A sender that dies (kill -9, a power cut) stops renewing: its claims lapse
+and while it runs a heartbeat renews every claim it holds (by default an 11 s lease, renewed
+every second). A sender that dies (kill -9, a power cut) stops renewing: its claims lapse
 within a lease of its last heartbeat, and another sender takes the messages over. A living
 sender starts a send only while its claim, as last confirmed by the database, is sure to
 outlast the send with a margin; if it cannot renew in time it stops sending those messages

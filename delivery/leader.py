@@ -20,7 +20,7 @@ difference meanwhile; it shrinks at once.
 
 Failover: a leader that dies stops renewing; its lease lapses within `lease` of its last
 renewal and another instance takes it at its next heartbeat. The dead leader's claimed
-messages lapse on their own lease (`delivery.claims`, 12 s by default) and the new leader
+messages lapse on their own lease (`delivery.claims`, 11 s by default) and the new leader
 takes them then: within 15 s of the death. A leader that cannot renew (the database
 unreachable, the process stalled) stops its sender once the lease it last confirmed has
 passed; its claims fence each send on their own, so a message is never sent by two
