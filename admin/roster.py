@@ -218,8 +218,8 @@ def _print_sync(result: SyncResult) -> None:
         )
     if result.entries:
         print(
-            f"{len(result.entries)} no_supervisor: entries in PQF_GRAPH_MAPPING_FILE do nothing "
-            "(the sync goes on without them); each sync lists them until the file is changed:"
+            f"Check these no_supervisor: entries in PQF_GRAPH_MAPPING_FILE ({len(result.entries)}):"
+            " they do nothing (the sync goes on), and each sync lists them until the file changes."
         )
     for finding in result.entries:
         print(f"  {finding.problem()}")

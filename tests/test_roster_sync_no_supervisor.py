@@ -186,7 +186,9 @@ async def test_the_command_names_the_entry_and_says_what_to_do(
 
     assert await asyncio.to_thread(main, ["roster", "sync", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "1 no_supervisor: entries in PQF_GRAPH_MAPPING_FILE do nothing" in out
+    assert (
+        "Check these no_supervisor: entries in PQF_GRAPH_MAPPING_FILE (1): they do nothing" in out
+    )
     assert f"  {typo}" in out
     assert await asyncio.to_thread(main, ["roster", "sync", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
