@@ -237,6 +237,7 @@ def _cycle(settings: Settings, database: Database) -> Cycle:
         zone=settings.zone,
         instance=settings.instance_name,
         retention_months=settings.retention_months,
+        held=settings.held_retention,
     )
 
 

@@ -39,8 +39,10 @@ def add_commands(commands: Commands) -> None:
     purge = commands.add_parser(
         "purge", help="erase the words of audits older than the retention period",
         description="Erase the evidence, feedback and reasons of audits submitted more than "
-        "PQF_RETENTION_MONTHS months ago (ratings stay, for the statistics), and empty sent "
-        "messages over a month old. The scheduler does this every working day.",
+        "PQF_RETENTION_MONTHS months ago (ratings stay, for the statistics), empty sent "
+        "messages over a month old, and erase what a roster sync holds of people it could not "
+        "place once no sync has confirmed it for PQF_GRAPH_HELD_DAYS days (all of it when "
+        "Microsoft Graph is not set up). The scheduler does this every working day.",
     )  # fmt: skip
     purge.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     purge.set_defaults(handler=_purge)
@@ -92,7 +94,7 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
                 report = await purge(
                     session=session, now=datetime.now(UTC),
                     retention_months=settings.retention_months, dry_run=args.dry_run,
-                    progress=progress,
+                    progress=progress, held=settings.held_retention,
                 )  # fmt: skip
             if not report.dry_run:
                 await database.forget_erased()
@@ -103,6 +105,13 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
               f"{settings.retention_months} months ago: {report.evidence} pieces of evidence, "
               f"{report.feedback} feedback calls, {report.moderations} moderations; and emptied "
               f"{report.messages} old sent messages. Ratings are kept.")  # fmt: skip
+        held = settings.held_retention
+        why = (
+            f"not confirmed by a sync for {held.days} days (PQF_GRAPH_HELD_DAYS)."
+            if held.synced
+            else "as the roster is not synced from Microsoft Graph."
+        )
+        print(f"{verb} {report.held} records of people a roster sync could not place, {why}")
         return EXIT_OK
 
     return run_with_database(settings, go)
@@ -147,18 +156,25 @@ def _access_log(settings: Settings, args: argparse.Namespace) -> int:
 
 def _export_person(settings: Settings, args: argparse.Namespace) -> int:
     from storage import access_log, roster
-    from storage.person_export import person_record
+    from storage.person_export import held_person_record, person_record
 
     async def go(database: Database) -> int:
         async with database.session() as session:
             staff = await roster.staff_by_email(session=session, email=args.email)
-            if staff is None:
-                complain(f"{args.email} is not on the roster")
-                return EXIT_FAILED
-            record = await person_record(session=session, staff=staff)
+            if staff is not None:
+                record = await person_record(session=session, staff=staff)
+                target = f"staff {staff.id}"
+            else:
+                # Not on the roster, but a roster sync may hold Graph's record of them.
+                held = await held_person_record(session=session, email=args.email)
+                if held is None:
+                    complain(f"{args.email} is not on the roster, and no roster sync holds them")
+                    return EXIT_FAILED
+                record = held
+                target = f"held by roster sync {record['held_by_roster_sync'][0]['aad_object_id']}"
             await access_log.record(
                 session=session, staff_id=None, action="cli_export_person",
-                target=f"staff {staff.id}", via="cli",
+                target=target, via="cli",
             )  # fmt: skip
         write_private(args.out, json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8"))
         print(f"Wrote everything held about {args.email} to {args.out} "

@@ -216,3 +216,10 @@ def _print_sync(result: SyncResult) -> None:
             "Add the unmapped departments and job titles to PQF_GRAPH_MAPPING_FILE; until then "
             "those people stay as they are, and each sync lists them again."
         )
+    if result.entries:
+        print(
+            f"Check these no_supervisor: entries in PQF_GRAPH_MAPPING_FILE ({len(result.entries)}):"
+            " they do nothing (the sync goes on), and each sync lists them until the file changes."
+        )
+    for finding in result.entries:
+        print(f"  {finding.problem()}")

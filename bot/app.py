@@ -396,6 +396,7 @@ def create_app(
             cycle = Cycle(
                 database=database, framework=framework, zone=settings.zone,
                 instance=settings.instance_name, retention_months=settings.retention_months,
+                held=settings.held_retention,
             )  # fmt: skip
             scheduler = CycleScheduler(
                 cycle,

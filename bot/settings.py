@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from directory.graph import TokenSource
+    from storage.directory_sync import HeldRetention
 
 
 class SettingsError(Exception):
@@ -103,6 +104,9 @@ class Settings(BaseSettings):
     graph_token: str = Field(default="", validation_alias="PQF_GRAPH_TOKEN", repr=False)
     # Where the app signs in for Graph; empty: the sign-in host of PQF_GRAPH_URL's cloud.
     graph_authority: str = Field(default="", validation_alias="PQF_GRAPH_AUTHORITY", max_length=300)
+    # How long the records of people a sync could not place stay without a sync confirming
+    # them (the retention purge erases them then, and all of them once Graph is not set up).
+    graph_held_days: int = Field(default=30, ge=1, le=365, validation_alias="PQF_GRAPH_HELD_DAYS")
     # For `pqf-bot reach --install` (docs/deploy.md, "Installing the app for everyone").
     teams_catalog_app_id: str = Field(
         default="", validation_alias="PQF_TEAMS_CATALOG_APP_ID", max_length=64
@@ -286,6 +290,13 @@ class Settings(BaseSettings):
                 )
         return missing
 
+    @property
+    def held_retention(self) -> HeldRetention:
+        """Return how long a roster sync's held records stay: none unless Graph is set up."""
+        from storage.directory_sync import HeldRetention
+
+        return HeldRetention(days=self.graph_held_days, synced=not self.graph_missing())
+
     def graph_missing_hint(self, missing: Sequence[str]) -> str:
         """Return what to add to a message naming missing Graph settings (development's way)."""
         if self.is_development and any(m.startswith("MICROSOFT_APP_") for m in missing):
@@ -395,6 +406,7 @@ _VARIABLES = {
     "graph_mapping_file": "PQF_GRAPH_MAPPING_FILE",
     "graph_token": "PQF_GRAPH_TOKEN",
     "graph_authority": "PQF_GRAPH_AUTHORITY",
+    "graph_held_days": "PQF_GRAPH_HELD_DAYS",
     "teams_catalog_app_id": "PQF_TEAMS_CATALOG_APP_ID",
     "teams_service_url": "PQF_TEAMS_SERVICE_URL",
     "graph_install_rate": "PQF_GRAPH_INSTALL_RATE",

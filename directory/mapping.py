@@ -5,13 +5,15 @@ spaces at the ends. A department or job title the file does not name is reported
 never guessed. It may also list the people at the top of the roster (`no_supervisor:`, by
 email or object id), whose manager in Entra ID is not on the roster: they are synced with no
 supervisor, as a roster file leaves their supervisor_email empty. Anyone else whose manager is
-not on the roster stops the sync, as a roster file naming an unknown supervisor does.
+not on the roster stops the sync, as a roster file naming an unknown supervisor does. Each
+entry's line in the file is kept, so a sync can point at an entry without naming anyone
+(`directory.no_supervisor`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -31,6 +33,8 @@ class DirectoryMapping:
     roles: Mapping[str, str]
     # Emails and object ids, lower case, of people synced with no supervisor.
     no_supervisor: frozenset[str] = frozenset()
+    # Where each of those entries is in the file (its line number), to point at it.
+    no_supervisor_lines: Mapping[str, int] = field(default_factory=dict)
 
     def team_of(self, department: str | None) -> str | None:
         """Return the team for a department, or None if the file does not name it."""
@@ -78,6 +82,7 @@ def parse_mapping(text: str, *, role_codes: Collection[str], where: str = "") ->
         teams={_key(k): v for k, v in teams.items()},
         roles={_key(k): v for k, v in roles.items()},
         no_supervisor=frozenset(tops),
+        no_supervisor_lines=_entry_lines(text),
     )
 
 
@@ -124,3 +129,17 @@ def _people(value: object, problems: list[str]) -> list[str]:
             continue
         people.append(entry.strip().lower())
     return people
+
+
+def _entry_lines(text: str) -> dict[str, int]:
+    """Return the line of each no_supervisor: entry in the YAML text (the file already parsed)."""
+    root = yaml.compose(text)
+    lines: dict[str, int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        if key.value == "no_supervisor" and isinstance(value, yaml.SequenceNode):
+            for item in value.value:
+                if isinstance(item, yaml.ScalarNode):
+                    lines.setdefault(str(item.value).strip().lower(), item.start_mark.line + 1)
+    return lines

@@ -10,7 +10,8 @@ department or job title, a disabled account new to it) is held: their last-read 
 kept and weighed again at every sync, so a fixed mapping file or an enabled account places
 them without Graph reading them again. A person whose manager is not on the roster stops the
 sync (the roster file's rule for an unknown supervisor), unless the mapping file lists them
-under no_supervisor:.
+under no_supervisor:. A manager on the roster is the supervisor whether or not the person is
+listed: the list is for managers who are not, and an entry that is not needed is noted.
 """
 
 from __future__ import annotations
@@ -207,6 +208,9 @@ class RosterChanges:
     manager_missing: list[ManagerMissing] = field(default_factory=list)
     # People in scope not placed on the roster: their records, kept for the next sync.
     held: dict[str, DirectoryUser] = field(default_factory=dict)
+    # People listed under no_supervisor: whose manager is on the roster: their supervisor's
+    # email, by object id (the entry is not needed).
+    listed_with_manager: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> list[RosterPerson]:
@@ -314,12 +318,15 @@ def diff_roster(
     email_of = {aad: p.email for aad, p in by_aad.items()}
     email_of.update({user_id: person.email for user_id, (_u, _e, person) in placed.items()})
     for user, existing, person in placed.values():
-        if mapping.without_supervisor(person.email, user.id):
-            supervisor = ""
-        elif user.manager_known and user.manager_id:
+        listed = mapping.without_supervisor(person.email, user.id)
+        if user.manager_known and user.manager_id:
             manager = users.get(user.manager_id) or (managers or {}).get(user.manager_id)
             supervisor = email_of.get(user.manager_id) or _on_roster(manager, by_email)
-            if not supervisor and not person.active:
+            if supervisor and listed:
+                changes.listed_with_manager[user.id] = supervisor
+            elif not supervisor and listed:
+                supervisor = ""  # the top of the roster: the mapping file says so
+            elif not supervisor and not person.active:
                 # Leaving: no reason to hold the roster up over their manager.
                 supervisor = existing.supervisor_email if existing else ""
             elif not supervisor:

@@ -8,7 +8,9 @@ once). A member new to the roster whose record the delta did not hold is read on
 them (and to find one a roster file put on the roster by email alone). The people the last run
 could not place (unmapped, or a disabled account new to the roster) are held with their
 last-read record and weighed again with the changes, so they are not read again every night
-and a fixed mapping file places them. The changes are worked out by `roster_diff.diff_roster`
+and a fixed mapping file places them. The mapping file's no_supervisor: entries are checked
+each run (`no_supervisor.py`): one that does nothing is reported, never a reason to stop. The
+changes are worked out by `roster_diff.diff_roster`
 against the roster as it is when they are saved, and saved through the roster import's own
 checks: any problem (a manager not on the roster among them) saves nothing, not even the new
 delta link or the held records. With an `AppInstaller`, the nightly job then installs the
@@ -30,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from directory.graph import GraphClient, GraphError, TokenSource
 from directory.install import AppInstaller
 from directory.mapping import DirectoryMapping, load_mapping
+from directory.no_supervisor import EntryFinding, judge_entries, read_for_entries
 from directory.roster_diff import (
     USER_PROPERTIES,
     DirectoryUser,
@@ -74,6 +77,8 @@ class DirectoryRead:
     whole: bool  # whether every user was read (the first run, or after Graph dropped the link)
     # Managers outside the groups and off the roster, by id (None: not in the directory).
     managers: dict[str, DirectoryUser | None] = field(default_factory=dict)
+    # no_supervisor: entries matching no one else read, as Entra ID has them (None: nobody).
+    entries_found: dict[str, DirectoryUser | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +92,8 @@ class SyncResult:
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     throttled: int = 0
+    # no_supervisor: entries that do nothing (a typo, a leaver, not needed): never an error.
+    entries: list[EntryFinding] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Return how many people each kind of change touched, and Graph's requests."""
@@ -96,6 +103,7 @@ class SyncResult:
             "deactivated": len(self.changes.deactivated),
             "unmapped": len(self.changes.unmapped),
             "manager_not_on_roster": len(self.changes.manager_missing),
+            "no_supervisor_to_check": len(self.entries),
             "graph_requests": self.requests,
             "graph_throttled": self.throttled,
         }
@@ -108,6 +116,7 @@ class SyncResult:
             "saved": self.saved,
             "errors": self.errors,
             **self.changes.as_json(),
+            "no_supervisor_to_check": [finding.as_json() for finding in self.entries],
             "graph_requests": self.requests,
             "graph_throttled": self.throttled,
         }
@@ -247,7 +256,7 @@ async def sync_roster(
     if whole and not dry_run:
         async with database.session() as session:
             await forget_delta_link(session=session, source=SOURCE)
-    read = await _read(database, client, groups=groups, whole=whole)
+    read = await _read(database, client, mapping, groups=groups, whole=whole)
     async with database.session() as session:
         result = await _save(
             session, read=read, client=client, framework=framework, mapping=mapping,
@@ -277,13 +286,16 @@ async def nightly_roster_sync(
     done = await last_run(database, job=NIGHTLY_JOB, period=day.isoformat())
     if done is not None and done.status == "done":
         return {}
-    read = await _read(database, client, groups=groups, whole=False)
+    read = await _read(database, client, mapping, groups=groups, whole=False)
 
     async def work(session: AsyncSession, _seed: str | None) -> dict[str, Any]:
         result = await _save(
             session, read=read, client=client, framework=framework, mapping=mapping,
             dry_run=False,
         )  # fmt: skip
+        for finding in result.entries:
+            # The line in the mapping file, not the email: `roster sync --dry-run` names it.
+            log.warning("roster sync: %s (the sync goes on)", finding.log_line())
         if result.errors:
             # Problems name people: the log says only how many (the command shows them).
             raise RosterSyncError(
@@ -344,18 +356,36 @@ async def _claim_install(database: Database, instance: str, day: date) -> bool:
 
 
 async def _read(
-    database: Database, client: GraphClient, *, groups: Sequence[str], whole: bool
+    database: Database,
+    client: GraphClient,
+    mapping: DirectoryMapping,
+    *,
+    groups: Sequence[str],
+    whole: bool,
 ) -> DirectoryRead:
     async with database.session() as session:
         link = None if whole else await delta_link(session=session, source=SOURCE)
-        on_roster = {r["aad_object_id"] for r in await roster_rows(session=session)}
+        roster = {r["email"]: r["aad_object_id"] for r in await roster_rows(session=session)}
         held = {
             user_id: DirectoryUser.of_record(user_id, record)
             for user_id, record in (await held_records(session=session, source=SOURCE)).items()
         }
-    return await read_directory(
-        client, groups=groups, link=link, on_roster=on_roster - {""}, held=held
-    )
+    on_roster = set(roster.values()) - {""}
+    read = await read_directory(client, groups=groups, link=link, on_roster=on_roster, held=held)
+    entries = await read_for_entries(
+        client, mapping, roster=roster, scope=read.scope, users=read.users,
+        held=list(held.values()),
+    )  # fmt: skip
+    for user_id, record in entries.managers.items():
+        user = read.users.get(user_id)
+        read.users[user_id] = user.merged(record) if user else record
+        manager_id = record.manager_id
+        known = read.scope | on_roster | set(read.users) | set(read.managers)
+        if manager_id and manager_id not in known:
+            # A manager known to the roster by email alone is found by Graph's record.
+            read.managers[manager_id] = await _read_user(client, manager_id, with_manager=False)
+    read.entries_found = entries.found
+    return read
 
 
 async def _save(
@@ -382,6 +412,7 @@ async def _save(
         throttled=client.counts.throttled,
         # As a roster file naming an unknown supervisor: all or nothing.
         errors=[missing.problem() for missing in changes.manager_missing],
+        entries=judge_entries(mapping, roster=roster, changes=changes, found=read.entries_found),
     )
     if dry_run or result.errors:
         return result

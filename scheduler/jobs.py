@@ -39,6 +39,7 @@ from storage import moderation as moderation_store
 from storage import roster
 from storage.audits import audited_team
 from storage.database import Database
+from storage.directory_sync import HeldRetention
 from storage.dispatch import (
     Person,
     cases_by_ids,
@@ -80,6 +81,9 @@ class Cycle:
     instance: str = "cli"
     # How long audits keep their words (PQF_RETENTION_MONTHS); None: the purge job is off.
     retention_months: int | None = None
+    # How long the roster sync's held records stay (PQF_GRAPH_HELD_DAYS, and whether Graph
+    # sync is configured); None: the purge leaves them alone.
+    held: HeldRetention | None = None
 
 
 @dataclass
@@ -563,13 +567,15 @@ async def purge_old_words(cycle: Cycle, today: date) -> RunOutcome | None:
 
     async def work(session: AsyncSession, seed: str | None) -> dict[str, Any]:
         report = await purge(session=session, now=utc_now(), retention_months=months,
-                             dry_run=False)  # fmt: skip
+                             dry_run=False, held=cycle.held)  # fmt: skip
+        # Counts only: the log line below names no one.
         return {
             "audits": report.audits,
             "evidence": report.evidence,
             "feedback": report.feedback,
             "moderations": report.moderations,
             "messages": report.messages,
+            "held_records": report.held,
         }
 
     outcome = await run_once(

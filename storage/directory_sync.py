@@ -2,15 +2,25 @@
 
 The rows have the roster file's columns (`storage.csv_import.STAFF_COLUMNS`), so a sync is
 checked and applied exactly as an imported roster file is (`save_staff_rows`): all or none.
+
+The people a sync holds (`DirectoryHeld`) are personal data about people who are not on the
+roster, kept only while syncs confirm them: every successful sync rewrites the set, dropping
+whoever left the groups. The retention purge erases them once no sync has succeeded for
+`HeldRetention.days` (the directory may have changed since), and all of them once the roster
+is no longer synced; it forgets that source's delta link too, so a sync that runs again reads
+the whole directory and holds again whoever still cannot be placed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import ColumnElement, and_, delete, false, or_, true
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import DirectoryHeld, DirectorySync, Staff, utc_now
@@ -67,6 +77,26 @@ async def held_records(*, session: AsyncSession, source: str) -> dict[str, dict[
     return {row.aad_object_id: json.loads(row.record) for row in rows}
 
 
+async def held_about(
+    *, session: AsyncSession, email: str, aad_object_id: str | None = None
+) -> list[DirectoryHeld]:
+    """Return what syncs hold of one person, by object id or by the email Graph gave them."""
+    email = email.strip().lower()
+    quoted = json.dumps(email, ensure_ascii=False)  # as `keep_held_records` wrote it
+    matches = col(DirectoryHeld.record).contains(quoted)
+    if aad_object_id:
+        matches = or_(matches, col(DirectoryHeld.aad_object_id) == aad_object_id.lower())
+    rows = await session.exec(
+        select(DirectoryHeld).where(matches).order_by(col(DirectoryHeld.aad_object_id))
+    )
+    return [
+        row
+        for row in rows
+        if row.aad_object_id == (aad_object_id or "").lower()
+        or str(json.loads(row.record).get("email") or "").lower() == email
+    ]
+
+
 async def keep_held_records(
     *, session: AsyncSession, source: str, records: Mapping[str, Mapping[str, Any]]
 ) -> None:
@@ -86,6 +116,58 @@ async def keep_held_records(
             row.record, row.held_at = text, now
             session.add(row)
     await session.flush()
+
+
+@dataclass(frozen=True)
+class HeldRetention:
+    """How long held records are kept: `days` without a successful sync; none unsynced."""
+
+    days: int
+    synced: bool  # whether the roster is synced from the directory (the settings say so)
+
+
+async def erase_held_records(
+    *, session: AsyncSession, now: datetime, rule: HeldRetention, dry_run: bool
+) -> int:
+    """Erase the held records the rule no longer allows, and their sources' delta links.
+
+    Return how many records went (on a dry run, would go). The caller commits.
+    """
+    condition = await _past_keeping(session, now=now, rule=rule)
+    found = int(
+        (await session.exec(select(func.count()).select_from(DirectoryHeld).where(condition))).one()
+    )
+    if dry_run or not found:
+        return found
+    sources = sorted(set(await session.exec(select(DirectoryHeld.source).where(condition))))
+    await session.exec(delete(DirectoryHeld).where(condition))
+    # What is still held was weighed against that link: without the records, read afresh.
+    await session.exec(delete(DirectorySync).where(col(DirectorySync.source).in_(sources)))
+    await session.flush()
+    return found
+
+
+async def _past_keeping(
+    session: AsyncSession, *, now: datetime, rule: HeldRetention
+) -> ColumnElement[bool]:
+    """Return which held records to erase: all unsynced, else those no sync confirmed lately."""
+    if not rule.synced:
+        return true()
+    cutoff = now - timedelta(days=rule.days)
+    synced = list(await session.exec(select(DirectorySync.source)))
+    stale = list(
+        await session.exec(
+            select(DirectorySync.source).where(col(DirectorySync.synced_at) < cutoff)
+        )
+    )
+    return or_(
+        col(DirectoryHeld.source).in_(stale) if stale else false(),
+        # A sync that forgot its link (`roster sync --full`) and failed: judged by the record.
+        and_(
+            col(DirectoryHeld.source).not_in(synced) if synced else true(),
+            col(DirectoryHeld.held_at) < cutoff,
+        ),
+    )
 
 
 async def change_emails(*, session: AsyncSession, changes: Sequence[tuple[str, str]]) -> list[str]:

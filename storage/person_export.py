@@ -9,11 +9,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audits as audit_store
 from storage import moderation as moderation_store
+from storage.directory_sync import held_about
 from storage.models import (
     AccessLogEntry,
     AuditRequest,
     AuditStatusChange,
-    DirectoryHeld,
     Moderation,
     OutboxMessage,
     Staff,
@@ -54,14 +54,9 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
     supervisor = await session.get(Staff, staff.supervisor_id) if staff.supervisor_id else None
     conversation = None
     install = None
-    held: list[DirectoryHeld] = []
+    held = await held_about(session=session, email=staff.email, aad_object_id=staff.aad_object_id)
     if staff.aad_object_id:
         install = await session.get(TeamsAppInstall, staff.aad_object_id)
-        held = list(
-            await session.exec(
-                select(DirectoryHeld).where(DirectoryHeld.aad_object_id == staff.aad_object_id)
-            )
-        )
         conversation = (
             await session.exec(
                 select(TeamsConversation).where(
@@ -127,4 +122,24 @@ async def person_record(*, session: AsyncSession, staff: Staff) -> dict[str, Any
         "status_changes_they_made": [_plain(c) for c in changes],
         "access_log": [_plain(entry) for entry in log],
         "audit_count": len(named_in_cases),
+    }
+
+
+async def held_person_record(*, session: AsyncSession, email: str) -> dict[str, Any] | None:
+    """Return what a roster sync holds of someone not on the roster, or None if nothing.
+
+    (Graph's last record of a member of the roster groups it could not place: an unmapped
+    job title, or a disabled account.)
+    """
+    held = await held_about(session=session, email=email)
+    if not held:
+        return None
+    return {
+        "about": "Everything the PQF Audit Bot holds about this person, who is not on its "
+        "roster: what a roster sync from Microsoft Entra ID read of them but could not place.",
+        "staff": None,
+        "held_by_roster_sync": [_plain(row) for row in held],
+        "audits_they_did": [],
+        "audits_of_their_work": [],
+        "audit_count": 0,
     }

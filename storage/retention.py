@@ -5,6 +5,10 @@ of a completed audit — the evidence, what the person or carer said, the reason
 moderator's reasons and comment — is erased; the ratings, dates and who audited whom stay,
 so reports over the years still add up. Messages the bot sent (which carry that text too)
 are emptied once they are a month old. Audits not yet submitted are never touched.
+
+With a `HeldRetention`, the purge also erases what a roster sync holds of people it could not
+place, once no sync has confirmed it for that many days, or all of it when the roster is no
+longer synced from the directory (`storage.directory_sync.erase_held_records`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.directory_sync import HeldRetention, erase_held_records
 from storage.models import (
     AuditRequest,
     AuditStatus,
@@ -43,6 +48,7 @@ class PurgeReport:
     moderations: int
     messages: int
     dry_run: bool
+    held: int = 0  # records of people a roster sync could not place
 
 
 def _months_before(moment: datetime, months: int) -> datetime:
@@ -60,8 +66,12 @@ async def purge(
     retention_months: int,
     dry_run: bool,
     progress: Progress = no_progress,
+    held: HeldRetention | None = None,
 ) -> PurgeReport:
-    """Erase the free text of audits submitted before the retention period; say what went."""
+    """Erase the free text of audits submitted before the retention period; say what went.
+
+    `held` says how long a roster sync's held records may stay; None leaves them alone.
+    """
     cutoff = _months_before(now, retention_months)
     ids = list(
         await session.exec(
@@ -95,6 +105,11 @@ async def purge(
     }
     found = {name: int((await session.exec(query)).one()) for name, query in counts.items()}
     message_count = int((await session.exec(messages)).one())
+    held_count = (
+        await erase_held_records(session=session, now=now, rule=held, dry_run=dry_run)
+        if held is not None
+        else 0
+    )
     if not dry_run:
         erasures = [
             update(CriterionRating)
@@ -131,4 +146,5 @@ async def purge(
         moderations=found["moderations"],
         messages=message_count,
         dry_run=dry_run,
+        held=held_count,
     )

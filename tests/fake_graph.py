@@ -3,7 +3,8 @@
 It answers in Graph's published shapes: group members (`/groups/{id}/transitiveMembers`,
 nested groups flattened, cast to `microsoft.graph.user`) with `$select`, `$top` and
 `@odata.nextLink`; `/users/delta` with `@odata.nextLink`, `@odata.deltaLink`, `@removed` and
-`manager@delta`; `/users/{id}` and `/users/{id}/manager` (404 without one); installing the
+`manager@delta`; `/users/{id}` and `/users/{id}/manager` (404 without one); `/users` with
+`$filter` on `mail` or `userPrincipalName` (`eq`, joined by `or`); installing the
 personal app (`POST /users/{id}/teamwork/installedApps`, 201, or 409 when installed), the
 installation list and its chat (a user can be made to refuse the install, as an app
 permission policy does). It checks the bearer token (401), and can refuse (403) or
@@ -156,6 +157,7 @@ class FakeGraph:
         app.router.add_get("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user",
                            self._members)  # fmt: skip
         app.router.add_get("/v1.0/users/delta", self._delta)
+        app.router.add_get("/v1.0/users", self._users)
         app.router.add_get("/v1.0/users/{user}", self._user)
         app.router.add_get("/v1.0/users/{user}/manager", self._manager)
         app.router.add_post("/v1.0/users/{user}/teamwork/installedApps", self._install)
@@ -275,6 +277,22 @@ class FakeGraph:
                 if since < version <= until
             )
         return items
+
+    async def _users(self, request: web.Request) -> web.Response:
+        wanted = re.findall(
+            r"(mail|userPrincipalName) eq '((?:[^']|'')*)'", request.query.get("$filter", "")
+        )
+        if request.query.get("$filter") and not wanted:
+            return _error(400, "Request_UnsupportedQuery", "Unsupported query.")
+        values = {(prop, value.replace("''", "'").lower()) for prop, value in wanted}
+        found = [
+            user.properties(_selected(request))
+            for user in sorted(self.users.values(), key=lambda u: u.id)
+            if not values
+            or ("mail", (user.mail or "").lower()) in values
+            or ("userPrincipalName", user.userPrincipalName.lower()) in values
+        ]
+        return web.json_response({"value": found})
 
     async def _user(self, request: web.Request) -> web.Response:
         user = self.users.get(request.match_info["user"])
