@@ -11,8 +11,8 @@ a person would. Counted: "Sorry, something went wrong" messages, audits that nee
 `resume`, cards delivered twice, turn times (POST to answer), the answers the bot tried
 again or left to the outbox (its /metrics), and how long auditors waited for a card.
 
-Recovery. 341 messages for 341 people and two senders (child processes, the default 12 s
-lease and 2 s heartbeat, 22 requests/s each as for two instances), with the same faults;
+Recovery. 341 messages for 341 people and two senders side by side (child processes, the
+default lease and heartbeat, 22 requests/s each), with the same faults;
 one is killed with SIGKILL a third of the way through. Counted: the messages it had
 claimed, the seconds from the kill until the other sender had claimed the last of them,
 messages lost, messages delivered twice, and how many of those Teams had accepted before
@@ -42,6 +42,7 @@ from sqlmodel import col, select
 
 from bench.common import ROOT, Result, Stopwatch, arguments, database, percentile, scratch
 from bench.turns import EVIDENCE, TENANT, Child, Person, _bot_env, people, prepare
+from delivery.limits import SendLimits
 from storage import outbox, roster
 from storage.database import Database
 from storage.models import OutboxMessage, OutboxStatus, Staff
@@ -353,15 +354,20 @@ async def _recovery(url: str, folder: Path, kind: str) -> Recovery:
     texts = await _seed_messages(url, connector)
     env = {**os.environ, "PQF_ENVIRONMENT": "development", "MICROSOFT_APP_ID": "",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
-    # The defaults (12 s lease, 2 s heartbeat, 8 s send timeout, 0.5 s poll), 22/s each.
+    # The defaults (lease, heartbeat, send timeout, poll), 22/s each. Two senders side by
+    # side, as the sender guarantees; deployed instances choose one sender among them
+    # (delivery/leader.py, measured by bench/cluster.py).
+    limits = SendLimits()
+    timings = [str(t) for t in (limits.lease, limits.heartbeat, limits.send_timeout,
+                                limits.poll_interval)]  # fmt: skip
     children: dict[str, asyncio.subprocess.Process] = {}
     started = time.monotonic()
     try:
         for name in ("doomed", "survivor"):
             with (folder / f"sender-{name}-{kind}.log").open("wb") as log:
                 children[name] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "tests.delivery_sender_child", url, name, "12", "2", "8",
-                    "0.5", "22", cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    sys.executable, "-m", "tests.delivery_sender_child", url, name, *timings,
+                    "22", cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
         while len(connector.sent) < MESSAGES // 3:
             if time.monotonic() - started > 120:
