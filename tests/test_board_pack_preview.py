@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,10 +23,10 @@ from practice.framework import Framework
 from reports.board_pack import publish_month_pack
 from storage import board_packs
 from storage.database import Database
-from storage.models import AccessLogEntry, Staff
+from storage.models import AccessLogEntry, OutboxMessage, Staff
 from tests.conftest import NOW
 from tests.fake_connector import FakeConnector
-from tests.harness import action, actions, all_text
+from tests.harness import action, actions, all_text, inputs
 from tests.test_board_pack_chat import filled, packs, seed
 from tests.test_http_app import activity, client_for, dev_settings, seeded
 from tests.test_monthly_cycle import LONDON
@@ -175,29 +176,65 @@ async def connector() -> AsyncIterator[FakeConnector]:
     await fake.close()
 
 
-async def test_preview_in_teams_links_to_the_draft_through_the_web_app(
+def invoke(message: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Return the activity Teams posts for a press of an Action.Execute button."""
+    return message | {
+        "type": "invoke", "name": "adaptiveCard/action", "replyToId": "pack-card",
+        "value": {
+            "action": {"type": "Action.Execute", "verb": data["pqf"], "data": data},
+            "trigger": "manual",
+        },
+    }  # fmt: skip
+
+
+async def test_preview_and_publish_in_teams_are_answered_in_the_http_response(
     sqlite_url: str, framework: Framework, connector: FakeConnector
 ) -> None:
     await seeded(sqlite_url, framework)
     client = await client_for(dev_settings(sqlite_url), framework)
     isaiah = "00000000-0000-0000-0000-0000000000023"  # the demo's PDAP
+    message = activity(connector.url, "", aad=isaiah)
     try:
         typed = activity(connector.url, "board pack 2026-10", aad=isaiah)
         assert (await client.post("/api/messages", json=typed)).status == 201
         card = connector.cards()[-1]
-        pressed = activity(connector.url, "", aad=isaiah) | {
-            "value": {**action(card, "Preview"), **filled(card, summary="No audits yet.")}
-        }
-        assert (await client.post("/api/messages", json=pressed)).status == 201
-        preview = connector.cards()[-1]
-        assert "Preview: October 2026" in all_text(preview)
+        sent = len(connector.calls)
+        data = {**action(card, "Preview"), **filled(card, summary="No audits yet.")}
+        response = await client.post("/api/messages", json=invoke(message, data))
+        assert response.status == 200
+        answer = await response.json()
+        assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+        preview = answer["value"]
+        assert "Pack for October 2026" in all_text(preview)
+        assert inputs(preview)["summary"]["value"] == "No audits yet."
         [url] = [a["url"] for a in actions(preview) if a["type"] == "Action.OpenUrl"]
         assert url.startswith("http://localhost:3978/packs/draft?t=")
-        assert [a["title"] for a in preview["actions"]] == ["Back to the pack"]
         page = await client.get(path(url))
         assert page.status == 200
         text = await page.text()
         assert BANNER in text
         assert "No audits yet." in text
+
+        data = {**action(preview, "Publish"), **filled(preview)}
+        response = await client.post("/api/messages", json=invoke(message, data))
+        assert response.status == 200
+        published = (await response.json())["value"]
+        assert "Published version 1: October 2026" in all_text(published)
+        # Someone else (a social worker) pressing it: a card saying who prepares the pack.
+        refused = await client.post("/api/messages", json=invoke(activity(connector.url), data))
+        assert "prepared by the report's owners" in all_text((await refused.json())["value"])
+        assert len(connector.calls) == sent  # nothing sent or updated through Teams
     finally:
         await client.close()
+    database = Database(sqlite_url)
+    try:
+        assert [p.version for p in await packs(database)] == [1]
+        async with database.session() as session:
+            queued = list(
+                await session.exec(
+                    select(OutboxMessage).where(OutboxMessage.purpose == "board_pack")
+                )
+            )
+        assert queued  # the Board's notice goes through the outbox, as before
+    finally:
+        await database.dispose()
