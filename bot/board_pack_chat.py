@@ -10,9 +10,10 @@ One card, updated in place. Its buttons are `Action.Execute`: each press comes a
 (`dialogs/turn.py` `show_in_place`), with no message sent:
 
     Save      save the draft; the pack card again, "Saved at 14:05"
-    Preview   save it too; the pack card again with **Open the draft**, the signed link to
-              the whole pack as publishing it now would make it (the pack card stays the
-              place to edit: nothing typed is lost, and there is nothing to go back from)
+    Preview   save it too; the pack card again with **Open the draft** and **Draft as a
+              PDF**, signed links to the whole pack as publishing it now would make it (the
+              pack card stays the place to edit: nothing typed is lost, and there is nothing
+              to go back from)
     Publish   publish the next version, queue the notice to the Board (the outbox); the card
               becomes the version published, with its links and what happens next
     edit      (Prepare version N, and Back to the pack on older preview cards) the pack card
@@ -315,13 +316,16 @@ class BoardPackChat:
         notice = f"Saved at {at}. Any owner can carry on from here."
         if form.new_action is not None:
             notice = f"Saved at {at}, with the new learning action."
-        draft_url: str | None = None
+        draft_url = draft_pdf_url = None
         if preview:
             assert staff.id is not None
             draft_url = self._links.pack_preview(staff.id, str(month))
+            draft_pdf_url = self._links.pack_preview(staff.id, str(month), pdf=True)
         # The reason is not kept by Save (only Publish uses it): it stays on the card as typed.
-        unsaved = UnsavedEntries(reason=form.reason)
-        return self._card(state, form.words, notice=notice, unsaved=unsaved, draft_url=draft_url)
+        return self._card(
+            state, form.words, notice=notice, unsaved=UnsavedEntries(reason=form.reason),
+            draft_url=draft_url, draft_pdf_url=draft_pdf_url,
+        )  # fmt: skip
 
     async def _with_new_action(
         self, session: AsyncSession, form: PackForm, report: Report, today: date
@@ -374,6 +378,7 @@ class BoardPackChat:
         notice: str = "",
         unsaved: UnsavedEntries | None = None,
         draft_url: str | None = None,
+        draft_pdf_url: str | None = None,
     ) -> Element:
         quotes, standards, actions = self._choices(state.report, state.names, words)
         month = Month.parse(state.report.first_month)
@@ -382,7 +387,8 @@ class BoardPackChat:
             quotes=quotes, summary=words.summary, standards=standards, actions=actions,
             action_standards=[(s.number, s.title) for s in self._framework.standards],
             published_versions=state.latest.version if state.latest else 0, problems=problems,
-            notice=notice, unsaved=unsaved, draft_url=draft_url, minutes=self._links.minutes,
+            notice=notice, unsaved=unsaved, draft_url=draft_url, draft_pdf_url=draft_pdf_url,
+            minutes=self._links.minutes,
         )  # fmt: skip
 
 

@@ -7,11 +7,12 @@ save is the month's draft, kept by the bot.
 
 One card, updated in place: its buttons are `Action.Execute`, so each press is answered with
 the card that takes its place (`bot/board_pack_chat.py`). Save and Preview bring the pack card
-back with a status line by the buttons (Preview adds **Open the draft**, the signed link to the
-whole pack as it would be published: the card itself stays the place to edit, so nothing typed
-is lost and there is no Back to press); a problem brings it back as typed with what to correct.
-Publish turns it into `pack_version_card`: the version published, its links, what happens next.
-`pack_published_card` is the notice of a version queued to the Board.
+back with a status line by the buttons (Preview adds **Open the draft** and **Draft as a
+PDF**, the signed links to the whole pack as it would be published: the card itself stays the
+place to edit, so nothing typed is lost and there is no Back to press); a problem brings it
+back as typed with what to correct. Publish turns it into `pack_version_card`: the version
+published, its links, what happens next. `pack_published_card` is the notice of a version
+queued to the Board.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def _text_input(id_: str, label: str, value: str, limit: int, *, multiline: bool
 
 
 def _status_by_the_buttons(
-    problems: list[str], notice: str, draft_url: str | None, minutes: int
-) -> list[Element]:
+    problems: list[str], notice: str, draft_url: str | None, draft_pdf_url: str | None,
+    minutes: int,
+) -> list[Element]:  # fmt: skip
     """Return what the last press did, again by the buttons: the card is long on a phone."""
     if problems:
         things = "one thing" if len(problems) == 1 else f"{len(problems)} things"
@@ -117,16 +119,19 @@ def _status_by_the_buttons(
     if notice:
         status.append(text(notice, color="Good", spacing="Medium"))
     if draft_url:
+        pdf = " or download it as a PDF marked as a draft on every page" if draft_pdf_url else ""
         status += [
             text(
-                "Open the draft for the whole pack as the Board would read it, with its tables. "
-                "It is not published; the link is for the report's owners and works for "
-                f"{minutes} minutes (press Preview again for a fresh one).",
+                "Open the draft for the whole pack as the Board would read it, with its "
+                f"tables,{pdf}. It is not published; the links are for the report's owners and "
+                f"work for {minutes} minutes (press Preview again for fresh ones).",
                 subtle=True,
             ),
             # One button a row: side by side with another, neither title fits a phone's card.
             action_set(_open_url("Open the draft", draft_url)),
         ]
+        if draft_pdf_url:
+            status.append(action_set(_open_url("Draft as a PDF", draft_pdf_url)))
     return status
 
 
@@ -145,13 +150,15 @@ def board_pack_card(
     notice: str = "",
     unsaved: UnsavedEntries | None = None,
     draft_url: str | None = None,
+    draft_pdf_url: str | None = None,
     minutes: int = 0,
 ) -> Element:
     """Return the card on which the report's owners prepare and publish the month's pack.
 
     `notice` says what the last press did (at the top and by the buttons); `problems` what to
     correct, with `unsaved` (the new action and the reason as typed) kept on the card;
-    `draft_url` is the signed link Preview made to the whole pack in draft.
+    `draft_url` and `draft_pdf_url` are the signed links Preview made to the whole pack in
+    draft, as a page and as a PDF.
     """
     typed = unsaved or UnsavedEntries()
     body: list[Element] = [
@@ -248,7 +255,7 @@ def board_pack_card(
         _text_input(
             "new_action_owner", "Owner", typed.new_action_owner, MAX_OWNER, multiline=False
         ),
-        *_status_by_the_buttons(problems or [], notice, draft_url, minutes),
+        *_status_by_the_buttons(problems or [], notice, draft_url, draft_pdf_url, minutes),
         action_set(
             execute("Save", _data(month, "save", published_versions)),
             execute("Preview", _data(month, "preview", published_versions)),

@@ -445,12 +445,14 @@ def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
                       "with what you typed; to publish it again, say why below."],
             unsaved=UnsavedEntries(reason=(EVIDENCE * 2)[:300]),
         ),
-        # ...Preview: the same card, with the draft's link by the buttons...
+        # ...Preview: the same card, with the draft's links by the buttons...
         "board_pack_previewed": board_pack_card(
             **common, action_standards=action_standards, published_versions=3,
             notice="Saved at 14:05. Any owner can carry on from here.",
             unsaved=UnsavedEntries(reason=(EVIDENCE * 2)[:300]),
-            draft_url="https://pqf-bot.example.gov.uk/packs/draft?t=" + "x" * 200, minutes=15,
+            draft_url="https://pqf-bot.example.gov.uk/packs/draft?t=" + "x" * 200,
+            draft_pdf_url="https://pqf-bot.example.gov.uk/packs/draft.pdf?t=" + "x" * 200,
+            minutes=15,
         ),
         "board_pack_empty": board_pack_card(
             month="2026-10", month_label="October 2026", completed=0, quotes=[], summary="",

@@ -134,7 +134,7 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
     assert "Saved at 10:00. Any owner can carry on from here." in text
     assert "A good month for relationships." in text
     assert "Relationships were strong." in text
-    [draft_link] = [a["url"] for a in actions(preview.card) if a["type"] == "Action.OpenUrl"]
+    [draft_link] = [a["url"] for a in actions(preview.card) if a["title"] == "Open the draft"]
     assert draft_link.startswith("http://localhost:3978/packs/draft?t=")
     assert await packs(sqlite_database) == []
 

@@ -110,6 +110,11 @@ async def test_save_preview_and_publish_on_one_card_with_no_call_to_teams(
     assert (claims.kind, claims.viewer_id, claims.first_month) == (
         "pack_preview", owner.id, "2023-09",
     )  # fmt: skip
+    pdf = link(card.card, "Draft as a PDF")
+    assert pdf.startswith("http://localhost:3978/packs/draft.pdf?t=")
+    assert harness.bot._links.verify(parse_qs(urlsplit(pdf).query)["t"][0]).kind == (
+        "pack_preview_pdf"
+    )
     assert inputs(card.card)["summary"]["value"] == "A very good month."
     assert await packs(database) == []
 

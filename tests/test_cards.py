@@ -426,7 +426,7 @@ def _board_pack_with(words: str) -> dict[str, dict[str, Any]]:
             month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
             summary=words, standards=standards, actions=actions, action_standards=[(3, "S")],
             published_versions=1, problems=["Name the new learning action's owner."],
-            draft_url="https://pqf.example/d",
+            draft_url="https://pqf.example/d", draft_pdf_url="https://pqf.example/d.pdf",
             unsaved=UnsavedEntries("3", words, words, words),
         ),
         "board_pack_version": pack_version_card(
