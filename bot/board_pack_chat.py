@@ -3,15 +3,38 @@
 Only the roles the framework file marks `prepares_board_pack` (the Practice Development
 Advanced Practitioners) may; anyone else is told who does. The card's choices are saved as
 the month's draft in the database (`storage.board_packs`), so an owner can leave and carry on,
-or another owner pick it up. A submit that names a quote, standard or action the card never
-offered was altered: it is refused with a message and changes nothing.
+or another owner pick it up.
+
+One card, updated in place. Its buttons are `Action.Execute`: each press comes as an
+`adaptiveCard/action` invoke and is answered with the card that takes the pressed one's place
+(`dialogs/turn.py` `show_in_place`), with no message sent:
+
+    Save      save the draft; the pack card again, "Saved at 14:05"
+    Preview   save it too; the pack card again with **Open the draft** and **Draft as a
+              PDF**, signed links to the whole pack as publishing it now would make it (the
+              pack card stays the place to edit: nothing typed is lost, and there is nothing
+              to go back from)
+    Publish   publish the next version, queue the notice to the Board (the outbox); the card
+              becomes the version published, with its links and what happens next
+    edit      (Prepare version N, and Back to the pack on older preview cards) the pack card
+
+Words too long, a half-filled new action, or publishing again without a reason: the pack card
+comes back as typed with what to correct, and nothing is saved. What changes nothing and says
+why: a press by someone not an owner, or for a month not begun (a card that only tells); a
+card naming a quote, standard or action the month does not offer, altered or out of date (the
+pack as it now stands, keeping the words typed that still have a place); a Publish on a card
+made before another version was published (the card carries the count it knew). A press that
+cannot be read is refused by the bot before this (`card_actions.error_response`), leaving the
+card as typed. A press on a card sent before Universal Actions (`Action.Submit`, a message) is
+answered with messages, as it always was; the cards it brings are living ones.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -19,22 +42,27 @@ from zoneinfo import ZoneInfo
 from botbuilder.core import TurnContext
 
 from bot.links import LinkMaker
+from cards.audit_cards import notice_card
 from cards.board_pack_cards import (
     ActionChoice,
     QuoteChoice,
     StandardWords,
+    UnsavedEntries,
     board_pack_card,
-    board_pack_preview_card,
+    pack_version_card,
 )
+from cards.common import Element
 from cards.submissions import BoardPackAnswer
-from dialogs.turn import card_message
+from dialogs.turn import card_message, is_card_action, show_in_place
 from messages.pack_notices import queue_pack_published
 from practice.access import prepares_board_pack
 from practice.board_pack import (
     FIRST_PUBLICATION,
     PackError,
     PackForm,
+    PackOffer,
     PackWords,
+    offered_fields,
     read_pack_form,
 )
 from practice.framework import Framework
@@ -57,6 +85,16 @@ REFUSAL = (
     "The Board's pack is prepared by the report's owners (Practice Development Advanced "
     "Practitioners). Type **report** to see the month's report."
 )
+
+
+@dataclass(frozen=True)
+class PackState:
+    """The month as the pack's card shows it: the live report, the words so far, the latest."""
+
+    report: Report
+    names: dict[int, str]
+    words: PackWords
+    latest: BoardPack | None
 
 
 def pack_month(text: str, *, today: date) -> Month:
@@ -93,8 +131,11 @@ class BoardPackChat:
         self._zone = zone
         self._clock = clock
 
+    def _now(self) -> datetime:
+        return self._clock().astimezone(self._zone)
+
     def _today(self) -> date:
-        return self._clock().astimezone(self._zone).date()
+        return self._now().date()
 
     async def owns(self, staff: Staff) -> bool:
         """Return whether the person is one of the report's owners, who prepare the pack."""
@@ -114,102 +155,177 @@ class BoardPackChat:
             await context.send_activity(f"I couldn't read that: {error}.")
             return
         async with self._database.session() as session:
-            report, names, words, latest = await month_draft(
-                session=session, framework=self._framework, zone=self._zone, month=str(month),
-                today=self._today(),
-            )  # fmt: skip
+            state = await self._state(session, month, self._today())
             await access_log.record(
                 session=session, staff_id=staff.id, action="board_pack_card",
                 target=str(month), via="teams",
             )  # fmt: skip
-        await context.send_activity(card_message(self._card(report, names, words, latest)))
+        await context.send_activity(card_message(self._card(state, state.words)))
 
     async def answer(self, context: TurnContext, staff: Staff, answer: BoardPackAnswer) -> None:
-        """Save, preview or publish the pack from its card (owners only)."""
+        """Save, preview or publish the pack from its card (owners only).
+
+        A press of the card's `Action.Execute` buttons is answered in place of the card
+        pressed: the pack card again (saved, the draft's link, or what to correct), the
+        published version, or a card that only tells why nothing was done. A press on a card
+        sent before (`Action.Submit`, a message) is answered with messages, as it always was.
+        """
+        in_place = is_card_action(context)
+        reply = await self._reply(staff, answer, in_place=in_place)
+        if in_place:
+            show_in_place(context, reply if isinstance(reply, dict) else notice_card(reply))
+        elif isinstance(reply, dict):
+            await context.send_activity(card_message(reply))
+        else:
+            await context.send_activity(reply)
+
+    async def _reply(
+        self, staff: Staff, answer: BoardPackAnswer, *, in_place: bool
+    ) -> Element | str:
+        """Do what the press asks; return the card to show, or the words that say why not."""
         if not await self.owns(staff):
             log.warning("staff %s pressed a Board's pack card, refused", staff.id)
-            await context.send_activity(REFUSAL)
-            return
+            return REFUSAL
         today = self._today()
         month = Month.parse(answer.month)
         if month.first_day > today:
-            await context.send_activity(
+            return (
                 f"I can't prepare a pack for {month.label}: it has not begun. Nothing was changed."
             )
-            return
         async with self._database.session() as session:
-            report, names, words, latest = await month_draft(
-                session=session, framework=self._framework, zone=self._zone, month=str(month),
-                today=today,
-            )  # fmt: skip
+            state = await self._state(session, month, today)
             if answer.nav == "edit":
-                await context.send_activity(card_message(self._card(report, names, words, latest)))
-                return
-            offer = offer_of(self._framework, report, names, words)
+                return self._card(state, state.words)
+            offer = offer_of(self._framework, state.report, state.names, state.words)
+            fields = answer.fields()
             try:
-                form, problems = read_pack_form(answer.fields(), offer)
+                form, problems = read_pack_form(fields, offer)
             except PackError as error:
                 log.warning("staff %s sent a Board's pack card it was not given", staff.id)
-                await context.send_activity(
-                    f"I can't use that card: {error}. Nothing was changed; type **board pack "
-                    f"{month}** for a fresh card."
-                )
-                return
-            if answer.nav == "publish" and latest is not None and not form.reason:
+                if not in_place:
+                    return (
+                        f"I can't use that card: {error}. Nothing was changed; type **board "
+                        f"pack {month}** for a fresh card."
+                    )
+                return self._as_it_stands(state, fields, offer, error)
+            stale = self._out_of_date(answer, state.latest)
+            if stale:
+                log.info("staff %s pressed Publish on an out-of-date pack card", staff.id)
+                return self._card(state, form.words, problems=[stale], unsaved=_unsaved(fields))
+            if answer.nav == "publish" and state.latest is not None and not form.reason:
                 problems.append(
-                    f"Version {latest.version} is published already: say why it is published again."
+                    f"Version {state.latest.version} is published already: say why it is "
+                    "published again."
                 )
             if problems:
                 # Shown again as typed, with what to correct: nothing is saved.
-                card = self._card(report, names, form.words, latest, problems=problems)
-                await context.send_activity(card_message(card))
-                return
-            form = await self._with_new_action(session, form, report, today)
+                return self._card(state, form.words, problems=problems, unsaved=_unsaved(fields))
+            form = await self._with_new_action(session, form, state.report, today)
             await save_draft(
                 session=session, month=str(month), staff_id=staff.id,
                 draft=Draft(form.words.quote_ids, form.words.summary, form.words.commentary,
                             form.words.action_ids),
             )  # fmt: skip
             if form.new_action is not None:
-                report, names, _, _ = await month_draft(
-                    session=session, framework=self._framework, zone=self._zone,
-                    month=str(month), today=today,
-                )  # fmt: skip
-            published: BoardPack | None = None
+                state = await self._state(session, month, today)
+            published: Element | None = None
             if answer.nav == "publish":
-                published, frozen = await publish_month_pack(
-                    session=session, framework=self._framework, zone=self._zone,
-                    month=str(month), words=form.words, reason=form.reason or FIRST_PUBLICATION,
-                    published_by=staff.email, now=self._clock(),
-                )  # fmt: skip
-                await queue_pack_published(
-                    session=session, framework=self._framework, month=str(month),
-                    version=published.version, reason=published.reason,
-                    completed=frozen.total_completed, quotes=len(frozen.feedback),
-                    actions=len(frozen.actions), summary=form.words.summary,
-                )  # fmt: skip
-                await access_log.record(
-                    session=session, staff_id=staff.id, action="board_pack_publish",
-                    target=f"{month} version {published.version}", via="teams",
-                )  # fmt: skip
+                published = await self._publish(session, staff, month, form)
         log.info("staff %s: Board's pack of %s, %s", staff.id, month, answer.nav)
         if published is not None:
-            assert staff.id is not None
-            card = self._preview(
-                report, names, form.words, title=f"Published version {published.version}",
-                report_url=self._links.report(staff.id, str(month), str(month)),
-                pdf_url=self._links.report(staff.id, str(month), str(month), pdf=True),
-            )  # fmt: skip
-        elif answer.nav == "preview":
+            return published
+        return self._saved(staff, month, state, form, preview=answer.nav == "preview")
+
+    def _as_it_stands(
+        self, state: PackState, fields: Mapping[str, str], offer: PackOffer, error: PackError
+    ) -> Element:
+        """Return the pack card as it now stands, for a card naming what it was not offered.
+
+        In place, the card pressed is replaced: the words typed on it that still have a place
+        are kept, so a card out of date after an import loses nothing typed.
+        """
+        kept = offered_fields(fields, offer)
+        form, _ = read_pack_form(kept, offer)
+        problem = (
+            f"I can't use that card as it was: {error}. Nothing was changed. This is the pack "
+            "as it stands now, with what you typed that still has a place on it; check it and "
+            "press again."
+        )
+        return self._card(state, form.words, problems=[problem], unsaved=_unsaved(kept))
+
+    async def _state(self, session: AsyncSession, month: Month, today: date) -> PackState:
+        report, names, words, latest = await month_draft(
+            session=session, framework=self._framework, zone=self._zone, month=str(month),
+            today=today,
+        )  # fmt: skip
+        return PackState(report, names, words, latest)
+
+    def _out_of_date(self, answer: BoardPackAnswer, latest: BoardPack | None) -> str:
+        """Return why a Publish is refused if the card did not know the versions published."""
+        versions = latest.version if latest is not None else 0
+        if answer.nav != "publish" or answer.published is None or answer.published == versions:
+            return ""
+        if latest is None or answer.published > versions:
+            return (
+                f"That card counted {answer.published} published versions of this month's "
+                f"pack, and there are {versions}, so nothing was published or saved. This is "
+                "the pack as it stands, with what you typed."
+            )
+        when = latest.published_at.astimezone(self._zone)
+        return (
+            f"Version {versions} was published at {when:%H:%M} on {when:%-d %B} since that card "
+            "was made, so nothing was published or saved. This is the pack as it stands, with "
+            "what you typed; to publish it again, say why below."
+        )
+
+    async def _publish(
+        self, session: AsyncSession, staff: Staff, month: Month, form: PackForm
+    ) -> Element:
+        """Publish the next version, queue its notice to the Board; return the card saying so."""
+        published, frozen = await publish_month_pack(
+            session=session, framework=self._framework, zone=self._zone,
+            month=str(month), words=form.words, reason=form.reason or FIRST_PUBLICATION,
+            published_by=staff.email, now=self._clock(),
+        )  # fmt: skip
+        told = await queue_pack_published(
+            session=session, framework=self._framework, month=str(month),
+            version=published.version, reason=published.reason,
+            completed=frozen.total_completed, quotes=len(frozen.feedback),
+            actions=len(frozen.actions), summary=form.words.summary,
+        )  # fmt: skip
+        await access_log.record(
+            session=session, staff_id=staff.id, action="board_pack_publish",
+            target=f"{month} version {published.version}", via="teams",
+        )  # fmt: skip
+        assert staff.id is not None
+        return pack_version_card(
+            month=str(month), month_label=month.label, version=published.version,
+            reason=published.reason, published_at=f"{self._now():%H:%M}",
+            completed=frozen.total_completed, quotes=len(frozen.feedback),
+            actions=len(frozen.actions), told=len(told),
+            report_url=self._links.report(staff.id, str(month), str(month)),
+            pdf_url=self._links.report(staff.id, str(month), str(month), pdf=True),
+            minutes=self._links.minutes,
+        )  # fmt: skip
+
+    def _saved(
+        self, staff: Staff, month: Month, state: PackState, form: PackForm, *, preview: bool
+    ) -> Element:
+        """Return the pack card after a Save or Preview: saved when, and the draft's link."""
+        at = f"{self._now():%H:%M}"
+        notice = f"Saved at {at}. Any owner can carry on from here."
+        if form.new_action is not None:
+            notice = f"Saved at {at}, with the new learning action."
+        draft_url = draft_pdf_url = None
+        if preview:
             assert staff.id is not None
             draft_url = self._links.pack_preview(staff.id, str(month))
-            card = self._preview(report, names, form.words, draft_url=draft_url)
-        else:
-            notice = "Saved. Any owner can carry on from here."
-            if form.new_action is not None:
-                notice = "Saved, with the new learning action."
-            card = self._card(report, names, form.words, latest, notice=notice)
-        await context.send_activity(card_message(card))
+            draft_pdf_url = self._links.pack_preview(staff.id, str(month), pdf=True)
+        # The reason is not kept by Save (only Publish uses it): it stays on the card as typed.
+        return self._card(
+            state, form.words, notice=notice, unsaved=UnsavedEntries(reason=form.reason),
+            draft_url=draft_url, draft_pdf_url=draft_pdf_url,
+        )  # fmt: skip
 
     async def _with_new_action(
         self, session: AsyncSession, form: PackForm, report: Report, today: date
@@ -255,40 +371,32 @@ class BoardPackChat:
 
     def _card(
         self,
-        report: Report,
-        names: dict[int, str],
+        state: PackState,
         words: PackWords,
-        latest: BoardPack | None,
         *,
         problems: list[str] | None = None,
         notice: str = "",
-    ) -> dict[str, object]:
-        quotes, standards, actions = self._choices(report, names, words)
-        month = Month.parse(report.first_month)
+        unsaved: UnsavedEntries | None = None,
+        draft_url: str | None = None,
+        draft_pdf_url: str | None = None,
+    ) -> Element:
+        quotes, standards, actions = self._choices(state.report, state.names, words)
+        month = Month.parse(state.report.first_month)
         return board_pack_card(
-            month=str(month), month_label=month.label, completed=report.total_completed,
+            month=str(month), month_label=month.label, completed=state.report.total_completed,
             quotes=quotes, summary=words.summary, standards=standards, actions=actions,
             action_standards=[(s.number, s.title) for s in self._framework.standards],
-            published_versions=latest.version if latest else 0, problems=problems,
-            notice=notice,
-        )  # fmt: skip
-
-    def _preview(
-        self,
-        report: Report,
-        names: dict[int, str],
-        words: PackWords,
-        *,
-        title: str = "Preview",
-        report_url: str | None = None,
-        pdf_url: str | None = None,
-        draft_url: str | None = None,
-    ) -> dict[str, object]:
-        quotes, standards, actions = self._choices(report, names, words)
-        month = Month.parse(report.first_month)
-        return board_pack_preview_card(
-            month=str(month), month_label=month.label, completed=report.total_completed,
-            quotes=quotes, summary=words.summary, standards=standards, actions=actions,
-            title=title, report_url=report_url, pdf_url=pdf_url, draft_url=draft_url,
+            published_versions=state.latest.version if state.latest else 0, problems=problems,
+            notice=notice, unsaved=unsaved, draft_url=draft_url, draft_pdf_url=draft_pdf_url,
             minutes=self._links.minutes,
         )  # fmt: skip
+
+
+def _unsaved(fields: Mapping[str, str]) -> UnsavedEntries:
+    """Return the new action and reason as typed on the card, to show again."""
+    return UnsavedEntries(
+        new_action_standard=fields.get("new_action_standard", "").strip(),
+        new_action_text=fields.get("new_action_text", ""),
+        new_action_owner=fields.get("new_action_owner", ""),
+        reason=fields.get("reason", ""),
+    )

@@ -21,14 +21,18 @@ from zoneinfo import ZoneInfo
 
 from practice.month import TEN_YEARS, Month, MonthError, check_range
 
-LinkKind = Literal["report", "report_pdf", "pack_preview", "audit", "audit_pdf"]
+LinkKind = Literal[
+    "report", "report_pdf", "pack_preview", "pack_preview_pdf", "audit", "audit_pdf"
+]  # fmt: skip
 # "report_pdf": the published Board's pack of a month, as a PDF. "pack_preview": the month's
-# pack as it would be published from the draft its owners saved (one month: first == last).
+# pack as it would be published from the draft its owners saved (one month: first == last);
+# "pack_preview_pdf": the same as a PDF, marked as a draft on every page.
 PATHS: dict[str, str] = {
     "report": "/reports", "report_pdf": "/reports.pdf", "pack_preview": "/packs/draft",
-    "audit": "/audits", "audit_pdf": "/audits.pdf",
+    "pack_preview_pdf": "/packs/draft.pdf", "audit": "/audits", "audit_pdf": "/audits.pdf",
 }  # fmt: skip
-MONTH_KINDS = ("report", "report_pdf", "pack_preview")
+MONTH_KINDS = ("report", "report_pdf", "pack_preview", "pack_preview_pdf")
+DRAFT_KINDS = ("pack_preview", "pack_preview_pdf")
 
 
 class InvalidLinkError(ValueError):
@@ -103,7 +107,7 @@ def _read(payload: Any, tzinfo: Any) -> LinkClaims:
     expires = datetime.fromtimestamp(_whole(payload, "e", _EARLIEST, _LATEST), tz=tzinfo)
     if kind in MONTH_KINDS:
         first, last = _month(payload, "f"), _month(payload, "l")
-        if kind == "pack_preview" and first != last:
+        if kind in DRAFT_KINDS and first != last:
             raise InvalidLinkError("This link cannot be read.")
         return LinkClaims(kind, viewer_id, expires, first_month=first, last_month=last)
     return LinkClaims(kind, viewer_id, expires, audit_id=_whole(payload, "a", 1, MAX_ID))
@@ -179,11 +183,13 @@ class LinkMaker:
         )
         return link_url(self.public_url, claims, self._secret)
 
-    def pack_preview(self, viewer_id: int, month: str) -> str:
-        """Return a link to the month's pack as it would be published from its saved draft."""
-        claims = LinkClaims(
-            "pack_preview", viewer_id, expiry(self._clock(), self.minutes), month, month
-        )
+    def pack_preview(self, viewer_id: int, month: str, *, pdf: bool = False) -> str:
+        """Return a link to the month's pack as it would be published from its saved draft.
+
+        With `pdf`, the link is to that draft as a PDF.
+        """
+        kind: LinkKind = "pack_preview_pdf" if pdf else "pack_preview"
+        claims = LinkClaims(kind, viewer_id, expiry(self._clock(), self.minutes), month, month)
         return link_url(self.public_url, claims, self._secret)
 
     def audit(self, viewer_id: int, audit_id: int, *, pdf: bool) -> str:

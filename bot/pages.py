@@ -1,7 +1,8 @@
 """The web pages behind the bot's signed links: the Board's report, its pack, and audits.
 
-The Board's pack in draft (`/packs/draft`) is for the report's owners only: the month's pack
-as publishing it now would make it, marked as not published.
+The Board's pack in draft (`/packs/draft`, and `/packs/draft.pdf` as a PDF) is for the
+report's owners only: the month's pack as publishing it now would make it, marked as not
+published (on every page of the PDF).
 
 Every page checks the link (signature and expiry) and then the access rules again for the
 person it was made for, as they are now: a link cannot be edited to show more, goes stale,
@@ -167,28 +168,41 @@ def add_pages(
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )  # fmt: skip
 
-    @_linked(("pack_preview",), database_key)
+    @_linked(("pack_preview", "pack_preview_pdf"), database_key)
     async def pack_preview(
         request: web.Request, claims: LinkClaims, staff: Staff
     ) -> web.StreamResponse:
         assert claims.first_month is not None
+        month = claims.first_month
+        pdf = claims.kind == "pack_preview_pdf"
         today = request.app[reports_key].today()
         async with request.app[database_key].session() as session:
             viewer = await roster.viewer_of(session=session, staff=staff)
             # Checked as the person is now: a role changed since the link was made ends it.
             if not prepares_board_pack(framework, viewer):
-                log.warning("staff %s refused the draft pack of %s", staff.id, claims.first_month)
+                log.warning("staff %s refused the draft pack of %s", staff.id, month)
                 return _refuse(403, "Only the report's owners may see the Board's pack in draft.")
             draft = await draft_pack(
-                session=session, framework=framework, zone=settings.zone,
-                month=claims.first_month, today=today,
+                session=session, framework=framework, zone=settings.zone, month=month,
+                today=today,
             )  # fmt: skip
             await access_log.record(
-                session=session, staff_id=staff.id, action="pack_preview",
-                target=f"{claims.first_month} draft", via="link",
+                session=session, staff_id=staff.id,
+                action="pack_preview_pdf" if pdf else "pack_preview",
+                target=f"{month} draft", via="link",
             )  # fmt: skip
-        log.info("staff %s opened the draft pack of %s", staff.id, claims.first_month)
-        # Rendered away from the event loop: other people's turns go on meanwhile.
+        log.info("staff %s opened the draft pack of %s (%s)", staff.id, month, claims.kind)
+        # Made away from the event loop: other people's turns go on meanwhile.
+        if pdf:
+            # What publishing now would store, drawn as a published version's PDF is.
+            drawn = await asyncio.to_thread(
+                lambda: render_pack_pdf(draft.content(today), draft=draft.note)
+            )
+            attachment = f'attachment; filename="board-pack-{month}-draft.pdf"'
+            return web.Response(
+                body=drawn, content_type="application/pdf",
+                headers={**SECURITY_HEADERS, "Content-Disposition": attachment},
+            )  # fmt: skip
         page = await asyncio.to_thread(draft.html, today)
         return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
 
@@ -230,5 +244,6 @@ def add_pages(
     app.router.add_get("/reports", report_page)
     app.router.add_get("/reports.pdf", pack_pdf)
     app.router.add_get("/packs/draft", pack_preview)
+    app.router.add_get("/packs/draft.pdf", pack_preview)
     app.router.add_get("/audits", audit_page)
     app.router.add_get("/audits.pdf", audit_page)

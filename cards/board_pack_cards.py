@@ -3,8 +3,16 @@
 The report's owners type `board pack 2026-11` and get `board_pack_card`: the suggested quotes
 with a toggle each, a summary, a commentary per standard of the month, the learning actions
 with a toggle each and a new one, and the buttons to save, preview and publish. What they
-save is the month's draft, kept by the bot; `board_pack_preview_card` shows it as the Board
-would read it, and `board_pack_published_card` announces a published version.
+save is the month's draft, kept by the bot.
+
+One card, updated in place: its buttons are `Action.Execute`, so each press is answered with
+the card that takes its place (`bot/board_pack_chat.py`). Save and Preview bring the pack card
+back with a status line by the buttons (Preview adds **Open the draft** and **Draft as a
+PDF**, the signed links to the whole pack as it would be published: the card itself stays the
+place to edit, so nothing typed is lost and there is no Back to press); a problem brings it
+back as typed with what to correct. Publish turns it into `pack_version_card`: the version
+published, its links, what happens next. `pack_published_card` is the notice of a version
+queued to the Board.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from cards.common import (
     Element,
     action_set,
     adaptive_card,
+    execute,
     facts,
     heading,
     problems_block,
@@ -58,12 +67,24 @@ class ActionChoice:
     chosen: bool
 
 
+@dataclass(frozen=True)
+class UnsavedEntries:
+    """What was typed on the card besides the pack's words: kept on the card it comes back as."""
+
+    new_action_standard: str = ""  # a standard's number, as the choice's value
+    new_action_text: str = ""
+    new_action_owner: str = ""
+    reason: str = ""
+
+
 def _open_url(title: str, url: str) -> Element:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
-def _data(month: str, nav: str) -> Element:
-    return {"pqf": PACK_ANSWER, "month": month, "nav": nav}
+def _data(month: str, nav: str, published: int) -> Element:
+    # `published`: the versions published when the card was made. A Publish pressed on a
+    # card made before another version was published is out of date and changes nothing.
+    return {"pqf": PACK_ANSWER, "month": month, "nav": nav, "published": published}
 
 
 def _toggle(id_: str, label: str, title: str, on: bool) -> Element:
@@ -81,7 +102,10 @@ def _text_input(id_: str, label: str, value: str, limit: int, *, multiline: bool
     }  # fmt: skip
 
 
-def _status_by_the_buttons(problems: list[str], notice: str) -> list[Element]:
+def _status_by_the_buttons(
+    problems: list[str], notice: str, draft_url: str | None, draft_pdf_url: str | None,
+    minutes: int,
+) -> list[Element]:  # fmt: skip
     """Return what the last press did, again by the buttons: the card is long on a phone."""
     if problems:
         things = "one thing" if len(problems) == 1 else f"{len(problems)} things"
@@ -91,9 +115,24 @@ def _status_by_the_buttons(problems: list[str], notice: str) -> list[Element]:
                 color="Attention", weight="Bolder", spacing="Medium",
             )
         ]  # fmt: skip
+    status: list[Element] = []
     if notice:
-        return [text(notice, color="Good", spacing="Medium")]
-    return []
+        status.append(text(notice, color="Good", spacing="Medium"))
+    if draft_url:
+        pdf = " or download it as a PDF marked as a draft on every page" if draft_pdf_url else ""
+        status += [
+            text(
+                "Open the draft for the whole pack as the Board would read it, with its "
+                f"tables,{pdf}. It is not published; the links are for the report's owners and "
+                f"work for {minutes} minutes (press Preview again for fresh ones).",
+                subtle=True,
+            ),
+            # One button a row: side by side with another, neither title fits a phone's card.
+            action_set(_open_url("Open the draft", draft_url)),
+        ]
+        if draft_pdf_url:
+            status.append(action_set(_open_url("Draft as a PDF", draft_pdf_url)))
+    return status
 
 
 def board_pack_card(
@@ -109,8 +148,19 @@ def board_pack_card(
     published_versions: int,
     problems: list[str] | None = None,
     notice: str = "",
+    unsaved: UnsavedEntries | None = None,
+    draft_url: str | None = None,
+    draft_pdf_url: str | None = None,
+    minutes: int = 0,
 ) -> Element:
-    """Return the card on which the report's owners prepare and publish the month's pack."""
+    """Return the card on which the report's owners prepare and publish the month's pack.
+
+    `notice` says what the last press did (at the top and by the buttons); `problems` what to
+    correct, with `unsaved` (the new action and the reason as typed) kept on the card;
+    `draft_url` and `draft_pdf_url` are the signed links Preview made to the whole pack in
+    draft, as a page and as a PDF.
+    """
+    typed = unsaved or UnsavedEntries()
     body: list[Element] = [
         text("Practice quality audits · the Board's pack", subtle=True, weight="Bolder"),
         heading(f"Pack for {month_label}", size="Medium"),
@@ -195,17 +245,20 @@ def board_pack_card(
             "label": "Standard",
             "style": "compact",
             "placeholder": "Choose a standard",
-            "value": "",
+            "value": typed.new_action_standard,
             "choices": [
                 {"title": f"Standard {number}: {title}", "value": str(number)}
                 for number, title in action_standards
             ],
         },
-        _text_input("new_action_text", "The action", "", MAX_ACTION),
-        _text_input("new_action_owner", "Owner", "", MAX_OWNER, multiline=False),
-        *_status_by_the_buttons(problems or [], notice),
+        _text_input("new_action_text", "The action", typed.new_action_text, MAX_ACTION),
+        _text_input(
+            "new_action_owner", "Owner", typed.new_action_owner, MAX_OWNER, multiline=False
+        ),
+        *_status_by_the_buttons(problems or [], notice, draft_url, draft_pdf_url, minutes),
         action_set(
-            submit("Save", _data(month, "save")), submit("Preview", _data(month, "preview"))
+            execute("Save", _data(month, "save", published_versions)),
+            execute("Preview", _data(month, "preview", published_versions)),
         ),
         heading("Publish", size="Default"),
         text(
@@ -217,83 +270,77 @@ def board_pack_card(
         _text_input(
             "reason",
             "Why it is published again" if published_versions else "Reason (optional)",
-            "",
+            typed.reason,
             MAX_REASON,
             multiline=False,
         ),
     ]
-    return adaptive_card(body, [submit("Publish", _data(month, "publish"), style="positive")])
+    publish = execute("Publish", _data(month, "publish", published_versions), style="positive")
+    return adaptive_card(body, [publish])
 
 
-def board_pack_preview_card(
+def pack_version_card(
     *,
     month: str,
     month_label: str,
+    version: int,
+    reason: str,
+    published_at: str,
     completed: int,
-    quotes: list[QuoteChoice],
-    summary: str,
-    standards: list[StandardWords],
-    actions: list[ActionChoice],
-    title: str = "Preview",
-    report_url: str | None = None,
-    pdf_url: str | None = None,
-    draft_url: str | None = None,
-    minutes: int = 0,
+    quotes: int,
+    actions: int,
+    told: int,
+    report_url: str,
+    pdf_url: str,
+    minutes: int,
 ) -> Element:
-    """Return the pack as the Board will read it: the figures, chosen quotes, words, actions.
+    """Return the pack's card once an owner has published it: the version, its links, what next.
 
-    `report_url` and `pdf_url` open a published version; `draft_url` the whole pack as it
-    would be published from the saved draft (a preview, for the report's owners).
+    `published_at` is the time of day it was published; `told` how many people the notice of
+    it was queued to.
     """
-    chosen_quotes = [q for q in quotes if q.chosen]
-    chosen_actions = [a for a in actions if a.chosen]
+    if told:
+        people = "1 person" if told == 1 else f"{told:,} people"
+        board = (
+            f"The Board is told: {people} who see the whole report get a notice in their chat "
+            "with the bot, with a button to open the pack."
+        )
+    else:
+        board = "Nobody on the roster sees the whole report, so nobody was sent a notice."
     body: list[Element] = [
         text("Practice quality audits · the Board's pack", subtle=True, weight="Bolder"),
-        heading(f"{title}: {month_label}", size="Medium"),
-        facts(
-            [
-                ("Audits completed", str(completed)),
-                ("Quotes", str(len(chosen_quotes))),
-                ("Learning actions", str(len(chosen_actions))),
-            ]
+        heading(f"Published version {version}: {month_label}", size="Medium"),
+        text(
+            f"Published at {published_at}. Its figures, quotes and words are frozen: later "
+            "imports and submissions never change it.",
+            color="Good",
         ),
-    ]
-    if summary:
-        body += [text("Summary", weight="Bolder"), users_text(summary)]
-    for standard in standards:
-        if standard.commentary:
-            body += [
-                text(f"Standard {standard.number}: {standard.title}", weight="Bolder"),
-                users_text(standard.commentary),
-            ]
-    if chosen_quotes:
-        body.append(text("Quotes", weight="Bolder"))
-    for quote in chosen_quotes:
-        body.append(users_text(f"“{quote.text}” (standard {quote.standard})", italic=True))
-    if report_url:
-        body.append(
-            text(
-                f"The links open the pack as published and work for {minutes} minutes.", subtle=True
-            )
-        )
-        if pdf_url:
-            body.append(action_set(_open_url("Download as PDF", pdf_url)))
-        return adaptive_card(body, [_open_url("Open the pack", report_url)])
-    back = submit("Back to the pack", _data(month, "edit"), send_inputs=False)
-    if draft_url:
-        body.append(
-            text(
-                "Open the draft for the whole pack as the Board would read it, with its tables. "
-                f"It is not published; the link is for the report's owners and works for "
-                f"{minutes} minutes.",
-                subtle=True,
-            )
-        )
+        users_text(f"Why: {reason}", subtle=True),
+        facts([
+            ("Audits completed", str(completed)),
+            ("Quotes", str(quotes)),
+            ("Learning actions", str(actions)),
+        ]),
+        heading("What happens next", size="Default"),
+        text(board),
+        text(
+            f"Open it as a web page or download it as a PDF to print or send; the links work "
+            f"for {minutes} minutes (type **report {month}** for fresh ones).",
+            subtle=True,
+        ),
         # One button a row: side by side, neither title fits a phone's card.
-        body.append(action_set(_open_url("Open the draft", draft_url)))
-        return adaptive_card(body, [back])
-    body.append(action_set(back))
-    return adaptive_card(body)
+        action_set(_open_url("Open the pack", report_url)),
+        action_set(_open_url("Download as PDF", pdf_url)),
+        text(
+            f"To change it, prepare version {version + 1}: it is published beside this one, "
+            "with the reason you give, and this one stays as it is.",
+            subtle=True,
+        ),
+    ]  # fmt: skip
+    again = execute(
+        f"Prepare version {version + 1}", _data(month, "edit", version), send_inputs=False
+    )
+    return adaptive_card(body, [again])
 
 
 def pack_published_card(

@@ -224,6 +224,8 @@ class BoardPackAnswer(_Payload):
     pqf: Literal["pack.answer"]
     month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
     nav: Literal["save", "preview", "publish", "edit"]
+    # The versions published when the card was made (None: a card from before it said so).
+    published: int | None = Field(default=None, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _fields_are_bounded(self) -> BoardPackAnswer:

@@ -195,6 +195,32 @@ def read_pack_form(fields: Mapping[str, str], offer: PackOffer) -> tuple[PackFor
     return PackForm(chosen, new_action, reason), problems
 
 
+def offered_fields(fields: Mapping[str, str], offer: PackOffer) -> dict[str, str]:
+    """Return the card's fields less any naming what the month does not offer now.
+
+    What is left reads without PackError: an out-of-date card (a quote no longer on the
+    shortlist, an action gone) is shown again as the pack now stands, with the words typed on
+    it that still have a place, so nothing typed is lost.
+    """
+    kept: dict[str, str] = {}
+    for key, value in fields.items():
+        if key == "new_action_standard":
+            offered = value.strip().isdigit() and int(value) in offer.action_standards
+            kept[key] = value if offered else ""
+        elif key in _FORM_FIELDS:
+            kept[key] = value
+        elif (match := _FIELD.match(key)) is not None:
+            kind, number = match["kind"], int(match["id"])
+            if kind == "commentary":
+                if number in offer.standards:
+                    kept[key] = value
+            elif number in (offer.quotes if kind == "quote" else offer.actions) and (
+                value.lower() in ("true", "false")
+            ):
+                kept[key] = value
+    return kept
+
+
 def _new_action(fields: Mapping[str, str], offer: PackOffer) -> tuple[NewAction | None, list[str]]:
     standard = fields.get("new_action_standard", "").strip()
     text = fields.get("new_action_text", "").strip()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from practice.board_pack import PackOffer, PackWords, names_in, shortlist
+from practice.board_pack import FIRST_PUBLICATION, PackOffer, PackWords, names_in, shortlist
 from practice.framework import Framework
 from practice.month import month_label
 from practice.report import Report, ReportScope, build_report
@@ -95,6 +95,21 @@ def pack_html(
     )  # fmt: skip
 
 
+def pack_content(
+    report: Report, names: dict[int, str], words: PackWords, *, version: int, reason: str,
+    today: date,
+) -> dict[str, Any]:  # fmt: skip
+    """Return what a version stores (`with_words` applied): the figures as JSON, the words."""
+    return report_to_json(report, names=names) | {
+        "pack": {
+            "version": version, "reason": reason, "quotes": list(words.quote_ids),
+            "summary": words.summary,
+            "commentary": {str(k): v for k, v in sorted(words.commentary.items())},
+            "actions": [a.id for a in report.actions], "published_on": today.isoformat(),
+        }
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DraftPack:
     """The month's pack as it would be published now from its saved draft (or suggestion)."""
@@ -105,15 +120,27 @@ class DraftPack:
     next_version: int
     saved: bool  # False: nobody has saved a draft, so these are the suggested choices
 
-    def html(self, today: date) -> str:
-        """Return the page the pack would be, marked as a draft that is not published."""
+    @property
+    def note(self) -> str:
+        """Return what the draft is: which version it would be, made from what."""
         made_from = "the draft its owners saved" if self.saved else "the suggested choices"
-        note = (
+        return (
             f"This is how version {self.next_version} would read if it were published now "
             f"from {made_from}. The Board has not seen it, and its figures may still change "
             "until it is published."
         )
-        return pack_html(self.report, self.names, self.words, today, draft=note)
+
+    def html(self, today: date) -> str:
+        """Return the page the pack would be, marked as a draft that is not published."""
+        return pack_html(self.report, self.names, self.words, today, draft=self.note)
+
+    def content(self, today: date) -> dict[str, Any]:
+        """Return the JSON publishing it now would store (for the draft's PDF)."""
+        reason = FIRST_PUBLICATION if self.next_version == 1 else "not published yet"
+        return pack_content(
+            self.report, self.names, self.words, version=self.next_version, reason=reason,
+            today=today,
+        )  # fmt: skip
 
 
 async def draft_pack(
@@ -148,14 +175,7 @@ async def publish_month_pack(
     )
     report = with_words(live, words)
     version = len(await pack_versions(session=session, month=month)) + 1
-    content = report_to_json(report, names=names) | {
-        "pack": {
-            "version": version, "reason": reason, "quotes": list(words.quote_ids),
-            "summary": words.summary,
-            "commentary": {str(k): v for k, v in sorted(words.commentary.items())},
-            "actions": [a.id for a in report.actions], "published_on": today.isoformat(),
-        }
-    }  # fmt: skip
+    content = pack_content(report, names, words, version=version, reason=reason, today=today)
     html = pack_html(report, names, words, today, edition=f"Version {version}: {reason}")
     pack = await publish_pack(
         session=session, month=month, reason=reason,

@@ -5,7 +5,8 @@ a version stored when it was published, so it shows that version whatever happen
 the summary, audits completed by month, focus and kind, each standard's outcomes with the
 Board's commentary, the chosen quotes by month (the safeguarding audits' apart), the learning
 actions by standard, and moderation. Sections follow on; a table or quote is kept whole and a
-heading stays with what follows it, so no page is left near blank.
+heading stays with what follows it, so no page is left near blank. A draft (what publishing
+now would store) is drawn the same way, marked as not published on every page.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
+from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -40,6 +42,10 @@ from reports.audit_export import (
 from reports.audit_export import paragraph_text as _text
 
 TITLE = "Practice quality audits: report to the Practice Quality Board"
+DRAFT = "Draft — not published"
+# The draft banner's colours, as the draft page's (`reports/templates/report.html`).
+DRAFT_COLOUR = colors.HexColor("#8A4B00")
+DRAFT_BAND = colors.HexColor("#FFF4E0")
 KIND_HEADINGS = {"sampled": "Case audits (sampled)", "self": "Self audits", "peer": "Peer audits"}
 RATING_HEADINGS = {
     "below": "Below",
@@ -252,19 +258,37 @@ def _section(heading: str, body: list[Any], s: dict[str, ParagraphStyle]) -> lis
     return [CondPageBreak(KEEP_WITH_HEADING), Paragraph(heading, s["h2"]), *body]
 
 
-def _story(content: dict[str, Any], width: float) -> list[Any]:
+def _draft_banner(note: str, s: dict[str, ParagraphStyle], width: float) -> Table:
+    """Return the box that opens a draft: not published, and what it is."""
+    box = Table(
+        [[Paragraph(DRAFT, s["h3"])], [Paragraph(_text(note), s["body"])]],
+        colWidths=[width], hAlign="LEFT",
+    )  # fmt: skip
+    box.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 1.5, DRAFT_COLOUR),
+                ("BACKGROUND", (0, 0), (-1, -1), DRAFT_BAND),
+            ]
+        )
+    )
+    return box
+
+
+def _story(content: dict[str, Any], width: float, draft: str) -> list[Any]:
     s = _styles()
     pack = content.get("pack", {})
-    facts = [
-        ("Period", content["period"]["label"]),
-        ("Scope", content["scope"]),
+    published = [
         ("Published", f"Version {pack.get('version')}: {pack.get('reason', '')}"),
         ("Published on", _day(pack.get("published_on", ""))),
     ]
-    story: list[Any] = [
-        Paragraph(TITLE, s["title"]),
-        _facts(facts, s, width),
-    ]
+    if draft:
+        published = [("Published", f"Not yet: this is a draft of version {pack.get('version')}")]
+    facts = [("Period", content["period"]["label"]), ("Scope", content["scope"]), *published]
+    story: list[Any] = [Paragraph(TITLE, s["title"])]
+    if draft:
+        story.append(_draft_banner(draft, s, width))
+    story.append(_facts(facts, s, width))
     if pack.get("summary"):
         story += _section("Summary", [Paragraph(_text(pack["summary"]), s["body"])], s)
     story += _section("Audits completed", _completed(content, s, width), s)
@@ -275,17 +299,23 @@ def _story(content: dict[str, Any], width: float) -> list[Any]:
     return story
 
 
-def render_pack_pdf(content: dict[str, Any]) -> bytes:
-    """Return a published pack (its stored JSON) as an A4 PDF with numbered pages."""
+def render_pack_pdf(content: dict[str, Any], *, draft: str = "") -> bytes:
+    """Return a published pack (its stored JSON) as an A4 PDF with numbered pages.
+
+    With `draft` (what the draft is), the JSON is what publishing would store, and every page
+    says "Draft — not published" at its head and foot: a page printed alone still says so.
+    """
     register_fonts()
-    pages = _build(content, total_pages=None)[1]
-    return _build(content, total_pages=pages)[0]
+    pages = _build(content, total_pages=None, draft=draft)[1]
+    return _build(content, total_pages=pages, draft=draft)[0]
 
 
-def _build(content: dict[str, Any], *, total_pages: int | None) -> tuple[bytes, int]:
+def _build(content: dict[str, Any], *, total_pages: int | None, draft: str) -> tuple[bytes, int]:
     buffer = io.BytesIO()
     pack = content.get("pack", {})
     label = f"{content['period']['label']} · version {pack.get('version', '')}"
+    if draft:
+        label = f"{content['period']['label']} · {DRAFT.lower()} (version {pack.get('version')})"
     template = SimpleDocTemplate(
         buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=14 * mm,
         bottomMargin=18 * mm, title=f"{TITLE}: {content['period']['label']}",
@@ -302,7 +332,12 @@ def _build(content: dict[str, Any], *, total_pages: int | None) -> tuple[bytes, 
         canvas.drawString(MARGIN, y, f"The Board's pack · {label}")
         page = f"Page {doc.page}" + (f" of {total_pages}" if total_pages else "")
         canvas.drawRightString(A4[0] - MARGIN, y, page)
+        if draft:
+            canvas.setFont(f"{FONT}-Bold", 9)
+            canvas.setFillColor(DRAFT_COLOUR)
+            canvas.drawCentredString(A4[0] / 2, A4[1] - 8 * mm, DRAFT)
         canvas.restoreState()
 
-    template.build(_story(content, template.width), onFirstPage=footer, onLaterPages=footer)
+    story = _story(content, template.width, draft)
+    template.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue(), int(template.page)

@@ -23,6 +23,7 @@ ACTIONS = (
     "board_pack_card",  # a report owner opened the Board's pack of a month in Teams
     "board_pack_publish",  # a report owner published a version of the Board's pack in Teams
     "pack_preview",  # a report owner opened the month's draft pack through a signed link
+    "pack_preview_pdf",  # a report owner downloaded the month's draft pack as a PDF
 )
 
 

@@ -29,9 +29,10 @@ from cards.board_pack_cards import (
     ActionChoice,
     QuoteChoice,
     StandardWords,
+    UnsavedEntries,
     board_pack_card,
-    board_pack_preview_card,
     pack_published_card,
+    pack_version_card,
 )
 from cards.cycle_cards import (
     DIGEST_STATES,
@@ -422,30 +423,52 @@ def _board_pack_cards(framework: Framework) -> dict[str, dict[str, Any]]:
     return {
         "board_pack": board_pack_card(
             **common, action_standards=action_standards, published_versions=0,
-            notice="Saved, with the new learning action.",
+            notice="Saved at 14:05, with the new learning action.",
         ),
+        # Each state a press answers in place: what to correct, kept as typed...
         "board_pack_republish": board_pack_card(
             **common, action_standards=action_standards, published_versions=3,
             problems=["Version 3 is published already: say why it is published again.",
                       "The commentary on standard 10 is 1,501 characters; shorten it to 1,500 "
-                      "or fewer."],
+                      "or fewer.",
+                      "Name the new learning action's owner."],
+            unsaved=UnsavedEntries(
+                new_action_standard=str(framework.standards[-1].number),
+                new_action_text=(EVIDENCE * 2)[:1000], reason=(EVIDENCE * 2)[:300],
+            ),
+        ),
+        # ...a Publish on a card made before another version was published...
+        "board_pack_out_of_date": board_pack_card(
+            **common, action_standards=action_standards, published_versions=12,
+            problems=["Version 12 was published at 14:05 on 23 November since that card was "
+                      "made, so nothing was published or saved. This is the pack as it stands, "
+                      "with what you typed; to publish it again, say why below."],
+            unsaved=UnsavedEntries(reason=(EVIDENCE * 2)[:300]),
+        ),
+        # ...Preview: the same card, with the draft's links by the buttons...
+        "board_pack_previewed": board_pack_card(
+            **common, action_standards=action_standards, published_versions=3,
+            notice="Saved at 14:05. Any owner can carry on from here.",
+            unsaved=UnsavedEntries(reason=(EVIDENCE * 2)[:300]),
+            draft_url="https://pqf-bot.example.gov.uk/packs/draft?t=" + "x" * 200,
+            draft_pdf_url="https://pqf-bot.example.gov.uk/packs/draft.pdf?t=" + "x" * 200,
+            minutes=15,
         ),
         "board_pack_empty": board_pack_card(
             month="2026-10", month_label="October 2026", completed=0, quotes=[], summary="",
             standards=[], actions=[], action_standards=action_standards, published_versions=0,
         ),
-        "board_pack_preview": board_pack_preview_card(
-            **common, draft_url="https://pqf-bot.example.gov.uk/packs/draft?t=" + "x" * 200,
-            minutes=15,
+        # ...and Publish: the card becomes the version published.
+        "board_pack_published": pack_version_card(
+            month="2026-11", month_label="November 2026", version=12,
+            reason=(EVIDENCE * 2)[:300], published_at="14:05", completed=1234, quotes=12,
+            actions=8, told=1234,
+            report_url="https://pqf-bot.example.gov.uk/reports?t=" + "x" * 200,
+            pdf_url="https://pqf-bot.example.gov.uk/reports.pdf?t=" + "x" * 200, minutes=15,
         ),
         "board_pack_notice": pack_published_card(
             month="2026-11", month_label="November 2026", version=12,
             reason=(EVIDENCE * 2)[:300], completed=1234, quotes=12, actions=8,
             summary=(EVIDENCE * 8)[:2000],
-        ),
-        "board_pack_published": board_pack_preview_card(
-            **common, title="Published version 2",
-            report_url="https://pqf-bot.example.gov.uk/reports?t=" + "x" * 200,
-            pdf_url="https://pqf-bot.example.gov.uk/reports.pdf?t=" + "x" * 200, minutes=15,
         ),
     }  # fmt: skip

@@ -1,6 +1,9 @@
 """`board pack` in Teams: the report's owners choose, write, preview and publish the pack.
 
-Driven through botbuilder's TestAdapter as Teams users, on the September 2023 history.
+Driven through botbuilder's TestAdapter as Teams users, on the September 2023 history. The
+buttons here are pressed as `Action.Submit` messages, as cards sent before Universal Actions
+still send them, and answered with messages; the same buttons pressed as `Action.Execute`,
+answered in place of the card, are in `test_board_pack_in_place.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from storage.models import BoardPack, BoardPackDraft, LearningAction, OutboxMess
 from storage.retention import purge
 from tests.conftest import NOW, ROOT
 from tests.fake_connector import FakeConnector
-from tests.harness import BotHarness, Turn, User, action, all_text, inputs
+from tests.harness import BotHarness, Turn, User, action, actions, all_text, inputs
 from tests.test_http_app import activity, client_for, dev_settings, seeded
 from tests.test_monthly_cycle import LONDON
 from tests.test_report_access import SECRET, path
@@ -102,7 +105,10 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
         new_action_text="Share the good practice in team meetings.",
         new_action_owner="Practice Development", **{key: "false" for key in dropped},
     )  # fmt: skip
-    assert all_text(turn.card).count("Saved, with the new learning action.") == 2
+    # Answered with a new card, as a press of a card sent before Universal Actions is: the
+    # pack card again, a living one (its buttons Action.Execute, answered in place from now).
+    assert all_text(turn.card).count("Saved at 10:00, with the new learning action.") == 2
+    assert {a["type"] for a in actions(turn.card)} == {"Action.Execute"}
     async with sqlite_database.session() as session:
         draft = await board_packs.draft_of(session=session, month="2023-09")
         action_row = (await session.exec(select(LearningAction))).one()
@@ -124,19 +130,22 @@ async def test_an_owner_chooses_writes_previews_and_publishes_the_pack(
 
     preview = await press(harness, OTHER_OWNER, turn, "Preview")
     text = all_text(preview.card)
-    assert "Preview: September 2023" in text
+    assert "Pack for September 2023" in text
+    assert "Saved at 10:00. Any owner can carry on from here." in text
     assert "A good month for relationships." in text
     assert "Relationships were strong." in text
+    [draft_link] = [a["url"] for a in actions(preview.card) if a["title"] == "Open the draft"]
+    assert draft_link.startswith("http://localhost:3978/packs/draft?t=")
     assert await packs(sqlite_database) == []
 
+    # A preview card from before, whose Back to the pack was an Action.Submit, still works.
     back = await harness.submit(
-        OTHER_OWNER, preview.card_ids[-1], action(preview.card, "Back to the pack")
+        OTHER_OWNER, "old-preview", {"pqf": "pack.answer", "month": "2023-09", "nav": "edit"}
     )
+    assert inputs(back.card)["summary"]["value"] == "A good month for relationships."
     published = await press(harness, OTHER_OWNER, back, "Publish")
     assert "Published version 1: September 2023" in all_text(published.card)
-    urls = [a["url"] for a in published.card["actions"]] + [
-        a["url"] for e in published.card["body"] if e["type"] == "ActionSet" for a in e["actions"]
-    ]
+    urls = [a["url"] for a in actions(published.card) if a["type"] == "Action.OpenUrl"]
     assert [u.split("?")[0] for u in urls] == [
         "http://localhost:3978/reports",
         "http://localhost:3978/reports.pdf",

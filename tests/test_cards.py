@@ -31,9 +31,10 @@ from cards.board_pack_cards import (
     ActionChoice,
     QuoteChoice,
     StandardWords,
+    UnsavedEntries,
     board_pack_card,
-    board_pack_preview_card,
     pack_published_card,
+    pack_version_card,
 )
 from cards.cycle_cards import (
     DIGEST_STATES,
@@ -421,9 +422,17 @@ def _board_pack_with(words: str) -> dict[str, dict[str, Any]]:
             month="2026-11", month_label="November 2026", version=2, reason=words, completed=3,
             quotes=1, actions=1, summary=words,
         ),
-        "board_pack_preview": board_pack_preview_card(
+        "board_pack_typed": board_pack_card(
             month="2026-11", month_label="November 2026", completed=3, quotes=quotes,
-            summary=words, standards=standards, actions=actions,
+            summary=words, standards=standards, actions=actions, action_standards=[(3, "S")],
+            published_versions=1, problems=["Name the new learning action's owner."],
+            draft_url="https://pqf.example/d", draft_pdf_url="https://pqf.example/d.pdf",
+            unsaved=UnsavedEntries("3", words, words, words),
+        ),
+        "board_pack_version": pack_version_card(
+            month="2026-11", month_label="November 2026", version=2, reason=words,
+            published_at="14:05", completed=3, quotes=1, actions=1, told=1,
+            report_url="https://pqf.example/r", pdf_url="https://pqf.example/p", minutes=15,
         ),
     }  # fmt: skip
 
