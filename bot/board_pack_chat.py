@@ -291,7 +291,7 @@ class BoardPackChat:
             session=session, framework=self._framework, month=str(month),
             version=published.version, reason=published.reason,
             completed=frozen.total_completed, quotes=len(frozen.feedback),
-            actions=len(frozen.actions), summary=form.words.summary,
+            actions=len(frozen.actions), summary=form.words.summary, publisher_id=staff.id,
         )  # fmt: skip
         await access_log.record(
             session=session, staff_id=staff.id, action="board_pack_publish",

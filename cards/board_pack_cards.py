@@ -302,8 +302,8 @@ def pack_version_card(
     if told:
         people = "1 person" if told == 1 else f"{told:,} people"
         board = (
-            f"The Board is told: {people} who see the whole report get a notice in their chat "
-            "with the bot, with a button to open the pack."
+            f"The Board is told: {people} who see the whole report (you aside) get a notice "
+            "in their chat with the bot, with a button to open the pack."
         )
     else:
         board = "Nobody on the roster sees the whole report, so nobody was sent a notice."

@@ -2,7 +2,8 @@
 
 It goes to everyone on the roster whose role sees the whole report (directors, strategic
 managers, the Practice Development Advanced Practitioners: the Practice Quality Board and the
-report's owners), once per version, through the outbox. Its button asks the bot for the
+report's owners), once per version, through the outbox; not to whoever published it, whose
+card says so in place. Its button asks the bot for the
 month's report, which for a published month is the pack with fresh signed links (a link in a
 queued message could expire before it is read).
 """
@@ -32,8 +33,10 @@ async def queue_pack_published(
     quotes: int,
     actions: int,
     summary: str,
+    publisher_id: int | None = None,
 ) -> list[OutboxMessage]:
-    """Queue the notice of the month's published version to everyone who sees the whole report."""
+    """Queue the notice of the month's published version to everyone who sees the whole report
+    but its publisher."""
     card = pack_published_card(
         month=month, month_label=month_label(month), version=version, reason=reason,
         completed=completed, quotes=quotes, actions=actions, summary=summary,
@@ -42,6 +45,8 @@ async def queue_pack_published(
     for person in await roster.all_staff(session=session):
         role = framework.role(person.role_code)
         if not person.active or role is None or role.sees != "all" or person.id is None:
+            continue
+        if person.id == publisher_id:
             continue
         message, _new = await outbox.enqueue(
             session=session, key=f"{PURPOSE}:{month}:{version}:{person.id}",

@@ -127,7 +127,10 @@ async def test_save_preview_and_publish_on_one_card_with_no_call_to_teams(
             await session.exec(select(OutboxMessage).where(OutboxMessage.purpose == "board_pack"))
         )
     assert notices
-    assert f"The Board is told: {len(notices)} people who see the whole report" in card.text
+    assert owner.id not in {notice.recipient_id for notice in notices}, "their card says it"
+    assert f"The Board is told: {len(notices)} people who see the whole report (you aside)" in (
+        card.text
+    )
     assert [u.split("?")[0] for u in (link(card.card, "Open the pack"),
                                       link(card.card, "Download as PDF"))] == [
         "http://localhost:3978/reports", "http://localhost:3978/reports.pdf",

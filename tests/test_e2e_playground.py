@@ -375,3 +375,64 @@ async def test_playground_web_ui_a_moderation_on_one_card(
     await database.dispose()
     assert record is not None
     assert record.submitted_at is not None
+
+
+async def test_playground_web_ui_the_boards_pack_on_one_card(
+    tmp_path: Path, framework: Framework, output_dir: Path
+) -> None:
+    """A report owner prepares the pack: Save, Preview and Publish answer on the one card."""
+    if not shutil.which(CHROMIUM):
+        skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
+    from playwright.async_api import async_playwright, expect
+
+    # Isaiah Langer, a practice development advanced practitioner: the pack's owners.
+    live = await start_live_bot(tmp_path, framework, "isaiahl@example.com")
+    shots = output_dir / "playground-board-pack"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(live.playground.url)
+                cards = page.locator(".ac-adaptiveCard")
+                await expect(cards.first).to_be_visible(timeout=30_000)
+                # Isaiah's own audit requests go on arriving: count the pack's cards alone.
+                packs = page.locator(".ac-adaptiveCard", has_text="the Board's pack")
+                message_box = page.locator("[role=textbox][contenteditable=true]").first
+                await message_box.click()
+                await page.keyboard.type("board pack")
+                await page.keyboard.press("Enter")
+                save = page.get_by_role("button", name="Save").last
+                await expect(save).to_be_visible(timeout=15_000)
+                await save.click()
+                await expect(page.get_by_text("Saved at").last).to_be_visible(timeout=15_000)
+                await page.get_by_role("button", name="Preview").last.click()
+                # Action.OpenUrl: a link to the signed draft page, on the card pressed.
+                await expect(page.get_by_text("Open the draft").last).to_be_visible(timeout=15_000)
+                await page.screenshot(path=shots / "1-previewed.png")
+                await page.get_by_role("button", name="Publish").last.click()
+                await expect(page.get_by_text("Published version 1").last).to_be_visible(
+                    timeout=15_000
+                )
+                await page.screenshot(path=shots / "2-published.png")
+                # Every press answered on the card pressed: no new card in the chat.
+                assert await packs.count() == 1
+            finally:
+                await browser.close()
+    finally:
+        live.playground.stop()
+        live.bot.stop()
+
+    from sqlmodel import select
+
+    from storage.models import BoardPack
+
+    database = Database(live.database_url)
+    async with database.session() as session:
+        # The month the bot chose by its own clock (the card said which).
+        versions = list(await session.exec(select(BoardPack)))
+    await database.dispose()
+    assert [version.version for version in versions] == [1]
