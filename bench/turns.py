@@ -21,6 +21,12 @@ In each round, after the open loops, each real bot takes the same open loop from
 criterion step answered in place is measured beside the `Action.Submit` one (a message, the
 answered card replaced and the next posted through the Connector) in the same rounds, against
 the same process and database. `bench/living_card.py` measures whole audits both ways.
+They also take a closed loop of their own after each bot's. The goals (saturation, open-loop
+p50 and p99 against the echo bot) are judged on the Execute variant: a step by Action.Submit
+makes about two Connector requests, and Teams' 50 requests/s (the bot keeps to
+`PQF_SEND_RATE`, 48) hold such steps to 25-30 a second whatever the CPU, and make some wait
+for room when 20 a second arrive at random (the echo bot, which ignores Teams' limits, never
+waits). The Action.Submit figures are still shown.
 """
 
 from __future__ import annotations
@@ -175,9 +181,9 @@ class Plan:
         """Return the full plan, or the quick one for trying."""
         if quick:
             return Plan(rounds=2, closed_warmup=3, closed_seconds=4, open_warmup=1,
-                        open_seconds=5, audits_each=3)  # fmt: skip
+                        open_seconds=5, audits_each=5)  # fmt: skip
         return Plan(rounds=3, closed_warmup=5, closed_seconds=10, open_warmup=3,
-                    open_seconds=15, audits_each=6)  # fmt: skip
+                    open_seconds=15, audits_each=12)  # fmt: skip
 
 
 # -- the processes ---------------------------------------------------------------------------
@@ -809,6 +815,9 @@ class Measured:
     closed_turns: int = 0
     closed_seconds: float = 0.0
     closed_rates: list[float] = field(default_factory=list)  # turns/s, one per round
+    # The closed loop of the Execute variant's auditors (none for the echo bot).
+    execute_closed_turns: int = 0
+    execute_closed_rates: list[float] = field(default_factory=list)
     open_samples: list[Sample] = field(default_factory=list)
     open_seconds: float = 0.0
     open_waiting: int = 0
@@ -825,6 +834,11 @@ class Measured:
     def rate(self) -> float:
         """Return the median of the rounds' closed-loop rates."""
         return statistics.median(self.closed_rates) if self.closed_rates else 0.0
+
+    @property
+    def execute_rate(self) -> float:
+        """Return the median of the rounds' closed-loop rates by Action.Execute."""
+        return statistics.median(self.execute_closed_rates) if self.execute_closed_rates else 0.0
 
     @property
     def cpu(self) -> dict[str, tuple[float, float]]:
@@ -910,6 +924,23 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
                     f"[turns] round {number + 1}, {subject.label}: closed loop "
                     f"{measured.closed_rates[-1]:.1f} turns/s (bot CPU {bot / seconds:.0%}, "
                     f"load generator {ours / seconds:.0%})",
+                    flush=True,
+                )
+                if subject.execute_load is None:
+                    continue
+                window, bot, ours, seconds = await _cpu_during(
+                    subject.child,
+                    functools.partial(
+                        subject.execute_load.closed_loop, plan.closed_warmup, plan.closed_seconds
+                    ),
+                )
+                measured.execute_closed_turns += len(window)
+                measured.execute_closed_rates.append(len(window) / plan.closed_seconds)
+                measured.add_cpu("closed, Action.Execute", bot, ours, seconds)
+                print(
+                    f"[turns] round {number + 1}, {subject.label}: closed loop by Action.Execute "
+                    f"{measured.execute_closed_rates[-1]:.1f} turns/s (bot CPU "
+                    f"{bot / seconds:.0%}, load generator {ours / seconds:.0%})",
                     flush=True,
                 )
             for subject in _in_turn(subjects, number):
@@ -1024,6 +1055,15 @@ def _ratio(ours: Measured, echo: Measured) -> float:
     return statistics.median(ratios) if ratios else float("nan")
 
 
+def _execute_ratios(ours: Measured, echo: Measured) -> list[float]:
+    """Return each round's closed-loop rate by Action.Execute as a fraction of the echo's."""
+    return [
+        mine / floor
+        for mine, floor in zip(ours.execute_closed_rates, echo.closed_rates, strict=True)
+        if floor > 0
+    ]
+
+
 def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: Plan) -> None:
     """Add the tables and goals."""
     section = "Closed loop (saturation)"
@@ -1036,6 +1076,21 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
             "ratio_to_echo_by_round": ", ".join(f"{r:.3f}" for r in _ratios(runs, echo)),
             "median_ratio": round(_ratio(runs, echo), 3),
             "bot_cpu_ms_per_turn": round(runs.cpu["closed"][0] * 10 / runs.rate, 1),
+        })  # fmt: skip
+    for kind, runs in measured.items():
+        if not runs.execute_closed_rates:
+            continue
+        ratios = _execute_ratios(runs, echo)
+        result.table(section, {
+            "database": kind, "bot": "ours, Action.Execute", "turns": runs.execute_closed_turns,
+            "seconds": runs.closed_seconds,
+            "turns_per_s_by_round": ", ".join(f"{r:.1f}" for r in runs.execute_closed_rates),
+            "median_turns_per_s": round(runs.execute_rate, 1),
+            "ratio_to_echo_by_round": ", ".join(f"{r:.3f}" for r in ratios),
+            "median_ratio": round(statistics.median(ratios), 3) if ratios else float("nan"),
+            "bot_cpu_ms_per_turn": round(
+                runs.cpu["closed, Action.Execute"][0] * 10 / runs.execute_rate, 1
+            ),
         })  # fmt: skip
 
     section = f"Open loop at {OPEN_LOOP_RATE:g} turns/s"
@@ -1112,15 +1167,23 @@ def report(result: Result, measured: dict[str, Measured], echo: Measured, plan: 
 
     echo_all = echo.by_kind()[ALL]
     for database_kind, ours in measured.items():
-        ratio = _ratio(ours, echo)
+        # The audit's steps as Teams sends them since issue 18: Action.Execute, answered in
+        # the HTTP response. Steps by Action.Submit each make about two Connector requests,
+        # so Teams' 50 requests/s (the bot keeps to PQF_SEND_RATE, 48) hold them to about
+        # 25-30 a second whatever the CPU: that loop is shown, not judged against the echo.
+        ratios = _execute_ratios(ours, echo)
+        ratio = statistics.median(ratios) if ratios else float("nan")
         result.goal(f"saturation rate ({database_kind})", "at least 2/3 of the echo bot's",
-                    f"{ours.rate:.1f} turns/s = {ratio:.2f} × echo ({echo.rate:.1f}), "
-                    f"median of {len(ours.closed_rates)} rounds",
+                    f"{ours.execute_rate:.1f} turns/s by Action.Execute = {ratio:.2f} × echo "
+                    f"({echo.rate:.1f}), median of {len(ratios)} rounds",
                     ratio >= 2 / 3)  # fmt: skip
-        ours_all = ours.by_kind()[ALL]
+        # The same, judged on the audit as Teams sends it now; steps by Action.Submit wait
+        # their turn within Teams' limit when 20 a second make about 38 requests a second.
+        ours_all = ours.by_kind(executed=True)[ALL]
         for name, fraction in (("p50", 0.5), ("p99", 0.99)):
             mine, floor = percentile(ours_all, fraction), percentile(echo_all, fraction)
-            result.goal(f"open-loop {name} ({database_kind})", "within 1.5 × the echo bot's",
+            result.goal(f"open-loop {name} by Action.Execute ({database_kind})",
+                        "within 1.5 × the echo bot's",
                         f"{mine:.1f} ms = {mine / floor:.2f} × echo ({floor:.1f} ms)",
                         mine <= 1.5 * floor)  # fmt: skip
     for database_kind, ours in measured.items():
@@ -1187,6 +1250,19 @@ def _limit_note(result: Result, measured: dict[str, Measured], echo: Measured) -
         + "; ".join(parts)
         + ". A bot process near 100% is saturated: it serves turns on one event loop."
     )
+    for label, runs in measured.items():
+        turns = runs.connector_turns.get("submit", 0)
+        if not turns or not runs.rate:
+            continue
+        calls = runs.connector_calls.get("submit", 0) / turns
+        result.notes.append(
+            f"{label}: a step by Action.Submit made {calls:.2f} Connector requests (open loop), "
+            f"and the bot keeps its requests within Teams' 50 a second (PQF_SEND_RATE, 48), so "
+            f"its closed loop by Action.Submit is held to about {48 / calls:.0f} turns/s "
+            f"(measured {runs.rate:.1f}, the bot at {runs.cpu['closed'][0]:.0f}% of a core): "
+            "Teams' limit, not the bot's CPU. By Action.Execute (no Connector request) it reached "
+            f"{runs.execute_rate:.1f} turns/s, the figure the saturation goal judges."
+        )
 
 
 def main() -> None:
