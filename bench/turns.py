@@ -181,9 +181,9 @@ class Plan:
         """Return the full plan, or the quick one for trying."""
         if quick:
             return Plan(rounds=2, closed_warmup=3, closed_seconds=4, open_warmup=1,
-                        open_seconds=5, audits_each=5)  # fmt: skip
+                        open_seconds=5, audits_each=8)  # fmt: skip
         return Plan(rounds=3, closed_warmup=5, closed_seconds=10, open_warmup=3,
-                    open_seconds=15, audits_each=12)  # fmt: skip
+                    open_seconds=15, audits_each=20)  # fmt: skip
 
 
 # -- the processes ---------------------------------------------------------------------------
