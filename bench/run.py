@@ -30,7 +30,7 @@ import psycopg
 from bench.common import POSTGRES_ADMIN_URL, RESULTS, ROOT, commit, now_utc
 
 BENCHMARKS = {
-    "turns": ("Turn latency", 9 * 60),
+    "turns": ("Turn latency", 15 * 60),
     "dispatch": ("Monthly dispatch", 6 * 60),
     "reports": ("Reports at scale", 8 * 60),
     "living_card": ("One living card per audit", 4 * 60),
