@@ -911,38 +911,17 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
             for subject in _in_turn(subjects, number):
                 load = subject.load
                 assert load is not None
-                window, bot, ours, seconds = await _cpu_during(
-                    subject.child,
-                    functools.partial(load.closed_loop, plan.closed_warmup, plan.closed_seconds),
-                )
                 measured = subject.measured
-                measured.closed_turns += len(window)
+                turns, rate = await _closed_round(subject, load, plan, number, "closed")
+                measured.closed_turns += turns
                 measured.closed_seconds += plan.closed_seconds
-                measured.closed_rates.append(len(window) / plan.closed_seconds)
-                measured.add_cpu("closed", bot, ours, seconds)
-                print(
-                    f"[turns] round {number + 1}, {subject.label}: closed loop "
-                    f"{measured.closed_rates[-1]:.1f} turns/s (bot CPU {bot / seconds:.0%}, "
-                    f"load generator {ours / seconds:.0%})",
-                    flush=True,
-                )
-                if subject.execute_load is None:
-                    continue
-                window, bot, ours, seconds = await _cpu_during(
-                    subject.child,
-                    functools.partial(
-                        subject.execute_load.closed_loop, plan.closed_warmup, plan.closed_seconds
-                    ),
-                )
-                measured.execute_closed_turns += len(window)
-                measured.execute_closed_rates.append(len(window) / plan.closed_seconds)
-                measured.add_cpu("closed, Action.Execute", bot, ours, seconds)
-                print(
-                    f"[turns] round {number + 1}, {subject.label}: closed loop by Action.Execute "
-                    f"{measured.execute_closed_rates[-1]:.1f} turns/s (bot CPU "
-                    f"{bot / seconds:.0%}, load generator {ours / seconds:.0%})",
-                    flush=True,
-                )
+                measured.closed_rates.append(rate)
+                if subject.execute_load is not None:
+                    turns, rate = await _closed_round(
+                        subject, subject.execute_load, plan, number, "closed, Action.Execute"
+                    )
+                    measured.execute_closed_turns += turns
+                    measured.execute_closed_rates.append(rate)
             for subject in _in_turn(subjects, number):
                 load = subject.load
                 assert load is not None
@@ -979,6 +958,23 @@ async def measure(subjects: list[Subject], plan: Plan) -> None:
             a.finished for a in subject.auditors + subject.executors
         )
         subject.measured.peak_rss_mb = subject.child.peak_rss_mb()
+
+
+async def _closed_round(
+    subject: Subject, load: Load, plan: Plan, number: int, name: str
+) -> tuple[int, float]:
+    """Run one closed loop on a bot, count its CPU under `name`; return its turns and rate."""
+    window, bot, ours, seconds = await _cpu_during(
+        subject.child, functools.partial(load.closed_loop, plan.closed_warmup, plan.closed_seconds)
+    )
+    rate = len(window) / plan.closed_seconds
+    subject.measured.add_cpu(name, bot, ours, seconds)
+    print(
+        f"[turns] round {number + 1}, {subject.label}: {name} loop {rate:.1f} turns/s "
+        f"(bot CPU {bot / seconds:.0%}, load generator {ours / seconds:.0%})",
+        flush=True,
+    )
+    return len(window), rate
 
 
 def _count_calls(measured: Measured, way: str, calls: int, turns: int) -> None:

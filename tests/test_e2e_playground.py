@@ -4,13 +4,14 @@ its own process, the playground plays the Bot Connector and the Teams client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -24,6 +25,9 @@ from storage.models import AuditStatus
 from tests.conftest import TODAY, skip_or_fail
 from tests.playground_client import PlaygroundChat
 from tests.processes import BotProcess, PlaygroundProcess, playground_command
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 pytestmark = pytest.mark.browser
 
@@ -312,13 +316,39 @@ async def _sample_an_audit_by_alex(database: Database, framework: Framework) -> 
         return audit.id
 
 
+@contextlib.asynccontextmanager
+async def chat_with(live: LiveBot, command: str) -> AsyncIterator[Page]:
+    """Open the playground's chat in Chromium, type a command in it; stop the bot after."""
+    from playwright.async_api import async_playwright, expect
+
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(live.playground.url)
+                await expect(page.locator(".ac-adaptiveCard").first).to_be_visible(timeout=30_000)
+                message_box = page.locator("[role=textbox][contenteditable=true]").first
+                await message_box.click()
+                await page.keyboard.type(command)
+                await page.keyboard.press("Enter")
+                yield page
+            finally:
+                await browser.close()
+    finally:
+        live.playground.stop()
+        live.bot.stop()
+
+
 async def test_playground_web_ui_a_moderation_on_one_card(
     tmp_path: Path, framework: Framework, output_dir: Path
 ) -> None:
     """Claim on the sample card (it comes back showing the claim), moderate on the moderation card."""
     if not shutil.which(CHROMIUM):
         skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     sampled: list[int] = []
 
@@ -328,44 +358,27 @@ async def test_playground_web_ui_a_moderation_on_one_card(
     live = await start_live_bot(tmp_path, framework, "pattif@example.com", prepare)
     shots = output_dir / "playground-moderation"
     shots.mkdir(parents=True, exist_ok=True)
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
-            )
-            try:
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                await page.goto(live.playground.url)
-                cards = page.locator(".ac-adaptiveCard")
-                await expect(cards.first).to_be_visible(timeout=30_000)
-                message_box = page.locator("[role=textbox][contenteditable=true]").first
-                await message_box.click()
-                await page.keyboard.type("moderation")
-                await page.keyboard.press("Enter")
-                claim = page.get_by_role("button", name="Claim").last
-                await expect(claim).to_be_visible(timeout=15_000)
-                before = await cards.count()
-                await claim.click()
-                # The sample card comes back in place showing the claim; the moderation is the
-                # one new card.
-                await expect(page.get_by_text("Claimed by you").last).to_be_visible(timeout=15_000)
-                submit = page.get_by_role("button", name="Submit moderation").last
-                await expect(submit).to_be_visible(timeout=15_000)
-                assert await cards.count() == before + 1
-                views = page.locator(".ac-adaptiveCard").last.get_by_role("combobox")
-                for index in range(await views.count()):
-                    await views.nth(index).click()
-                    await page.get_by_role("option", name="Agree with the auditor").last.click()
-                await page.screenshot(path=shots / "1-moderation.png")
-                await submit.click()
-                await expect(page.get_by_text("Agreed on").last).to_be_visible(timeout=15_000)
-                await page.screenshot(path=shots / "2-moderated.png")
-                assert await cards.count() == before + 1
-            finally:
-                await browser.close()
-    finally:
-        live.playground.stop()
-        live.bot.stop()
+    async with chat_with(live, "moderation") as page:
+        cards = page.locator(".ac-adaptiveCard")
+        claim = page.get_by_role("button", name="Claim").last
+        await expect(claim).to_be_visible(timeout=15_000)
+        before = await cards.count()
+        await claim.click()
+        # The sample card comes back in place showing the claim; the moderation is the one
+        # new card.
+        await expect(page.get_by_text("Claimed by you").last).to_be_visible(timeout=15_000)
+        submit = page.get_by_role("button", name="Submit moderation").last
+        await expect(submit).to_be_visible(timeout=15_000)
+        assert await cards.count() == before + 1
+        views = page.locator(".ac-adaptiveCard").last.get_by_role("combobox")
+        for index in range(await views.count()):
+            await views.nth(index).click()
+            await page.get_by_role("option", name="Agree with the auditor").last.click()
+        await page.screenshot(path=shots / "1-moderation.png")
+        await submit.click()
+        await expect(page.get_by_text("Agreed on").last).to_be_visible(timeout=15_000)
+        await page.screenshot(path=shots / "2-moderated.png")
+        assert await cards.count() == before + 1
 
     database = Database(live.database_url)
     from storage import moderation as moderation_store
@@ -383,48 +396,28 @@ async def test_playground_web_ui_the_boards_pack_on_one_card(
     """A report owner prepares the pack: Save, Preview and Publish answer on the one card."""
     if not shutil.which(CHROMIUM):
         skip_or_fail("PQF_REQUIRE_BROWSER", f"Chromium is not installed at {CHROMIUM}")
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     # Isaiah Langer, a practice development advanced practitioner: the pack's owners.
     live = await start_live_bot(tmp_path, framework, "isaiahl@example.com")
     shots = output_dir / "playground-board-pack"
     shots.mkdir(parents=True, exist_ok=True)
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
-            )
-            try:
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                await page.goto(live.playground.url)
-                cards = page.locator(".ac-adaptiveCard")
-                await expect(cards.first).to_be_visible(timeout=30_000)
-                # Isaiah's own audit requests go on arriving: count the pack's cards alone.
-                packs = page.locator(".ac-adaptiveCard", has_text="the Board's pack")
-                message_box = page.locator("[role=textbox][contenteditable=true]").first
-                await message_box.click()
-                await page.keyboard.type("board pack")
-                await page.keyboard.press("Enter")
-                save = page.get_by_role("button", name="Save").last
-                await expect(save).to_be_visible(timeout=15_000)
-                await save.click()
-                await expect(page.get_by_text("Saved at").last).to_be_visible(timeout=15_000)
-                await page.get_by_role("button", name="Preview").last.click()
-                # Action.OpenUrl: a link to the signed draft page, on the card pressed.
-                await expect(page.get_by_text("Open the draft").last).to_be_visible(timeout=15_000)
-                await page.screenshot(path=shots / "1-previewed.png")
-                await page.get_by_role("button", name="Publish").last.click()
-                await expect(page.get_by_text("Published version 1").last).to_be_visible(
-                    timeout=15_000
-                )
-                await page.screenshot(path=shots / "2-published.png")
-                # Every press answered on the card pressed: no new card in the chat.
-                assert await packs.count() == 1
-            finally:
-                await browser.close()
-    finally:
-        live.playground.stop()
-        live.bot.stop()
+    async with chat_with(live, "board pack") as page:
+        # Isaiah's own audit requests go on arriving: count the pack's cards alone.
+        packs = page.locator(".ac-adaptiveCard", has_text="the Board's pack")
+        save = page.get_by_role("button", name="Save").last
+        await expect(save).to_be_visible(timeout=15_000)
+        await save.click()
+        await expect(page.get_by_text("Saved at").last).to_be_visible(timeout=15_000)
+        await page.get_by_role("button", name="Preview").last.click()
+        # Action.OpenUrl: a link to the signed draft page, on the card pressed.
+        await expect(page.get_by_text("Open the draft").last).to_be_visible(timeout=15_000)
+        await page.screenshot(path=shots / "1-previewed.png")
+        await page.get_by_role("button", name="Publish").last.click()
+        await expect(page.get_by_text("Published version 1").last).to_be_visible(timeout=15_000)
+        await page.screenshot(path=shots / "2-published.png")
+        # Every press answered on the card pressed: no new card in the chat.
+        assert await packs.count() == 1
 
     from sqlmodel import select
 
