@@ -1253,11 +1253,13 @@ def _limit_note(result: Result, measured: dict[str, Measured], echo: Measured) -
         calls = runs.connector_calls.get("submit", 0) / turns
         result.notes.append(
             f"{label}: a step by Action.Submit made {calls:.2f} Connector requests (open loop), "
-            f"and the bot keeps its requests within Teams' 50 a second (PQF_SEND_RATE, 48), so "
-            f"its closed loop by Action.Submit is held to about {48 / calls:.0f} turns/s "
-            f"(measured {runs.rate:.1f}, the bot at {runs.cpu['closed'][0]:.0f}% of a core): "
-            "Teams' limit, not the bot's CPU. By Action.Execute (no Connector request) it reached "
-            f"{runs.execute_rate:.1f} turns/s, the figure the saturation goal judges."
+            f"and the bot keeps its requests within Teams' 50 a second (PQF_SEND_RATE, 48): "
+            f"{48 / calls:.0f} such steps a second, an answer that finds no room within its "
+            "turn's time being left to the outbox (not running here). So its closed loop by "
+            f"Action.Submit ({runs.rate:.1f} turns/s, the bot at {runs.cpu['closed'][0]:.0f}% "
+            "of a core) is held by Teams' limit, not the bot's CPU. By Action.Execute (no "
+            f"Connector request) it reached {runs.execute_rate:.1f} turns/s, the figure the "
+            "saturation goal judges."
         )
 
 
