@@ -221,16 +221,17 @@ async def test_words_too_long_are_shown_again_to_correct_and_nothing_is_saved(
         assert (await session.exec(select(LearningAction))).first() is None
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"quote_999999": "true"}, "audit 999999 has no quote on this month's shortlist"),
-        ({"commentary_4": "Not audited"}, "standard 4 has no table in this month's report"),
-        ({"action_42": "true"}, "learning action 42 is not one the card offered"),
-        ({"new_action_standard": "77"}, "standard 77 is not one a new action may be themed by"),
-        ({"smuggled": "x"}, "the card sent a field (smuggled) that is not one of its own"),
-    ],
-)
+# What a forged press may name that the card never offered, and what the bot says of it.
+FORGED_FIELDS: list[tuple[dict[str, str], str]] = [
+    ({"quote_999999": "true"}, "audit 999999 has no quote on this month's shortlist"),
+    ({"commentary_4": "Not audited"}, "standard 4 has no table in this month's report"),
+    ({"action_42": "true"}, "learning action 42 is not one the card offered"),
+    ({"new_action_standard": "77"}, "standard 77 is not one a new action may be themed by"),
+    ({"smuggled": "x"}, "the card sent a field (smuggled) that is not one of its own"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), FORGED_FIELDS)
 async def test_a_forged_submit_is_refused_and_changes_nothing(
     harness: BotHarness, sqlite_database: Database, change: dict[str, str], message: str
 ) -> None:

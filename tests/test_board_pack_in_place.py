@@ -21,7 +21,15 @@ from storage import board_packs
 from storage.database import Database
 from storage.models import BoardPackDraft, LearningAction, OutboxMessage, Staff
 from tests.harness import BotHarness, LivingCard, Turn, User, action, actions, all_text, inputs
-from tests.test_board_pack_chat import DIRECTOR, OTHER_OWNER, OWNER, filled, packs, seed
+from tests.test_board_pack_chat import (
+    DIRECTOR,
+    FORGED_FIELDS,
+    OTHER_OWNER,
+    OWNER,
+    filled,
+    packs,
+    seed,
+)
 
 
 @pytest.fixture
@@ -204,11 +212,7 @@ async def test_someone_not_an_owner_or_a_month_not_begun_gets_a_card_that_only_t
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"quote_999999": "true"}, "audit 999999 has no quote on this month's shortlist"),
-        ({"commentary_4": "Not audited"}, "standard 4 has no table in this month's report"),
-        ({"action_42": "true"}, "learning action 42 is not one the card offered"),
-        ({"new_action_standard": "77"}, "standard 77 is not one a new action may be themed by"),
-        ({"smuggled": "x"}, "the card sent a field (smuggled) that is not one of its own"),
+        *FORGED_FIELDS,
         # The card of one month sent as another's: its quotes are not that month's.
         ({"month": "2023-10"}, "has no quote on this month's shortlist"),
     ],

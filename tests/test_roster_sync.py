@@ -63,6 +63,18 @@ def mapping(framework: Framework) -> DirectoryMapping:
     return load_mapping(ROOT / "examples" / "graph-mapping.yaml", role_codes=codes)
 
 
+def command_line_against(graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set `pqf-bot` up, in `tmp_path` with a new SQLite database, to sync from the fake Graph."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
+    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
+    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
+    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
+    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+
+
 async def _sync(
     database: Database,
     graph: FakeGraph,
@@ -271,14 +283,7 @@ async def test_the_command_syncs_and_dry_runs(
     graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
-    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
-    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
-    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
-    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+    command_line_against(graph, tmp_path, monkeypatch)
     assert await asyncio.to_thread(main, ["migrate"]) == 0
     capsys.readouterr()
 

@@ -35,7 +35,7 @@ from tests.fake_graph import (
     FakeGraph,
     example_tenant,
 )  # fmt: skip
-from tests.test_roster_sync import Waits
+from tests.test_roster_sync import Waits, command_line_against
 
 DIRECTOR = "6f0c2a4e-1b7d-4c39-9e55-0a8a9c1d2e09"
 EXAMPLE = (ROOT / "examples" / "graph-mapping.yaml").read_text()
@@ -297,14 +297,7 @@ async def test_the_command_names_a_manager_not_on_the_roster_for_the_administrat
     graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
-    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
-    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
-    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
-    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+    command_line_against(graph, tmp_path, monkeypatch)
     assert await asyncio.to_thread(main, ["migrate"]) == 0
     graph.add_user(DIRECTOR, "Dee Rector", "dee.rector@somerset.example", "Adult Services",
                    "Director of Adult Social Care")  # fmt: skip

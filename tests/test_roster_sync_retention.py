@@ -25,7 +25,7 @@ from storage.directory_sync import HeldRetention, delta_link, held_about, held_r
 from storage.retention import purge
 from tests.conftest import ROOT
 from tests.fake_graph import AMIRA, RAVI, STAFF, FakeGraph, example_tenant
-from tests.test_roster_sync import Waits
+from tests.test_roster_sync import Waits, command_line_against
 
 EXAMPLE = (ROOT / "examples" / "graph-mapping.yaml").read_text()
 LONDON = ZoneInfo("Europe/London")
@@ -172,14 +172,7 @@ async def test_a_held_person_off_the_roster_gets_a_subject_access_export_until_e
     graph: FakeGraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    for name in ("PQF_ENVIRONMENT", "PQF_FRAMEWORK_FILE", "MICROSOFT_APP_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/pqf.db")
-    monkeypatch.setenv("PQF_GRAPH_URL", graph.url)
-    monkeypatch.setenv("PQF_GRAPH_TOKEN", graph.token)
-    monkeypatch.setenv("PQF_GRAPH_GROUPS", STAFF)
-    monkeypatch.setenv("PQF_GRAPH_MAPPING_FILE", str(ROOT / "examples" / "graph-mapping.yaml"))
+    command_line_against(graph, tmp_path, monkeypatch)
     assert await asyncio.to_thread(main, ["migrate"]) == 0
     assert await asyncio.to_thread(main, ["roster", "sync"]) == 0
     capsys.readouterr()
