@@ -412,9 +412,9 @@ class RateLimiter:
         self._throttles.append(now)
         share = self.throttled_share(now)
         if share >= self._limits.slowdown_share:
-            slowed = self._bucket.current_rate(now) == self._rate
+            at_pace = self._bucket.current_rate(now) == self._rate
             self._bucket.slow_down(self._limits.slowdown_factor, self._limits.slowdown_seconds)
-            if slowed:
+            if at_pace:  # not slowed down already: a new slow-down, said once
                 self.slowdowns += 1
                 log.warning(
                     "Teams refused %.0f%% of the last %d answers with 429: sending at %.1f/s "
